@@ -1,0 +1,107 @@
+"""The catalog of ThanoSQL objects: what each dataset, table, model and embedding is, and where
+its current physical version lives.
+
+Each entry holds the object's *spec* (how to rebuild it: the statement it came from) and its
+*state* (what the last successful materialization produced: row counts, MLflow model version,
+Qdrant collection name). The Dagster code location builds one asset per entry from the specs;
+an asset writes its entry only after its work has succeeded, so a failed statement leaves the
+catalog as it was. SQLAlchemy keeps the same code for SQLite (embedded) and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import dagster as dg
+import sqlalchemy as sa
+
+_metadata = sa.MetaData()
+_objects = sa.Table(
+    "thanosql_objects",
+    _metadata,
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("name", sa.String(512), primary_key=True),
+    sa.Column("spec", sa.Text, nullable=False),
+    sa.Column("state", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    kind: str
+    name: str
+    spec: dict[str, Any]
+    state: dict[str, Any]
+    updated_at: dt.datetime
+
+
+@lru_cache(maxsize=8)
+def _engine(url: str) -> sa.Engine:
+    engine = sa.create_engine(url)
+    if engine.dialect.name == "sqlite":
+        # Several processes (CLI, notebook, Dagster UI runs) share one workspace.
+        @sa.event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA busy_timeout = 30000")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.close()
+
+    _metadata.create_all(engine)
+    return engine
+
+
+class CatalogResource(dg.ConfigurableResource):
+    """Where the catalog lives: an SQLAlchemy URL (sqlite:///... embedded, postgresql+psycopg2://... in production)."""
+
+    url: str
+
+    @property
+    def _engine(self) -> sa.Engine:
+        return _engine(self.url)
+
+    def get(self, kind: str, name: str) -> CatalogEntry | None:
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                sa.select(_objects).where(_objects.c.kind == kind, _objects.c.name == name)
+            ).first()
+        return _entry(row) if row else None
+
+    def list(self, kind: str | None = None) -> list[CatalogEntry]:
+        query = sa.select(_objects).order_by(_objects.c.kind, _objects.c.name)
+        if kind is not None:
+            query = query.where(_objects.c.kind == kind)
+        with self._engine.connect() as conn:
+            return [_entry(row) for row in conn.execute(query)]
+
+    def put(self, kind: str, name: str, spec: dict[str, Any], state: dict[str, Any]) -> None:
+        values = {
+            "spec": json.dumps(spec, sort_keys=True),
+            "state": json.dumps(state, sort_keys=True, default=str),
+            "updated_at": dt.datetime.now(dt.timezone.utc),
+        }
+        with self._engine.begin() as conn:
+            updated = conn.execute(
+                sa.update(_objects).where(_objects.c.kind == kind, _objects.c.name == name).values(**values)
+            ).rowcount
+            if not updated:
+                conn.execute(sa.insert(_objects).values(kind=kind, name=name, **values))
+
+    def delete(self, kind: str, name: str) -> None:
+        with self._engine.begin() as conn:
+            conn.execute(sa.delete(_objects).where(_objects.c.kind == kind, _objects.c.name == name))
+
+
+def _entry(row: sa.Row) -> CatalogEntry:
+    return CatalogEntry(
+        kind=row.kind,
+        name=row.name,
+        spec=json.loads(row.spec),
+        state=json.loads(row.state),
+        updated_at=row.updated_at,
+    )

@@ -1,0 +1,97 @@
+"""Models: MLflow tracking (one run per BUILD MODEL) and its model registry.
+
+Each ThanoSQL model is a registered MLflow model of the same name; every BUILD MODEL adds a
+version, and the alias `serving` names the version that CONVERT and SEARCH use, so
+`models:/<name>@serving` loads it anywhere. Embedded mode keeps runs in SQLite and artifacts
+in a directory of the workspace; production mode points `tracking_uri` at an MLflow server.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+
+SERVING_ALIAS = "serving"
+
+_loaded: dict[str, Any] = {}
+_loaded_lock = threading.Lock()
+
+
+class _DropPickleCaution(logging.Filter):
+    """We log models with pickle on purpose (see models/assets.py); the caution would repeat on every build."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "Pickle or CloudPickle" not in record.getMessage()
+
+
+def _quiet_mlflow_logs() -> None:
+    logger = logging.getLogger("mlflow")
+    logger.setLevel(logging.WARNING)
+    pytorch_logger = logging.getLogger("mlflow.pytorch")
+    if not any(isinstance(f, _DropPickleCaution) for f in pytorch_logger.filters):
+        pytorch_logger.addFilter(_DropPickleCaution())
+
+
+class ModelRegistryResource(dg.ConfigurableResource):
+    tracking_uri: str
+    # Where the experiment stores artifacts; without it MLflow writes into the current directory.
+    artifact_location: str | None = None
+    experiment_name: str = "thanosql"
+
+    def _mlflow(self):
+        # Usage telemetry would try to reach the internet on every run; opt in with MLFLOW_DISABLE_TELEMETRY=false.
+        os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        import mlflow
+
+        _quiet_mlflow_logs()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        return mlflow
+
+    def client(self):
+        return self._mlflow().MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self) -> str:
+        mlflow = self._mlflow()
+        experiment = mlflow.get_experiment_by_name(self.experiment_name)
+        if experiment is not None:
+            return experiment.experiment_id
+        return mlflow.create_experiment(self.experiment_name, artifact_location=self.artifact_location)
+
+    @contextmanager
+    def start_run(self, run_name: str, tags: dict[str, str] | None = None) -> Iterator[Any]:
+        mlflow = self._mlflow()
+        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags) as run:
+            yield run
+
+    def model_uri(self, name: str, version: str | int | None = None) -> str:
+        return f"models:/{name}/{version}" if version is not None else f"models:/{name}@{SERVING_ALIAS}"
+
+    def set_serving(self, name: str, version: str | int) -> None:
+        self.client().set_registered_model_alias(name, SERVING_ALIAS, str(version))
+
+    def serving_version(self, name: str) -> str | None:
+        try:
+            return str(self.client().get_model_version_by_alias(name, SERVING_ALIAS).version)
+        except Exception:  # MLflow raises its own RestException for unknown names/aliases
+            return None
+
+    def load(self, name: str, version: str | int) -> Any:
+        """The logged torch module of one model version (cached per process: versions never change)."""
+        uri = self.model_uri(name, version)
+        cache_key = f"{self.tracking_uri} {uri}"
+        with _loaded_lock:
+            if cache_key not in _loaded:
+                import mlflow.pytorch
+
+                self._mlflow()
+                model = mlflow.pytorch.load_model(uri, map_location="cpu")
+                model.eval()
+                _loaded[cache_key] = model
+            return _loaded[cache_key]

@@ -1,0 +1,42 @@
+"""The workspace: one directory that holds a user's datasets, files and embedded stores."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+DATASETS_DIRNAME = "thanosql-dataset"
+
+
+class WorkspaceResource(dg.ConfigurableResource):
+    """Resolves the paths users write in statements.
+
+    Relative paths resolve against `home`, as `thanosql-dataset/...` does in the tutorials.
+    """
+
+    home: str
+
+    @property
+    def root(self) -> Path:
+        return Path(self.home).resolve()
+
+    @property
+    def datasets_dir(self) -> Path:
+        return self.root / DATASETS_DIRNAME
+
+    @property
+    def outputs_dir(self) -> Path:
+        return self.root / "outputs"
+
+    def resolve(self, path: str | Path) -> Path:
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else self.root / path
+
+    def display_path(self, path: str | Path) -> str:
+        """The path as a user wrote it into a table: relative to home when inside it."""
+        resolved = self.resolve(path).resolve()
+        try:
+            return resolved.relative_to(self.root).as_posix()
+        except ValueError:
+            return resolved.as_posix()

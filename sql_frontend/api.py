@@ -1,0 +1,78 @@
+"""The Python API: `thanosql.connect()` and `Connection.execute(sql)`."""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import pandas as pd
+
+from resources import Settings
+from sql_frontend.parser import parse_script, parse_statement
+
+Result = pd.DataFrame | None
+
+
+class _PrintHandler(logging.Handler):
+    """Prints progress lines to whatever sys.stdout/sys.stderr is at the time (Jupyter swaps them)."""
+
+    def __init__(self, stream_name: str):
+        super().__init__(logging.INFO)
+        self.stream_name = stream_name
+
+    def emit(self, record: logging.LogRecord) -> None:
+        print(self.format(record), file=getattr(sys, self.stream_name), flush=True)
+
+
+def show_progress(stream_name: str = "stderr") -> None:
+    """Print the `thanosql.progress` messages (training epochs, 'Building model...') as they come."""
+    logger = logging.getLogger("thanosql.progress")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    for handler in list(logger.handlers):
+        if isinstance(handler, _PrintHandler):
+            logger.removeHandler(handler)
+    logger.addHandler(_PrintHandler(stream_name))
+
+
+class Connection:
+    """A ThanoSQL session on one workspace (embedded mode: everything under `home`)."""
+
+    def __init__(self, home: str | os.PathLike | None = None, *, api_token: str | None = None, progress: bool = True):
+        from sql_frontend.engine import Engine
+
+        self.settings = Settings.from_env(home)
+        self.api_token = api_token
+        self._engine = Engine(self.settings)
+        if progress and not logging.getLogger("thanosql.progress").handlers:
+            show_progress()
+
+    @property
+    def home(self) -> str:
+        return str(self.settings.home)
+
+    def execute(self, sql: str) -> Result:
+        """Run one statement; a DataFrame for statements that return rows, None for the others."""
+        return self._engine.execute(parse_statement(sql))
+
+    def execute_script(self, sql: str) -> list[Result]:
+        """Run statements separated by `;` in order, stopping at the first error."""
+        return [self._engine.execute(statement) for statement in parse_script(sql)]
+
+    def close(self) -> None:
+        """Nothing stays open between statements; kept so `with connect() as conn:` reads naturally."""
+
+    def __enter__(self) -> "Connection":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<thanosql.Connection home={self.home!r}>"
+
+
+def connect(home: str | os.PathLike | None = None, *, api_token: str | None = None, progress: bool = True) -> Connection:
+    """Open the workspace at `home` (default: $THANOSQL_HOME or ./thanosql-workspace)."""
+    return Connection(home, api_token=api_token, progress=progress)

@@ -1,0 +1,102 @@
+"""OPTIONS (...) of each statement: names, types, defaults, ranges, and their validation.
+
+Option names are case-insensitive. An unknown name, a repeated name or a bad value is an
+error that points at the option and lists what is valid.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sql_frontend.dialect import Options, option_value
+from sql_frontend.errors import OptionError
+from sql_frontend.positions import locate
+
+_TYPE_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string", list: "a [list]"}
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str
+    type: type
+    default: Any
+    doc: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def describe(self) -> str:
+        default = "depends on the data" if self.default is None else repr(self.default)
+        return f"{self.name} ({_TYPE_NAMES[self.type]}, default {default}): {self.doc}"
+
+
+OVERWRITE = OptionSpec("overwrite", bool, False, "replace the object if it already exists")
+
+GET_DATASET_OPTIONS = (OVERWRITE,)
+COPY_OPTIONS = (OVERWRITE,)
+CONVERT_OPTIONS = (
+    OptionSpec("table_name", str, None, "table that receives the embedding column (default: the table queried)"),
+    OptionSpec("image_col", str, "image_path", "column holding the image file paths"),
+    OptionSpec("batch_size", int, 256, "images embedded per forward pass", minimum=1),
+)
+
+
+def validate_options(
+    node: Options | None, specs: Sequence[OptionSpec], *, statement: str, sql: str
+) -> dict[str, Any]:
+    """Option values by name, defaults filled in; raises OptionError pointing at the first bad one."""
+    by_name = {spec.name: spec for spec in specs}
+    values: dict[str, Any] = {}
+    for entry in node.entries() if node else []:
+        key_node = entry.this
+        name = key_node.this.lower()
+        spec = by_name.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, by_name, n=1)
+            raise OptionError(
+                f"Unknown option {name!r} for {statement}.",
+                **locate(sql, key_node),
+                hint=(f"did you mean {close[0]!r}? " if close else "")
+                + f"Valid options: {', '.join(sorted(by_name))}.",
+            )
+        if name in values:
+            raise OptionError(f"Option {name!r} is given twice.", **locate(sql, key_node), hint="Keep one of them.")
+        value_node = entry.args["value"]
+        values[name] = _check(spec, option_value(value_node), statement, **locate(sql, value_node))
+    for spec in specs:
+        values.setdefault(spec.name, spec.default)
+    return values
+
+
+def _check(spec: OptionSpec, value: Any, statement: str, **where: Any) -> Any:
+    def fail(problem: str) -> OptionError:
+        return OptionError(f"Option {spec.name!r} of {statement} {problem}.", **where, hint=spec.describe())
+
+    if spec.type is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise fail(f"must be True or False, not {value!r}")
+    elif spec.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail(f"must be an integer, not {value!r}")
+    elif spec.type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail(f"must be a number, not {value!r}")
+        value = float(value)
+    elif spec.type is str:
+        if not isinstance(value, str) or not value:
+            raise fail(f"must be a non-empty string, not {value!r}")
+    elif spec.type is list:
+        if not isinstance(value, list):
+            raise fail(f"must be a [list], e.g. ['.jpg'], not {value!r}")
+    if spec.choices is not None and value not in spec.choices:
+        raise fail(f"must be one of {', '.join(spec.choices)}, not {value!r}")
+    if spec.minimum is not None and value < spec.minimum:
+        raise fail(f"must be at least {spec.minimum:g}, not {value!r}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise fail(f"must be at most {spec.maximum:g}, not {value!r}")
+    return value

@@ -1,0 +1,64 @@
+"""Jupyter: `%load_ext thanosql` and `%%thanosql` cells as written in the tutorial."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from IPython.testing.globalipapp import start_ipython
+from IPython.utils.capture import capture_output
+
+
+@pytest.fixture(scope="module")
+def ipython():
+    shell = start_ipython()
+    shell.run_line_magic("load_ext", "thanosql")
+    return shell
+
+
+def test_api_token_line_is_accepted_and_stored(ipython):
+    ipython.run_line_magic("thanosql", "API_TOKEN=abc123")
+    magics = ipython.magics_manager.registry["ThanoSQLMagics"]
+    assert magics.api_token == "abc123"
+
+
+def test_cell_returns_a_dataframe(ipython, tutorial_home):
+    ipython.run_line_magic("thanosql", f"home={tutorial_home}")
+    result = ipython.run_cell_magic("thanosql", "", "SELECT * \nFROM mnist_train \nLIMIT 5")
+    assert isinstance(result, pd.DataFrame)
+    assert list(result.columns) == ["image_path", "filename", "label"] and len(result) == 5
+
+
+def test_print_image_shows_images_inline_under_their_paths(ipython, tutorial_home):
+    ipython.run_line_magic("thanosql", f"home={tutorial_home}")
+    cell = (
+        "PRINT IMAGE \nAS (\n SELECT image_path, my_image_search_model_simclr_similarity1 \n FROM (\n"
+        "  SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' \n  USING my_image_search_model \n"
+        "  AS \n  SELECT * \n  FROM mnist_test\n  )\n ORDER BY my_image_search_model_simclr_similarity1 DESC \n LIMIT 4\n )"
+    )
+    with capture_output() as captured:
+        result = ipython.run_cell_magic("thanosql", "", cell)
+    assert result is None
+    printed = [line for line in captured.stdout.splitlines() if line.endswith(".jpg")]
+    assert printed[0] == str(tutorial_home / "thanosql-dataset/mnist_data/test/923.jpg")
+    assert len(printed) == 4
+    images = [output for output in captured.outputs if "image/jpeg" in output.data]
+    assert len(images) == 4
+    assert "Searching..." in captured.stdout
+
+
+def test_errors_are_shown_not_raised(ipython, tutorial_home):
+    ipython.run_line_magic("thanosql", f"home={tutorial_home}")
+    with capture_output() as captured:
+        result = ipython.run_cell_magic("thanosql", "", "SELECT * FROM nope")
+    assert result is None
+    assert "ThanoSQL error: line 1:15: Table 'nope' does not exist" in captured.stdout
+
+
+def test_statements_without_rows_print_success(ipython, scratch_conn):
+    ipython.run_line_magic("thanosql", f"home={scratch_conn.home}")
+    with capture_output() as captured:
+        result = ipython.run_cell_magic(
+            "thanosql", "", 'COPY mnist_train \nOPTIONS (overwrite=True)\nFROM "thanosql-dataset/mnist_data/mnist_train.csv"'
+        )
+    assert result is None
+    assert "Success" in captured.stdout

@@ -1,0 +1,41 @@
+"""A snapshot of everything a statement could change in a workspace, to prove errors change nothing."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import dagster as dg
+
+from resources import Settings, build_resources
+
+
+def snapshot(home: Path) -> dict:
+    settings = Settings.from_env(home)
+    resources = build_resources(settings)
+    warehouse = resources["warehouse"]
+    tables = {}
+    for name in warehouse.tables():
+        rows = warehouse.query(f'SELECT * FROM "{name}"')
+        tables[name] = (list(rows.columns), len(rows), hashlib.md5(rows.to_csv().encode()).hexdigest())
+    client = resources["model_registry"].client()
+    versions = sorted((v.name, str(v.version)) for v in client.search_model_versions())
+    aliases = {m.name: dict(m.aliases) for m in client.search_registered_models()}
+    instance = settings.dagster_instance()
+    materializations = {
+        key.to_user_string(): len(instance.fetch_materializations(key, limit=1000).records)
+        for key in instance.get_asset_keys()
+    }
+    return {
+        "tables": tables,
+        "catalog": [(e.kind, e.name, e.spec, e.state) for e in resources["catalog"].list()],
+        "model_versions": versions,
+        "aliases": aliases,
+        "collections": sorted(p.name for p in (home / "vectors").iterdir()),
+        "files": sorted(str(p.relative_to(home)) for p in (home / "thanosql-dataset").rglob("*")),
+        "materializations": materializations,
+    }
+
+
+def asset_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey.from_user_string(name)

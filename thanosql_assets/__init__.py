@@ -1,0 +1,1 @@
+"""Dagster definitions for ThanoSQL objects: asset factories, the search job, and the code location."""

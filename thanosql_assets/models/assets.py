@@ -1,0 +1,111 @@
+"""BUILD MODEL: one asset per model, trained with Lightning and tracked in MLflow.
+
+Each materialization is one MLflow run (options as params, loss per epoch as metrics) that
+logs the model and registers it as a new version of the registered model named after the
+ThanoSQL model. Only once everything succeeded does the `serving` alias move to the new
+version and the catalog point at it, so a failed build leaves the serving model untouched.
+"""
+
+import time
+
+import dagster as dg
+
+from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
+from sql_frontend.errors import ObjectNotFoundError
+from thanosql_assets.progress import Progress
+from thanosql_assets.queries import run_query
+from thanosql_assets.specs import ModelSpec, spec_to_dict, table_key
+
+
+def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=spec.asset_key,
+        deps=[table_key(name) for name in spec.tables],
+        group_name="models",
+        kinds={"pytorch", "mlflow"},
+        description=f"BUILD MODEL {spec.name} USING {spec.algorithm} AS {spec.query}",
+    )
+    def _model(
+        context: dg.AssetExecutionContext,
+        workspace: WorkspaceResource,
+        warehouse: WarehouseResource,
+        catalog: CatalogResource,
+        model_registry: ModelRegistryResource,
+    ) -> dg.MaterializeResult:
+        import mlflow
+        import mlflow.pytorch
+        import torch
+
+        from thanosql_assets.models.images import check_files_exist, infer_geometry, load_images
+        from thanosql_assets.models.training import train_simclr
+
+        progress = Progress(context)
+        options = spec.options
+        rows = run_query(spec.query, warehouse)
+        image_col = options["image_col"]
+        if image_col not in rows.columns:
+            raise ObjectNotFoundError(
+                f"BUILD MODEL {spec.name}: image_col {image_col!r} is not a column of the training rows "
+                f"(columns: {', '.join(rows.columns)}).",
+                hint=f"Set OPTIONS (image_col='<column with image paths>'), e.g. image_col='{rows.columns[0]}'.",
+            )
+        paths = [workspace.resolve(path) for path in rows[image_col].astype(str)]
+        check_files_exist(paths, image_col)
+        geometry = infer_geometry(paths, options["image_size"])
+        decode_started = time.perf_counter()
+        images = load_images(paths, geometry)
+        progress(f"decoded {len(images)} images in {time.perf_counter() - decode_started:.1f} s")
+
+        with model_registry.start_run(
+            run_name=spec.name, tags={"thanosql.model": spec.name, "dagster.run_id": context.run_id}
+        ) as run:
+            mlflow.log_params({"algorithm": spec.algorithm, "query": spec.query[:500], **options})
+
+            def log_epoch(epoch: int, loss: float, images_per_second: float) -> None:
+                mlflow.log_metrics({"loss": loss, "images_per_second": images_per_second}, step=epoch)
+
+            result = train_simclr(images, geometry, options, progress, on_epoch=log_epoch)
+            mlflow.log_params(
+                {f"resolved.{key}": value for key, value in result.resolved_options.items() if options.get(key) != value}
+            )
+            mlflow.log_metrics({"training_seconds": result.seconds, "train_images": len(images)})
+            progress("logging the model to MLflow")
+            info = mlflow.pytorch.log_model(
+                result.embedder,
+                name="model",
+                registered_model_name=spec.name,
+                # pickle keeps ImageEmbedder whole (preprocessing and `embed`), not just a traced graph
+                serialization_format="pickle",
+                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+            )
+            version = str(info.registered_model_version)
+
+        model_registry.set_serving(spec.name, version)
+        final_loss = result.epoch_losses[-1]
+        state = {
+            "run_id": run.info.run_id,
+            "version": version,
+            "uri": model_registry.model_uri(spec.name, version),
+            "embedding_dim": result.embedder.embedding_dim,
+            "geometry": [geometry.channels, geometry.height, geometry.width],
+            "final_loss": final_loss,
+        }
+        catalog.put(spec.kind, spec.catalog_name, spec_to_dict(spec), state)
+        progress(f"model {spec.name} version {version} registered in MLflow (run {run.info.run_id})")
+        return dg.MaterializeResult(
+            metadata={
+                "mlflow_run_id": run.info.run_id,
+                "model_version": int(version),
+                "model_uri": model_registry.model_uri(spec.name),
+                "final_loss": final_loss,
+                "epochs": len(result.epoch_losses),
+                "train_images": len(images),
+                "training_seconds": round(result.seconds, 2),
+                "images_per_second": round(result.images_per_second, 1),
+                "device": result.device,
+                "backbone": options["backbone"],
+                "embedding_dim": result.embedder.embedding_dim,
+            }
+        )
+
+    return _model

@@ -1,0 +1,51 @@
+"""COPY: one asset per table, copied from a CSV file into the table store."""
+
+import time
+
+import dagster as dg
+
+from resources import CatalogResource, WarehouseResource, WorkspaceResource
+from sql_frontend.errors import DataError
+from thanosql_assets.progress import Progress
+from thanosql_assets.specs import TableSpec, spec_to_dict
+
+
+def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=spec.asset_key,
+        deps=[dg.AssetKey(["dataset", spec.dataset])] if spec.dataset else [],
+        group_name="tables",
+        kinds={"duckdb"},
+        description=f'COPY {spec.name} FROM "{spec.source}"',
+    )
+    def _table(
+        context: dg.AssetExecutionContext,
+        workspace: WorkspaceResource,
+        warehouse: WarehouseResource,
+        catalog: CatalogResource,
+    ) -> dg.MaterializeResult:
+        started = time.perf_counter()
+        path = workspace.resolve(spec.source)
+        if not path.is_file():
+            raise DataError(
+                f'COPY {spec.name}: file "{spec.source}" does not exist (looked at {path}).',
+                hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
+            )
+        rows = warehouse.replace_table_from_csv(spec.name, path)
+        columns = warehouse.columns(spec.name)
+        preview = warehouse.preview(spec.name)
+        catalog.put(spec.kind, spec.catalog_name, spec_to_dict(spec), {"rows": rows, "columns": columns})
+        Progress(context)(f"table {spec.name}: {rows} rows, columns {', '.join(columns)}")
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "dagster/column_schema": dg.TableSchema(
+                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in preview.dtypes.items()]
+                ),
+                "source": dg.MetadataValue.path(str(path)),
+                "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+                "seconds": round(time.perf_counter() - started, 2),
+            }
+        )
+
+    return _table
