@@ -36,6 +36,8 @@ def build_definitions(specs: Iterable[Spec], resources: dict[str, object]) -> dg
         assets=[_FACTORIES[type(spec)](spec) for spec in specs],
         jobs=[search_job],
         resources={**resources, RESULTS_IO_MANAGER: dg.mem_io_manager},
+        # Each statement is one heavy step; a subprocess per step would only add seconds.
+        executor=dg.in_process_executor,
     )
 
 
