@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
@@ -19,7 +20,7 @@ class WorkspaceResource(dg.ConfigurableResource):
 
     @property
     def root(self) -> Path:
-        return Path(self.home).resolve()
+        return _resolved(self.home)
 
     @property
     def datasets_dir(self) -> Path:
@@ -30,6 +31,7 @@ class WorkspaceResource(dg.ConfigurableResource):
         return self.root / "outputs"
 
     def resolve(self, path: str | Path) -> Path:
+        """Absolute path for a path written in a statement or a table (no filesystem access)."""
         path = Path(path).expanduser()
         return path if path.is_absolute() else self.root / path
 
@@ -40,3 +42,9 @@ class WorkspaceResource(dg.ConfigurableResource):
             return resolved.relative_to(self.root).as_posix()
         except ValueError:
             return resolved.as_posix()
+
+
+@lru_cache(maxsize=64)
+def _resolved(home: str) -> Path:
+    # Resolving touches the filesystem; CONVERT resolves one path per row.
+    return Path(home).resolve()

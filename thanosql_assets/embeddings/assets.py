@@ -72,7 +72,7 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
         model_registry: ModelRegistryResource,
         vector_store: VectorStoreResource,
     ):
-        from thanosql_assets.models.images import check_files_exist, load_images
+        from thanosql_assets.models.images import check_files_exist
 
         progress = Progress(context)
         started = time.perf_counter()
@@ -92,9 +92,13 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
         keys = list(dict.fromkeys(rows[spec.image_col].astype(str)))
         paths = [workspace.resolve(key) for key in keys]
         check_files_exist(paths, spec.image_col)
-        images = load_images(paths, embedder.geometry)
-        vectors = embedder.embed(images)
-        progress(f"embedded {len(keys)} images with {spec.model} v{version} ({vectors.shape[1]}-d)")
+        embed_started = time.perf_counter()
+        vectors = embedder.embed_files(paths)
+        embed_seconds = time.perf_counter() - embed_started
+        progress(
+            f"embedded {len(keys)} images with {spec.model} v{version} ({vectors.shape[1]}-d) "
+            f"in {embed_seconds:.1f} s ({len(keys) / max(embed_seconds, 1e-9):,.0f} images/s)"
+        )
 
         collection = collection_name(spec)
         points = vector_store.build_collection(collection, keys, vectors)
@@ -128,6 +132,7 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
                 "dagster/row_count": row_count,
                 "embedded_images": len(keys),
                 "embedding_dim": int(vectors.shape[1]),
+                "images_per_second": round(len(keys) / max(embed_seconds, 1e-9), 1),
                 "model_version": int(version),
                 "seconds": seconds,
             },

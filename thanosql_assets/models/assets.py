@@ -1,20 +1,26 @@
 """BUILD MODEL: one asset per model, trained with Lightning and tracked in MLflow.
 
-Each materialization is one MLflow run (options as params, loss per epoch as metrics) that
-logs the model and registers it as a new version of the registered model named after the
-ThanoSQL model. Only once everything succeeded does the `serving` alias move to the new
-version and the catalog point at it, so a failed build leaves the serving model untouched.
+Each materialization is one MLflow run: every option as a param, loss and images/s per epoch as
+metrics, a picture of augmented pairs and the loss curve as artifacts, and the model logged and
+registered as a new version of the registered model named after the ThanoSQL model. When the
+rows carry labels (`label_col`), a share of them (`holdout`) is kept out of training and used
+to measure retrieval quality (P@4, P@10, beside raw pixels); labels never reach training.
+Only once everything succeeded does the `serving` alias move to the new version and the catalog
+point at it, so a failed build leaves the serving model untouched.
 """
 
 import time
 
 import dagster as dg
+import numpy as np
 
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
 from sql_frontend.errors import ObjectNotFoundError
 from thanosql_assets.progress import Progress
 from thanosql_assets.queries import run_query
 from thanosql_assets.specs import ModelSpec, spec_to_dict, table_key
+
+MIN_LABELLED_ROWS = 20  # below this a held-out measurement says nothing
 
 
 def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
@@ -36,13 +42,15 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         import mlflow.pytorch
         import torch
 
+        from thanosql_assets.models.evaluation import holdout_split, precision_at_k
         from thanosql_assets.models.images import check_files_exist, infer_geometry, load_images
+        from thanosql_assets.models.pictures import augmented_pairs, loss_curve
         from thanosql_assets.models.training import train_simclr
 
         progress = Progress(context)
         options = spec.options
         rows = run_query(spec.query, warehouse)
-        image_col = options["image_col"]
+        image_col, label_col = options["image_col"], options["label_col"]
         if image_col not in rows.columns:
             raise ObjectNotFoundError(
                 f"BUILD MODEL {spec.name}: image_col {image_col!r} is not a column of the training rows "
@@ -56,6 +64,20 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         images = load_images(paths, geometry)
         progress(f"decoded {len(images)} images in {time.perf_counter() - decode_started:.1f} s")
 
+        evaluate = (
+            options["holdout"] > 0
+            and label_col in rows.columns
+            and rows[label_col].notna().all()
+            and len(rows) >= MIN_LABELLED_ROWS
+        )
+        labels = rows[label_col].to_numpy() if evaluate else None
+        if evaluate:
+            train_index, held_index = holdout_split(labels, options["holdout"], options["seed"])
+            progress(f"holding out {len(held_index)} labelled rows to measure retrieval quality (labels are not used for training)")
+        else:
+            train_index, held_index = np.arange(len(images)), np.array([], dtype=int)
+        train_images = images[train_index]
+
         with model_registry.start_run(
             run_name=spec.name, tags={"thanosql.model": spec.name, "dagster.run_id": context.run_id}
         ) as run:
@@ -64,11 +86,31 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             def log_epoch(epoch: int, loss: float, images_per_second: float) -> None:
                 mlflow.log_metrics({"loss": loss, "images_per_second": images_per_second}, step=epoch)
 
-            result = train_simclr(images, geometry, options, progress, on_epoch=log_epoch)
+            result = train_simclr(train_images, geometry, options, progress, on_epoch=log_epoch)
             mlflow.log_params(
                 {f"resolved.{key}": value for key, value in result.resolved_options.items() if options.get(key) != value}
             )
-            mlflow.log_metrics({"training_seconds": result.seconds, "train_images": len(images)})
+            mlflow.log_metrics({"training_seconds": result.seconds, "train_images": len(train_images)})
+            mlflow.log_image(augmented_pairs(train_images, result.module.augment), "augmentations.png")
+            mlflow.log_figure(loss_curve(result.epoch_losses, f"{spec.name}: SimCLR loss"), "loss_curve.png")
+
+            quality: dict[str, float] = {}
+            if evaluate:
+                gallery = result.embedder.embed(train_images)
+                queries = result.embedder.embed(images[held_index])
+                learned = precision_at_k(gallery, labels[train_index], queries, labels[held_index])
+                raw = precision_at_k(train_images, labels[train_index], images[held_index], labels[held_index])
+                quality = {
+                    "holdout_p_at_4": learned[4],
+                    "holdout_p_at_10": learned[10],
+                    "raw_pixels_p_at_4": raw[4],
+                    "raw_pixels_p_at_10": raw[10],
+                }
+                mlflow.log_metrics({**quality, "holdout_images": len(held_index)})
+                progress(
+                    f"retrieval quality on {len(held_index)} held-out rows: P@4 {learned[4]:.3f}, P@10 {learned[10]:.3f} "
+                    f"(raw pixels: P@4 {raw[4]:.3f})"
+                )
             progress("logging the model to MLflow")
             info = mlflow.pytorch.log_model(
                 result.embedder,
@@ -89,6 +131,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             "embedding_dim": result.embedder.embedding_dim,
             "geometry": [geometry.channels, geometry.height, geometry.width],
             "final_loss": final_loss,
+            **quality,
         }
         catalog.put(spec.kind, spec.catalog_name, spec_to_dict(spec), state)
         progress(f"model {spec.name} version {version} registered in MLflow (run {run.info.run_id})")
@@ -99,12 +142,14 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "model_uri": model_registry.model_uri(spec.name),
                 "final_loss": final_loss,
                 "epochs": len(result.epoch_losses),
-                "train_images": len(images),
+                "train_images": len(train_images),
                 "training_seconds": round(result.seconds, 2),
                 "images_per_second": round(result.images_per_second, 1),
                 "device": result.device,
-                "backbone": options["backbone"],
+                "backbone": result.resolved_options["backbone"],
                 "embedding_dim": result.embedder.embedding_dim,
+                **{f"quality/{name}": round(value, 4) for name, value in quality.items()},
+                "artifacts": dg.MetadataValue.url(run.info.artifact_uri),
             }
         )
 

@@ -1,17 +1,51 @@
 """The model users get: an encoder plus the preprocessing it was trained with.
 
 This is what MLflow stores for each model version; CONVERT and SEARCH load it and call
-`embed` on images decoded with `images.load_images(paths, embedder.geometry)`, so query images
-get exactly the preprocessing the training images got.
+`embed_files`, which decodes images exactly as training did (`images.load_images`), so query
+images get the same preprocessing as the images they are compared with.
+
+For inference the encoder runs with BatchNorm folded into the convolutions, in channels-last
+memory layout, and in bfloat16 where the hardware computes it natively (GPUs, CPUs with
+AVX512-BF16 or AMX). On this machine's CPU that is about 2x the images/s of the plain module
+per step, and bf16 moved no embedding further than cosine 0.99998 from its float32 value nor
+changed P@4 (bench/simclr_quality.py). Embeddings are stored as float32. The folded copy is
+built on first use and never stored.
 """
 
-from __future__ import annotations
+import copy
+from collections.abc import Sequence
+from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
-from thanosql_assets.models.images import ImageGeometry
+from thanosql_assets.models.images import ImageGeometry, load_images
+
+
+@lru_cache(maxsize=4)
+def native_bf16(device_type: str) -> bool:
+    """Whether bfloat16 matrix arithmetic runs natively (rather than emulated) on this device."""
+    if device_type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
+
+
+def fold_for_inference(module: nn.Module) -> nn.Module:
+    """An eval-mode copy with BatchNorm folded into the preceding convolutions, in channels-last layout."""
+    from torch.fx.experimental.optimization import fuse
+
+    module = copy.deepcopy(module).eval()
+    try:
+        module = fuse(module)
+    except Exception:  # a backbone torch.fx cannot trace still works, unfolded
+        pass
+    return module.to(memory_format=torch.channels_last)
 
 
 class ImageEmbedder(nn.Module):
@@ -27,15 +61,41 @@ class ImageEmbedder(nn.Module):
         return self.backbone.output_dim
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 (or 0..255 float) images B x C x H x W -> embeddings B x D."""
+        """uint8 (or 0..255 float) images B x C x H x W -> embeddings B x D (training-time graph)."""
         return self.backbone((images.float() / 255 - self.mean) / self.std)
 
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_inference_backbone", None)
+        return state
+
+    def _fast_backbone(self) -> nn.Module:
+        if "_inference_backbone" not in self.__dict__:
+            # Kept out of nn.Module's registry so it is neither a submodule nor saved.
+            self.__dict__["_inference_backbone"] = fold_for_inference(self.backbone)
+        return self.__dict__["_inference_backbone"]
+
     @torch.inference_mode()
-    def embed(self, images: np.ndarray, batch_size: int = 512) -> np.ndarray:
-        self.eval()
+    def embed(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
+        """uint8 images N x C x H x W -> float32 embeddings N x D."""
+        backbone = self._fast_backbone()
         device = self.mean.device
-        out = [
-            self(torch.from_numpy(images[start : start + batch_size]).to(device)).float().cpu().numpy()
-            for start in range(0, len(images), batch_size)
-        ]
+        out = []
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(device.type)):
+            for start in range(0, len(images), batch_size):
+                batch = torch.from_numpy(np.array(images[start : start + batch_size])).to(device)  # a writable copy
+                batch = ((batch.float() / 255 - self.mean) / self.std).contiguous(memory_format=torch.channels_last)
+                out.append(backbone(batch).float().cpu().numpy())
         return np.concatenate(out) if out else np.zeros((0, self.embedding_dim), dtype=np.float32)
+
+    def embed_files(self, paths: Sequence[Path], batch_size: int = 256, chunk: int = 8192) -> np.ndarray:
+        """Embeddings of image files, decoded `chunk` at a time so large tables fit in memory.
+
+        Decoding on a second thread, overlapped with inference, was measured slower on two
+        cores (both compete for them), so chunks are decoded, then embedded.
+        """
+        parts = [
+            self.embed(load_images(paths[start : start + chunk], self.geometry), batch_size)
+            for start in range(0, len(paths), chunk)
+        ]
+        return np.concatenate(parts) if parts else np.zeros((0, self.embedding_dim), dtype=np.float32)

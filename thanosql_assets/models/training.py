@@ -1,7 +1,5 @@
 """Training a SimCLR model with Lightning on images decoded once into memory."""
 
-from __future__ import annotations
-
 import logging
 import time
 import warnings
@@ -17,6 +15,7 @@ from sql_frontend.errors import DataError
 from thanosql_assets.models.embedder import ImageEmbedder
 from thanosql_assets.models.images import ImageGeometry
 from thanosql_assets.models.simclr.backbones import build_backbone
+from thanosql_assets.models.simclr.data import ShuffledBatches
 from thanosql_assets.models.simclr.module import SimCLRModule
 from thanosql_assets.models.simclr.transforms import AugmentationConfig
 
@@ -26,22 +25,12 @@ EpochCallback = Callable[[int, float, float], None]  # (epoch, mean loss, source
 @dataclass
 class TrainingResult:
     embedder: ImageEmbedder
+    module: SimCLRModule
     epoch_losses: list[float]
     seconds: float
     images_per_second: float
     device: str
     resolved_options: dict[str, Any] = field(default_factory=dict)
-
-
-def resolve_options(options: dict[str, Any], geometry: ImageGeometry) -> dict[str, Any]:
-    """Fill the data-dependent defaults (None) of SimCLR options."""
-    resolved = dict(options)
-    colour = geometry.channels == 3
-    if resolved.get("horizontal_flip") is None:
-        resolved["horizontal_flip"] = colour
-    if resolved.get("color_jitter") is None:
-        resolved["color_jitter"] = 0.4 if colour else 0.0
-    return resolved
 
 
 def pick_device(requested: str) -> str:
@@ -50,6 +39,38 @@ def pick_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     return requested
+
+
+def resolve_options(options: dict[str, Any], geometry: ImageGeometry, device: str) -> dict[str, Any]:
+    """Fill the defaults that depend on the data and the device (options left as None)."""
+    resolved = dict(options)
+    colour = geometry.channels == 3
+    defaults = {
+        "horizontal_flip": colour,
+        "color_jitter": 0.4 if colour else 0.0,
+        "stroke": 0.0 if colour else 0.5,
+        # ResNets pay off on a GPU with photo-sized images; the small CNN everywhere else.
+        "backbone": "resnet18" if device == "cuda" and max(geometry.height, geometry.width) > 32 else "small_cnn",
+    }
+    for name, value in defaults.items():
+        if resolved.get(name) is None:
+            resolved[name] = value
+    resolved["device"] = device
+    return resolved
+
+
+def augmentation_config(options: dict[str, Any]) -> AugmentationConfig:
+    return AugmentationConfig(
+        rotation_degrees=options["rotation"],
+        shear=options["shear"],
+        translate=options["translate"],
+        scale_min=1 - options["scale"],
+        scale_max=1 + options["scale"],
+        elastic=options["elastic"],
+        stroke=options["stroke"],
+        horizontal_flip=options["horizontal_flip"],
+        color_jitter=options["color_jitter"],
+    )
 
 
 class _ProgressReporter(L.Callback):
@@ -95,43 +116,31 @@ def train_simclr(
     """Train on uint8 images (N x C x H x W); `options` are validated BUILD MODEL options."""
     if len(images) < 2:
         raise DataError(f"SimCLR needs at least 2 training images; the query returned {len(images)}.")
-    options = resolve_options(options, geometry)
     device = pick_device(options["device"])
+    options = resolve_options(options, geometry, device)
     L.seed_everything(options["seed"], workers=True, verbose=False)
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    if device == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.set_float32_matmul_precision("high")
 
-    data = torch.from_numpy(images)
+    data = torch.from_numpy(np.ascontiguousarray(images).copy())
     pixels = data.float().div_(255).transpose(0, 1).reshape(geometry.channels, -1)
     mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-3)
 
     backbone = build_backbone(options["backbone"], geometry.channels, options["embedding_dim"])
-    scale = options["scale"]
     module = SimCLRModule(
         backbone,
         mean=mean,
         std=std,
-        augmentation=AugmentationConfig(
-            rotation_degrees=options["rotation"],
-            translate=options["translate"],
-            scale_min=1 - scale,
-            scale_max=1 + scale,
-            elastic=options["elastic"],
-            horizontal_flip=options["horizontal_flip"],
-            color_jitter=options["color_jitter"],
-        ),
+        augmentation=augmentation_config(options),
+        projection_head=options["projection_head"],
         projection_dim=options["projection_dim"],
         learning_rate=options["learning_rate"],
         temperature=options["temperature"],
     )
-    batch_size = min(options["batch_size"], len(images))
-    loader = torch.utils.data.DataLoader(
-        torch.utils.data.TensorDataset(data),
-        batch_size=batch_size,
-        shuffle=True,
-        drop_last=len(images) >= 2 * batch_size,  # a ragged last batch of 1 would make a degenerate contrastive task
-        generator=torch.Generator().manual_seed(options["seed"]),
-    )
+    batches = ShuffledBatches(data, options["batch_size"], options["seed"])
     reporter = _ProgressReporter(len(images), options["max_epochs"], progress, on_epoch)
     trainer = L.Trainer(
         max_epochs=options["max_epochs"],
@@ -146,22 +155,22 @@ def train_simclr(
     )
     progress(
         f"training SimCLR ({options['backbone']}, {geometry.channels}x{geometry.height}x{geometry.width} images) on "
-        f"{len(images)} images for {options['max_epochs']} epochs, batch {batch_size}, on {device}"
+        f"{len(images)} images for {options['max_epochs']} epochs, batch {batches.batch_size}, on {device}"
     )
     started = time.perf_counter()
     with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch deprecation raised inside Lightning
-        trainer.fit(module, loader)
+        trainer.fit(module, train_dataloaders=batches)
     seconds = time.perf_counter() - started
 
-    embedder = ImageEmbedder(module.backbone.cpu(), geometry, mean, std).eval()
+    embedder = ImageEmbedder(module.backbone.cpu().float(), geometry, mean, std).eval()
     return TrainingResult(
         embedder=embedder,
+        module=module.cpu(),
         epoch_losses=reporter.losses,
         seconds=seconds,
-        images_per_second=len(images) * options["max_epochs"] / seconds,
+        images_per_second=len(batches) * batches.batch_size * options["max_epochs"] / seconds,
         device=device,
         resolved_options=options,
     )

@@ -23,7 +23,13 @@ def _conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:
 
 
 class SmallCNN(nn.Module):
-    """Four 3x3 conv blocks (32-64-128-embedding_dim channels), pooling between, global average pool."""
+    """Three 3x3 conv blocks (32-64-128 channels) with max-pooling, then a linear map of the
+    4x4 feature map to the embedding.
+
+    Keeping the coarse 4x4 layout instead of global average pooling keeps *where* strokes are,
+    which is much of what tells digits apart (P@4 on MNIST rose from about 0.88 to 0.94 with it
+    in the same training time; see bench/simclr_quality.py).
+    """
 
     def __init__(self, in_channels: int, embedding_dim: int = 128, width: int = 32):
         super().__init__()
@@ -34,9 +40,9 @@ class SmallCNN(nn.Module):
             nn.MaxPool2d(2),
             *_conv_block(2 * width, 4 * width),
             nn.MaxPool2d(2, ceil_mode=True),
-            *_conv_block(4 * width, embedding_dim),
-            nn.AdaptiveAvgPool2d(1),
+            nn.AdaptiveAvgPool2d(4),
             nn.Flatten(),
+            nn.Linear(4 * width * 16, embedding_dim),
         )
         self.output_dim = embedding_dim
 
@@ -68,7 +74,7 @@ class Backbone:
 
 
 BACKBONES: dict[str, Backbone] = {
-    "small_cnn": Backbone("small_cnn", lambda c, d: SmallCNN(c, d), 128, "4-layer CNN for small images; fast on a CPU"),
+    "small_cnn": Backbone("small_cnn", lambda c, d: SmallCNN(c, d), 128, "3-layer CNN for small images; fast on a CPU"),
     "resnet18": Backbone("resnet18", _resnet("resnet18"), 512, "torchvision ResNet-18 (GPU recommended)"),
     "resnet34": Backbone("resnet34", _resnet("resnet34"), 512, "torchvision ResNet-34 (GPU recommended)"),
     "resnet50": Backbone("resnet50", _resnet("resnet50"), 2048, "torchvision ResNet-50 (GPU recommended)"),

@@ -1,0 +1,29 @@
+"""Batches from images decoded once into memory.
+
+A DataLoader over a TensorDataset would index and re-stack every image of every batch in
+Python; here a batch is one indexing operation on the preloaded uint8 tensor.
+"""
+
+import torch
+
+
+class ShuffledBatches:
+    """Iterable of uint8 image batches, reshuffled every epoch by a seeded generator."""
+
+    def __init__(self, images: torch.Tensor, batch_size: int, seed: int):
+        if len(images) < 2:
+            raise ValueError("need at least two images")
+        self.images = images
+        self.batch_size = min(batch_size, len(images))
+        self.generator = torch.Generator().manual_seed(seed)
+        # A tiny ragged last batch gives a near-degenerate contrastive task and noisy BatchNorm statistics.
+        self.drop_last = len(images) % self.batch_size < max(2, self.batch_size // 2)
+
+    def __len__(self) -> int:
+        full, rest = divmod(len(self.images), self.batch_size)
+        return full + (0 if self.drop_last or rest == 0 else 1)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.images), generator=self.generator)
+        for batch in range(len(self)):
+            yield self.images[order[batch * self.batch_size : (batch + 1) * self.batch_size]]
