@@ -72,3 +72,11 @@ def test_too_few_images_is_a_clear_error(mnist):
 
     with pytest.raises(DataError, match="at least 2 training images"):
         train(mnist[0][:1])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_gpu_without_one_is_a_clear_error(mnist):
+    from sql_frontend.errors import DataError
+
+    with pytest.raises(DataError, match="asks for a GPU, but none is available"):
+        train(mnist[0][:64], device="cuda")
