@@ -52,6 +52,11 @@ class Connection:
     def home(self) -> str:
         return str(self.settings.home)
 
+    @property
+    def last_plan(self) -> str:
+        """How the last query ran: "exhaustive" (every row scored) or "top-k (m of n images)"."""
+        return self._engine.last_plan
+
     def execute(self, sql: str) -> Result:
         """Run one statement; a DataFrame for statements that return rows, None for the others."""
         return self._engine.execute(parse_statement(sql))

@@ -36,7 +36,17 @@ class OptionSpec:
 OVERWRITE = OptionSpec("overwrite", bool, False, "replace the object if it already exists")
 
 GET_DATASET_OPTIONS = (OVERWRITE,)
-COPY_OPTIONS = (OVERWRITE,)
+COPY_OPTIONS = (
+    OVERWRITE,
+    OptionSpec("append", bool, False, "add the file's rows to the existing table (embeddings of the table are brought up to date)"),
+)
+CREATE_TABLE_USING_OPTIONS = (
+    OptionSpec("path_type", str, "folder", "where the images are: a folder (searched recursively)", choices=("folder",)),
+    OptionSpec("data_type", str, "image", "what the files hold", choices=("image",)),
+    OptionSpec("file_type", list, [".jpg", ".jpeg", ".png"], "file suffixes to take, e.g. ['.jpg']"),
+    OptionSpec("image_col", str, "image_path", "name of the column of image paths in the new table"),
+    OVERWRITE,
+)
 CONVERT_OPTIONS = (
     OptionSpec("table_name", str, None, "table that receives the embedding column (default: the table queried)"),
     OptionSpec("image_col", str, "image_path", "column holding the image file paths"),

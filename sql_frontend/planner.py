@@ -24,14 +24,30 @@ from sql_frontend.dialect import (
     ThanoSQL,
 )
 from sql_frontend.errors import ObjectExistsError, ObjectNotFoundError, OptionError, SQLError
-from sql_frontend.options import CONVERT_OPTIONS, COPY_OPTIONS, GET_DATASET_OPTIONS, validate_options
+from sql_frontend.options import (
+    CONVERT_OPTIONS,
+    COPY_OPTIONS,
+    CREATE_TABLE_USING_OPTIONS,
+    GET_DATASET_OPTIONS,
+    validate_options,
+)
 from sql_frontend.parser import ParsedStatement
 from sql_frontend.positions import locate
 from thanosql_assets.datasets.registry import DATASETS
+from thanosql_assets.embeddings.assets import rebuild_run_config
 from thanosql_assets.models.algorithms import ALGORITHMS
 from thanosql_assets.queries import object_name, referenced_tables
 from thanosql_assets.search.engine import QueryEngine
-from thanosql_assets.specs import DatasetSpec, EmbeddingSpec, ModelSpec, Spec, TableSpec
+from thanosql_assets.specs import (
+    DatasetSpec,
+    EmbeddingSpec,
+    ModelSpec,
+    Spec,
+    TableSpec,
+    embedding_name,
+    spec_from_dict,
+    table_key,
+)
 
 
 @dataclass(frozen=True)
@@ -42,13 +58,16 @@ class Materialize:
     selection: list[dg.AssetKey]
     announce: str | None = None
     result_query: str | None = None  # rows to return once done (CONVERT shows its table)
+    run_config: dict = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
 class Query:
+    """Evaluate a query; CONVERT subqueries in it are materialized first and read as their result rows."""
+
     expression: exp.Expression
-    on_demand: bool  # SEARCH/PRINT run as a Dagster op over the latest assets
     announce: str | None = None
+    converts: list[tuple[exp.Subquery, Materialize]] = field(default_factory=list)
 
 
 Plan = Materialize | Query
@@ -74,9 +93,12 @@ class Planner:
                 return handler(node)
         if isinstance(node, (SearchMedia, PrintMedia, exp.Query)):
             searches = isinstance(node, (SearchMedia, PrintMedia)) or any(True for _ in node.find_all(SearchMedia))
-            if not searches:
-                self._query_engine().check_tables(node)
-            return Query(node, on_demand=searches, announce="Searching..." if searches else None)
+            converts = [
+                (subquery, self._convert(subquery.this))
+                for subquery in node.find_all(exp.Subquery)
+                if isinstance(subquery.this, ConvertUsing)
+            ]
+            return Query(node, announce="Searching..." if searches else None, converts=converts)
         raise SQLError(
             f"{type(node).__name__.upper()} statements are not supported.",
             **self._at(node),
@@ -107,6 +129,12 @@ class Planner:
     def _copy(self, node: CopyFrom) -> Plan:
         name = object_name(node.this)
         options = validate_options(node.args.get("options"), COPY_OPTIONS, statement="COPY", sql=self._sql)
+        if options["overwrite"] and options["append"]:
+            raise OptionError(
+                "COPY takes overwrite=True or append=True, not both.",
+                **self._option_at(node, "append"),
+                hint="overwrite replaces the table with the file; append adds the file's rows to it.",
+            )
         source_node = node.args["source"]
         source = source_node.this
         path = self._workspace.resolve(source)
@@ -116,14 +144,33 @@ class Planner:
                 **self._at(source_node),
                 hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
             )
-        if self._warehouse.table_exists(name) and not options["overwrite"]:
-            raise ObjectExistsError(
-                f"Table {name!r} already exists.",
-                **self._at(node.this),
-                hint="Add OPTIONS (overwrite=True) to replace it, or COPY into another table name.",
-            )
-        spec = TableSpec(name=name, source=source, dataset=self._dataset_of(path))
-        return Materialize([spec], [spec.asset_key])
+        sources: tuple[str, ...] = (source,)
+        if self._warehouse.table_exists(name):
+            current = self._catalog.get("table", name)
+            if options["append"]:
+                if current is None:
+                    raise ObjectExistsError(
+                        f"Table {name!r} was not made by COPY, so COPY cannot add to it.",
+                        **self._at(node.this),
+                        hint="COPY into a new table, or into one COPY created.",
+                    )
+                sources = (*current.spec["sources"], source)
+            elif not options["overwrite"]:
+                raise ObjectExistsError(
+                    f"Table {name!r} already exists.",
+                    **self._at(node.this),
+                    hint="Add OPTIONS (overwrite=True) to replace it, OPTIONS (append=True) to add rows, or COPY into another table name.",
+                )
+        datasets = tuple(dict.fromkeys(d for d in (self._dataset_of(self._workspace.resolve(s)) for s in sources) if d))
+        spec = TableSpec(name=name, sources=sources, datasets=datasets)
+        # Embeddings read from this table are brought up to date in the same run (new images only).
+        downstream = [
+            key
+            for entry in self._catalog.list("embedding")
+            if not entry.spec.get("folder") and name in entry.spec.get("tables", ())
+            for key in (spec_from_dict("embedding", entry.spec).asset_key, spec_from_dict("embedding", entry.spec).collection_key)
+        ]
+        return Materialize([spec], [spec.asset_key, *downstream])
 
     def _build_model(self, node: BuildModel) -> Plan:
         name = object_name(node.this)
@@ -190,14 +237,63 @@ class Planner:
             [spec],
             [spec.asset_key, spec.collection_key],
             result_query=f'SELECT * FROM "{table}" WHERE "{spec.column}" IS NOT NULL',
+            run_config=rebuild_run_config(spec),
         )
 
     def _create_table_using(self, node: CreateTableUsing) -> Plan:
-        raise SQLError(
-            "CREATE TABLE ... USING <model> FROM '<folder>' is not supported yet.",
-            **self._at(node),
-            hint="COPY a CSV of image paths into a table, then CONVERT USING the model.",
+        name = object_name(node.this)
+        model = object_name(node.args["model"])
+        model_entry = self._catalog.get("model", model)
+        if model_entry is None:
+            raise ObjectNotFoundError(f"Model {model!r} does not exist.", **self._at(node.args["model"]), hint="Create it with BUILD MODEL first.")
+        options = validate_options(
+            node.args.get("options"), CREATE_TABLE_USING_OPTIONS, statement="CREATE TABLE ... USING", sql=self._sql
         )
+        file_types = options["file_type"]
+        if not file_types or not all(isinstance(t, str) and t.strip(".") for t in file_types):
+            raise OptionError(
+                "file_type needs one or more file suffixes.",
+                **self._option_at(node, "file_type"),
+                hint="e.g. file_type=['.jpg', '.png']",
+            )
+        source_node = node.args["source"]
+        folder = self._workspace.resolve(source_node.this)
+        if not folder.is_dir():
+            raise ObjectNotFoundError(
+                f"Folder {source_node.this!r} does not exist (looked at {folder}).",
+                **self._at(source_node),
+                hint="Relative paths start at the workspace directory.",
+            )
+        suffixes = {t.lower() if t.startswith(".") else f".{t.lower()}" for t in file_types}
+        if not any(path.is_file() and path.suffix.lower() in suffixes for path in folder.rglob("*")):
+            raise ObjectNotFoundError(
+                f"Folder {source_node.this!r} holds no {', '.join(sorted(suffixes))} files.",
+                **self._at(source_node),
+                hint="Check the folder and file_type.",
+            )
+        if self._warehouse.table_exists(name):
+            current = self._catalog.get("embedding", embedding_name(name, model))
+            if not options["overwrite"]:
+                raise ObjectExistsError(
+                    f"Table {name!r} already exists.",
+                    **self._at(node.this),
+                    hint="Add overwrite=True to OPTIONS to scan the folder again (only new images are embedded), or choose another name.",
+                )
+            if current is None or not current.spec.get("folder"):
+                raise ObjectExistsError(
+                    f"Table {name!r} exists and was not made from a folder by {model!r}; CREATE TABLE ... USING will not replace it.",
+                    **self._at(node.this),
+                    hint="Choose another table name.",
+                )
+        spec = EmbeddingSpec(
+            table=name,
+            model=model,
+            algorithm=model_entry.spec["algorithm"],
+            image_col=options["image_col"],
+            folder=source_node.this,
+            file_types=tuple(file_types),
+        )
+        return Materialize([spec], [table_key(name), spec.asset_key, spec.collection_key])
 
     # -- helpers ------------------------------------------------------------------------------
 

@@ -29,12 +29,12 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class TableSpec:
-    """A table copied from a file (COPY name FROM "file.csv")."""
+    """A table copied from files: COPY name FROM "file.csv", then COPY ... OPTIONS (append=True) for more."""
 
     kind: ClassVar[str] = "table"
     name: str
-    source: str
-    dataset: str | None = None  # the dataset the file belongs to, for lineage
+    sources: tuple[str, ...]
+    datasets: tuple[str, ...] = ()  # the datasets the files belong to, for lineage
 
     @property
     def catalog_name(self) -> str:
@@ -67,16 +67,22 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class EmbeddingSpec:
-    """The images of a table embedded by a model (CONVERT USING model ... AS SELECT ...), and
-    the Qdrant collection that indexes them."""
+    """The images of a table embedded by a model, and the Qdrant collection that indexes them.
+
+    The rows come from a query (CONVERT USING model ... AS SELECT ...) or, when `folder` is set,
+    from the image files under a folder (CREATE TABLE name USING model ... FROM 'folder'), in
+    which case the table itself is made by this asset too.
+    """
 
     kind: ClassVar[str] = "embedding"
     table: str
     model: str
     algorithm: str
     image_col: str
-    query: str
-    tables: tuple[str, ...]
+    query: str | None = None
+    tables: tuple[str, ...] = ()
+    folder: str | None = None
+    file_types: tuple[str, ...] = ()
 
     @property
     def catalog_name(self) -> str:
@@ -118,7 +124,5 @@ def spec_to_dict(spec: Spec) -> dict[str, Any]:
 
 def spec_from_dict(kind: str, data: dict[str, Any]) -> Spec:
     cls = SPEC_TYPES[kind]
-    values = dict(data)
-    if "tables" in values:
-        values["tables"] = tuple(values["tables"])
+    values = {key: tuple(value) if isinstance(value, list) else value for key, value in data.items()}
     return cls(**values)

@@ -1,14 +1,21 @@
-"""CONVERT: the embeddings of a table's images by a model, and the Qdrant collection indexing them.
+"""CONVERT and CREATE TABLE ... USING: a table's images embedded by a model, and their Qdrant collection.
 
-One Dagster op materializes two assets: `embedding/<table>/<model>` (the column
-`<model>_simclr` of the table) and `collection/<table>/<model>` (one Qdrant point per distinct
-image, cosine distance). The collection is built under a new name first; then the table is
-replaced in one DuckDB statement and the catalog switched to the new collection, so SEARCH sees
-either the old state or the new one, never a mix.
+One Dagster op materializes `embedding/<table>/<model>` (the column `<model>_simclr`) and
+`collection/<table>/<model>` (one Qdrant point per distinct image, cosine distance), plus
+`table/<table>` when the rows come from a folder of images.
 
-When `table_name` is the table being queried, the table is updated in place: every row keeps
-its place and columns, and rows whose image the query returned get their embedding. Otherwise
-a new table is written from the query's rows.
+Incremental: when the serving model version is the one that built the current collection,
+images already in it keep their vectors and only new images are embedded (a COPY that adds
+rows, new files in a folder); vectors of images no longer in the table are dropped. A new model
+version, no collection yet, or `rebuild` (what a CONVERT statement asks for: image files may
+have changed) embeds everything. Either way the new collection is published
+under a new name, then the table is replaced in one DuckDB statement and the catalog switched
+to the new collection, so SEARCH sees the old state or the new one, never a mix.
+
+Embeddings are stored L2-normalized (cosine similarity is then a dot product; Qdrant normalizes
+on insert anyway, so reused and fresh vectors are alike). When `table_name` is the table being
+queried the table is updated in place: every row keeps its place and columns, and rows whose
+image the query returned get their embedding. Otherwise a new table is written from the rows.
 """
 
 import datetime as dt
@@ -18,9 +25,10 @@ import uuid
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
 from resources import CatalogResource, ModelRegistryResource, VectorStoreResource, WarehouseResource, WorkspaceResource
-from sql_frontend.errors import ObjectNotFoundError
+from sql_frontend.errors import DataError, ObjectNotFoundError
 from thanosql_assets.progress import Progress
 from thanosql_assets.queries import run_query
 from thanosql_assets.specs import EmbeddingSpec, model_key, spec_to_dict, table_key
@@ -32,7 +40,11 @@ def collection_name(spec: EmbeddingSpec) -> str:
     return f"{safe}__{stamp}_{uuid.uuid4().hex[:6]}"
 
 
-def with_vector_column(rows, column: str, keys, vectors_by_key: dict[str, np.ndarray], dim: int):
+def normalized(vectors: np.ndarray) -> np.ndarray:
+    return (vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def with_vector_column(rows: pd.DataFrame, column: str, keys, vectors_by_key: dict[str, np.ndarray], dim: int):
     """Arrow table of `rows` plus a FLOAT[dim] column (null where a row's image was not embedded)."""
     import pyarrow as pa
 
@@ -44,28 +56,73 @@ def with_vector_column(rows, column: str, keys, vectors_by_key: dict[str, np.nda
     return table.append_column(column, values)
 
 
-def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
-    @dg.multi_asset(
-        name=re.sub(r"[^A-Za-z0-9_]+", "_", f"convert__{spec.table}__{spec.model}"),
-        specs=[
-            dg.AssetSpec(
-                spec.asset_key,
-                deps=[model_key(spec.model), *(table_key(name) for name in spec.tables)],
-                group_name="embeddings",
-                kinds={"duckdb", "pytorch"},
-                description=f"CONVERT USING {spec.model} OPTIONS (table_name='{spec.table}') AS {spec.query}",
-            ),
-            dg.AssetSpec(
-                spec.collection_key,
-                deps=[spec.asset_key],
-                group_name="embeddings",
-                kinds={"qdrant"},
-                description=f"Qdrant collection of the images of {spec.table} embedded by {spec.model} (cosine)",
-            ),
-        ],
+def folder_rows(workspace: WorkspaceResource, spec: EmbeddingSpec) -> pd.DataFrame:
+    """One row per image file under the folder (recursively) whose suffix is in `file_types`."""
+    folder = workspace.resolve(spec.folder)
+    if not folder.is_dir():
+        raise ObjectNotFoundError(f"Folder {spec.folder!r} does not exist (looked at {folder}).", hint="Relative paths start at the workspace directory.")
+    suffixes = {suffix.lower() if suffix.startswith(".") else f".{suffix.lower()}" for suffix in spec.file_types}
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and path.suffix.lower() in suffixes)
+    if not files:
+        raise DataError(
+            f"Folder {spec.folder!r} holds no files of type {', '.join(sorted(suffixes))}.",
+            hint="Check the folder path and file_type, e.g. file_type=['.jpg', '.png'].",
+        )
+    return pd.DataFrame(
+        {spec.image_col: [workspace.display_path(path) for path in files], "filename": [path.name for path in files]}
     )
-    def _convert(
+
+
+class EmbedConfig(dg.Config):
+    rebuild: bool = False  # embed every image again, even those whose vectors are in the collection
+
+
+def embedding_op_name(spec: EmbeddingSpec) -> str:
+    return re.sub(r"[^A-Za-z0-9_]+", "_", f"embed__{spec.table}__{spec.model}")
+
+
+def rebuild_run_config(spec: EmbeddingSpec) -> dict:
+    return {"ops": {embedding_op_name(spec): {"config": {"rebuild": True}}}}
+
+
+def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
+    source = f"FROM '{spec.folder}'" if spec.folder else f"AS {spec.query}"
+    specs = [
+        dg.AssetSpec(
+            spec.asset_key,
+            deps=[model_key(spec.model), *(table_key(name) for name in spec.tables or [spec.table])],
+            group_name="embeddings",
+            kinds={"duckdb", "pytorch"},
+            description=(
+                f"CREATE TABLE {spec.table} USING {spec.model} {source}"
+                if spec.folder
+                else f"CONVERT USING {spec.model} OPTIONS (table_name='{spec.table}') {source}"
+            ),
+            automation_condition=dg.AutomationCondition.eager(),
+        ),
+        dg.AssetSpec(
+            spec.collection_key,
+            deps=[spec.asset_key],
+            group_name="embeddings",
+            kinds={"qdrant"},
+            description=f"Qdrant collection of the images of {spec.table} embedded by {spec.model} (cosine)",
+        ),
+    ]
+    if spec.folder:
+        specs.insert(
+            0,
+            dg.AssetSpec(
+                table_key(spec.table),
+                group_name="tables",
+                kinds={"duckdb"},
+                description=f"The image files under '{spec.folder}' ({', '.join(spec.file_types)}), embedded by {spec.model}",
+            ),
+        )
+
+    @dg.multi_asset(name=embedding_op_name(spec), specs=specs)
+    def _embed(
         context: dg.AssetExecutionContext,
+        config: EmbedConfig,
         workspace: WorkspaceResource,
         warehouse: WarehouseResource,
         catalog: CatalogResource,
@@ -80,61 +137,78 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
         if model_entry is None:
             raise ObjectNotFoundError(f"Model {spec.model!r} does not exist.", hint="Create it with BUILD MODEL first.")
         version = model_entry.state["version"]
-        embedder = model_registry.load(spec.model, version)
 
-        rows = run_query(spec.query, warehouse)
+        rows = folder_rows(workspace, spec) if spec.folder else run_query(spec.query, warehouse)
         if spec.image_col not in rows.columns:
             raise ObjectNotFoundError(
-                f"CONVERT USING {spec.model}: image_col {spec.image_col!r} is not a column of the query's rows "
-                f"(columns: {', '.join(rows.columns)}).",
+                f"image_col {spec.image_col!r} is not a column of the rows to embed (columns: {', '.join(rows.columns)}).",
                 hint="Set OPTIONS (image_col='<column with image paths>').",
             )
         keys = list(dict.fromkeys(rows[spec.image_col].astype(str)))
-        paths = [workspace.resolve(key) for key in keys]
-        check_files_exist(paths, spec.image_col)
+
+        previous = catalog.get(spec.kind, spec.catalog_name)
+        previous_collection = previous.state.get("collection") if previous else None
+        reusable = (
+            not config.rebuild
+            and previous is not None
+            and previous.state.get("model_version") == version
+            and vector_store.exists(previous_collection)
+        )
+        reused = vector_store.vectors(previous_collection, keys) if reusable else {}
+        new_keys = [key for key in keys if key not in reused]
+        new_paths = [workspace.resolve(key) for key in new_keys]
+        check_files_exist(new_paths, spec.image_col)
         embed_started = time.perf_counter()
-        vectors = embedder.embed_files(paths)
+        embedder = model_registry.load(spec.model, version)
+        new_vectors = normalized(embedder.embed_files(new_paths)) if new_keys else np.zeros((0, embedder.embedding_dim), np.float32)
         embed_seconds = time.perf_counter() - embed_started
         progress(
-            f"embedded {len(keys)} images with {spec.model} v{version} ({vectors.shape[1]}-d) "
-            f"in {embed_seconds:.1f} s ({len(keys) / max(embed_seconds, 1e-9):,.0f} images/s)"
+            f"embedded {len(new_keys)} new images with {spec.model} v{version} in {embed_seconds:.1f} s"
+            + (f"; reused {len(reused)} vectors" if reusable else "")
         )
 
         collection = collection_name(spec)
-        points = vector_store.build_collection(collection, keys, vectors)
-        vectors_by_key = dict(zip(keys, vectors))
-        in_place = spec.table in spec.tables
+        if reusable:
+            stale = sorted(set(vector_store.all_keys(previous_collection)) - set(keys))
+            points = vector_store.extend_collection(previous_collection, collection, new_keys, new_vectors, stale)
+        else:
+            points = vector_store.build_collection(collection, new_keys, new_vectors)
+        vectors_by_key = {**reused, **dict(zip(new_keys, new_vectors))}
+        dim = embedder.embedding_dim
+        in_place = not spec.folder and spec.table in spec.tables
         target_rows = run_query(f'SELECT * FROM "{spec.table}"', warehouse) if in_place else rows
-        data = with_vector_column(
-            target_rows, spec.column, target_rows[spec.image_col].astype(str).tolist(), vectors_by_key, vectors.shape[1]
-        )
+        data = with_vector_column(target_rows, spec.column, target_rows[spec.image_col].astype(str).tolist(), vectors_by_key, dim)
         try:
-            row_count = warehouse.replace_table(spec.table, data)
+            row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col])
         except BaseException:
             vector_store.drop_collection(collection)
             raise
-        previous = catalog.get(spec.kind, spec.catalog_name)
         catalog.put(
             spec.kind,
             spec.catalog_name,
             spec_to_dict(spec),
-            {"collection": collection, "model_version": version, "vectors": points, "rows": row_count, "dim": int(vectors.shape[1])},
+            {"collection": collection, "model_version": version, "vectors": points, "rows": row_count, "dim": dim},
         )
-        if previous is not None and previous.state.get("collection") not in (None, collection):
-            vector_store.drop_collection(previous.state["collection"])
+        if previous_collection not in (None, collection):
+            vector_store.drop_collection(previous_collection)
         progress(f"table {spec.table}: column {spec.column} set on {row_count} rows; collection {collection} holds {points} vectors")
-        seconds = round(time.perf_counter() - started, 2)
+        if spec.folder:
+            yield dg.MaterializeResult(
+                asset_key=table_key(spec.table),
+                metadata={"dagster/row_count": row_count, "folder": dg.MetadataValue.path(str(workspace.resolve(spec.folder)))},
+            )
         yield dg.MaterializeResult(
             asset_key=spec.asset_key,
             metadata={
                 "table": spec.table,
                 "column": spec.column,
                 "dagster/row_count": row_count,
-                "embedded_images": len(keys),
-                "embedding_dim": int(vectors.shape[1]),
-                "images_per_second": round(len(keys) / max(embed_seconds, 1e-9), 1),
+                "embedded_images": len(new_keys),
+                "reused_vectors": len(reused),
+                "embedding_dim": dim,
+                "images_per_second": round(len(new_keys) / max(embed_seconds, 1e-9), 1),
                 "model_version": int(version),
-                "seconds": seconds,
+                "seconds": round(time.perf_counter() - started, 2),
             },
         )
         yield dg.MaterializeResult(
@@ -142,4 +216,4 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
             metadata={"collection": collection, "vector_count": points, "distance": "cosine", "path": dg.MetadataValue.path(vector_store.path)},
         )
 
-    return _convert
+    return _embed

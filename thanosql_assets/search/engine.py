@@ -1,15 +1,27 @@
 """Evaluating queries: SELECT (possibly over SEARCH subqueries), SEARCH and PRINT.
 
 SEARCH reads the latest materialized assets only: the model version and Qdrant collection the
-catalog names for (table, model). It embeds the query images with the very model version
-that built the collection, then scores every row of its AS SELECT by cosine similarity,
-adding one column `<model>_<algorithm>_similarity<i>` per query image.
+catalog names for (table, model). It embeds the query images with the model version that built
+the collection and adds one column `<model>_<algorithm>_similarity<i>` per query image: the
+cosine similarity (in [-1, 1]) between that image and the row's image.
+
+Plans:
+- Alone, or under a query that does not rank by similarity, SEARCH scores every row of its
+  `AS SELECT` (an exhaustive scan of the collection).
+- Under `SELECT ... FROM (SEARCH ...) [WHERE ...] ORDER BY <similarity> DESC LIMIT k [OFFSET o]`
+  (the tutorial's PRINT query) it is a top-k operator: Qdrant finds the m images most similar
+  to the query image, their rows are fetched by key (an index lookup), the SEARCH's own query
+  and the outer query run over just those rows, and m grows (x4) until the k-th result is
+  strictly more similar than the least similar candidate, so no row left out could have made
+  the top k. The result is the one the exhaustive plan gives.
 """
 
-from __future__ import annotations
-
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from sqlglot import exp
 
@@ -21,8 +33,35 @@ from thanosql_assets.queries import object_name, referenced_tables, run_query
 from thanosql_assets.specs import embedding_name
 
 _KEY = "__thanosql_image_key"
+_CANDIDATES = "__thanosql_candidates"
+_SEARCH_RELATION = "__thanosql_search_{}"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 PRINT_ATTR = "thanosql.print_image"
+FIRST_CANDIDATES = 32  # images asked of Qdrant on a top-k plan's first round, at least 4x k
+
+
+@dataclass
+class PreparedSearch:
+    """A SEARCH checked against the catalog, with its query images embedded."""
+
+    query: exp.Expression  # the SEARCH's AS SELECT
+    source: exp.Table  # the one table it reads
+    table: str
+    image_col: str
+    collection: str
+    prefix: str  # <model>_<algorithm>
+    query_vectors: np.ndarray
+
+    def similarity_column(self, number: int) -> str:
+        return f"{self.prefix}_similarity{number}"
+
+
+@dataclass
+class TopK:
+    subquery: exp.Subquery
+    search: SearchMedia
+    column: str  # the similarity column the outer query ranks by
+    needed: int  # LIMIT + OFFSET
 
 
 class QueryEngine:
@@ -42,31 +81,35 @@ class QueryEngine:
         self.model_registry = model_registry
         self.vector_store = vector_store
         self.sql = sql
+        self.last_plan = ""  # "exhaustive" or "top-k (... candidates)", for tests and EXPLAIN-like output
 
-    def run(self, statement: exp.Expression) -> pd.DataFrame:
+    def run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
         if isinstance(statement, PrintMedia):
-            return self.print_rows(statement)
+            return self.print_rows(statement, relations)
         if isinstance(statement, SearchMedia):
-            return self.search(statement)
-        return self.select(statement)
+            self.last_plan = "exhaustive"
+            return self.search_all(self.prepare(statement))
+        return self.select(statement, relations)
 
     # -- SELECT ---------------------------------------------------------------------------
 
-    def select(self, query: exp.Expression) -> pd.DataFrame:
+    def select(self, query: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
         query = query.copy()
-        relations: dict[str, pd.DataFrame] = {}
-        for index, subquery in enumerate(list(query.find_all(exp.Subquery))):
-            inner = subquery.this
-            if isinstance(inner, SearchMedia):
-                name = f"__thanosql_search_{index}"
-                relations[name] = self.search(inner)
-                subquery.replace(exp.Table(this=exp.to_identifier(name), alias=subquery.args.get("alias")))
-            elif isinstance(inner, ConvertUsing):
+        relations = dict(relations or {})
+        for subquery in query.find_all(exp.Subquery):
+            if isinstance(subquery.this, ConvertUsing):
                 raise SQLError(
-                    "CONVERT inside a SELECT is not supported yet.",
-                    **locate(self.sql, inner),
-                    hint="Run the CONVERT statement on its own, then SELECT from its table.",
+                    "CONVERT inside a SELECT runs only as a statement of its own or from the SQL frontend.",
+                    **locate(self.sql, subquery.this),
                 )
+        top_k = self._top_k(query)
+        if top_k is not None:
+            return self._select_top_k(query, top_k, relations)
+        self.last_plan = "exhaustive"
+        for index, subquery in enumerate([s for s in query.find_all(exp.Subquery) if isinstance(s.this, SearchMedia)]):
+            name = _SEARCH_RELATION.format(index)
+            relations[name] = self.search_all(self.prepare(subquery.this))
+            subquery.replace(_relation(name, subquery.args.get("alias")))
         self.check_tables(query, known=set(relations))
         return run_query(query, self.warehouse, relations)
 
@@ -86,7 +129,8 @@ class QueryEngine:
 
     # -- SEARCH ---------------------------------------------------------------------------
 
-    def search(self, node: SearchMedia) -> pd.DataFrame:
+    def prepare(self, node: SearchMedia) -> PreparedSearch:
+        """Check a SEARCH against the catalog and embed its query images; raises with positions."""
         model_node = node.this
         model = object_name(model_node)
         model_entry = self.catalog.get("model", model)
@@ -110,7 +154,7 @@ class QueryEngine:
             raise SQLError(
                 "images= needs one image path or a non-empty list of image paths.",
                 **locate(self.sql, images_node),
-                hint="e.g. images='thanosql-dataset/mnist_data/test/923.jpg'",
+                hint="e.g. images='thanosql-dataset/mnist_data/test/923.jpg' or images=['a.jpg', 'b.jpg']",
             )
 
         query = node.args["query"]
@@ -124,8 +168,7 @@ class QueryEngine:
         self.check_tables(query)
         table = object_name(tables[0].this)
         entry = self.catalog.get("embedding", embedding_name(table, model))
-        algorithm = model_entry.spec["algorithm"].lower()
-        column = f"{model}_{algorithm}"
+        prefix = f"{model}_{model_entry.spec['algorithm'].lower()}"
         convert_hint = f"Run CONVERT USING {model} OPTIONS (table_name='{table}') AS SELECT * FROM {table} first."
         if entry is None:
             raise ObjectNotFoundError(
@@ -133,26 +176,110 @@ class QueryEngine:
                 **locate(self.sql, tables[0]),
                 hint=convert_hint,
             )
-        if column not in self.warehouse.columns(table):
+        if prefix not in self.warehouse.columns(table):
             raise ObjectNotFoundError(
-                f"Table {table!r} no longer has the embedding column {column!r} (it was replaced after CONVERT).",
+                f"Table {table!r} no longer has the embedding column {prefix!r} (it was replaced after CONVERT).",
                 **locate(self.sql, tables[0]),
                 hint=convert_hint,
             )
-
         embedder = self.model_registry.load(model, entry.state["model_version"])
-        query_vectors = embedder.embed(self._load_query_images(query_images, embedder.geometry, images_node))
+        vectors = embedder.embed(self._load_query_images(query_images, embedder.geometry, images_node))
+        return PreparedSearch(
+            query=query,
+            source=tables[0],
+            table=table,
+            image_col=entry.spec["image_col"],
+            collection=entry.state["collection"],
+            prefix=prefix,
+            query_vectors=vectors,
+        )
 
-        image_col = entry.spec["image_col"]
-        keyed = query.copy()
-        if not isinstance(keyed, exp.Select):
-            keyed = exp.select("*").from_(keyed.subquery("q"))
-        rows = run_query(keyed.select(exp.column(image_col).as_(_KEY)), self.warehouse)
+    def search_all(self, search: PreparedSearch) -> pd.DataFrame:
+        """Every row of the SEARCH's query, with a similarity column per query image."""
+        rows = run_query(_with_key(search.query, search.image_col), self.warehouse)
         keys = rows.pop(_KEY).astype(str)
-        for number, vector in enumerate(query_vectors, start=1):
-            scores = self.vector_store.score_all(entry.state["collection"], vector)
-            rows[f"{column}_similarity{number}"] = keys.map(scores).astype("float64")
+        for number, vector in enumerate(search.query_vectors, start=1):
+            scores = self.vector_store.score_all(search.collection, vector)
+            rows[search.similarity_column(number)] = keys.map(scores).astype("float64")
         return rows
+
+    def search_candidates(self, search: PreparedSearch, ranked_by: int, hits) -> pd.DataFrame:
+        """The SEARCH's rows for the images in `hits` (Qdrant's answer for query image `ranked_by`)."""
+        keys = [hit.key for hit in hits]
+        candidates = self.warehouse.rows_with_keys(search.table, search.image_col, keys)
+        query = search.query.copy()
+        source = next(t for t in query.find_all(exp.Table) if object_name(t.this) == search.table)
+        source.replace(_relation(_CANDIDATES, exp.TableAlias(this=exp.to_identifier(source.alias_or_name))))
+        rows = run_query(_with_key(query, search.image_col), self.warehouse, {_CANDIDATES: candidates})
+        row_keys = rows.pop(_KEY).astype(str)
+        for number, vector in enumerate(search.query_vectors, start=1):
+            if number - 1 == ranked_by:
+                scores = {hit.key: hit.score for hit in hits}
+            else:
+                scores = self.vector_store.scores(search.collection, vector, sorted(set(row_keys)))
+            rows[search.similarity_column(number)] = row_keys.map(scores).astype("float64")
+        return rows
+
+    def _top_k(self, query: exp.Expression) -> TopK | None:
+        """The top-k plan applies to SELECT ... FROM (SEARCH ...) [WHERE] ORDER BY <similarity> DESC LIMIT k."""
+        if not isinstance(query, exp.Select):
+            return None
+        from_ = query.args.get("from_")
+        subquery = from_.this if from_ else None
+        if not (isinstance(subquery, exp.Subquery) and isinstance(subquery.this, SearchMedia)):
+            return None
+        if any(query.args.get(arg) for arg in ("joins", "group", "having", "distinct", "qualify", "laterals", "with_")):
+            return None
+        if any(True for _ in query.find_all(exp.AggFunc, exp.Window)):
+            return None
+        order, limit = query.args.get("order"), query.args.get("limit")
+        if not order or not limit:
+            return None
+        first = order.expressions[0]
+        if not (first.args.get("desc") and isinstance(first.this, exp.Column)):
+            return None
+        column = first.this.name
+        match = re.fullmatch(r"(.+)_similarity(\d+)", column, re.IGNORECASE)
+        images = option_value(subquery.this.args["images"])
+        count = 1 if isinstance(images, str) else len(images or [])
+        if not match or not 1 <= int(match.group(2)) <= count:
+            return None
+        limit_value = _int_literal(limit.args.get("expression"))
+        offset = query.args.get("offset")
+        offset_value = _int_literal(offset.args.get("expression")) if offset else 0
+        if limit_value is None or offset_value is None:
+            return None
+        return TopK(subquery, subquery.this, column, limit_value + offset_value)
+
+    def _select_top_k(self, query: exp.Select, top_k: TopK, relations: dict[str, Any]) -> pd.DataFrame:
+        search = self.prepare(top_k.search)
+        ranked_by = int(re.fullmatch(r".+_similarity(\d+)", top_k.column, re.IGNORECASE).group(1)) - 1
+        if top_k.column.lower() != search.similarity_column(ranked_by + 1).lower():
+            raise ObjectNotFoundError(
+                f"Column {top_k.column!r} is not a similarity column of this SEARCH (it makes {search.prefix}_similarity1...).",
+                **locate(self.sql, query.args["order"]),
+                hint=f"ORDER BY {search.similarity_column(1)} DESC",
+            )
+        name = _SEARCH_RELATION.format(0)
+        outer = query.copy()
+        outer.args["from_"].this.replace(_relation(name, top_k.subquery.args.get("alias")))
+        self.check_tables(outer, known={*relations, name})
+        # Rank check: the outer query's top `needed` similarities, whatever its projection.
+        check = outer.copy()
+        check.set("expressions", [exp.column(top_k.column)])
+        check.set("offset", None)
+        check.set("limit", exp.Limit(expression=exp.Literal.number(top_k.needed)))
+        total = self.vector_store.count(search.collection)
+        wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
+        while True:
+            hits = self.vector_store.search(search.collection, search.query_vectors[ranked_by], limit=min(wanted, max(total, 1)))
+            relations[name] = self.search_candidates(search, ranked_by, hits)
+            exhausted = len(hits) >= total or len(hits) < wanted
+            ranked = run_query(check, self.warehouse, relations)[top_k.column]
+            if exhausted or (len(ranked) == top_k.needed and hits and ranked.iloc[-1] > hits[-1].score):
+                self.last_plan = f"top-k ({len(hits)} of {total} images)"
+                return run_query(outer, self.warehouse, relations)
+            wanted *= 4
 
     def _load_query_images(self, images: list[str], geometry, images_node: exp.Expression):
         from thanosql_assets.models.images import load_images
@@ -172,8 +299,8 @@ class QueryEngine:
 
     # -- PRINT ----------------------------------------------------------------------------
 
-    def print_rows(self, node: PrintMedia) -> pd.DataFrame:
-        rows = self.run(node.args["query"])
+    def print_rows(self, node: PrintMedia, relations: dict[str, Any] | None = None) -> pd.DataFrame:
+        rows = self.run(node.args["query"], relations)
         column = self._image_column(rows)
         if column is None:
             raise ThanoSQLError(
@@ -194,6 +321,22 @@ class QueryEngine:
             if len(values) and all(isinstance(v, str) and Path(v).suffix.lower() in IMAGE_SUFFIXES for v in values):
                 return column
         return None
+
+
+def _relation(name: str, alias: exp.TableAlias | None) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name), alias=alias)
+
+
+def _with_key(query: exp.Expression, image_col: str) -> exp.Expression:
+    """The query with the image key added as a hidden column, to map rows to Qdrant points."""
+    keyed = query.copy() if isinstance(query, exp.Select) else exp.select("*").from_(query.subquery("q"))
+    return keyed.select(exp.column(image_col).as_(_KEY), copy=False)
+
+
+def _int_literal(node: exp.Expression | None) -> int | None:
+    if isinstance(node, exp.Literal) and not node.is_string and node.this.isdigit():
+        return int(node.this)
+    return None
 
 
 def _available(what: str, names: list[str]) -> str:

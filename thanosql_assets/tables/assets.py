@@ -13,10 +13,10 @@ from thanosql_assets.specs import TableSpec, spec_to_dict
 def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=spec.asset_key,
-        deps=[dg.AssetKey(["dataset", spec.dataset])] if spec.dataset else [],
+        deps=[dg.AssetKey(["dataset", name]) for name in spec.datasets],
         group_name="tables",
         kinds={"duckdb"},
-        description=f'COPY {spec.name} FROM "{spec.source}"',
+        description="; ".join(f'COPY {spec.name} FROM "{source}"' for source in spec.sources),
     )
     def _table(
         context: dg.AssetExecutionContext,
@@ -25,13 +25,14 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         catalog: CatalogResource,
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
-        path = workspace.resolve(spec.source)
-        if not path.is_file():
-            raise DataError(
-                f'COPY {spec.name}: file "{spec.source}" does not exist (looked at {path}).',
-                hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
-            )
-        rows = warehouse.replace_table_from_csv(spec.name, path)
+        paths = [workspace.resolve(source) for source in spec.sources]
+        for source, path in zip(spec.sources, paths):
+            if not path.is_file():
+                raise DataError(
+                    f'COPY {spec.name}: file "{source}" does not exist (looked at {path}).',
+                    hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
+                )
+        rows = warehouse.replace_table_from_csv(spec.name, paths)
         columns = warehouse.columns(spec.name)
         preview = warehouse.preview(spec.name)
         catalog.put(spec.kind, spec.catalog_name, spec_to_dict(spec), {"rows": rows, "columns": columns})
@@ -42,7 +43,7 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                 "dagster/column_schema": dg.TableSchema(
                     columns=[dg.TableColumn(name, str(dtype)) for name, dtype in preview.dtypes.items()]
                 ),
-                "source": dg.MetadataValue.path(str(path)),
+                "sources": dg.MetadataValue.json([str(path) for path in paths]),
                 "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
                 "seconds": round(time.perf_counter() - started, 2),
             }

@@ -75,5 +75,8 @@ np.save(sys.stdout.buffer, model.embed(load_images(paths, model.geometry)))
     )
     import io
 
+    from thanosql_assets.embeddings.assets import normalized
+
     reloaded = np.load(io.BytesIO(result.stdout))
-    np.testing.assert_array_equal(reloaded, np.stack(stored["v"].to_numpy()))
+    # Tables store the model's embeddings L2-normalized (cosine similarity is then a dot product).
+    np.testing.assert_array_equal(normalized(reloaded), np.stack(stored["v"].to_numpy()))
