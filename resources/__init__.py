@@ -5,7 +5,7 @@ from resources.dataset_source import DatasetSourceResource
 from resources.model_registry import ModelRegistryResource
 from resources.settings import Settings, build_resources
 from resources.vector_store import VectorStoreResource
-from resources.warehouse import WarehouseResource
+from resources.warehouse import Generation, StaleGeneration, WarehouseResource
 from resources.workspace import WorkspaceResource
 
 __all__ = [
@@ -15,6 +15,8 @@ __all__ = [
     "ModelRegistryResource",
     "Settings",
     "VectorStoreResource",
+    "Generation",
+    "StaleGeneration",
     "WarehouseResource",
     "WorkspaceResource",
     "build_resources",

@@ -8,10 +8,12 @@ go; a process that finds the file held waits and retries, and says so after `loc
 """
 
 import atexit
+import json
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +29,56 @@ def quote(name: str) -> str:
 
 def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+class StaleGeneration(Exception):
+    """A table's embedding column was switched to another collection while a query read it."""
+
+
+@dataclass(frozen=True)
+class Generation:
+    """Which Qdrant collection and model version a table's embedding column was built with."""
+
+    table: str
+    column: str
+    collection: str
+    model_version: str
+    image_col: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"collection": self.collection, "model_version": self.model_version, "image_col": self.image_col}
+
+
+_COMMENT_KEY = "thanosql_embeddings"
+
+
+def _table_columns(con: Any, table: str) -> list[str]:
+    rows = con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_schema = 'main' AND table_name = ? ORDER BY ordinal_position",
+        [table],
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _columns(con: Any, select: str, parameters: list) -> list[str]:
+    return [column[0] for column in con.execute(f"SELECT * FROM ({select}) LIMIT 0", parameters).description]
+
+
+def _generations(con: Any, table: str) -> dict[str, dict[str, str]]:
+    # The table's comment holds them, so a table and the collections of its embedding columns
+    # change in one transaction.
+    row = con.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [table]).fetchone()
+    if not row or not row[0]:
+        return {}
+    try:
+        return dict(json.loads(row[0]).get(_COMMENT_KEY, {}))
+    except (ValueError, AttributeError):
+        return {}
+
+
+def _set_generations(con: Any, table: str, generations: dict[str, dict[str, str]]) -> None:
+    comment = json.dumps({_COMMENT_KEY: generations}) if generations else ""
+    con.execute(f"COMMENT ON TABLE {quote(table)} IS {sql_string(comment)}")
 
 
 class _OpenDatabase:
@@ -149,35 +201,101 @@ class WarehouseResource(dg.ConfigurableResource):
         with self.connect() as con:
             return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
 
-    def query(self, sql: str, relations: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Run a query in DuckDB's SQL; `relations` are DataFrames/Arrow tables it may read by name."""
+    def query(self, sql: str, relations: Mapping[str, Any] | None = None, *, expect: Generation | None = None) -> pd.DataFrame:
+        """Run a query in DuckDB's SQL; `relations` are DataFrames/Arrow tables it may read by name.
+
+        With `expect`, the query runs in one snapshot with a check that the table's embedding
+        column still belongs to that generation (else `StaleGeneration`): rows and vectors read
+        for a SEARCH then always come from the same CONVERT.
+        """
         with self.connect() as con:
             for name, data in (relations or {}).items():
                 con.register(name, data)
-            return con.execute(sql).df()
+            if expect is None:
+                return con.execute(sql).df()
+            con.execute("BEGIN")
+            try:
+                current = _generations(con, expect.table).get(expect.column)
+                if current != expect.as_dict():
+                    raise StaleGeneration(f"{expect.table}.{expect.column} changed while a query read it")
+                return con.execute(sql).df()
+            finally:
+                con.execute("COMMIT")
 
-    def rows_with_keys(self, table: str, column: str, keys: Sequence[str]) -> pd.DataFrame:
+    def generations(self, table: str) -> dict[str, Generation]:
+        """The embedding columns of `table` and the collection and model version behind each."""
+        with self.connect() as con:
+            return {
+                column: Generation(table=table, column=column, **value)
+                for column, value in _generations(con, table).items()
+            }
+
+    def rows_with_keys(
+        self, table: str, column: str, keys: Sequence[str], *, expect: Generation | None = None
+    ) -> pd.DataFrame:
         """Every row of `table` whose `column` is one of `keys` (an index lookup when `column` is indexed)."""
         if not keys:
-            return self.query(f"SELECT * FROM {quote(table)} LIMIT 0")
+            return self.query(f"SELECT * FROM {quote(table)} LIMIT 0", expect=expect)
         listed = ", ".join(sql_string(key) for key in keys)
-        return self.query(f"SELECT * FROM {quote(table)} WHERE {quote(column)} IN ({listed})")
+        return self.query(f"SELECT * FROM {quote(table)} WHERE {quote(column)} IN ({listed})", expect=expect)
 
     def replace_table_from_csv(self, name: str, csv_paths: Sequence[Path]) -> int:
-        """Create or atomically replace `name` with the rows of CSV files (header rows first), in order."""
+        """Create or atomically replace `name` with the rows of CSV files (header rows first), in order.
+
+        Embedding columns of the table it replaces are carried over for the images still in it
+        (new images get NULL until their embeddings are computed), so SEARCH keeps working on a
+        table while COPY adds rows to it.
+        """
         sources = " UNION ALL BY NAME ".join("SELECT * FROM read_csv(?, header = true)" for _ in csv_paths)
         with self.connect() as con:
-            con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {sources}", [str(p) for p in csv_paths])
+            con.execute("BEGIN")
+            carried = {
+                column: generation
+                for column, generation in _generations(con, name).items()
+                if generation["image_col"] in _columns(con, sources, [str(p) for p in csv_paths])
+            }
+            select = f"SELECT * FROM ({sources})"
+            if carried:
+                joins, columns = [], []
+                for number, (column, generation) in enumerate(carried.items()):
+                    alias = f"__e{number}"
+                    image_col = quote(generation["image_col"])
+                    joins.append(
+                        f"LEFT JOIN (SELECT DISTINCT ON ({image_col}) {image_col}, {quote(column)} FROM {quote(name)}) {alias} "
+                        f"ON {alias}.{image_col} = incoming.{image_col}"
+                    )
+                    columns.append(f"{alias}.{quote(column)}")
+                select = (
+                    f"SELECT incoming.* EXCLUDE (__row), {', '.join(columns)} FROM "
+                    f"(SELECT *, row_number() OVER () AS __row FROM ({sources})) incoming {' '.join(joins)} ORDER BY incoming.__row"
+                )
+            con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {select}", [str(p) for p in csv_paths])
+            for image_col in {generation["image_col"] for generation in carried.values()}:
+                con.execute(f"CREATE INDEX {quote(f'{name}__{image_col}')} ON {quote(name)} ({quote(image_col)})")
+            if carried:
+                _set_generations(con, name, carried)
+            con.execute("COMMIT")
             return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
 
-    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = ()) -> int:
-        """Create or atomically replace `name` with an Arrow table or DataFrame, indexing `index_on`."""
+    def replace_table(
+        self, name: str, data: Any, index_on: Sequence[str] = (), generation: Generation | None = None
+    ) -> int:
+        """Create or atomically replace `name` with an Arrow table or DataFrame, indexing `index_on`.
+
+        `generation` records, in the same transaction, which collection and model version the
+        embedding column it names comes from (other embedding columns keep theirs).
+        """
         with self.connect() as con:
             con.register("__thanosql_incoming", data)
             con.execute("BEGIN")
+            generations = _generations(con, name)
             con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT * FROM __thanosql_incoming")
             for column in index_on:
                 con.execute(f"CREATE INDEX {quote(f'{name}__{column}')} ON {quote(name)} ({quote(column)})")
+            if generation is not None:
+                generations[generation.column] = generation.as_dict()
+            columns = set(_table_columns(con, name))
+            _set_generations(con, name, {column: g for column, g in generations.items() if column in columns})
             con.execute("COMMIT")
             con.unregister("__thanosql_incoming")
             return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]

@@ -9,7 +9,7 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from resources import WarehouseResource
+from resources import Generation, WarehouseResource
 from sql_frontend.dialect import ThanoSQL
 
 
@@ -37,7 +37,13 @@ def referenced_tables(query: exp.Expression) -> list[exp.Table]:
     return list(seen.values())
 
 
-def run_query(query: exp.Expression | str, warehouse: WarehouseResource, relations: Mapping[str, Any] | None = None) -> pd.DataFrame:
+def run_query(
+    query: exp.Expression | str,
+    warehouse: WarehouseResource,
+    relations: Mapping[str, Any] | None = None,
+    *,
+    expect: Generation | None = None,
+) -> pd.DataFrame:
     if isinstance(query, str):
         query = parse_query(query)
-    return warehouse.query(query.sql(dialect=warehouse.dialect), relations)
+    return warehouse.query(query.sql(dialect=warehouse.dialect), relations, expect=expect)

@@ -205,3 +205,62 @@ def test_a_failing_statement_in_a_script_stops_it_with_the_script_line(tutorial_
         )
     assert caught.value.line == 3
     assert snapshot(tutorial_conn.settings.home) == before
+
+
+SEARCH_923 = "SEARCH IMAGE images={} USING my_image_search_model AS SELECT * FROM mnist_test"
+
+
+def test_search_with_a_query_image_that_is_not_an_image(tutorial_conn, tmp_path):
+    text = tmp_path / "notes.txt"
+    text.write_text("hello")
+    assert_fails_cleanly(
+        tutorial_conn, SEARCH_923.format(repr(str(text))), ThanoSQLError, words=["query image is unusable", "notes.txt"], line=1,
+    )
+
+
+def test_search_with_a_corrupt_query_image(tutorial_conn, tmp_path):
+    corrupt = tmp_path / "half.jpg"
+    corrupt.write_bytes((tutorial_conn.settings.home / "thanosql-dataset/mnist_data/test/923.jpg").read_bytes()[:40])
+    assert_fails_cleanly(
+        tutorial_conn, SEARCH_923.format(repr(str(corrupt))), ThanoSQLError, words=["query image is unusable", "half.jpg"], line=1,
+    )
+
+
+def test_search_with_an_empty_list_of_images(tutorial_conn):
+    error = assert_fails_cleanly(
+        tutorial_conn, "SELECT * FROM (\n" + SEARCH_923.format("[]") + ")", ThanoSQLError,
+        words=["images= needs one image path or a non-empty list"], line=2,
+    )
+    assert error.col == 21
+
+
+def test_create_table_using_a_folder_without_matching_files(tutorial_conn):
+    assert_fails_cleanly(
+        tutorial_conn,
+        "CREATE TABLE pngs USING my_image_search_model OPTIONS (file_type=['.png']) FROM 'thanosql-dataset/mnist_data/test'",
+        ObjectNotFoundError, words=["holds no .png files"], line=1,
+    )
+
+
+def test_create_table_using_a_missing_folder(tutorial_conn):
+    assert_fails_cleanly(
+        tutorial_conn,
+        "CREATE TABLE pics USING my_image_search_model OPTIONS (file_type=['.jpg']) FROM 'no/such/folder'",
+        ObjectNotFoundError, words=["Folder 'no/such/folder' does not exist"], line=1,
+    )
+
+
+def test_create_table_using_with_file_type_not_a_list(tutorial_conn):
+    assert_fails_cleanly(
+        tutorial_conn,
+        "CREATE TABLE pics USING my_image_search_model OPTIONS (file_type='.jpg') FROM 'thanosql-dataset/mnist_data/test'",
+        OptionError, words=["file_type"], line=1,
+    )
+
+
+def test_copy_append_and_overwrite_together(tutorial_conn):
+    assert_fails_cleanly(
+        tutorial_conn,
+        "COPY mnist_test OPTIONS (overwrite=True, append=True) FROM 'thanosql-dataset/mnist_data/mnist_test.csv'",
+        OptionError, words=["not both"], line=1,
+    )

@@ -9,8 +9,11 @@ images already in it keep their vectors and only new images are embedded (a COPY
 rows, new files in a folder); vectors of images no longer in the table are dropped. A new model
 version, no collection yet, or `rebuild` (what a CONVERT statement asks for: image files may
 have changed) embeds everything. Either way the new collection is published
-under a new name, then the table is replaced in one DuckDB statement and the catalog switched
-to the new collection, so SEARCH sees the old state or the new one, never a mix.
+under a new name, then the table is replaced in one DuckDB transaction that also records, in
+the table's comment, the collection and model version of its embedding column (the
+*generation*). SEARCH reads the generation with the rows and checks it with every later read, so
+it sees the old state or the new one, never a mix; the previous collection stays until the next
+switch for searches that started before this one.
 
 Embeddings are stored L2-normalized (cosine similarity is then a dot product; Qdrant normalizes
 on insert anyway, so reused and fresh vectors are alike). When `table_name` is the table being
@@ -27,7 +30,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from resources import CatalogResource, ModelRegistryResource, VectorStoreResource, WarehouseResource, WorkspaceResource
+from resources import CatalogResource, Generation, ModelRegistryResource, VectorStoreResource, WarehouseResource, WorkspaceResource
 from sql_frontend.errors import DataError, ObjectNotFoundError
 from thanosql_assets.progress import Progress
 from thanosql_assets.queries import run_query
@@ -178,19 +181,30 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
         in_place = not spec.folder and spec.table in spec.tables
         target_rows = run_query(f'SELECT * FROM "{spec.table}"', warehouse) if in_place else rows
         data = with_vector_column(target_rows, spec.column, target_rows[spec.image_col].astype(str).tolist(), vectors_by_key, dim)
+        generation = Generation(spec.table, spec.column, collection, str(version), spec.image_col)
         try:
-            row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col])
+            row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col], generation=generation)
         except BaseException:
             vector_store.drop_collection(collection)
             raise
+        # The previous collection is retired, not dropped: a SEARCH that began before the switch
+        # still reads it. The one retired before it goes now.
+        retired = previous.state.get("retired_collection") if previous else None
         catalog.put(
             spec.kind,
             spec.catalog_name,
             spec_to_dict(spec),
-            {"collection": collection, "model_version": version, "vectors": points, "rows": row_count, "dim": dim},
+            {
+                "collection": collection,
+                "retired_collection": previous_collection,
+                "model_version": version,
+                "vectors": points,
+                "rows": row_count,
+                "dim": dim,
+            },
         )
-        if previous_collection not in (None, collection):
-            vector_store.drop_collection(previous_collection)
+        if retired not in (None, collection, previous_collection):
+            vector_store.drop_collection(retired)
         progress(f"table {spec.table}: column {spec.column} set on {row_count} rows; collection {collection} holds {points} vectors")
         if spec.folder:
             yield dg.MaterializeResult(

@@ -25,7 +25,7 @@ import numpy as np
 import pandas as pd
 from sqlglot import exp
 
-from resources import CatalogResource, ModelRegistryResource, VectorStoreResource, WarehouseResource, WorkspaceResource
+from resources import CatalogResource, Generation, StaleGeneration, ModelRegistryResource, VectorStoreResource, WarehouseResource, WorkspaceResource
 from sql_frontend.dialect import ConvertUsing, PrintMedia, SearchMedia, option_value
 from sql_frontend.errors import DataError, ObjectNotFoundError, SQLError, ThanoSQLError
 from sql_frontend.positions import locate
@@ -37,6 +37,7 @@ _CANDIDATES = "__thanosql_candidates"
 _SEARCH_RELATION = "__thanosql_search_{}"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 PRINT_ATTR = "thanosql.print_image"
+MAX_ATTEMPTS = 5  # a query restarts when a CONVERT switches a table it reads; it gives up after this many
 FIRST_CANDIDATES = 32  # images asked of Qdrant on a top-k plan's first round, at least 4x k
 
 
@@ -48,9 +49,13 @@ class PreparedSearch:
     source: exp.Table  # the one table it reads
     table: str
     image_col: str
-    collection: str
+    generation: Generation  # the collection and model version the rows' embeddings come from
     prefix: str  # <model>_<algorithm>
     query_vectors: np.ndarray
+
+    @property
+    def collection(self) -> str:
+        return self.generation.collection
 
     def similarity_column(self, number: int) -> str:
         return f"{self.prefix}_similarity{number}"
@@ -84,6 +89,15 @@ class QueryEngine:
         self.last_plan = ""  # "exhaustive" or "top-k (... candidates)", for tests and EXPLAIN-like output
 
     def run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Evaluate a query; one that a CONVERT switched under (see `generation`) starts again."""
+        for _ in range(MAX_ATTEMPTS - 1):
+            try:
+                return self._run(statement, relations)
+            except StaleGeneration:
+                continue
+        return self._run(statement, relations)
+
+    def _run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
         if isinstance(statement, PrintMedia):
             return self.print_rows(statement, relations)
         if isinstance(statement, SearchMedia):
@@ -182,21 +196,30 @@ class QueryEngine:
                 **locate(self.sql, tables[0]),
                 hint=convert_hint,
             )
-        embedder = self.model_registry.load(model, entry.state["model_version"])
+        # The table records which collection and model version its embedding column comes from;
+        # every later read checks that it still does (see `generation`).
+        generation = self.warehouse.generations(table).get(prefix)
+        if generation is None:
+            raise ObjectNotFoundError(
+                f"Table {table!r} has a column {prefix!r} but no record of the CONVERT that filled it.",
+                **locate(self.sql, tables[0]),
+                hint=convert_hint,
+            )
+        embedder = self.model_registry.load(model, generation.model_version)
         vectors = embedder.embed(self._load_query_images(query_images, embedder.geometry, images_node))
         return PreparedSearch(
             query=query,
             source=tables[0],
             table=table,
-            image_col=entry.spec["image_col"],
-            collection=entry.state["collection"],
+            image_col=generation.image_col,
+            generation=generation,
             prefix=prefix,
             query_vectors=vectors,
         )
 
     def search_all(self, search: PreparedSearch) -> pd.DataFrame:
         """Every row of the SEARCH's query, with a similarity column per query image."""
-        rows = run_query(_with_key(search.query, search.image_col), self.warehouse)
+        rows = run_query(_with_key(search.query, search.image_col), self.warehouse, expect=search.generation)
         keys = rows.pop(_KEY).astype(str)
         for number, vector in enumerate(search.query_vectors, start=1):
             scores = self.vector_store.score_all(search.collection, vector)
@@ -206,7 +229,7 @@ class QueryEngine:
     def search_candidates(self, search: PreparedSearch, ranked_by: int, hits) -> pd.DataFrame:
         """The SEARCH's rows for the images in `hits` (Qdrant's answer for query image `ranked_by`)."""
         keys = [hit.key for hit in hits]
-        candidates = self.warehouse.rows_with_keys(search.table, search.image_col, keys)
+        candidates = self.warehouse.rows_with_keys(search.table, search.image_col, keys, expect=search.generation)
         query = search.query.copy()
         source = next(t for t in query.find_all(exp.Table) if object_name(t.this) == search.table)
         source.replace(_relation(_CANDIDATES, exp.TableAlias(this=exp.to_identifier(source.alias_or_name))))
@@ -300,7 +323,7 @@ class QueryEngine:
     # -- PRINT ----------------------------------------------------------------------------
 
     def print_rows(self, node: PrintMedia, relations: dict[str, Any] | None = None) -> pd.DataFrame:
-        rows = self.run(node.args["query"], relations)
+        rows = self._run(node.args["query"], relations)
         column = self._image_column(rows)
         if column is None:
             raise ThanoSQLError(
