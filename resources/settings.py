@@ -3,6 +3,16 @@
 Embedded defaults keep everything under one workspace directory (THANOSQL_HOME, default
 ./thanosql-workspace): tables in DuckDB, the catalog and MLflow in SQLite, vectors in Qdrant
 Edge shards, Dagster's instance in <home>/dagster unless DAGSTER_HOME says otherwise.
+
+Production mode replaces each embedded store by a server, each chosen by one variable:
+
+| variable | what |
+| --- | --- |
+| `THANOSQL_CATALOG_URL` | the object catalog's database (`postgresql+psycopg2://...`) |
+| `THANOSQL_MLFLOW_URI` | an MLflow tracking server (`http://mlflow:5000`); artifacts go where the server says. Not MLFLOW_TRACKING_URI: MLflow sets that itself in-process |
+| `THANOSQL_QDRANT_URL`, `THANOSQL_QDRANT_API_KEY` | a Qdrant server, through qdrant-client |
+| `THANOSQL_CONFINE_PATHS=1` | refuse files outside the workspace (the SQL server sets it) |
+| `DAGSTER_HOME` | a Dagster instance directory whose dagster.yaml points at PostgreSQL (deploy/dagster.yaml) |
 """
 
 from __future__ import annotations
@@ -34,6 +44,16 @@ class Settings:
     home: Path
     dagster_home: Path
     dataset_mirror: str | None = None
+    catalog_url: str | None = None
+    mlflow_tracking_uri: str | None = None
+    qdrant_url: str | None = None
+    qdrant_api_key: str | None = None
+    confine_paths: bool = False
+
+    @property
+    def production(self) -> bool:
+        """Whether any store is a server (the Dagster instance decides for itself, from DAGSTER_HOME)."""
+        return any((self.catalog_url, self.mlflow_tracking_uri, self.qdrant_url))
 
     @classmethod
     def from_env(cls, home: str | os.PathLike | None = None) -> "Settings":
@@ -43,6 +63,11 @@ class Settings:
             home=home_path,
             dagster_home=Path(dagster_home).resolve() if dagster_home else home_path / "dagster",
             dataset_mirror=os.environ.get("THANOSQL_DATASET_MIRROR") or None,
+            catalog_url=os.environ.get("THANOSQL_CATALOG_URL") or None,
+            mlflow_tracking_uri=os.environ.get("THANOSQL_MLFLOW_URI") or None,
+            qdrant_url=os.environ.get("THANOSQL_QDRANT_URL") or None,
+            qdrant_api_key=os.environ.get("THANOSQL_QDRANT_API_KEY") or None,
+            confine_paths=os.environ.get("THANOSQL_CONFINE_PATHS", "").lower() in ("1", "true", "yes"),
         )
 
     def ensure_dirs(self) -> None:
@@ -59,15 +84,26 @@ class Settings:
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     home = settings.home
-    return {
-        "workspace": WorkspaceResource(home=str(home)),
-        "catalog": CatalogResource(url=f"sqlite:///{home / 'catalog.db'}"),
-        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
-        "model_registry": ModelRegistryResource(
+    if settings.mlflow_tracking_uri:
+        # The server decides where artifacts go (its --artifacts-destination).
+        model_registry = ModelRegistryResource(tracking_uri=settings.mlflow_tracking_uri)
+    else:
+        model_registry = ModelRegistryResource(
             tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
             artifact_location=(home / "mlflow" / "artifacts").as_uri(),
-        ),
-        "vector_store": VectorStoreResource(path=str(home / "vectors")),
+        )
+    if settings.qdrant_url:
+        from resources.qdrant_server import QdrantServerResource
+
+        vector_store = QdrantServerResource(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
+    else:
+        vector_store = VectorStoreResource(path=str(home / "vectors"))
+    return {
+        "workspace": WorkspaceResource(home=str(home), confine=settings.confine_paths),
+        "catalog": CatalogResource(url=settings.catalog_url or f"sqlite:///{home / 'catalog.db'}"),
+        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
+        "model_registry": model_registry,
+        "vector_store": vector_store,
         "dataset_source": DatasetSourceResource(
             cache_dir=str(home / ".cache" / "downloads"), mirror=settings.dataset_mirror
         ),

@@ -39,6 +39,10 @@ def point_id(key: str) -> str:
     return str(uuid.uuid5(_POINT_NAMESPACE, key))
 
 
+class CollectionNotFound(FileNotFoundError):
+    """The collection is gone: dropped after newer ones replaced it."""
+
+
 @dataclass(frozen=True)
 class ScoredImage:
     key: str
@@ -211,7 +215,7 @@ class VectorStoreResource(dg.ConfigurableResource):
 
         directory = self._collection_dir(name)
         if not self.exists(name):
-            raise FileNotFoundError(f"collection {name} does not exist under {self.path}")
+            raise CollectionNotFound(f"collection {name} does not exist under {self.path}")
         with _shards_lock:
             shard = _shards.get(str(directory))
             if shard is None:

@@ -19,6 +19,8 @@ from typing import Any
 
 import dagster as dg
 import pandas as pd
+import sqlglot
+from sqlglot import exp
 
 from sql_frontend.errors import WorkspaceBusyError
 
@@ -68,10 +70,14 @@ def _generations(con: Any, table: str) -> dict[str, dict[str, str]]:
     # The table's comment holds them, so a table and the collections of its embedding columns
     # change in one transaction.
     row = con.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [table]).fetchone()
-    if not row or not row[0]:
+    return _parse_comment(row[0] if row else None)
+
+
+def _parse_comment(comment: str | None) -> dict[str, dict[str, str]]:
+    if not comment:
         return {}
     try:
-        return dict(json.loads(row[0]).get(_COMMENT_KEY, {}))
+        return dict(json.loads(comment).get(_COMMENT_KEY, {}))
     except (ValueError, AttributeError):
         return {}
 
@@ -92,6 +98,7 @@ class _OpenDatabase:
 
 
 _open: dict[str, _OpenDatabase] = {}
+_known_tables: dict[str, dict[str, dict[str, "Generation"]]] = {}  # per database: table_generations()
 _open_lock = threading.Lock()
 
 
@@ -174,9 +181,7 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def tables(self) -> list[str]:
         with self.connect() as con:
-            rows = con.execute(
-                "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' ORDER BY 1"
-            ).fetchall()
+            rows = con.execute("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' ORDER BY 1").fetchall()
         return [row[0] for row in rows]
 
     def table_exists(self, name: str) -> bool:
@@ -201,43 +206,52 @@ class WarehouseResource(dg.ConfigurableResource):
         with self.connect() as con:
             return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
 
-    def query(self, sql: str, relations: Mapping[str, Any] | None = None, *, expect: Generation | None = None) -> pd.DataFrame:
-        """Run a query in DuckDB's SQL; `relations` are DataFrames/Arrow tables it may read by name.
-
-        With `expect`, the query runs in one snapshot with a check that the table's embedding
-        column still belongs to that generation (else `StaleGeneration`): rows and vectors read
-        for a SEARCH then always come from the same CONVERT.
-        """
+    def query(self, sql: str, relations: Mapping[str, Any] | None = None, parameters: Sequence[Any] = ()) -> pd.DataFrame:
+        """Run a query in DuckDB's SQL; `relations` are DataFrames/Arrow tables it may read by name."""
         with self.connect() as con:
             for name, data in (relations or {}).items():
                 con.register(name, data)
-            if expect is None:
-                return con.execute(sql).df()
-            con.execute("BEGIN")
-            try:
-                current = _generations(con, expect.table).get(expect.column)
-                if current != expect.as_dict():
-                    raise StaleGeneration(f"{expect.table}.{expect.column} changed while a query read it")
-                return con.execute(sql).df()
-            finally:
-                con.execute("COMMIT")
+            return con.execute(sql, list(parameters) or None).df()
 
-    def generations(self, table: str) -> dict[str, Generation]:
-        """The embedding columns of `table` and the collection and model version behind each."""
+    def _forget_tables(self) -> None:
+        _known_tables.pop(str(Path(self.path).resolve()), None)
+
+    def table_generations(self, fresh: bool = False) -> dict[str, dict[str, Generation]]:
+        """Every table, with its embedding columns and the collection and model version behind each.
+
+        Kept per process until this process changes a table or `fresh` is asked for: readers
+        check what they used against the table in the statement that reads it (`check_generation`)
+        and ask again when it changed, so an answer from another process's old state never shows.
+        """
+        key = str(Path(self.path).resolve())
+        cached = _known_tables.get(key)
+        if cached is not None and not fresh:
+            return cached
         with self.connect() as con:
-            return {
-                column: Generation(table=table, column=column, **value)
-                for column, value in _generations(con, table).items()
-            }
+            rows = con.execute("SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
+        _known_tables[key] = {
+            table: {column: Generation(table=table, column=column, **value) for column, value in _parse_comment(comment).items()}
+            for table, comment in rows
+        }
+        return _known_tables[key]
 
-    def rows_with_keys(
-        self, table: str, column: str, keys: Sequence[str], *, expect: Generation | None = None
-    ) -> pd.DataFrame:
-        """Every row of `table` whose `column` is one of `keys` (an index lookup when `column` is indexed)."""
-        if not keys:
-            return self.query(f"SELECT * FROM {quote(table)} LIMIT 0", expect=expect)
-        listed = ", ".join(sql_string(key) for key in keys)
-        return self.query(f"SELECT * FROM {quote(table)} WHERE {quote(column)} IN ({listed})", expect=expect)
+    def generation_expression(self, table: str) -> exp.Expression:
+        """A scalar subquery giving `table`'s generations; selected by a query that reads the table,
+        it is read in the same snapshot as the rows (one statement), for `check_generation`."""
+        return sqlglot.parse_one(
+            f"(SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {sql_string(table)})",
+            read="duckdb",
+        )
+
+    def check_generation(self, comment: str | None, expected: Generation) -> None:
+        """Raise `StaleGeneration` unless `comment` (None: read it now) still records `expected`."""
+        if comment is None:
+            with self.connect() as con:
+                current = _generations(con, expected.table).get(expected.column)
+        else:
+            current = _parse_comment(comment).get(expected.column)
+        if current != expected.as_dict():
+            raise StaleGeneration(f"{expected.table}.{expected.column} was switched while a query read it")
 
     def replace_table_from_csv(self, name: str, csv_paths: Sequence[Path]) -> int:
         """Create or atomically replace `name` with the rows of CSV files (header rows first), in order.
@@ -247,6 +261,7 @@ class WarehouseResource(dg.ConfigurableResource):
         table while COPY adds rows to it.
         """
         sources = " UNION ALL BY NAME ".join("SELECT * FROM read_csv(?, header = true)" for _ in csv_paths)
+        self._forget_tables()
         with self.connect() as con:
             con.execute("BEGIN")
             carried = {
@@ -285,6 +300,7 @@ class WarehouseResource(dg.ConfigurableResource):
         `generation` records, in the same transaction, which collection and model version the
         embedding column it names comes from (other embedding columns keep theirs).
         """
+        self._forget_tables()
         with self.connect() as con:
             con.register("__thanosql_incoming", data)
             con.execute("BEGIN")

@@ -14,9 +14,12 @@ class WorkspaceResource(dg.ConfigurableResource):
     """Resolves the paths users write in statements.
 
     Relative paths resolve against `home`, as `thanosql-dataset/...` does in the tutorials.
+    With `confine` (the SQL server's setting), a path that leads outside `home` — absolute, with
+    `..`, or through a symlink — is refused.
     """
 
     home: str
+    confine: bool = False
 
     @property
     def root(self) -> Path:
@@ -31,9 +34,18 @@ class WorkspaceResource(dg.ConfigurableResource):
         return self.root / "outputs"
 
     def resolve(self, path: str | Path) -> Path:
-        """Absolute path for a path written in a statement or a table (no filesystem access)."""
-        path = Path(path).expanduser()
-        return path if path.is_absolute() else self.root / path
+        """Absolute path for a path written in a statement or a table (no filesystem access unless confined)."""
+        path = Path(path) if self.confine else Path(path).expanduser()
+        resolved = path if path.is_absolute() else self.root / path
+        if self.confine and not resolved.resolve().is_relative_to(self.root):
+            from sql_frontend.errors import PathNotAllowedError
+
+            raise PathNotAllowedError(
+                f"Path {str(path)!r} is outside the workspace; this server only reads files under its workspace.",
+                hint="Use a path relative to the workspace, e.g. thanosql-dataset/mnist_data/mnist_train.csv, "
+                "or put the file in the workspace first.",
+            )
+        return resolved
 
     def display_path(self, path: str | Path) -> str:
         """The path as a user wrote it into a table: relative to home when inside it."""

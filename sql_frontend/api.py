@@ -5,11 +5,15 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
 from resources import Settings
 from sql_frontend.parser import parse_script, parse_statement
+
+if TYPE_CHECKING:
+    from sql_frontend.remote import RemoteConnection
 
 Result = pd.DataFrame | None
 
@@ -78,6 +82,20 @@ class Connection:
         return f"<thanosql.Connection home={self.home!r}>"
 
 
-def connect(home: str | os.PathLike | None = None, *, api_token: str | None = None, progress: bool = True) -> Connection:
-    """Open the workspace at `home` (default: $THANOSQL_HOME or ./thanosql-workspace)."""
+def connect(
+    home: str | os.PathLike | None = None,
+    *,
+    url: str | None = None,
+    api_token: str | None = None,
+    progress: bool = True,
+) -> "Connection | RemoteConnection":
+    """Open the workspace at `home` (default: $THANOSQL_HOME or ./thanosql-workspace), or, with
+    `url` (or $THANOSQL_URL), a ThanoSQL SQL server with `api_token` (or $THANOSQL_API_TOKEN)."""
+    url = url or (os.environ.get("THANOSQL_URL") if home is None else None)
+    if url:
+        from sql_frontend.remote import RemoteConnection
+
+        if progress and not logging.getLogger("thanosql.progress").handlers:
+            show_progress()
+        return RemoteConnection(url, api_token or os.environ.get("THANOSQL_API_TOKEN"))
     return Connection(home, api_token=api_token, progress=progress)

@@ -28,7 +28,8 @@ def _echo(result, conn) -> None:
     if images:
         for path, caption in images:
             print(f"{path}    {caption}")
-        sheet = contact_sheet(images, Path(conn.home) / "outputs")
+        local = getattr(conn, "settings", None)
+        sheet = contact_sheet(images, local.home / "outputs" if local else Path("thanosql-outputs"))
         print(f"picture: {sheet}")
         return
     print(format_table(result))
@@ -45,17 +46,18 @@ def _run(args) -> int:
 
     sql = Path(args.script).read_text() if args.script != "-" else sys.stdin.read()
     statements = parse_script(sql)
-    conn = connect(args.home)
+    conn = connect(args.home, url=args.url, api_token=args.api_token)
     for number, statement in enumerate(statements, start=1):
         print(f"\n[{number}/{len(statements)}] {_statement_title(statement.text)}", flush=True)
-        _echo(conn._engine.execute(statement), conn)
+        embedded = getattr(conn, "_engine", None)
+        _echo(embedded.execute(statement) if embedded else conn.execute(statement.text), conn)
     return 0
 
 
 def _query(args) -> int:
     from sql_frontend.api import connect
 
-    conn = connect(args.home)
+    conn = connect(args.home, url=args.url, api_token=args.api_token)
     for result in conn.execute_script(args.sql):
         _echo(result, conn)
     return 0
@@ -73,9 +75,37 @@ def _ui(args) -> int:
     return subprocess.call(command, env=env)
 
 
+def _serve(args) -> int:
+    from sql_frontend.server import serve
+
+    if args.home:
+        os.environ["THANOSQL_HOME"] = args.home
+    serve(host=args.host, port=args.port)
+    return 0
+
+
+def _token(args) -> int:
+    from resources import Settings, build_resources
+    from sql_frontend.tokens import TokenStore
+
+    store = TokenStore(build_resources(Settings.from_env(args.home))["catalog"].url)
+    if args.action == "create":
+        print(store.create(args.name))
+        print(f"(API token for {args.name!r}: shown once, stored only as its SHA-256 digest)", file=sys.stderr)
+    elif args.action == "revoke":
+        if not store.revoke(args.name):
+            print(f"error: no token named {args.name!r}", file=sys.stderr)
+            return 1
+    else:
+        print("\n".join(store.names()))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="thanosql", description="ThanoSQL image search on Dagster assets.")
     parser.add_argument("--home", help="workspace directory (default: $THANOSQL_HOME or ./thanosql-workspace)")
+    parser.add_argument("--url", help="a ThanoSQL SQL server to run statements on (default: $THANOSQL_URL; none: embedded)")
+    parser.add_argument("--api-token", help="the SQL server's API token (default: $THANOSQL_API_TOKEN)")
     commands = parser.add_subparsers(dest="command", required=True)
     run = commands.add_parser("run", help="run the statements of a script file ('-' reads stdin)")
     run.add_argument("script")
@@ -87,6 +117,14 @@ def main(argv: list[str] | None = None) -> int:
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--host", default="127.0.0.1")
     ui.set_defaults(handler=_ui)
+    serve = commands.add_parser("serve", help="run the SQL server on this workspace (production mode)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.set_defaults(handler=_serve)
+    token = commands.add_parser("token", help="issue, revoke or list the SQL server's API tokens")
+    token.add_argument("action", choices=("create", "revoke", "list"))
+    token.add_argument("name", nargs="?", default="default")
+    token.set_defaults(handler=_token)
     args = parser.parse_args(argv)
     try:
         return args.handler(args)

@@ -27,11 +27,11 @@ _TAG_LIMIT = 2000
 
 
 class Engine:
-    def __init__(self, settings: Settings):
+    def __init__(self, settings: Settings, instance: dg.DagsterInstance | None = None):
         settings.ensure_dirs()
         self.settings = settings
         self.resources = build_resources(settings)
-        self._instance: dg.DagsterInstance | None = None
+        self._instance = instance
         self.last_plan = ""  # how the last query ran: "exhaustive" or "top-k (m of n images)"
 
     @property

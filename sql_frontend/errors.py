@@ -58,6 +58,10 @@ class ObjectExistsError(SQLError):
     """A statement would replace an existing object without overwrite=True."""
 
 
+class PathNotAllowedError(SQLError):
+    """A statement names a file outside the workspace of a server that confines paths to it."""
+
+
 class DataError(ThanoSQLError):
     """The data a statement reads is unusable (missing or corrupt image files, empty tables)."""
 

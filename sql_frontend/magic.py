@@ -1,6 +1,7 @@
 """Jupyter: `%load_ext thanosql`, then `%%thanosql` cells.
 
-    %thanosql API_TOKEN=<token>      # stored for server mode
+    %thanosql API_TOKEN=<token>      # the SQL server's API token
+    %thanosql URL=http://host:8000   # run cells on a ThanoSQL SQL server (production mode)
     %thanosql home=<directory>       # switch workspace (default: $THANOSQL_HOME or ./thanosql-workspace)
     %%thanosql
     SELECT * FROM mnist_train LIMIT 5
@@ -28,30 +29,41 @@ class ThanoSQLMagics(Magics):
         super().__init__(shell)
         self.api_token: str | None = None
         self.home: str | None = None
-        self._connection: Connection | None = None
+        self.url: str | None = None
+        self._connection = None
 
     @property
-    def connection(self) -> Connection:
+    def connection(self):
         if self._connection is None:
-            self._connection = Connection(self.home, api_token=self.api_token, progress=False)
+            if self.url:
+                from sql_frontend.remote import RemoteConnection
+
+                self._connection = RemoteConnection(self.url, self.api_token)
+            else:
+                self._connection = Connection(self.home, api_token=self.api_token, progress=False)
         return self._connection
 
     @line_magic("thanosql")
     def settings(self, line: str) -> None:
         match = _SETTING.match(line)
         if not match:
-            print("usage: %thanosql API_TOKEN=<token>  or  %thanosql home=<workspace directory>")
+            print("usage: %thanosql API_TOKEN=<token>  or  %thanosql URL=<SQL server>  or  %thanosql home=<workspace directory>")
             return
         key, value = match.group(1).lower(), match.group(2).strip("'\"")
         if key == "api_token":
             self.api_token = value
-            if self._connection is not None:
+            if self.url:
+                self._connection = None  # the next cell connects with the new token
+            elif self._connection is not None:
                 self._connection.api_token = value
+        elif key == "url":
+            self.url, self._connection = value, None
+            print(f"SQL server: {value}")
         elif key == "home":
-            self.home, self._connection = value, None
+            self.home, self.url, self._connection = value, None, None
             print(f"workspace: {self.connection.home}")
         else:
-            print(f"unknown setting {match.group(1)!r}: use API_TOKEN or home")
+            print(f"unknown setting {match.group(1)!r}: use API_TOKEN, URL or home")
 
     @cell_magic("thanosql")
     def run_cell(self, line: str, cell: str):

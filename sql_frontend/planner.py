@@ -23,7 +23,7 @@ from sql_frontend.dialect import (
     SearchMedia,
     ThanoSQL,
 )
-from sql_frontend.errors import ObjectExistsError, ObjectNotFoundError, OptionError, SQLError
+from sql_frontend.errors import ObjectExistsError, ObjectNotFoundError, OptionError, PathNotAllowedError, SQLError
 from sql_frontend.options import (
     CONVERT_OPTIONS,
     COPY_OPTIONS,
@@ -137,7 +137,7 @@ class Planner:
             )
         source_node = node.args["source"]
         source = source_node.this
-        path = self._workspace.resolve(source)
+        path = self._resolve(source_node)
         if not path.is_file():
             raise ObjectNotFoundError(
                 f'File "{source}" does not exist (looked at {path}).',
@@ -161,7 +161,7 @@ class Planner:
                     **self._at(node.this),
                     hint="Add OPTIONS (overwrite=True) to replace it, OPTIONS (append=True) to add rows, or COPY into another table name.",
                 )
-        datasets = tuple(dict.fromkeys(d for d in (self._dataset_of(self._workspace.resolve(s)) for s in sources) if d))
+        datasets = tuple(dict.fromkeys(d for d in (self._dataset_of(self._workspace.root / s) for s in sources) if d))
         spec = TableSpec(name=name, sources=sources, datasets=datasets)
         # Embeddings read from this table are brought up to date in the same run (new images only).
         downstream = [
@@ -257,7 +257,7 @@ class Planner:
                 hint="e.g. file_type=['.jpg', '.png']",
             )
         source_node = node.args["source"]
-        folder = self._workspace.resolve(source_node.this)
+        folder = self._resolve(source_node)
         if not folder.is_dir():
             raise ObjectNotFoundError(
                 f"Folder {source_node.this!r} does not exist (looked at {folder}).",
@@ -316,6 +316,13 @@ class Planner:
                 **(self._option_at(node, option) or self._at(query)),
                 hint=f"Set OPTIONS ({option}='<column with image paths>').",
             )
+
+    def _resolve(self, node: exp.Expression) -> Path:
+        """The path a string literal names, with the literal's position on errors."""
+        try:
+            return self._workspace.resolve(node.this)
+        except PathNotAllowedError as error:
+            raise PathNotAllowedError(error.bare_message, **self._at(node), hint=error.hint) from None
 
     def _option_at(self, node: exp.Expression, option: str) -> dict:
         for entry in node.args.get("options").entries() if node.args.get("options") else []:

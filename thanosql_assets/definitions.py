@@ -17,6 +17,7 @@ from thanosql_assets.embeddings.assets import embedding_assets
 from thanosql_assets.models.assets import model_asset
 from thanosql_assets.search.ops import RESULTS_IO_MANAGER, search_job
 from thanosql_assets.specs import DatasetSpec, EmbeddingSpec, ModelSpec, Spec, TableSpec, spec_from_dict
+from thanosql_assets.statements import statement_job
 from thanosql_assets.tables.assets import table_asset
 
 _FACTORIES = {
@@ -34,7 +35,7 @@ def catalog_specs(catalog: CatalogResource) -> list[Spec]:
 def build_definitions(specs: Iterable[Spec], resources: dict[str, object]) -> dg.Definitions:
     return dg.Definitions(
         assets=[_FACTORIES[type(spec)](spec) for spec in specs],
-        jobs=[search_job],
+        jobs=[search_job, statement_job],
         resources={**resources, RESULTS_IO_MANAGER: dg.mem_io_manager},
         # Each statement is one heavy step; a subprocess per step would only add seconds.
         executor=dg.in_process_executor,

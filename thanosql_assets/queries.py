@@ -9,7 +9,7 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from resources import Generation, WarehouseResource
+from resources import WarehouseResource
 from sql_frontend.dialect import ThanoSQL
 
 
@@ -41,9 +41,7 @@ def run_query(
     query: exp.Expression | str,
     warehouse: WarehouseResource,
     relations: Mapping[str, Any] | None = None,
-    *,
-    expect: Generation | None = None,
 ) -> pd.DataFrame:
     if isinstance(query, str):
         query = parse_query(query)
-    return warehouse.query(query.sql(dialect=warehouse.dialect), relations, expect=expect)
+    return warehouse.query(query.sql(dialect=warehouse.dialect), relations)

@@ -19,21 +19,26 @@ Plans:
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import numpy as np
 import pandas as pd
 from sqlglot import exp
 
+from resources.vector_store import CollectionNotFound
+from resources.warehouse import quote
 from resources import CatalogResource, Generation, StaleGeneration, ModelRegistryResource, VectorStoreResource, WarehouseResource, WorkspaceResource
 from sql_frontend.dialect import ConvertUsing, PrintMedia, SearchMedia, option_value
-from sql_frontend.errors import DataError, ObjectNotFoundError, SQLError, ThanoSQLError
+from sql_frontend.errors import DataError, ObjectNotFoundError, PathNotAllowedError, SQLError, ThanoSQLError
 from sql_frontend.positions import locate
+from thanosql_assets.models.algorithms import ALGORITHMS
 from thanosql_assets.queries import object_name, referenced_tables, run_query
 from thanosql_assets.specs import embedding_name
 
 _KEY = "__thanosql_image_key"
 _CANDIDATES = "__thanosql_candidates"
+_GENERATION = "__thanosql_generation"
+_RANK = "__thanosql_rank"
 _SEARCH_RELATION = "__thanosql_search_{}"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 PRINT_ATTR = "thanosql.print_image"
@@ -62,6 +67,33 @@ class PreparedSearch:
 
 
 @dataclass
+class _TopKStatement:
+    """The outer query over a SEARCH evaluated on candidate images only, as one SQL statement:
+    the candidates' rows (an index lookup by image key), the SEARCH's own query over them, and
+    their similarities (Qdrant's scores) joined on the image key. Candidates and scores are
+    parameters: the statement text is made once, and DuckDB parses no literals."""
+
+    search: PreparedSearch
+    ranked_by: int
+    inner_sql: str  # the SEARCH's query over _CANDIDATES, with the image key
+    outer_sql: str  # the outer query over _SEARCH_RELATION.format(0), no WITH clause (see _top_k)
+
+    def sql(self, similarity_columns: int) -> str:
+        """The statement; its parameters are the candidate keys, then one list of scores per query image."""
+        table, image_col, key = quote(self.search.table), quote(self.search.image_col), quote(_KEY)
+        similarity = [quote(self.search.similarity_column(number)) for number in range(1, similarity_columns + 1)]
+        return (
+            f"WITH {_CANDIDATES} AS (SELECT * FROM {table} WHERE {image_col} = ANY($1)), "
+            f"__thanosql_scores AS (SELECT unnest($1) AS {key}, "
+            + ", ".join(f"unnest(${n + 2})::DOUBLE AS {column}" for n, column in enumerate(similarity))
+            + "), "
+            f"{_SEARCH_RELATION.format(0)} AS (SELECT i.* EXCLUDE ({key}), {', '.join('s.' + c for c in similarity)} "
+            f"FROM ({self.inner_sql}) i JOIN __thanosql_scores s ON i.{key} = s.{key}) "
+            f"{self.outer_sql}"
+        )
+
+
+@dataclass
 class TopK:
     subquery: exp.Subquery
     search: SearchMedia
@@ -86,16 +118,29 @@ class QueryEngine:
         self.model_registry = model_registry
         self.vector_store = vector_store
         self.sql = sql
+        self._tables: dict[str, dict[str, Generation]] | None = None  # table -> its embedding generations, read once per attempt
+        self._fresh = False  # whether to read them from the table store rather than this process's memory
         self.last_plan = ""  # "exhaustive" or "top-k (... candidates)", for tests and EXPLAIN-like output
 
     def run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
         """Evaluate a query; one that a CONVERT switched under (see `generation`) starts again."""
-        for _ in range(MAX_ATTEMPTS - 1):
+        for attempt in range(MAX_ATTEMPTS):
+            self._tables = None
+            self._fresh = attempt > 0
             try:
                 return self._run(statement, relations)
-            except StaleGeneration:
-                continue
-        return self._run(statement, relations)
+            except (StaleGeneration, CollectionNotFound):
+                # Another process switched a table's embeddings (and maybe dropped the collection
+                # this process knew): read the tables again and start over.
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    @property
+    def tables(self) -> dict[str, dict[str, Generation]]:
+        if self._tables is None:
+            self._tables = self.warehouse.table_generations(fresh=self._fresh)
+        return self._tables
 
     def _run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
         if isinstance(statement, PrintMedia):
@@ -133,7 +178,10 @@ class QueryEngine:
             name = object_name(table.this)
             if name in known:
                 continue
-            existing = existing if existing is not None else set(self.warehouse.tables())
+            existing = existing if existing is not None else set(self.tables)
+            if name not in existing and not self._fresh:  # maybe created by another process since
+                self._fresh, self._tables = True, None
+                existing = set(self.tables)
             if name not in existing:
                 raise ObjectNotFoundError(
                     f"Table {name!r} does not exist.",
@@ -144,16 +192,13 @@ class QueryEngine:
     # -- SEARCH ---------------------------------------------------------------------------
 
     def prepare(self, node: SearchMedia) -> PreparedSearch:
-        """Check a SEARCH against the catalog and embed its query images; raises with positions."""
+        """Check a SEARCH against the tables and embed its query images; raises with positions.
+
+        What to read comes from the table itself: its embedding column records the collection
+        and model version that filled it (the catalog is consulted only to explain an error).
+        """
         model_node = node.this
         model = object_name(model_node)
-        model_entry = self.catalog.get("model", model)
-        if model_entry is None:
-            raise ObjectNotFoundError(
-                f"Model {model!r} does not exist.",
-                **locate(self.sql, model_node),
-                hint=_available("models", [entry.name for entry in self.catalog.list("model")]) + " BUILD MODEL creates one.",
-            )
         if node.args["kind"] != "IMAGE" or node.args["param"].this.lower() != "images":
             raise SQLError(
                 f"SEARCH {node.args['kind']} {node.args['param'].this}= is not supported.",
@@ -179,32 +224,14 @@ class QueryEngine:
                 **locate(self.sql, query),
                 hint="Search one table, e.g. AS SELECT * FROM mnist_test; join or filter in an outer SELECT.",
             )
-        self.check_tables(query)
         table = object_name(tables[0].this)
-        entry = self.catalog.get("embedding", embedding_name(table, model))
-        prefix = f"{model}_{model_entry.spec['algorithm'].lower()}"
-        convert_hint = f"Run CONVERT USING {model} OPTIONS (table_name='{table}') AS SELECT * FROM {table} first."
-        if entry is None:
-            raise ObjectNotFoundError(
-                f"Model {model!r} has not embedded table {table!r}: there is nothing to search.",
-                **locate(self.sql, tables[0]),
-                hint=convert_hint,
-            )
-        if prefix not in self.warehouse.columns(table):
-            raise ObjectNotFoundError(
-                f"Table {table!r} no longer has the embedding column {prefix!r} (it was replaced after CONVERT).",
-                **locate(self.sql, tables[0]),
-                hint=convert_hint,
-            )
-        # The table records which collection and model version its embedding column comes from;
-        # every later read checks that it still does (see `generation`).
-        generation = self.warehouse.generations(table).get(prefix)
+        generation = self._generation(table, model)
+        if generation is None and not self._fresh:  # maybe embedded by another process since
+            self._fresh, self._tables = True, None
+            generation = self._generation(table, model)
         if generation is None:
-            raise ObjectNotFoundError(
-                f"Table {table!r} has a column {prefix!r} but no record of the CONVERT that filled it.",
-                **locate(self.sql, tables[0]),
-                hint=convert_hint,
-            )
+            self._explain_unsearchable(model_node, tables[0], model, table)
+        prefix = generation.column
         embedder = self.model_registry.load(model, generation.model_version)
         vectors = embedder.embed(self._load_query_images(query_images, embedder.geometry, images_node))
         return PreparedSearch(
@@ -214,33 +241,50 @@ class QueryEngine:
             image_col=generation.image_col,
             generation=generation,
             prefix=prefix,
-            query_vectors=vectors,
+            query_vectors=vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12),
+        )
+
+    def _generation(self, table: str, model: str) -> Generation | None:
+        columns = self.tables.get(table, {})
+        return next((columns[f"{model}_{a.column_suffix}"] for a in ALGORITHMS.values() if f"{model}_{a.column_suffix}" in columns), None)
+
+    def _explain_unsearchable(self, model_node: exp.Expression, source: exp.Table, model: str, table: str) -> NoReturn:
+        """Why `model` cannot search `table`: the model, the table or its embeddings are missing."""
+        if self.catalog.get("model", model) is None:
+            raise ObjectNotFoundError(
+                f"Model {model!r} does not exist.",
+                **locate(self.sql, model_node),
+                hint=_available("models", [entry.name for entry in self.catalog.list("model")]) + " BUILD MODEL creates one.",
+            )
+        self.check_tables(source)
+        convert_hint = f"Run CONVERT USING {model} OPTIONS (table_name='{table}') AS SELECT * FROM {table} first."
+        if self.catalog.get("embedding", embedding_name(table, model)) is None:
+            raise ObjectNotFoundError(
+                f"Model {model!r} has not embedded table {table!r}: there is nothing to search.",
+                **locate(self.sql, source),
+                hint=convert_hint,
+            )
+        raise ObjectNotFoundError(
+            f"Table {table!r} no longer has the embedding column of {model!r} (it was replaced after CONVERT).",
+            **locate(self.sql, source),
+            hint=convert_hint,
         )
 
     def search_all(self, search: PreparedSearch) -> pd.DataFrame:
         """Every row of the SEARCH's query, with a similarity column per query image."""
-        rows = run_query(_with_key(search.query, search.image_col), self.warehouse, expect=search.generation)
+        rows = self._read(_with_key(search.query, search.image_col), search)
         keys = rows.pop(_KEY).astype(str)
         for number, vector in enumerate(search.query_vectors, start=1):
             scores = self.vector_store.score_all(search.collection, vector)
             rows[search.similarity_column(number)] = keys.map(scores).astype("float64")
         return rows
 
-    def search_candidates(self, search: PreparedSearch, ranked_by: int, hits) -> pd.DataFrame:
-        """The SEARCH's rows for the images in `hits` (Qdrant's answer for query image `ranked_by`)."""
-        keys = [hit.key for hit in hits]
-        candidates = self.warehouse.rows_with_keys(search.table, search.image_col, keys, expect=search.generation)
-        query = search.query.copy()
-        source = next(t for t in query.find_all(exp.Table) if object_name(t.this) == search.table)
-        source.replace(_relation(_CANDIDATES, exp.TableAlias(this=exp.to_identifier(source.alias_or_name))))
-        rows = run_query(_with_key(query, search.image_col), self.warehouse, {_CANDIDATES: candidates})
-        row_keys = rows.pop(_KEY).astype(str)
-        for number, vector in enumerate(search.query_vectors, start=1):
-            if number - 1 == ranked_by:
-                scores = {hit.key: hit.score for hit in hits}
-            else:
-                scores = self.vector_store.scores(search.collection, vector, sorted(set(row_keys)))
-            rows[search.similarity_column(number)] = row_keys.map(scores).astype("float64")
+    def _read(self, query: exp.Select, search: PreparedSearch, relations: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Run `query`, checking in the same statement that the table is still of the search's generation."""
+        checked = query.select(self.warehouse.generation_expression(search.table).as_(_GENERATION), copy=True)
+        rows = run_query(checked, self.warehouse, relations)
+        comments = rows.pop(_GENERATION)
+        self.warehouse.check_generation(comments.iloc[0] if len(rows) else None, search.generation)
         return rows
 
     def _top_k(self, query: exp.Expression) -> TopK | None:
@@ -283,31 +327,47 @@ class QueryEngine:
                 **locate(self.sql, query.args["order"]),
                 hint=f"ORDER BY {search.similarity_column(1)} DESC",
             )
-        name = _SEARCH_RELATION.format(0)
+        offset = query.args.get("offset")
+        skip = _int_literal(offset.args.get("expression")) if offset else 0
+        # The outer query's first `needed` rows, with the similarity they are ranked by: enough
+        # to know whether candidates outside Qdrant's answer could have made the top k.
         outer = query.copy()
-        outer.args["from_"].this.replace(_relation(name, top_k.subquery.args.get("alias")))
-        self.check_tables(outer, known={*relations, name})
-        # Rank check: the outer query's top `needed` similarities, whatever its projection.
-        check = outer.copy()
-        check.set("expressions", [exp.column(top_k.column)])
-        check.set("offset", None)
-        check.set("limit", exp.Limit(expression=exp.Literal.number(top_k.needed)))
+        outer.args["from_"].this.replace(_relation(_SEARCH_RELATION.format(0), top_k.subquery.args.get("alias")))
+        outer.set("offset", None)
+        outer.set("limit", exp.Limit(expression=exp.Literal.number(top_k.needed)))
+        self.check_tables(outer, known={*relations, _SEARCH_RELATION.format(0)})
+        outer = outer.select(exp.column(top_k.column).as_(_RANK), copy=False)
+        outer = outer.select(self.warehouse.generation_expression(search.table).as_(_GENERATION), copy=False)
+        inner = _with_key(search.query, search.image_col)
+        source = next(t for t in inner.find_all(exp.Table) if object_name(t.this) == search.table)
+        source.replace(_relation(_CANDIDATES, exp.TableAlias(this=exp.to_identifier(source.alias_or_name))))
+        dialect = self.warehouse.dialect
+        sql = _TopKStatement(search, ranked_by, inner.sql(dialect=dialect), outer.sql(dialect=dialect)).sql(len(search.query_vectors))
         total = self.vector_store.count(search.collection)
         wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
         while True:
             hits = self.vector_store.search(search.collection, search.query_vectors[ranked_by], limit=min(wanted, max(total, 1)))
-            relations[name] = self.search_candidates(search, ranked_by, hits)
+            keys = [hit.key for hit in hits]
+            scores = [[hit.score for hit in hits]]
+            for number, vector in enumerate(search.query_vectors):
+                if number != ranked_by:
+                    by_key = self.vector_store.scores(search.collection, vector, keys)
+                    scores.insert(number, [by_key.get(key) for key in keys])
+            rows = self.warehouse.query(sql, relations, parameters=[keys, *scores])
+            self.warehouse.check_generation(rows.pop(_GENERATION).iloc[0] if len(rows) else None, search.generation)
             exhausted = len(hits) >= total or len(hits) < wanted
-            ranked = run_query(check, self.warehouse, relations)[top_k.column]
-            if exhausted or (len(ranked) == top_k.needed and hits and ranked.iloc[-1] > hits[-1].score):
+            if exhausted or (len(rows) == top_k.needed and hits and rows[_RANK].iloc[-1] > hits[-1].score):
                 self.last_plan = f"top-k ({len(hits)} of {total} images)"
-                return run_query(outer, self.warehouse, relations)
+                return rows.drop(columns=[_RANK]).iloc[skip:].reset_index(drop=True)
             wanted *= 4
 
     def _load_query_images(self, images: list[str], geometry, images_node: exp.Expression):
         from thanosql_assets.models.images import load_images
 
-        paths = [self.workspace.resolve(image) for image in images]
+        try:
+            paths = [self.workspace.resolve(image) for image in images]
+        except PathNotAllowedError as error:
+            raise PathNotAllowedError(error.bare_message, **locate(self.sql, images_node), hint=error.hint) from None
         missing = [image for image, path in zip(images, paths) if not path.is_file()]
         if missing:
             raise ObjectNotFoundError(

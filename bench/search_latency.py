@@ -1,0 +1,253 @@
+"""SEARCH latency: top-k through `conn.execute`, at 10k, 100k and 1M rows, beside numpy brute force.
+
+    .venv/bin/python bench/search_latency.py                 # 10k, 100k, 1M rows; 200 queries each
+    .venv/bin/python bench/search_latency.py --sizes 10000 100000 --queries 300
+
+Each query is the tutorial's PRINT query shape, end to end through the Python API, including
+decoding and embedding the query image:
+
+    SELECT image_path, <sim> FROM (SEARCH IMAGE images='q.jpg' USING m AS SELECT * FROM t)
+    ORDER BY <sim> DESC LIMIT 4
+
+Data: a model is trained briefly (the tutorial's BUILD MODEL with max_epochs=5) on the tutorial
+dataset. The 10k table is real: the first 10,000 MNIST training images, written as JPEGs,
+COPYed and CONVERTed. The 100k and 1M tables are SYNTHETIC: each row is one of those 10,000
+real embeddings plus Gaussian noise (cosine ~0.9 to its source), normalized, written straight
+into the table store and a Qdrant collection with the layout CONVERT makes. Queries are 200
+(or --queries) images of the MNIST test set (../shared/datasets/mnist-t10k), never in a table.
+
+Beside each size, measured in the same run over the same vectors and queries:
+- numpy brute force: the exact top 4 by one matrix-vector product and argpartition (the query
+  embedding given), the scan an engine without an index would do;
+- the query image's embedding alone (part of every SEARCH);
+- recall@4 of SEARCH's answer against that exact top 4 (Qdrant's HNSW is approximate).
+Also the index build time of 60,000 x 128 vectors, beside qdrant-client's in-memory local mode
+upserting the same vectors (no persistence, no HNSW index). Medians and p99 in milliseconds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+DATASETS = REPO.parent / "shared" / "datasets"
+sys.path.insert(0, str(REPO))
+
+MODEL = "bench_model"
+SIMILARITY = f"{MODEL}_simclr_similarity1"
+
+
+def read_idx_images(path: Path) -> np.ndarray:
+    with gzip.open(path) as handle:
+        data = handle.read()
+    count, rows, cols = (int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12))
+    return np.frombuffer(data, np.uint8, offset=16).reshape(count, rows, cols)
+
+
+def write_jpegs(images: np.ndarray, folder: Path, names: list[str]) -> list[str]:
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for image, name in zip(images, names):
+        Image.fromarray(image).save(folder / name, quality=95)
+    return [str(folder / name) for name in names]
+
+
+def percentile(values: list[float], q: float) -> float:
+    return float(np.percentile(np.asarray(values) * 1000, q))
+
+
+def load_synthetic(conn, table: str, base_keys: list[str], base: np.ndarray, rows: int, seed: int = 0) -> None:
+    """A table of `rows` noisy copies of the base embeddings, with its collection and catalog entry."""
+    import pyarrow as pa
+
+    from resources import Generation, build_resources
+    from thanosql_assets.embeddings.assets import collection_name, normalized
+    from thanosql_assets.specs import EmbeddingSpec, spec_to_dict
+
+    resources = build_resources(conn.settings)
+    rng = np.random.default_rng(seed)
+    source = np.arange(rows) % len(base)
+    vectors = normalized(base[source] + rng.normal(0, 0.043, (rows, base.shape[1])).astype(np.float32))
+    keys = [f"synthetic/{i}/{Path(base_keys[s]).name}" for i, s in enumerate(source)]
+    spec = EmbeddingSpec(table=table, model=MODEL, algorithm="SimCLR", image_col="image_path", query=f"SELECT * FROM {table}", tables=(table,))
+    collection = collection_name(spec)
+    started = time.perf_counter()
+    resources["vector_store"].build_collection(collection, keys, vectors)
+    print(f"  {table}: Qdrant collection of {rows:,} vectors built in {time.perf_counter() - started:.1f} s", flush=True)
+    data = pa.table(
+        {
+            "image_path": keys,
+            "source": pa.array(source, pa.int32()),
+            spec.column: pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1]),
+        }
+    )
+    version = resources["catalog"].get("model", MODEL).state["version"]
+    generation = Generation(table, spec.column, collection, str(version), "image_path")
+    resources["warehouse"].replace_table(table, data, index_on=["image_path"], generation=generation)
+    resources["catalog"].put(
+        "embedding", spec.catalog_name, spec_to_dict(spec), {"collection": collection, "model_version": version, "vectors": rows}
+    )
+
+
+def measure(conn, table: str, keys: np.ndarray, vectors: np.ndarray, query_paths: list[str], query_vectors: np.ndarray, exhaustive: int):
+    sql = "SELECT image_path, {sim} FROM (SEARCH IMAGE images='{q}' USING {m} AS SELECT * FROM {t}) ORDER BY {sim} DESC LIMIT 4"
+    for path in query_paths[:5]:  # warm: model, collection and table opened once per process
+        conn.execute(sql.format(sim=SIMILARITY, q=path, m=MODEL, t=table))
+    # SEARCH and the brute-force scan are timed in separate passes: a scan of 512 MB (1M x 128
+    # floats) between searches would evict the caches every search works from.
+    search_times, answers = [], []
+    for path in query_paths:
+        started = time.perf_counter()
+        rows = conn.execute(sql.format(sim=SIMILARITY, q=path, m=MODEL, t=table))
+        search_times.append(time.perf_counter() - started)
+        assert conn.last_plan.startswith("top-k"), conn.last_plan
+        answers.append(set(rows["image_path"]))
+    brute_times, recalls = [], []
+    for query, answer in zip(query_vectors, answers):
+        started = time.perf_counter()
+        scores = vectors @ query
+        top = np.argpartition(-scores, 4)[:4]
+        top = top[np.argsort(-scores[top])]
+        brute_times.append(time.perf_counter() - started)
+        recalls.append(len(answer & set(keys[top])) / 4)
+    exhaustive_times = []
+    for path in query_paths[:exhaustive]:
+        started = time.perf_counter()
+        conn.execute(f"SEARCH IMAGE images='{path}' USING {MODEL} AS SELECT * FROM {table}")
+        exhaustive_times.append(time.perf_counter() - started)
+    return search_times, brute_times, recalls, exhaustive_times
+
+
+def embed_times(conn, query_paths: list[str]) -> tuple[list[float], np.ndarray]:
+    from resources import build_resources
+    from thanosql_assets.models.images import load_images
+
+    registry = build_resources(conn.settings)["model_registry"]
+    version = build_resources(conn.settings)["catalog"].get("model", MODEL).state["version"]
+    embedder = registry.load(MODEL, version)
+    times, vectors = [], []
+    for path in query_paths:
+        started = time.perf_counter()
+        vector = embedder.embed(load_images([Path(path)], embedder.geometry))[0]
+        times.append(time.perf_counter() - started)
+        vectors.append(vector / np.linalg.norm(vector))
+    return times, np.stack(vectors)
+
+
+def index_build(home: Path, base: np.ndarray) -> tuple[float, float]:
+    from qdrant_client import QdrantClient, models
+
+    from resources import VectorStoreResource
+
+    rng = np.random.default_rng(1)
+    vectors = base[np.arange(60_000) % len(base)] + rng.normal(0, 0.043, (60_000, base.shape[1])).astype(np.float32)
+    keys = [f"k{i}" for i in range(60_000)]
+    store = VectorStoreResource(path=tempfile.mkdtemp(prefix="index-bench-", dir=home))
+    started = time.perf_counter()
+    store.build_collection("sixty_k", keys, vectors)
+    edge = time.perf_counter() - started
+    client = QdrantClient(":memory:")
+    client.create_collection("sixty_k", vectors_config=models.VectorParams(size=base.shape[1], distance=models.Distance.COSINE))
+    started = time.perf_counter()
+    for start in range(0, 60_000, 4096):
+        client.upsert(
+            "sixty_k",
+            points=models.Batch(ids=list(range(start, min(start + 4096, 60_000))), vectors=vectors[start : start + 4096].tolist()),
+        )
+    memory = time.perf_counter() - started
+    return edge, memory
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--exhaustive", type=int, default=20, help="queries timed with the exhaustive plan (no ORDER BY/LIMIT), at sizes up to 100k")
+    parser.add_argument("--home", type=Path, help="workspace to use (default: a temporary directory)")
+    args = parser.parse_args()
+
+    os.environ.setdefault("THANOSQL_DATASET_MIRROR", str(DATASETS / "mnist-train-head18k"))
+    import pandas as pd
+
+    import thanosql
+
+    home = args.home or Path(tempfile.mkdtemp(prefix="search-bench-")) / "workspace"
+    conn = thanosql.connect(home, progress=False)
+    print(f"workspace {home}", flush=True)
+    if (home / "gallery.csv").exists():
+        print("reusing the tables and collections of an earlier run in this workspace", flush=True)
+        return report(args, conn, home)
+    started = time.perf_counter()
+    conn.execute("GET THANOSQL DATASET mnist_data OPTIONS (overwrite=True)")
+    conn.execute("COPY mnist_train OPTIONS (overwrite=True) FROM 'thanosql-dataset/mnist_data/mnist_train.csv'")
+    conn.execute(f"BUILD MODEL {MODEL} USING SimCLR OPTIONS (max_epochs=5, overwrite=True) AS SELECT * FROM mnist_train")
+    print(f"model trained in {time.perf_counter() - started:.1f} s", flush=True)
+
+    gallery = read_idx_images(DATASETS / "mnist-train-head18k" / "train-images-idx3-ubyte.gz")[:10_000]
+    gallery_paths = write_jpegs(gallery, home / "gallery", [f"{i}.jpg" for i in range(len(gallery))])
+    pd.DataFrame({"image_path": [str(Path(p).relative_to(home)) for p in gallery_paths]}).to_csv(home / "gallery.csv", index=False)
+    test_images = read_idx_images(DATASETS / "mnist-t10k" / "t10k-images-idx3-ubyte.gz")[: args.queries]
+    query_paths = write_jpegs(test_images, home / "queries", [f"q{i}.jpg" for i in range(len(test_images))])
+    conn.execute("COPY real_10k OPTIONS (overwrite=True) FROM 'gallery.csv'")
+    started = time.perf_counter()
+    conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='real_10k') AS SELECT * FROM real_10k")
+    print(f"real_10k: CONVERT of 10,000 images in {time.perf_counter() - started:.1f} s", flush=True)
+    report(args, conn, home)
+
+
+def report(args, conn, home: Path) -> None:
+    query_paths = [str(home / "queries" / f"q{i}.jpg") for i in range(args.queries)]
+    real = conn.execute(f"SELECT image_path, {MODEL}_simclr AS v FROM real_10k")
+    base_keys, base = real["image_path"].tolist(), np.stack(real["v"].to_numpy()).astype(np.float32)
+
+    embed, query_vectors = embed_times(conn, query_paths)
+    table_rows = []
+    for size in args.sizes:
+        if size == len(base):
+            table, keys, vectors = "real_10k", np.asarray(base_keys), base
+        else:
+            table = f"synthetic_{size}"
+            if conn.execute(f"SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = '{table}'")["n"].iloc[0] == 0:
+                load_synthetic(conn, table, base_keys, base, size)
+            stored = conn.execute(f"SELECT image_path, {MODEL}_simclr AS v FROM {table}")
+            keys, vectors = np.asarray(stored["image_path"]), np.stack(stored["v"].to_numpy()).astype(np.float32)
+        search, brute, recall, exhaustive = measure(
+            conn, table, keys, vectors, query_paths, query_vectors, args.exhaustive if size <= 100_000 else 0
+        )
+        table_rows.append((size, "real" if table == "real_10k" else "synthetic", search, brute, recall, exhaustive))
+        print(f"  {table}: {len(search)} queries measured", flush=True)
+
+    edge_build, memory_upsert = index_build(home, base)
+
+    print()
+    print(f"SEARCH ... ORDER BY similarity DESC LIMIT 4 through conn.execute, {args.queries} queries per size (ms)")
+    print(f"query image decode + embed alone: p50 {percentile(embed, 50):.2f}  p99 {percentile(embed, 99):.2f}")
+    print()
+    header = f"{'rows':>10} {'data':>9} | {'SEARCH p50':>10} {'p99':>7} | {'numpy brute p50':>15} {'p99':>7} | {'ratio p50':>9} | {'recall@4':>8} | {'exhaustive plan p50':>19}"
+    print(header)
+    print("-" * len(header))
+    for size, kind, search, brute, recall, exhaustive in table_rows:
+        naive = f"{percentile(exhaustive, 50):.1f}" if exhaustive else "-"
+        print(
+            f"{size:>10,} {kind:>9} | {percentile(search, 50):>10.2f} {percentile(search, 99):>7.2f} | "
+            f"{percentile(brute, 50):>15.2f} {percentile(brute, 99):>7.2f} | "
+            f"{statistics.median(search) / statistics.median(brute):>8.2f}x | {np.mean(recall):>8.4f} | {naive:>19}"
+        )
+    print()
+    print("ratio: SEARCH p50 / numpy brute-force p50 (SEARCH includes embedding the query image; brute force does not)")
+    print(f"index build, 60,000 x 128 vectors: Qdrant Edge (HNSW m=16, ef_construct=64, on disk) {edge_build:.2f} s; "
+          f"baseline qdrant-client ':memory:' upsert, no index {memory_upsert:.2f} s")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,189 @@
+"""Vectors on a Qdrant server (production mode), through qdrant-client.
+
+The same collection layout as the embedded engine (`vector_store.py`): one collection per
+(table, model) embedding and build, a named vector `image` (cosine), one point per image with
+id uuid5(image path) and payload {"key": image path}, HNSW m=16 / ef_construct=64, searched
+with ef=max(128, limit). Collections are built under a new name and never changed after; the
+table records which one it uses (see `WarehouseResource`), and an alias
+`<table>__<model>` follows the newest build for people browsing the server.
+
+`url=":memory:"` runs qdrant-client's own in-process engine with the same API: the tests use it,
+because no Qdrant server can be installed on the machines they run on.
+"""
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import dagster as dg
+import numpy as np
+
+from resources.vector_store import (
+    HNSW_EF_CONSTRUCT,
+    HNSW_M,
+    SEARCH_EF,
+    VECTOR_NAME,
+    CollectionNotFound,
+    ScoredImage,
+    _check,
+    point_id,
+)
+
+_BATCH = 1024
+_clients: dict[tuple[str, str | None], Any] = {}
+_clients_lock = threading.Lock()
+
+
+class QdrantServerResource(dg.ConfigurableResource):
+    """`url`: the Qdrant server (http://qdrant:6333), or ":memory:" for qdrant-client's local engine."""
+
+    url: str
+    api_key: str | None = None
+
+    @property
+    def path(self) -> str:
+        return self.url
+
+    def _client(self) -> Any:
+        from qdrant_client import QdrantClient
+
+        key = (self.url, self.api_key)
+        with _clients_lock:
+            if key not in _clients:
+                _clients[key] = (
+                    QdrantClient(location=":memory:") if self.url == ":memory:" else QdrantClient(url=self.url, api_key=self.api_key)
+                )
+            return _clients[key]
+
+    def exists(self, name: str | None) -> bool:
+        return bool(name) and self._client().collection_exists(name)
+
+    def build_collection(self, name: str, keys: Sequence[str], vectors: np.ndarray) -> int:
+        """Create collection `name` holding one point per key, indexed; all or nothing."""
+        from qdrant_client import models
+
+        vectors = _check(keys, vectors, name)
+        client = self._client()
+        if client.collection_exists(name):
+            raise FileExistsError(f"collection {name} already exists")
+        client.create_collection(
+            name,
+            vectors_config={VECTOR_NAME: models.VectorParams(size=int(vectors.shape[1]), distance=models.Distance.COSINE)},
+            hnsw_config=models.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
+        )
+        try:
+            self._upsert(name, keys, vectors)
+        except BaseException:
+            client.delete_collection(name)
+            raise
+        return self.count(name)
+
+    def extend_collection(
+        self, source: str, name: str, add_keys: Sequence[str], add_vectors: np.ndarray, remove_keys: Sequence[str] = ()
+    ) -> int:
+        """Collection `name`: `source`'s points plus `add_keys`, minus `remove_keys`; `source` stays as it was."""
+        add_vectors = _check(add_keys, add_vectors, name)
+        removed = set(remove_keys) | set(add_keys)
+        kept = {key: vector for key, vector in self._all_vectors(source).items() if key not in removed}
+        keys = [*kept, *add_keys]
+        dim = add_vectors.shape[1] if len(add_keys) else len(next(iter(kept.values())))
+        vectors = np.concatenate([np.asarray(list(kept.values()), np.float32).reshape(-1, dim), add_vectors.reshape(-1, dim)])
+        return self.build_collection(name, keys, vectors)
+
+    def point_alias(self, alias: str, name: str) -> None:
+        from qdrant_client import models
+
+        self._client().update_collection_aliases(
+            change_aliases_operations=[models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name, alias_name=alias))]
+        )
+
+    def drop_collection(self, name: str) -> None:
+        client = self._client()
+        if client.collection_exists(name):
+            client.delete_collection(name)
+
+    def count(self, name: str) -> int:
+        self._require(name)
+        return self._client().count(name, exact=True).count
+
+    def search(self, name: str, vector: np.ndarray, limit: int, exact: bool = False) -> list[ScoredImage]:
+        from qdrant_client import models
+
+        self._require(name)
+        points = self._client().query_points(
+            name,
+            query=np.asarray(vector, dtype=np.float32).tolist(),
+            using=VECTOR_NAME,
+            limit=int(limit),
+            with_payload=True,
+            search_params=models.SearchParams(hnsw_ef=max(SEARCH_EF, int(limit)), exact=exact),
+        ).points
+        return [ScoredImage(point.payload["key"], float(point.score)) for point in points]
+
+    def scores(self, name: str, vector: np.ndarray, keys: Sequence[str]) -> dict[str, float]:
+        from qdrant_client import models
+
+        if not keys:
+            return {}
+        self._require(name)
+        points = self._client().query_points(
+            name,
+            query=np.asarray(vector, dtype=np.float32).tolist(),
+            using=VECTOR_NAME,
+            limit=len(keys),
+            with_payload=True,
+            query_filter=models.Filter(must=[models.HasIdCondition(has_id=[point_id(key) for key in keys])]),
+            search_params=models.SearchParams(exact=True),
+        ).points
+        return {point.payload["key"]: float(point.score) for point in points}
+
+    def score_all(self, name: str, vector: np.ndarray) -> dict[str, float]:
+        return {hit.key: hit.score for hit in self.search(name, vector, limit=max(1, self.count(name)), exact=True)}
+
+    def all_keys(self, name: str) -> list[str]:
+        return list(self._scroll(name, with_vectors=False))
+
+    def vectors(self, name: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        self._require(name)
+        found: dict[str, np.ndarray] = {}
+        for start in range(0, len(keys), _BATCH):
+            records = self._client().retrieve(
+                name, [point_id(key) for key in keys[start : start + _BATCH]], with_payload=True, with_vectors=[VECTOR_NAME]
+            )
+            for record in records:
+                found[record.payload["key"]] = np.asarray(record.vector[VECTOR_NAME], dtype=np.float32)
+        return found
+
+    def _all_vectors(self, name: str) -> dict[str, np.ndarray]:
+        return {key: np.asarray(vector, np.float32) for key, vector in self._scroll(name, with_vectors=True).items()}
+
+    def _scroll(self, name: str, with_vectors: bool) -> dict[str, Any]:
+        self._require(name)
+        found, offset = {}, None
+        while True:
+            records, offset = self._client().scroll(
+                name, limit=_BATCH, offset=offset, with_payload=True, with_vectors=[VECTOR_NAME] if with_vectors else False
+            )
+            for record in records:
+                found[record.payload["key"]] = record.vector[VECTOR_NAME] if with_vectors else None
+            if offset is None:
+                return found
+
+    def _upsert(self, name: str, keys: Sequence[str], vectors: np.ndarray) -> None:
+        from qdrant_client import models
+
+        for start in range(0, len(keys), _BATCH):
+            batch = keys[start : start + _BATCH]
+            self._client().upsert(
+                name,
+                points=models.Batch(
+                    ids=[point_id(key) for key in batch],
+                    vectors={VECTOR_NAME: vectors[start : start + _BATCH].tolist()},
+                    payloads=[{"key": key} for key in batch],
+                ),
+                wait=True,
+            )
+
+    def _require(self, name: str) -> None:
+        if not self.exists(name):
+            raise CollectionNotFound(f"collection {name} does not exist on {self.url}")
