@@ -148,6 +148,9 @@ class VectorStoreResource(dg.ConfigurableResource):
             raise
         return count
 
+    def point_alias(self, alias: str, name: str) -> None:
+        """Nothing to do here: embedded readers find the serving collection through the table's record."""
+
     def drop_collection(self, name: str) -> None:
         with _shards_lock:
             shard = _shards.pop(str(self._collection_dir(name)), None)

@@ -34,6 +34,9 @@ class OptionSpec:
 
 
 OVERWRITE = OptionSpec("overwrite", bool, False, "replace the object if it already exists")
+SCHEDULE = OptionSpec(
+    "schedule", str, None, "cron string (e.g. '0 3 * * *'): retrain on this schedule, then re-embed what the model embedded"
+)
 
 GET_DATASET_OPTIONS = (OVERWRITE,)
 COPY_OPTIONS = (

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import dagster as dg
+from dagster._utils.schedules import is_valid_cron_string
 from sqlglot import exp
 
 from sql_frontend.dialect import (
@@ -193,6 +194,12 @@ class Planner:
             )
         query, tables = self._source_query(node)
         self._check_column(node, query, "image_col", options["image_col"])
+        if options["schedule"] is not None and not is_valid_cron_string(options["schedule"]):
+            raise OptionError(
+                f"schedule {options['schedule']!r} is not a cron string.",
+                **self._option_at(node, "schedule"),
+                hint="Five fields: minute hour day-of-month month day-of-week, e.g. schedule='0 3 * * *' (03:00 every day).",
+            )
         options.pop("overwrite")
         spec = ModelSpec(
             name=name, algorithm=algorithm.name, query=query.sql(dialect=ThanoSQL), tables=tuple(tables), options=options

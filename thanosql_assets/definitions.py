@@ -14,7 +14,7 @@ import dagster as dg
 from resources import CatalogResource, Settings, build_resources
 from thanosql_assets.datasets.assets import dataset_asset
 from thanosql_assets.embeddings.assets import embedding_assets
-from thanosql_assets.models.assets import model_asset
+from thanosql_assets.models.assets import model_asset, retraining_schedule
 from thanosql_assets.search.ops import RESULTS_IO_MANAGER, search_job
 from thanosql_assets.specs import DatasetSpec, EmbeddingSpec, ModelSpec, Spec, TableSpec, spec_from_dict
 from thanosql_assets.statements import statement_job
@@ -33,9 +33,15 @@ def catalog_specs(catalog: CatalogResource) -> list[Spec]:
 
 
 def build_definitions(specs: Iterable[Spec], resources: dict[str, object]) -> dg.Definitions:
+    specs = list(specs)
     return dg.Definitions(
         assets=[_FACTORIES[type(spec)](spec) for spec in specs],
         jobs=[search_job, statement_job],
+        schedules=[
+            retraining_schedule(spec, spec.options["schedule"])
+            for spec in specs
+            if isinstance(spec, ModelSpec) and spec.options.get("schedule")
+        ],
         resources={**resources, RESULTS_IO_MANAGER: dg.mem_io_manager},
         # Each statement is one heavy step; a subprocess per step would only add seconds.
         executor=dg.in_process_executor,

@@ -203,6 +203,7 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
                 "dim": dim,
             },
         )
+        vector_store.point_alias(re.sub(r"[^A-Za-z0-9_]+", "_", f"{spec.table}__{spec.model}"), collection)
         if retired not in (None, collection, previous_collection):
             vector_store.drop_collection(retired)
         progress(f"table {spec.table}: column {spec.column} set on {row_count} rows; collection {collection} holds {points} vectors")

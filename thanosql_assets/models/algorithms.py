@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sql_frontend.options import OVERWRITE, OptionSpec
+from sql_frontend.options import OVERWRITE, SCHEDULE, OptionSpec
 from thanosql_assets.models.simclr_options import SIMCLR_OPTIONS
 
 
@@ -22,5 +22,5 @@ class Algorithm:
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "simclr": Algorithm("SimCLR", (*SIMCLR_OPTIONS, OVERWRITE)),
+    "simclr": Algorithm("SimCLR", (*SIMCLR_OPTIONS, SCHEDULE, OVERWRITE)),
 }

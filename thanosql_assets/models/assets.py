@@ -21,6 +21,7 @@ from thanosql_assets.queries import run_query
 from thanosql_assets.specs import ModelSpec, spec_to_dict, table_key
 
 MIN_LABELLED_ROWS = 20  # below this a held-out measurement says nothing
+STATEMENT_TAG = "thanosql/statement"  # set on runs a ThanoSQL statement started
 
 
 def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
@@ -122,8 +123,25 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             )
             version = str(info.registered_model_version)
 
-        model_registry.set_serving(spec.name, version)
         final_loss = result.epoch_losses[-1]
+        previous = catalog.get(spec.kind, spec.catalog_name)
+        verdict = promotion(context.run.tags, previous.state if previous else None, quality)
+        if verdict is not None:
+            # Registered (MLflow keeps every version), but the serving model stays: a scheduled
+            # retraining must not make search worse.
+            model_registry.client().set_model_version_tag(spec.name, version, "thanosql.promoted", "false")
+            progress(f"model {spec.name} version {version} not promoted: {verdict}; version {previous.state['version']} keeps serving")
+            return dg.MaterializeResult(
+                metadata={
+                    "mlflow_run_id": run.info.run_id,
+                    "model_version": int(previous.state["version"]),
+                    "candidate_version": int(version),
+                    "promoted": False,
+                    "reason": verdict,
+                    **{f"quality/{name}": round(value, 4) for name, value in quality.items()},
+                }
+            )
+        model_registry.set_serving(spec.name, version)
         state = {
             "run_id": run.info.run_id,
             "version": version,
@@ -150,7 +168,34 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "embedding_dim": result.embedder.embedding_dim,
                 **{f"quality/{name}": round(value, 4) for name, value in quality.items()},
                 "artifacts": dg.MetadataValue.url(run.info.artifact_uri),
+                "promoted": True,
             }
         )
 
     return _model
+
+
+def promotion(run_tags: dict[str, str], serving: dict | None, quality: dict[str, float]) -> str | None:
+    """Why a newly trained version must not replace the serving one, or None to promote it.
+
+    A BUILD MODEL statement always promotes (the user asked for this model). Retraining that no
+    statement asked for — a schedule's tick, a materialization from the UI — promotes only if the
+    held-out P@4 does not drop below the serving version's.
+    """
+    if STATEMENT_TAG in run_tags or serving is None:
+        return None
+    before, after = serving.get("holdout_p_at_4"), quality.get("holdout_p_at_4")
+    if before is None or after is None or after >= before:
+        return None
+    return f"held-out P@4 {after:.4f} is below the serving version's {before:.4f}"
+
+
+def retraining_schedule(spec: ModelSpec, cron: str) -> dg.ScheduleDefinition:
+    """Retrain `spec` on `cron`, then refresh everything downstream (embeddings, collections)."""
+    return dg.ScheduleDefinition(
+        name=f"retrain_{spec.name}",
+        cron_schedule=cron,
+        target=dg.AssetSelection.assets(spec.asset_key).downstream(),
+        default_status=dg.DefaultScheduleStatus.RUNNING,
+        description=f"Retrains model {spec.name} ({cron}), then re-embeds the tables it embedded; the new version serves only if held-out P@4 does not drop.",
+    )

@@ -1,0 +1,114 @@
+"""Production mode end to end: the seed tutorial over HTTP, through real servers (Dagster webserver
+and daemon on PostgreSQL, MLflow server on PostgreSQL, the ThanoSQL SQL server)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+from sql_frontend.errors import PathNotAllowedError
+from tests.production_stack import postgres_available, production_stack
+from tests.seeds import seed_cells
+
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(not postgres_available(), reason="needs the PostgreSQL server on 127.0.0.1:5432"),
+]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with production_stack(tmp_path_factory.mktemp("production")) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def token(stack):
+    return stack.token()
+
+
+@pytest.fixture(scope="module")
+def remote(stack, token):
+    import thanosql
+
+    return thanosql.connect(url=stack.sql_url, api_token=token, progress=False)
+
+
+@pytest.fixture(scope="module")
+def remote_results(remote):
+    return [remote.execute(cell) for cell in seed_cells("001")]
+
+
+def test_the_tutorial_over_http_gives_the_embedded_results(remote_results, tutorial_results):
+    assert [r is None for r in remote_results] == [r is None for r in tutorial_results]
+    pd.testing.assert_frame_equal(remote_results[3], tutorial_results[3], check_dtype=False)  # SELECT ... LIMIT 5
+    converted, embedded = remote_results[5], tutorial_results[5]
+    assert list(converted.columns) == list(embedded.columns) and len(converted) == 200
+    # The same seed and data train the same model in the run worker as in process.
+    np.testing.assert_allclose(np.stack(converted["my_image_search_model_simclr"]), np.stack(embedded["my_image_search_model_simclr"]), atol=1e-4)
+    searched = remote_results[6]
+    assert len(searched) == 200 and list(searched.columns) == list(tutorial_results[6].columns)
+    printed = remote_results[7]
+    assert printed["image_path"].tolist() == tutorial_results[7]["image_path"].tolist()
+    assert printed["my_image_search_model_simclr_similarity1"].iloc[0] == pytest.approx(1.0, abs=1e-4)
+    local = printed.attrs["thanosql.print_image"]["paths"]
+    assert all(Path(p).is_file() and Path(p).stat().st_size > 0 for p in local), "PRINT IMAGE's images come back"
+
+
+def test_statements_ran_as_dagster_runs_the_daemon_launched(stack, remote_results):
+    import dagster as dg
+
+    instance = stack.instance()
+    statement_runs = instance.get_runs(dg.RunsFilter(job_name="statement"))
+    assert sorted(run.tags["thanosql/statement"].split()[0] for run in statement_runs) == ["BUILD", "CONVERT", "COPY", "COPY", "GET"]
+    assert {run.status for run in statement_runs} == {dg.DagsterRunStatus.SUCCESS}
+    keys = {key.to_user_string() for key in instance.get_asset_keys()}
+    assert {"dataset/mnist_data", "table/mnist_train", "model/my_image_search_model", "collection/mnist_test/my_image_search_model"} <= keys
+    # The webserver's code location was reloaded: the new objects are assets in the UI.
+    answer = httpx.post(f"{stack.dagster_url}/graphql", json={"query": "{ assetNodes { assetKey { path } } }"}, timeout=30).json()
+    shown = {"/".join(node["assetKey"]["path"]) for node in answer["data"]["assetNodes"]}
+    assert "embedding/mnist_test/my_image_search_model" in shown
+    # MLflow's server holds the registered model with its serving alias.
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=stack.env()["THANOSQL_MLFLOW_URI"])
+    assert str(client.get_model_version_by_alias("my_image_search_model", "serving").version) == "1"
+
+
+def test_without_a_valid_token_nothing_runs(stack, remote_results):
+    instance = stack.instance()
+    runs_before = len(instance.get_runs())
+    body = {"sql": "COPY intruder FROM 'thanosql-dataset/mnist_data/mnist_test.csv'"}
+    for headers in ({}, {"Authorization": "Bearer not-a-token"}, {"Authorization": "Basic dXNlcjpwYXNz"}):
+        response = httpx.post(f"{stack.sql_url}/v1/statements", json=body, headers=headers, timeout=30)
+        assert response.status_code == 401, response.text
+        assert response.headers["www-authenticate"] == "Bearer"
+    assert httpx.get(f"{stack.sql_url}/v1/images", params={"path": "thanosql-dataset/mnist_data/test/923.jpg"}).status_code == 401
+    assert len(instance.get_runs()) == runs_before
+
+
+def test_paths_outside_the_workspace_are_refused(stack, remote, remote_results):
+    for sql, col in [
+        ('COPY stolen OPTIONS (overwrite=True) FROM "/etc/passwd"', 43),
+        ("COPY stolen FROM '../../../etc/passwd'", 18),
+        ("SEARCH IMAGE images='/etc/hostname' USING my_image_search_model AS SELECT * FROM mnist_test", 21),
+    ]:
+        with pytest.raises(PathNotAllowedError) as caught:
+            remote.execute(sql)
+        assert caught.value.line == 1 and caught.value.col == col, str(caught.value)
+        assert "outside the workspace" in str(caught.value)
+    with pytest.raises(Exception, match="stolen"):
+        remote.execute("SELECT * FROM stolen")
+    token = remote.api_token
+    response = httpx.get(f"{stack.sql_url}/v1/images", params={"path": "/etc/hostname"}, headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 403
+
+
+def test_long_results_stream(remote, remote_results):
+    chunks = list(remote.stream("SELECT image_path, label FROM mnist_train"))
+    assert sum(len(frame) for _, frame in chunks) == 1000
+    assert list(chunks[0][1].columns) == ["image_path", "label"]
