@@ -46,12 +46,12 @@ class Engine:
             progress_log.info(plan.announce)
         if isinstance(plan, Materialize):
             self._materialize(plan, statement)
-            return self._result(plan)
+            return self.result_rows(plan)
         relations = {}
         for index, (subquery, convert) in enumerate(plan.converts):
             self._materialize(convert, statement)
             name = f"__thanosql_convert_{index}"
-            relations[name] = self._result(convert)
+            relations[name] = self.result_rows(convert)
             subquery.replace(exp.Table(this=exp.to_identifier(name), alias=subquery.args.get("alias")))
         engine = self.query_engine(statement)
         try:
@@ -62,7 +62,7 @@ class Engine:
     def query_engine(self, statement: ParsedStatement) -> QueryEngine:
         return QueryEngine(sql=statement.sql, **{key: self.resources[key] for key in QUERY_RESOURCES})
 
-    def _result(self, plan: Materialize) -> pd.DataFrame | None:
+    def result_rows(self, plan: Materialize) -> pd.DataFrame | None:
         return None if plan.result_query is None else self.resources["warehouse"].query(plan.result_query)
 
     def _materialize(self, plan: Materialize, statement: ParsedStatement) -> None:

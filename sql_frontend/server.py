@@ -45,6 +45,7 @@ from sql_frontend.errors import DataError, PathNotAllowedError, ThanoSQLError
 from sql_frontend.parser import ParsedStatement, parse_script
 from sql_frontend.planner import Materialize, Planner
 from sql_frontend.tokens import TokenStore
+from thanosql_assets.specs import spec_to_dict
 
 log = logging.getLogger("thanosql.server")
 CODE_LOCATION = os.environ.get("THANOSQL_CODE_LOCATION", "thanosql")
@@ -73,7 +74,7 @@ class DagsterSubmitter:
         self.client = DagsterGraphQLClient(parsed.hostname, port_number=parsed.port, use_https=parsed.scheme == "https")
         self.instance = instance
 
-    def run(self, statement: ParsedStatement, running: Running, statement_id: str) -> None:
+    def run(self, statement: ParsedStatement, running: Running, statement_id: str, reload: bool = True) -> None:
         from dagster import DagsterRunStatus
 
         from thanosql_assets.statements import STATEMENT_JOB, STATEMENT_OP
@@ -100,8 +101,9 @@ class DagsterSubmitter:
             if status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
                 raise _run_error(logs, running.run_id)
             time.sleep(_POLL_S)
-        # New objects become assets of the code location (it builds them from the catalog).
-        self.client.reload_repository_location(CODE_LOCATION)
+        if reload:
+            # New objects become assets of the code location (it builds them from the catalog).
+            self.client.reload_repository_location(CODE_LOCATION)
 
 
 def _run_error(logs, run_id: str) -> ThanoSQLError:
@@ -136,8 +138,13 @@ class StatementService:
                 running.status = "RUNNING"
                 if self.submitter is None:
                     return self.engine.execute(statement)
-                self.submitter.run(statement, running, statement_id)
-                return self.engine._result(plan)
+                catalog = self.engine.resources["catalog"]
+                new_objects = any(
+                    (entry := catalog.get(spec.kind, spec.catalog_name)) is None or entry.spec != json.loads(json.dumps(spec_to_dict(spec)))
+                    for spec in plan.specs
+                )
+                self.submitter.run(statement, running, statement_id, reload=new_objects)
+                return self.engine.result_rows(plan)
         if plan.converts:
             with self._write_lock:
                 return self.engine.execute(statement)
@@ -179,11 +186,11 @@ def create_app(settings: Settings | None = None, dagster_url: str | None = None)
         statement_id = body.statement_id or uuid.uuid4().hex
         parsed = parse_script(body.sql)
         log.info("%s runs %d statement(s) as %s", holder, len(parsed), statement_id)
-        if "application/x-ndjson" in request.headers.get("accept", ""):
-            # Statements run before the response starts, so an error is still a clean 400.
-            results = [service.execute(statement, statement_id) for statement in parsed]
-            return StreamingResponse(_ndjson(results), media_type="application/x-ndjson")
         try:
+            if "application/x-ndjson" in request.headers.get("accept", ""):
+                # Statements run before the response starts, so an error is still a clean 400.
+                results = [service.execute(statement, statement_id) for statement in parsed]
+                return StreamingResponse(_ndjson(results), media_type="application/x-ndjson")
             return {"statement_id": statement_id, "results": [wire.encode(service.execute(s, statement_id)) for s in parsed]}
         finally:
             service.running.pop(statement_id, None)

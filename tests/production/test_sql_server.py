@@ -112,3 +112,33 @@ def test_long_results_stream(remote, remote_results):
     chunks = list(remote.stream("SELECT image_path, label FROM mnist_train"))
     assert sum(len(frame) for _, frame in chunks) == 1000
     assert list(chunks[0][1].columns) == ["image_path", "label"]
+
+
+def test_progress_of_a_running_statement_is_reported(stack, token, remote_results):
+    import threading
+    import time
+    import uuid
+
+    statement_id = uuid.uuid4().hex
+    headers = {"Authorization": f"Bearer {token}"}
+    body = {
+        "sql": "BUILD MODEL progress_model USING SimCLR OPTIONS (max_epochs=3) AS SELECT * FROM mnist_train",
+        "statement_id": statement_id,
+    }
+    answer = {}
+    worker = threading.Thread(
+        target=lambda: answer.update(response=httpx.post(f"{stack.sql_url}/v1/statements", json=body, headers=headers, timeout=600))
+    )
+    worker.start()
+    seen, statuses = [], set()
+    while worker.is_alive():
+        response = httpx.get(f"{stack.sql_url}/v1/statements/{statement_id}", headers=headers, timeout=10)
+        if response.status_code == 200:
+            report = response.json()
+            statuses.add(report["status"])
+            seen = report["messages"] or seen
+        time.sleep(0.3)
+    worker.join()
+    assert answer["response"].status_code == 200, answer["response"].text
+    assert any("epoch" in message for message in seen), seen
+    assert statuses & {"QUEUED", "STARTING", "STARTED", "RUNNING"}

@@ -12,8 +12,8 @@ cores): they reach P@4 of about 0.95 on held-out digits in under a minute of tra
 from __future__ import annotations
 
 from sql_frontend.options import OptionSpec
-from thanosql_assets.models.simclr.backbone_names import BACKBONE_NAMES
-from thanosql_assets.models.simclr.heads import HEADS
+from thanosql_assets.models.simclr.names import BACKBONE_NAMES
+from thanosql_assets.models.simclr.names import HEADS
 
 SIMCLR_OPTIONS = (
     OptionSpec("image_col", str, "image_path", "column holding the image file paths"),
