@@ -8,6 +8,7 @@ Production mode replaces each embedded store by a server, each chosen by one var
 
 | variable | what |
 | --- | --- |
+| `THANOSQL_WAREHOUSE_URL` | the tables' database (`postgresql+psycopg2://...`) instead of DuckDB |
 | `THANOSQL_CATALOG_URL` | the object catalog's database (`postgresql+psycopg2://...`) |
 | `THANOSQL_MLFLOW_URI` | an MLflow tracking server (`http://mlflow:5000`); artifacts go where the server says. Not MLFLOW_TRACKING_URI: MLflow sets that itself in-process |
 | `THANOSQL_QDRANT_URL`, `THANOSQL_QDRANT_API_KEY` | a Qdrant server, through qdrant-client |
@@ -45,6 +46,7 @@ class Settings:
     dagster_home: Path
     dataset_mirror: str | None = None
     catalog_url: str | None = None
+    warehouse_url: str | None = None
     mlflow_tracking_uri: str | None = None
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
@@ -53,7 +55,7 @@ class Settings:
     @property
     def production(self) -> bool:
         """Whether any store is a server (the Dagster instance decides for itself, from DAGSTER_HOME)."""
-        return any((self.catalog_url, self.mlflow_tracking_uri, self.qdrant_url))
+        return any((self.catalog_url, self.warehouse_url, self.mlflow_tracking_uri, self.qdrant_url))
 
     @classmethod
     def from_env(cls, home: str | os.PathLike | None = None) -> "Settings":
@@ -64,6 +66,7 @@ class Settings:
             dagster_home=Path(dagster_home).resolve() if dagster_home else home_path / "dagster",
             dataset_mirror=os.environ.get("THANOSQL_DATASET_MIRROR") or None,
             catalog_url=os.environ.get("THANOSQL_CATALOG_URL") or None,
+            warehouse_url=os.environ.get("THANOSQL_WAREHOUSE_URL") or None,
             mlflow_tracking_uri=os.environ.get("THANOSQL_MLFLOW_URI") or None,
             qdrant_url=os.environ.get("THANOSQL_QDRANT_URL") or None,
             qdrant_api_key=os.environ.get("THANOSQL_QDRANT_API_KEY") or None,
@@ -98,10 +101,16 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         vector_store = QdrantServerResource(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
     else:
         vector_store = VectorStoreResource(path=str(home / "vectors"))
+    if settings.warehouse_url:
+        from resources.postgres_warehouse import PostgresWarehouseResource
+
+        warehouse = PostgresWarehouseResource(url=settings.warehouse_url)
+    else:
+        warehouse = WarehouseResource(path=str(home / "warehouse.duckdb"))
     return {
         "workspace": WorkspaceResource(home=str(home), confine=settings.confine_paths),
         "catalog": CatalogResource(url=settings.catalog_url or f"sqlite:///{home / 'catalog.db'}"),
-        "warehouse": WarehouseResource(path=str(home / "warehouse.duckdb")),
+        "warehouse": warehouse,
         "model_registry": model_registry,
         "vector_store": vector_store,
         "dataset_source": DatasetSourceResource(

@@ -87,6 +87,23 @@ def _set_generations(con: Any, table: str, generations: dict[str, dict[str, str]
     con.execute(f"COMMENT ON TABLE {quote(table)} IS {sql_string(comment)}")
 
 
+@dataclass(frozen=True)
+class CandidatesStatement:
+    """SEARCH's top-k plan as one statement: `outer_sql` (over `relation`) evaluated on the
+    SEARCH's query `inner_sql` (over `candidates`, with the image key as column `key`) for the
+    candidate images only, with one similarity column per query image. Parameters: the
+    candidate keys, then one list of scores per query image (`candidates_parameters`)."""
+
+    table: str
+    image_col: str
+    key: str
+    candidates: str
+    relation: str
+    similarity_columns: list[str]
+    inner_sql: str
+    outer_sql: str
+
+
 class _OpenDatabase:
     """One process's open DuckDB database, shared by its threads, closed after an idle spell."""
 
@@ -215,6 +232,23 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def _forget_tables(self) -> None:
         _known_tables.pop(str(Path(self.path).resolve()), None)
+
+    def candidates_statement(self, statement: CandidatesStatement) -> str:
+        # Parameters, not literals: the text is made once per query, and DuckDB parses no long lists.
+        key = quote(statement.key)
+        similarity = [quote(column) for column in statement.similarity_columns]
+        return (
+            f"WITH {statement.candidates} AS (SELECT * FROM {quote(statement.table)} WHERE {quote(statement.image_col)} = ANY($1)), "
+            f"__thanosql_scores AS (SELECT unnest($1) AS {key}, "
+            + ", ".join(f"unnest(${n + 2})::DOUBLE AS {column}" for n, column in enumerate(similarity))
+            + "), "
+            f"{statement.relation} AS (SELECT i.* EXCLUDE ({key}), {', '.join('s.' + c for c in similarity)} "
+            f"FROM ({statement.inner_sql}) i JOIN __thanosql_scores s ON i.{key} = s.{key}) "
+            f"{statement.outer_sql}"
+        )
+
+    def candidates_parameters(self, keys: list[str], scores: list[list[float | None]]) -> list:
+        return [keys, *scores]
 
     def table_generations(self, fresh: bool = False) -> dict[str, dict[str, Generation]]:
         """Every table, with its embedding columns and the collection and model version behind each.

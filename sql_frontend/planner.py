@@ -316,7 +316,7 @@ class Planner:
         return query, [object_name(table.this) for table in referenced_tables(query)]
 
     def _check_column(self, node: exp.Expression, query: exp.Expression, option: str, column: str) -> None:
-        columns = list(self._warehouse.query(f"SELECT * FROM ({query.sql(dialect=self._warehouse.dialect)}) LIMIT 0").columns)
+        columns = list(self._warehouse.query(f"SELECT * FROM ({query.sql(dialect=self._warehouse.dialect)}) AS q LIMIT 0").columns)
         if column not in columns:
             raise ObjectNotFoundError(
                 f"{option} {column!r} is not a column of the query's rows (columns: {', '.join(columns)}).",

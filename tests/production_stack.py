@@ -1,5 +1,6 @@
 """Production mode on this machine, as real processes: PostgreSQL-backed Dagster (webserver and
-daemon), an MLflow tracking server on PostgreSQL, and the ThanoSQL SQL server, on free ports.
+daemon), tables and catalog in PostgreSQL, an MLflow tracking server on PostgreSQL, and the
+ThanoSQL SQL server, on free ports.
 
 Used by the production tests and bench/production_latency.py. PostgreSQL is the machine's
 server on 127.0.0.1:5432 (trust auth); each stack gets databases of its own, dropped after.
@@ -62,7 +63,9 @@ class Stack:
     def __init__(self, root: Path):
         self.root = root
         self.id = uuid.uuid4().hex[:10]
-        self.databases = {"dagster": f"thanosql_dagster_{self.id}", "catalog": f"thanosql_catalog_{self.id}", "mlflow": f"thanosql_mlflow_{self.id}"}
+        self.databases = {
+            name: f"thanosql_{name}_{self.id}" for name in ("dagster", "catalog", "tables", "mlflow")
+        }
         self.home = root / "workspace"
         self.dagster_home = root / "dagster"
         self.ports = {name: free_port() for name in ("webserver", "mlflow", "sql")}
@@ -84,6 +87,7 @@ class Stack:
             "DAGSTER_HOME": str(self.dagster_home),
             "DAGSTER_PG_URL": f"postgresql://{PG}/{self.databases['dagster']}",
             "THANOSQL_CATALOG_URL": f"postgresql+psycopg2://{PG}/{self.databases['catalog']}",
+            "THANOSQL_WAREHOUSE_URL": f"postgresql+psycopg2://{PG}/{self.databases['tables']}",
             "THANOSQL_MLFLOW_URI": f"http://127.0.0.1:{self.ports['mlflow']}",
             "THANOSQL_DAGSTER_URL": self.dagster_url,
             "THANOSQL_CONFINE_PATHS": "1",

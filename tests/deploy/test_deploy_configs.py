@@ -43,7 +43,7 @@ def test_compose_file_wires_the_production_services():
     services = compose["services"]
     assert {"postgres", "qdrant", "mlflow", "code-location", "dagster-webserver", "dagster-daemon", "sql"} <= set(services)
     environment = compose["x-thanosql"]["environment"]
-    for variable in ("DAGSTER_PG_URL", "THANOSQL_CATALOG_URL", "THANOSQL_MLFLOW_URI", "THANOSQL_QDRANT_URL", "THANOSQL_DAGSTER_URL"):
+    for variable in ("DAGSTER_PG_URL", "THANOSQL_CATALOG_URL", "THANOSQL_WAREHOUSE_URL", "THANOSQL_MLFLOW_URI", "THANOSQL_QDRANT_URL", "THANOSQL_DAGSTER_URL"):
         assert variable in environment, variable
     assert environment["THANOSQL_CONFINE_PATHS"] == "1"
     gpu = services["code-location"]["deploy"]["resources"]["reservations"]["devices"][0]

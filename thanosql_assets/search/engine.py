@@ -25,9 +25,17 @@ import numpy as np
 import pandas as pd
 from sqlglot import exp
 
+from resources import (
+    CatalogResource,
+    Generation,
+    ModelRegistryResource,
+    StaleGeneration,
+    VectorStoreResource,
+    WarehouseResource,
+    WorkspaceResource,
+)
 from resources.vector_store import CollectionNotFound
-from resources.warehouse import quote
-from resources import CatalogResource, Generation, StaleGeneration, ModelRegistryResource, VectorStoreResource, WarehouseResource, WorkspaceResource
+from resources.warehouse import CandidatesStatement
 from sql_frontend.dialect import ConvertUsing, PrintMedia, SearchMedia, option_value
 from sql_frontend.errors import DataError, ObjectNotFoundError, PathNotAllowedError, SQLError, ThanoSQLError
 from sql_frontend.positions import locate
@@ -64,33 +72,6 @@ class PreparedSearch:
 
     def similarity_column(self, number: int) -> str:
         return f"{self.prefix}_similarity{number}"
-
-
-@dataclass
-class _TopKStatement:
-    """The outer query over a SEARCH evaluated on candidate images only, as one SQL statement:
-    the candidates' rows (an index lookup by image key), the SEARCH's own query over them, and
-    their similarities (Qdrant's scores) joined on the image key. Candidates and scores are
-    parameters: the statement text is made once, and DuckDB parses no literals."""
-
-    search: PreparedSearch
-    ranked_by: int
-    inner_sql: str  # the SEARCH's query over _CANDIDATES, with the image key
-    outer_sql: str  # the outer query over _SEARCH_RELATION.format(0), no WITH clause (see _top_k)
-
-    def sql(self, similarity_columns: int) -> str:
-        """The statement; its parameters are the candidate keys, then one list of scores per query image."""
-        table, image_col, key = quote(self.search.table), quote(self.search.image_col), quote(_KEY)
-        similarity = [quote(self.search.similarity_column(number)) for number in range(1, similarity_columns + 1)]
-        return (
-            f"WITH {_CANDIDATES} AS (SELECT * FROM {table} WHERE {image_col} = ANY($1)), "
-            f"__thanosql_scores AS (SELECT unnest($1) AS {key}, "
-            + ", ".join(f"unnest(${n + 2})::DOUBLE AS {column}" for n, column in enumerate(similarity))
-            + "), "
-            f"{_SEARCH_RELATION.format(0)} AS (SELECT i.* EXCLUDE ({key}), {', '.join('s.' + c for c in similarity)} "
-            f"FROM ({self.inner_sql}) i JOIN __thanosql_scores s ON i.{key} = s.{key}) "
-            f"{self.outer_sql}"
-        )
 
 
 @dataclass
@@ -342,7 +323,20 @@ class QueryEngine:
         source = next(t for t in inner.find_all(exp.Table) if object_name(t.this) == search.table)
         source.replace(_relation(_CANDIDATES, exp.TableAlias(this=exp.to_identifier(source.alias_or_name))))
         dialect = self.warehouse.dialect
-        sql = _TopKStatement(search, ranked_by, inner.sql(dialect=dialect), outer.sql(dialect=dialect)).sql(len(search.query_vectors))
+        # One statement per round: the candidates' rows (an index lookup by image key), the
+        # SEARCH's own query over them, their similarities joined on the key, the outer query.
+        sql = self.warehouse.candidates_statement(
+            CandidatesStatement(
+                table=search.table,
+                image_col=search.image_col,
+                key=_KEY,
+                candidates=_CANDIDATES,
+                relation=_SEARCH_RELATION.format(0),
+                similarity_columns=[search.similarity_column(n) for n in range(1, len(search.query_vectors) + 1)],
+                inner_sql=inner.sql(dialect=dialect),
+                outer_sql=outer.sql(dialect=dialect),
+            )
+        )
         total = self.vector_store.count(search.collection)
         wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
         while True:
@@ -353,7 +347,7 @@ class QueryEngine:
                 if number != ranked_by:
                     by_key = self.vector_store.scores(search.collection, vector, keys)
                     scores.insert(number, [by_key.get(key) for key in keys])
-            rows = self.warehouse.query(sql, relations, parameters=[keys, *scores])
+            rows = self.warehouse.query(sql, relations, parameters=self.warehouse.candidates_parameters(keys, scores))
             self.warehouse.check_generation(rows.pop(_GENERATION).iloc[0] if len(rows) else None, search.generation)
             exhausted = len(hits) >= total or len(hits) < wanted
             if exhausted or (len(rows) == top_k.needed and hits and rows[_RANK].iloc[-1] > hits[-1].score):

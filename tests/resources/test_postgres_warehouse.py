@@ -1,0 +1,66 @@
+"""Tables in PostgreSQL (THANOSQL_WAREHOUSE_URL): the seed tutorial gives the DuckDB results,
+and SEARCH's top-k plan gives the exhaustive plan's rows, on the machine's PostgreSQL server."""
+
+from __future__ import annotations
+
+import uuid
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tests.production_stack import PG, create_database, drop_database, postgres_available
+from tests.seeds import seed_cells
+
+pytestmark = pytest.mark.skipif(not postgres_available(), reason="needs the PostgreSQL server on 127.0.0.1:5432")
+SIMILARITY = "my_image_search_model_simclr_similarity1"
+
+
+@pytest.fixture(scope="module")
+def pg_conn(tmp_path_factory):
+    import thanosql
+
+    database = f"thanosql_tables_{uuid.uuid4().hex[:10]}"
+    create_database(database)
+    patch = pytest.MonkeyPatch()
+    patch.setenv("THANOSQL_WAREHOUSE_URL", f"postgresql+psycopg2://{PG}/{database}")
+    try:
+        conn = thanosql.connect(tmp_path_factory.mktemp("pg") / "workspace", progress=False)
+        conn.results = [conn.execute(cell) for cell in seed_cells("001")]
+        yield conn
+    finally:
+        patch.undo()
+        drop_database(database)
+
+
+def test_the_tutorial_on_postgres_tables_gives_the_duckdb_results(pg_conn, tutorial_results):
+    from resources.postgres_warehouse import PostgresWarehouseResource
+
+    assert isinstance(pg_conn._engine.resources["warehouse"], PostgresWarehouseResource)
+    results = pg_conn.results
+    assert [r is None for r in results] == [r is None for r in tutorial_results]
+    pd.testing.assert_frame_equal(results[3], tutorial_results[3], check_dtype=False)
+    np.testing.assert_allclose(
+        np.stack(results[5]["my_image_search_model_simclr"]), np.stack(tutorial_results[5]["my_image_search_model_simclr"]), atol=1e-5
+    )
+    assert len(results[6]) == 200
+    assert results[7]["image_path"].tolist() == tutorial_results[7]["image_path"].tolist()
+    np.testing.assert_allclose(results[7][SIMILARITY], tutorial_results[7][SIMILARITY], atol=1e-5)
+
+
+def test_top_k_on_postgres_equals_the_exhaustive_plan(pg_conn):
+    search = "SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS SELECT * FROM mnist_test"
+    every = pg_conn.execute(search).sort_values(SIMILARITY, ascending=False, kind="stable")
+    top = pg_conn.execute(f"SELECT filename, {SIMILARITY} FROM ({search}) WHERE label = 3 ORDER BY {SIMILARITY} DESC LIMIT 6")
+    assert pg_conn.last_plan.startswith("top-k")
+    want = every[every.label == 3].head(6)
+    assert top["filename"].tolist() == want["filename"].tolist()
+    np.testing.assert_allclose(top[SIMILARITY], want[SIMILARITY], atol=1e-5)
+
+
+def test_copy_append_on_postgres_keeps_vectors_and_embeds_the_new_rows(pg_conn):
+    home = pg_conn.settings.home
+    pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_train.csv").head(10).to_csv(home / "extra.csv", index=False)
+    pg_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'extra.csv'")
+    rows = pg_conn.execute("SELECT image_path, my_image_search_model_simclr FROM mnist_test")
+    assert len(rows) == 210 and rows["my_image_search_model_simclr"].notna().all()
