@@ -73,7 +73,8 @@ class ThanoSQLMagics(Magics):
             statements = parse_script(cell)
             last = None
             for index, statement in enumerate(statements):
-                result = self.connection._engine.execute(statement)
+                embedded = getattr(self.connection, "_engine", None)
+                result = embedded.execute(statement) if embedded else self.connection.execute(statement.text)
                 last = self._show(result, is_last=index == len(statements) - 1)
             return last
         except ThanoSQLError as error:

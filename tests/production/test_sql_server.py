@@ -142,3 +142,18 @@ def test_progress_of_a_running_statement_is_reported(stack, token, remote_result
     assert answer["response"].status_code == 200, answer["response"].text
     assert any("epoch" in message for message in seen), seen
     assert statuses & {"QUEUED", "STARTING", "STARTED", "RUNNING"}
+
+
+def test_the_notebook_magic_talks_to_the_server(stack, token, remote_results):
+    from IPython.testing.globalipapp import get_ipython, start_ipython
+
+    shell = start_ipython() or get_ipython()  # one global test shell per process
+    shell.run_line_magic("load_ext", "thanosql")
+    shell.run_line_magic("thanosql", f"URL={stack.sql_url}")
+    shell.run_line_magic("thanosql", f"API_TOKEN={token}")
+    try:
+        result = shell.run_cell_magic("thanosql", "", "SELECT label, count(*) AS n FROM mnist_test GROUP BY label ORDER BY label")
+        assert result["n"].tolist() == [20] * 10
+    finally:
+        magics = shell.magics_manager.registry["ThanoSQLMagics"]
+        magics.url, magics._connection = None, None  # the IPython shell is shared with the other notebook tests

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from IPython.testing.globalipapp import start_ipython
+from IPython.testing.globalipapp import get_ipython, start_ipython
 from IPython.utils.capture import capture_output
 
 
 @pytest.fixture(scope="module")
 def ipython():
-    shell = start_ipython()
+    shell = start_ipython() or get_ipython()  # one global test shell per process
     shell.run_line_magic("load_ext", "thanosql")
     return shell
 
