@@ -145,7 +145,8 @@ def test_progress_of_a_running_statement_is_reported(stack, token, remote_result
 
 
 def test_the_notebook_magic_talks_to_the_server(stack, token, remote_results):
-    from IPython.testing.globalipapp import get_ipython, start_ipython
+    from IPython import get_ipython
+    from IPython.testing.globalipapp import start_ipython
 
     shell = start_ipython() or get_ipython()  # one global test shell per process
     shell.run_line_magic("load_ext", "thanosql")
