@@ -38,11 +38,13 @@ def _engine(url: str) -> sa.Engine:
 
 
 def _vector_columns(frame: pd.DataFrame) -> list[str]:
-    return [
-        column
-        for column in frame.columns
-        if frame[column].dtype == object and len(frame) and isinstance(frame[column].dropna().iloc[0] if frame[column].notna().any() else None, (np.ndarray, list))
-    ]
+    """Columns whose values are vectors (numpy arrays or lists), judged by their first non-null value."""
+    vectors = []
+    for column in frame.columns:
+        values = frame[column].dropna() if frame[column].dtype == object else ()
+        if len(values) and isinstance(values.iloc[0], (np.ndarray, list)):
+            vectors.append(column)
+    return vectors
 
 
 def _to_sql_frame(data: Any) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -109,33 +109,30 @@ class QdrantServerResource(dg.ConfigurableResource):
     def search(self, name: str, vector: np.ndarray, limit: int, exact: bool = False) -> list[ScoredImage]:
         from qdrant_client import models
 
-        self._require(name)
-        points = self._client().query_points(
-            name,
-            query=np.asarray(vector, dtype=np.float32).tolist(),
-            using=VECTOR_NAME,
-            limit=int(limit),
-            with_payload=True,
-            search_params=models.SearchParams(hnsw_ef=max(SEARCH_EF, int(limit)), exact=exact),
-        ).points
-        return [ScoredImage(point.payload["key"], float(point.score)) for point in points]
+        params = models.SearchParams(hnsw_ef=max(SEARCH_EF, int(limit)), exact=exact)
+        return self._nearest(name, vector, int(limit), params)
 
     def scores(self, name: str, vector: np.ndarray, keys: Sequence[str]) -> dict[str, float]:
         from qdrant_client import models
 
         if not keys:
             return {}
+        only = models.Filter(must=[models.HasIdCondition(has_id=[point_id(key) for key in keys])])
+        hits = self._nearest(name, vector, len(keys), models.SearchParams(exact=True), only)
+        return {hit.key: hit.score for hit in hits}
+
+    def _nearest(self, name: str, vector: np.ndarray, limit: int, params: Any, query_filter: Any = None) -> list[ScoredImage]:
         self._require(name)
         points = self._client().query_points(
             name,
             query=np.asarray(vector, dtype=np.float32).tolist(),
             using=VECTOR_NAME,
-            limit=len(keys),
+            limit=limit,
             with_payload=True,
-            query_filter=models.Filter(must=[models.HasIdCondition(has_id=[point_id(key) for key in keys])]),
-            search_params=models.SearchParams(exact=True),
+            query_filter=query_filter,
+            search_params=params,
         ).points
-        return {point.payload["key"]: float(point.score) for point in points}
+        return [ScoredImage(point.payload["key"], float(point.score)) for point in points]
 
     def score_all(self, name: str, vector: np.ndarray) -> dict[str, float]:
         return {hit.key: hit.score for hit in self.search(name, vector, limit=max(1, self.count(name)), exact=True)}
