@@ -71,13 +71,14 @@ def load_synthetic(conn, table: str, base_keys: list[str], base: np.ndarray, row
     import pyarrow as pa
 
     from resources import Generation, build_resources
-    from thanosql_assets.embeddings.assets import collection_name, normalized
-    from thanosql_assets.specs import EmbeddingSpec, spec_to_dict
+    from thanosql_assets.defs.embeddings import collection_name
+    from thanosql_assets.defs.specs import EmbeddingSpec
+    from thanosql_assets.models.vectors import l2_normalize
 
     resources = build_resources(conn.settings)
     rng = np.random.default_rng(seed)
     source = np.arange(rows) % len(base)
-    vectors = normalized(base[source] + rng.normal(0, 0.043, (rows, base.shape[1])).astype(np.float32))
+    vectors = l2_normalize(base[source] + rng.normal(0, 0.043, (rows, base.shape[1])).astype(np.float32))
     keys = [f"synthetic/{i}/{Path(base_keys[s]).name}" for i, s in enumerate(source)]
     spec = EmbeddingSpec(table=table, model=MODEL, algorithm="SimCLR", image_col="image_path", query=f"SELECT * FROM {table}", tables=(table,))
     collection = collection_name(spec)
@@ -95,7 +96,7 @@ def load_synthetic(conn, table: str, base_keys: list[str], base: np.ndarray, row
     generation = Generation(table, spec.column, collection, str(version), "image_path")
     resources["warehouse"].replace_table(table, data, index_on=["image_path"], generation=generation)
     resources["catalog"].put(
-        "embedding", spec.catalog_name, spec_to_dict(spec), {"collection": collection, "model_version": version, "vectors": rows}
+        "embedding", spec.catalog_name, spec.to_dict(), {"collection": collection, "model_version": version, "vectors": rows}
     )
 
 
@@ -147,12 +148,12 @@ def embed_times(conn, query_paths: list[str]) -> tuple[list[float], np.ndarray]:
 def index_build(home: Path, base: np.ndarray) -> tuple[float, float]:
     from qdrant_client import QdrantClient, models
 
-    from resources import VectorStoreResource
+    from resources.qdrant_edge import QdrantEdgeResource
 
     rng = np.random.default_rng(1)
     vectors = base[np.arange(60_000) % len(base)] + rng.normal(0, 0.043, (60_000, base.shape[1])).astype(np.float32)
     keys = [f"k{i}" for i in range(60_000)]
-    store = VectorStoreResource(path=tempfile.mkdtemp(prefix="index-bench-", dir=home))
+    store = QdrantEdgeResource(path=tempfile.mkdtemp(prefix="index-bench-", dir=home))
     started = time.perf_counter()
     store.build_collection("sixty_k", keys, vectors)
     edge = time.perf_counter() - started

@@ -105,7 +105,7 @@ def quality_rows(conn, images, labels, seed: int) -> list[tuple]:
 
 
 def mnist_data_split(labels):
-    from thanosql_assets.datasets.mnist import select_indices
+    from thanosql_assets.defs.mnist import select_indices
 
     return select_indices(labels)
 
@@ -166,7 +166,7 @@ def main() -> None:
     args = parser.parse_args()
     os.environ.pop("DAGSTER_HOME", None)
     import thanosql
-    from thanosql_assets.datasets.mnist import read_idx
+    from thanosql_assets.defs.mnist import read_idx
 
     images = read_idx(MIRROR / "train-images-idx3-ubyte.gz")
     labels = read_idx(MIRROR / "train-labels-idx1-ubyte.gz")

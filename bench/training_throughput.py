@@ -26,10 +26,10 @@ MIRROR = REPO.parent / "shared" / "datasets" / "mnist-train-head18k"
 def main() -> None:
     import torch
 
-    from thanosql_assets.datasets.mnist import read_idx
+    from thanosql_assets.defs.mnist import read_idx
     from thanosql_assets.models.images import ImageGeometry
-    from thanosql_assets.models.simclr_options import SIMCLR_OPTIONS
-    from thanosql_assets.models.training import train_simclr
+    from thanosql_assets.models.simclr.config import SimCLRConfig
+    from thanosql_assets.models.simclr.trainer import train_simclr
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     gpu = torch.cuda.is_available()
@@ -42,13 +42,12 @@ def main() -> None:
     images = read_idx(MIRROR / "train-images-idx3-ubyte.gz")[: args.images, None]
     device = torch.cuda.get_device_name() if gpu else "CPU (no GPU here)"
     print(f"device: {device}; {len(images)} images 28x28, {args.epochs} epochs, batch {args.batch_size}")
-    defaults = {option.name: option.default for option in SIMCLR_OPTIONS}
     for backbone in args.backbones:
         count = len(images) if gpu or backbone == "small_cnn" else min(len(images), 256)
         rates: list[float] = []
-        options = {**defaults, "backbone": backbone, "max_epochs": args.epochs, "batch_size": args.batch_size}
+        config = SimCLRConfig(backbone=backbone, max_epochs=args.epochs, batch_size=args.batch_size)
         result = train_simclr(
-            images[:count], ImageGeometry(1, 28, 28), options, progress=lambda _: None,
+            images[:count], ImageGeometry(1, 28, 28), config, progress=lambda _: None,
             on_epoch=lambda epoch, loss, rate: rates.append(rate),
         )
         steady = statistics.median(rates[1:]) if len(rates) > 1 else rates[0]

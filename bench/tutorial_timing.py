@@ -55,7 +55,7 @@ def run_once(root: Path) -> dict[str, float]:
     times["(baseline) no-op Dagster asset"] = timed(lambda: dg.materialize([noop], instance=instance, run_config=quiet))
 
     script = REPO / "examples" / "search_image_by_image.sql"
-    cli = [sys.executable, "-m", "sql_frontend.cli", "--home", str(root / "cold"), "run", str(script)]
+    cli = [sys.executable, "-m", "sql_frontend.interfaces.cli", "--home", str(root / "cold"), "run", str(script)]
     times["whole tutorial, cold `thanosql run` process"] = timed(
         lambda: subprocess.run(cli, check=True, capture_output=True, cwd=REPO)
     )

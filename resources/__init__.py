@@ -1,22 +1,35 @@
-"""One Dagster resource per external system, and the settings that configure them."""
+"""The resources layer: one Dagster resource per external system, each behind an interface that
+its embedded and its server implementation share, and the settings that pick between them.
+
+| system | interface | embedded | server |
+| --- | --- | --- | --- |
+| tables | `WarehouseResource` | `DuckDBWarehouseResource` | `PostgresWarehouseResource` |
+| vectors | `VectorStoreResource` | `QdrantEdgeResource` | `QdrantServerResource` |
+| catalog, API tokens | `CatalogResource`, `TokenStore` (SQLAlchemy) | SQLite | PostgreSQL |
+| models | `ModelRegistryResource` (MLflow) | SQLite + artifact directory | tracking server |
+| files | `WorkspaceResource`, `DatasetSourceResource` | the workspace directory, a download mirror | |
+
+Resources import nothing of the project but `thanosql.errors`.
+"""
 
 from resources.catalog import CatalogEntry, CatalogResource
 from resources.dataset_source import DatasetSourceResource
 from resources.model_registry import ModelRegistryResource
 from resources.settings import Settings, build_resources
-from resources.vector_store import VectorStoreResource
+from resources.vector_store import CollectionNotFound, VectorStoreResource
 from resources.warehouse import Generation, StaleGeneration, WarehouseResource
 from resources.workspace import WorkspaceResource
 
 __all__ = [
     "CatalogEntry",
     "CatalogResource",
+    "CollectionNotFound",
     "DatasetSourceResource",
+    "Generation",
     "ModelRegistryResource",
     "Settings",
-    "VectorStoreResource",
-    "Generation",
     "StaleGeneration",
+    "VectorStoreResource",
     "WarehouseResource",
     "WorkspaceResource",
     "build_resources",

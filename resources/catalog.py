@@ -13,16 +13,16 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from functools import lru_cache
 from typing import Any
 
 import dagster as dg
 import sqlalchemy as sa
 
-_metadata = sa.MetaData()
+from resources.sql_database import metadata, sql_engine
+
 _objects = sa.Table(
     "thanosql_objects",
-    _metadata,
+    metadata,
     sa.Column("kind", sa.String(32), primary_key=True),
     sa.Column("name", sa.String(512), primary_key=True),
     sa.Column("spec", sa.Text, nullable=False),
@@ -40,22 +40,6 @@ class CatalogEntry:
     updated_at: dt.datetime
 
 
-@lru_cache(maxsize=8)
-def _engine(url: str) -> sa.Engine:
-    engine = sa.create_engine(url)
-    if engine.dialect.name == "sqlite":
-        # Several processes (CLI, notebook, Dagster UI runs) share one workspace.
-        @sa.event.listens_for(engine, "connect")
-        def _sqlite_pragmas(dbapi_connection, _record):
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA busy_timeout = 30000")
-            cursor.execute("PRAGMA journal_mode = WAL")
-            cursor.close()
-
-    _metadata.create_all(engine)
-    return engine
-
-
 class CatalogResource(dg.ConfigurableResource):
     """Where the catalog lives: an SQLAlchemy URL (sqlite:///... embedded, postgresql+psycopg2://... in production)."""
 
@@ -63,7 +47,7 @@ class CatalogResource(dg.ConfigurableResource):
 
     @property
     def _engine(self) -> sa.Engine:
-        return _engine(self.url)
+        return sql_engine(self.url)
 
     def get(self, kind: str, name: str) -> CatalogEntry | None:
         with self._engine.connect() as conn:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from sql_frontend.errors import DataError
+from thanosql.errors import DataError
 
 log = logging.getLogger(__name__)
 

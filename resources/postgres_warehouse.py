@@ -1,32 +1,35 @@
-"""Tables in PostgreSQL (production mode), with the interface of the DuckDB table store.
+"""Tables in PostgreSQL (production mode).
 
-Queries are the same ThanoSQL SELECTs, transpiled by sqlglot to PostgreSQL. Embedding columns
-are `real[]`; the embedding generation of each column (collection and model version) is the
-table's comment, written in the same transaction that replaces the table, so readers see rows
-and generation together. DataFrames a query reads by name (SEARCH results, CONVERT subqueries)
-become temporary tables of the query's own connection.
+Embedding columns are `real[]`; the generation record is the table's comment, written in the
+same transaction that replaces the table. DataFrames a query reads by name (SEARCH results,
+CONVERT subqueries) become temporary tables of the query's own connection.
 """
 
 from __future__ import annotations
 
-import json
+import re
 import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
 
-from resources.warehouse import CandidatesStatement, Generation, StaleGeneration, _parse_comment, quote, sql_string
+from resources.warehouse import (
+    Generation,
+    WarehouseResource,
+    generations_comment,
+    quote,
+    recorded_generations,
+    sql_string,
+    vector_columns,
+)
 
-_COMMENT_KEY = "thanosql_embeddings"
 _engines: dict[str, sa.Engine] = {}
-_known_tables: dict[str, dict[str, dict[str, Generation]]] = {}
 _lock = threading.Lock()
 
 
@@ -37,23 +40,13 @@ def _engine(url: str) -> sa.Engine:
         return _engines[url]
 
 
-def _vector_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns whose values are vectors (numpy arrays or lists), judged by their first non-null value."""
-    vectors = []
-    for column in frame.columns:
-        values = frame[column].dropna() if frame[column].dtype == object else ()
-        if len(values) and isinstance(values.iloc[0], (np.ndarray, list)):
-            vectors.append(column)
-    return vectors
-
-
 def _to_sql_frame(data: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
     """A DataFrame ready for to_sql: vectors as lists of floats typed real[]."""
     from sqlalchemy.dialects.postgresql import ARRAY, REAL
 
     frame = data.to_pandas() if hasattr(data, "to_pandas") else data.copy()
     types = {}
-    for column in _vector_columns(frame):
+    for column in vector_columns(frame):
         # Rows without an embedding (NULL, or NaN after a pandas join) stay NULL.
         frame[column] = [[float(x) for x in v] if isinstance(v, (list, np.ndarray)) else None for v in frame[column]]
         types[column] = ARRAY(REAL)
@@ -67,7 +60,15 @@ def _from_sql_frame(frame: pd.DataFrame) -> pd.DataFrame:
     return frame
 
 
-class PostgresWarehouseResource(dg.ConfigurableResource):
+def _pyformat(sql: str, names: Sequence[str]) -> str:
+    """`sql` for psycopg2's pyformat parameters: literal % doubled, the named placeholders kept."""
+    escaped = sql.replace("%", "%%")
+    if not names:
+        return escaped
+    return re.sub(r"%%\((" + "|".join(map(re.escape, names)) + r")\)s", r"%(\1)s", escaped)
+
+
+class PostgresWarehouseResource(WarehouseResource):
     """Tables in a PostgreSQL database (`url`: postgresql+psycopg2://...)."""
 
     url: str
@@ -78,47 +79,20 @@ class PostgresWarehouseResource(dg.ConfigurableResource):
         return "postgres"
 
     @property
-    def path(self) -> str:
+    def location(self) -> str:
         return self.url
 
-    def _engine(self) -> sa.Engine:
-        return _engine(self.url)
-
-    def _forget_tables(self) -> None:
-        _known_tables.pop(self.url, None)
-
-    def tables(self) -> list[str]:
-        return sorted(self.table_generations(fresh=True))
-
-    def table_exists(self, name: str) -> bool:
-        return name in self.table_generations(fresh=True)
-
-    def columns(self, name: str) -> list[str]:
-        with self._engine().connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT column_name FROM information_schema.columns WHERE table_schema = :schema AND table_name = :name ORDER BY ordinal_position"
-                ),
-                {"schema": self.schema_name, "name": name},
-            ).all()
-        return [row[0] for row in rows]
-
-    def row_count(self, name: str) -> int:
-        with self._engine().connect() as conn:
-            return conn.execute(sa.text(f"SELECT count(*) FROM {quote(name)}")).scalar_one()
-
-    def preview(self, name: str, limit: int = 5) -> pd.DataFrame:
-        return self.query(f"SELECT * FROM {quote(name)} LIMIT {int(limit)}")
-
-    def query(self, sql: str, relations: Mapping[str, Any] | None = None, parameters: Any = None) -> pd.DataFrame:
-        """Run a PostgreSQL query; `relations` (DataFrames) become temporary tables it may read by name."""
-        with self._engine().begin() as conn:
+    def query(self, sql: str, relations: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        with _engine(self.url).begin() as conn:
             for name, data in (relations or {}).items():
                 frame, types = _to_sql_frame(data)
                 frame.to_sql(name, conn, if_exists="replace", index=False, dtype=types, method="multi", chunksize=1000)
             raw = conn.connection.cursor()
             try:
-                raw.execute(sql, parameters)
+                if parameters:
+                    raw.execute(_pyformat(sql, list(parameters)), dict(parameters))
+                else:
+                    raw.execute(sql)
                 columns = [column[0] for column in raw.description]
                 rows = raw.fetchall()
             finally:
@@ -127,46 +101,26 @@ class PostgresWarehouseResource(dg.ConfigurableResource):
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
         return _from_sql_frame(pd.DataFrame(rows, columns=columns))
 
-    def candidates_statement(self, statement: CandidatesStatement) -> str:
-        key = quote(statement.key)
-        similarity = [quote(column) for column in statement.similarity_columns]
-        # PostgreSQL has no SELECT * EXCLUDE: name the inner query's columns.
-        inner_columns = [c for c in self._inner_columns(statement) if c != statement.key]
-        inner_sql, outer_sql = statement.inner_sql.replace("%", "%%"), statement.outer_sql.replace("%", "%%")  # pyformat parameters
-        return (
-            f"WITH {statement.candidates} AS (SELECT * FROM {quote(statement.table)} WHERE {quote(statement.image_col)} = ANY(%(keys)s)), "
-            f"__thanosql_scores AS (SELECT * FROM unnest(%(keys)s::text[], "
-            + ", ".join(f"%(s{n})s::float8[]" for n in range(len(similarity)))
-            + f") AS t({key}, {', '.join(similarity)})), "
-            f"{statement.relation} AS (SELECT {', '.join('i.' + quote(c) for c in inner_columns)}, {', '.join('s.' + c for c in similarity)} "
-            f"FROM ({inner_sql}) i JOIN __thanosql_scores s ON i.{key} = s.{key}) "
-            f"{outer_sql}"
-        )
+    def parameter(self, name: str) -> str:
+        return f"%({name})s"
 
-    def _inner_columns(self, statement: CandidatesStatement) -> list[str]:
-        probe = f"WITH {statement.candidates} AS (SELECT * FROM {quote(statement.table)} LIMIT 0) SELECT * FROM ({statement.inner_sql}) i LIMIT 0"
-        return list(self.query(probe).columns)
+    def columns_except(self, alias: str, column: str, relation_sql: str) -> str:
+        # PostgreSQL has no SELECT * EXCLUDE: name the relation's columns.
+        names = [name for name in self.query(f"SELECT * FROM ({relation_sql}) AS probe LIMIT 0").columns if name != column]
+        return ", ".join(f"{alias}.{quote(name)}" for name in names)
 
-    def candidates_parameters(self, keys: list[str], scores: list[list[float | None]]) -> dict[str, Any]:
-        return {"keys": keys, **{f"s{n}": values for n, values in enumerate(scores)}}
-
-    def table_generations(self, fresh: bool = False) -> dict[str, dict[str, Generation]]:
-        cached = _known_tables.get(self.url)
-        if cached is not None and not fresh:
-            return cached
-        with self._engine().connect() as conn:
-            rows = conn.execute(
-                sa.text(
-                    "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
-                    "WHERE n.nspname = :schema AND c.relkind = 'r'"
-                ),
-                {"schema": self.schema_name},
-            ).all()
-        _known_tables[self.url] = {
-            table: {column: Generation(table=table, column=column, **value) for column, value in _parse_comment(comment).items()}
-            for table, comment in rows
-        }
-        return _known_tables[self.url]
+    def _table_comments(self) -> list[tuple[str, str | None]]:
+        with _engine(self.url).connect() as conn:
+            return [
+                tuple(row)
+                for row in conn.execute(
+                    sa.text(
+                        "SELECT c.relname, obj_description(c.oid, 'pg_class') FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace "
+                        "WHERE n.nspname = :schema AND c.relkind = 'r'"
+                    ),
+                    {"schema": self.schema_name},
+                ).all()
+            ]
 
     def generation_expression(self, table: str) -> exp.Expression:
         return sqlglot.parse_one(
@@ -174,18 +128,7 @@ class PostgresWarehouseResource(dg.ConfigurableResource):
             read="postgres",
         )
 
-    def check_generation(self, comment: str | None, expected: Generation) -> None:
-        if comment is None:
-            current = self.table_generations(fresh=True).get(expected.table, {}).get(expected.column)
-            current = current.as_dict() if current else None
-        else:
-            current = _parse_comment(comment).get(expected.column)
-        if current != expected.as_dict():
-            raise StaleGeneration(f"{expected.table}.{expected.column} was switched while a query read it")
-
     def replace_table_from_csv(self, name: str, csv_paths: Sequence[Path]) -> int:
-        """Create or atomically replace `name` with the rows of CSV files, keeping the vectors of
-        images still in it (as the DuckDB store does)."""
         frame = pd.concat([pd.read_csv(path) for path in csv_paths], ignore_index=True)
         current = self.table_generations(fresh=True).get(name, {})
         carried = {column: g for column, g in current.items() if g.image_col in frame.columns}
@@ -197,25 +140,22 @@ class PostgresWarehouseResource(dg.ConfigurableResource):
         return self._replace(name, frame, sorted({g.image_col for g in carried.values()}), {c: g.as_dict() for c, g in carried.items()})
 
     def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generation: Generation | None = None) -> int:
-        generations = {c: g.as_dict() for c, g in self.table_generations(fresh=True).get(name, {}).items()}
-        if generation is not None:
-            generations[generation.column] = generation.as_dict()
+        current = {c: g.as_dict() for c, g in self.table_generations(fresh=True).get(name, {}).items()}
         frame = data.to_pandas() if hasattr(data, "to_pandas") else data
-        generations = {c: g for c, g in generations.items() if c in frame.columns}
-        return self._replace(name, frame, index_on, generations)
+        return self._replace(name, frame, index_on, recorded_generations(current, list(frame.columns), generation))
 
-    def _replace(self, name: str, frame: pd.DataFrame, index_on: Sequence[str], generations: dict) -> int:
+    def _replace(self, name: str, frame: pd.DataFrame, index_on: Sequence[str], generations: Mapping[str, Any]) -> int:
         """Write to a staging table, then swap it in and set its comment in one transaction."""
         self._forget_tables()
         staging = f"__thanosql_staging_{name}"
         rows, types = _to_sql_frame(frame)
-        with self._engine().begin() as conn:
+        with _engine(self.url).begin() as conn:
             rows.to_sql(staging, conn, if_exists="replace", index=False, dtype=types, method="multi", chunksize=1000)
             conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
             conn.execute(sa.text(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}"))
             for column in index_on:
                 conn.execute(sa.text(f"CREATE INDEX ON {quote(name)} ({quote(column)})"))
-            comment = json.dumps({_COMMENT_KEY: generations}) if generations else None
+            comment = generations_comment(generations)
             conn.execute(sa.text(f"COMMENT ON TABLE {quote(name)} IS {sql_string(comment) if comment else 'NULL'}"))
         self._forget_tables()
         return len(rows)

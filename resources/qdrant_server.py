@@ -1,11 +1,7 @@
 """Vectors on a Qdrant server (production mode), through qdrant-client.
 
-The same collection layout as the embedded engine (`vector_store.py`): one collection per
-(table, model) embedding and build, a named vector `image` (cosine), one point per image with
-id uuid5(image path) and payload {"key": image path}, HNSW m=16 / ef_construct=64, searched
-with ef=max(128, limit). Collections are built under a new name and never changed after; the
-table records which one it uses (see `WarehouseResource`), and an alias
-`<table>__<model>` follows the newest build for people browsing the server.
+The layout of `resources.vector_store`; an alias `<table>__<model>` follows the newest build
+for people browsing the server.
 
 `url=":memory:"` runs qdrant-client's own in-process engine with the same API: the tests use it,
 because no Qdrant server can be installed on the machines they run on.
@@ -15,7 +11,6 @@ import threading
 from collections.abc import Sequence
 from typing import Any
 
-import dagster as dg
 import numpy as np
 
 from resources.vector_store import (
@@ -25,7 +20,8 @@ from resources.vector_store import (
     VECTOR_NAME,
     CollectionNotFound,
     ScoredImage,
-    _check,
+    VectorStoreResource,
+    checked_vectors,
     point_id,
 )
 
@@ -34,14 +30,14 @@ _clients: dict[tuple[str, str | None], Any] = {}
 _clients_lock = threading.Lock()
 
 
-class QdrantServerResource(dg.ConfigurableResource):
+class QdrantServerResource(VectorStoreResource):
     """`url`: the Qdrant server (http://qdrant:6333), or ":memory:" for qdrant-client's local engine."""
 
     url: str
     api_key: str | None = None
 
     @property
-    def path(self) -> str:
+    def location(self) -> str:
         return self.url
 
     def _client(self) -> Any:
@@ -59,10 +55,9 @@ class QdrantServerResource(dg.ConfigurableResource):
         return bool(name) and self._client().collection_exists(name)
 
     def build_collection(self, name: str, keys: Sequence[str], vectors: np.ndarray) -> int:
-        """Create collection `name` holding one point per key, indexed; all or nothing."""
         from qdrant_client import models
 
-        vectors = _check(keys, vectors, name)
+        vectors = checked_vectors(keys, vectors, name)
         client = self._client()
         if client.collection_exists(name):
             raise FileExistsError(f"collection {name} already exists")
@@ -81,8 +76,7 @@ class QdrantServerResource(dg.ConfigurableResource):
     def extend_collection(
         self, source: str, name: str, add_keys: Sequence[str], add_vectors: np.ndarray, remove_keys: Sequence[str] = ()
     ) -> int:
-        """Collection `name`: `source`'s points plus `add_keys`, minus `remove_keys`; `source` stays as it was."""
-        add_vectors = _check(add_keys, add_vectors, name)
+        add_vectors = checked_vectors(add_keys, add_vectors, name)
         removed = set(remove_keys) | set(add_keys)
         kept = {key: vector for key, vector in self._all_vectors(source).items() if key not in removed}
         keys = [*kept, *add_keys]
@@ -133,9 +127,6 @@ class QdrantServerResource(dg.ConfigurableResource):
             search_params=params,
         ).points
         return [ScoredImage(point.payload["key"], float(point.score)) for point in points]
-
-    def score_all(self, name: str, vector: np.ndarray) -> dict[str, float]:
-        return {hit.key: hit.score for hit in self.search(name, vector, limit=max(1, self.count(name)), exact=True)}
 
     def all_keys(self, name: str) -> list[str]:
         return list(self._scroll(name, with_vectors=False))

@@ -86,6 +86,7 @@ class Settings:
 
 
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
+    """One resource per external system, the embedded one unless the settings name a server."""
     home = settings.home
     if settings.mlflow_tracking_uri:
         # The server decides where artifacts go (its --artifacts-destination).
@@ -95,18 +96,24 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
             artifact_location=(home / "mlflow" / "artifacts").as_uri(),
         )
+    vector_store: VectorStoreResource
     if settings.qdrant_url:
         from resources.qdrant_server import QdrantServerResource
 
         vector_store = QdrantServerResource(url=settings.qdrant_url, api_key=settings.qdrant_api_key)
     else:
-        vector_store = VectorStoreResource(path=str(home / "vectors"))
+        from resources.qdrant_edge import QdrantEdgeResource
+
+        vector_store = QdrantEdgeResource(path=str(home / "vectors"))
+    warehouse: WarehouseResource
     if settings.warehouse_url:
         from resources.postgres_warehouse import PostgresWarehouseResource
 
         warehouse = PostgresWarehouseResource(url=settings.warehouse_url)
     else:
-        warehouse = WarehouseResource(path=str(home / "warehouse.duckdb"))
+        from resources.duckdb_warehouse import DuckDBWarehouseResource
+
+        warehouse = DuckDBWarehouseResource(path=str(home / "warehouse.duckdb"))
     return {
         "workspace": WorkspaceResource(home=str(home), confine=settings.confine_paths),
         "catalog": CatalogResource(url=settings.catalog_url or f"sqlite:///{home / 'catalog.db'}"),

@@ -1,36 +1,31 @@
-"""Vectors: Qdrant collections, one per (table, model) embedding, one point per distinct image.
+"""Where the vectors live: the interface both Qdrant stores implement, and the layout they share.
 
-Embedded mode runs Qdrant's own engine in-process (qdrant-edge: one shard directory per
-collection under the workspace). qdrant-client's local mode was measured on this kind of
-machine at 154 s for 10k points on disk and locks its folder to one process; an Edge shard
-took 0.13 s and, with its write-ahead log off, can be opened by several processes at once.
+Two implementations: Qdrant's engine embedded in the process (`QdrantEdgeResource`, embedded
+mode) and a Qdrant server through qdrant-client (`QdrantServerResource`, production mode).
 
-Collections are immutable once built: a collection is built in a staging directory, indexed
-(HNSW, m=16, ef_construct=64: 60,000 x 128 vectors in about 4 s on two cores, recall@4 of 1.0
-on MNIST embeddings) and renamed into place; an incremental update copies the collection,
-adds and removes points in the copy and renames it in under a new name. The catalog names the
-current collection, so a reader sees the old or the new one, never one being written.
+Layout: one collection per (table, model) embedding and build, a named vector `image` (cosine),
+one point per distinct image with id uuid5(image path) and payload {"key": image path}, HNSW
+m=16 / ef_construct=64, searched with ef=max(128, limit). Collections are built under a new
+name and never changed after: the table records which one its embedding column uses (see
+`resources.warehouse`), so a reader sees the old or the new one, never one being written.
 """
 
-import shutil
-import threading
+from __future__ import annotations
+
 import uuid
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 
 import dagster as dg
 import numpy as np
 
-from sql_frontend.errors import DataError
+from thanosql.errors import DataError
 
 VECTOR_NAME = "image"
 HNSW_M = 16
 HNSW_EF_CONSTRUCT = 64
 SEARCH_EF = 128
-FULL_SCAN_THRESHOLD_KB = 10_000  # below this a segment is searched exhaustively (exact)
-_BATCH = 4096
 _POINT_NAMESPACE = uuid.UUID("6f1d7c52-3c8e-4d35-9a61-0c6c1f3f2a10")
 
 
@@ -49,179 +44,67 @@ class ScoredImage:
     score: float
 
 
-_shards: dict[str, Any] = {}
-_shards_lock = threading.Lock()
-
-
-def _check(keys: Sequence[str], vectors: np.ndarray, name: str) -> np.ndarray:
+def checked_vectors(keys: Sequence[str], vectors: np.ndarray, collection: str) -> np.ndarray:
+    """`vectors` as a contiguous float32 matrix, one row per key, all finite."""
     vectors = np.ascontiguousarray(vectors, dtype=np.float32)
     if vectors.ndim != 2 or len(keys) != len(vectors):
         raise ValueError(f"{len(keys)} keys for vectors of shape {vectors.shape}")
     if not np.isfinite(vectors).all():
         raise DataError(
-            f"Embeddings for collection {name} contain NaN or infinite values.",
+            f"Embeddings for collection {collection} contain NaN or infinite values.",
             hint="The model produced invalid outputs (training diverged?); rebuild it, e.g. with a lower learning_rate.",
         )
     return vectors
 
 
-def _upsert(shard: Any, keys: Sequence[str], vectors: np.ndarray) -> None:
-    from qdrant_edge import Point, UpdateOperation
-
-    for start in range(0, len(keys), _BATCH):
-        rows = vectors[start : start + _BATCH].tolist()
-        points = [Point(point_id(key), {VECTOR_NAME: row}, {"key": key}) for key, row in zip(keys[start : start + _BATCH], rows)]
-        shard.update(UpdateOperation.upsert_points(points))
-
-
 class VectorStoreResource(dg.ConfigurableResource):
-    """`path`: directory of embedded collections (Qdrant Edge shards)."""
+    """A store of immutable Qdrant collections. Implementations say how to reach it."""
 
-    path: str
+    @property
+    @abstractmethod
+    def location(self) -> str:
+        """The directory or server URL, for messages and metadata."""
 
-    def _collection_dir(self, name: str) -> Path:
-        return Path(self.path) / name
+    @abstractmethod
+    def exists(self, name: str | None) -> bool: ...
 
-    def _staging_dir(self, name: str) -> Path:
-        staging = Path(self.path) / f".staging-{name}-{uuid.uuid4().hex[:8]}"
-        staging.parent.mkdir(parents=True, exist_ok=True)
-        return staging
-
-    def _publish(self, staging: Path, name: str) -> None:
-        target = self._collection_dir(name)
-        if target.exists():
-            raise FileExistsError(f"collection {name} already exists at {target}")
-        staging.rename(target)
-
-    def exists(self, name: str) -> bool:
-        return (self._collection_dir(name) / "edge_config.json").is_file()
-
+    @abstractmethod
     def build_collection(self, name: str, keys: Sequence[str], vectors: np.ndarray) -> int:
-        """Create collection `name` holding one point per key (payload {"key": key}), indexed; all or nothing."""
-        from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, HnswIndexConfig
+        """Create collection `name` holding one point per key (payload {"key": key}), indexed; all
+        or nothing. Returns its point count."""
 
-        vectors = _check(keys, vectors, name)
-        if self._collection_dir(name).exists():
-            raise FileExistsError(f"collection {name} already exists")
-        staging = self._staging_dir(name)
-        config = EdgeConfig(
-            vectors={VECTOR_NAME: EdgeVectorParams(size=int(vectors.shape[1]), distance=Distance.Cosine)},
-            hnsw_config=HnswIndexConfig(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD_KB),
-            wal_enabled=False,
-        )
-        try:
-            shard = EdgeShard.create(str(staging), config)
-            _upsert(shard, keys, vectors)
-            shard.flush()
-            shard.optimize()  # build the HNSW index now, not on a reader's first query
-            count = shard.info().points_count
-            shard.close()
-            self._publish(staging, name)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return count
-
+    @abstractmethod
     def extend_collection(
         self, source: str, name: str, add_keys: Sequence[str], add_vectors: np.ndarray, remove_keys: Sequence[str] = ()
     ) -> int:
         """Collection `name`: a copy of `source` with points added and removed; `source` stays as it was."""
-        from qdrant_edge import EdgeShard, UpdateOperation
 
-        add_vectors = _check(add_keys, add_vectors, name)
-        staging = self._staging_dir(name)
-        try:
-            shutil.copytree(self._collection_dir(source), staging)
-            shard = EdgeShard.load(str(staging))
-            if len(add_keys):
-                _upsert(shard, add_keys, add_vectors)
-            if len(remove_keys):
-                shard.update(UpdateOperation.delete_points([point_id(key) for key in remove_keys]))
-            shard.flush()
-            count = shard.info().points_count
-            if len(add_keys) > 0.2 * count:
-                shard.optimize()  # small additions are searched exhaustively; large ones get indexed
-            shard.close()
-            self._publish(staging, name)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return count
-
+    @abstractmethod
     def point_alias(self, alias: str, name: str) -> None:
-        """Nothing to do here: embedded readers find the serving collection through the table's record."""
+        """Point `alias` at collection `name`, for people browsing the store (readers go by the table's record)."""
 
-    def drop_collection(self, name: str) -> None:
-        with _shards_lock:
-            shard = _shards.pop(str(self._collection_dir(name)), None)
-        if shard is not None:
-            shard.close()
-        shutil.rmtree(self._collection_dir(name), ignore_errors=True)
+    @abstractmethod
+    def drop_collection(self, name: str) -> None: ...
 
-    def count(self, name: str) -> int:
-        return self._shard(name).info().points_count
+    @abstractmethod
+    def count(self, name: str) -> int: ...
 
+    @abstractmethod
     def search(self, name: str, vector: np.ndarray, limit: int, exact: bool = False) -> list[ScoredImage]:
         """The `limit` points most similar to `vector` (cosine similarity, best first)."""
-        from qdrant_edge import Query, QueryRequest, SearchParams
 
-        request = QueryRequest(
-            limit=int(limit),
-            query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=VECTOR_NAME),
-            with_payload=True,
-            params=SearchParams(exact=exact, hnsw_ef=max(SEARCH_EF, int(limit))),
-        )
-        return [ScoredImage(point.payload["key"], float(point.score)) for point in self._shard(name).query(request)]
-
+    @abstractmethod
     def scores(self, name: str, vector: np.ndarray, keys: Sequence[str]) -> dict[str, float]:
         """Cosine similarity of `vector` to the points of `keys` (exact), by key."""
-        from qdrant_edge import Filter, HasIdCondition, Query, QueryRequest, SearchParams
 
-        if not keys:
-            return {}
-        request = QueryRequest(
-            limit=len(keys),
-            query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=VECTOR_NAME),
-            with_payload=True,
-            filter=Filter(must=[HasIdCondition({point_id(key) for key in keys})]),
-            params=SearchParams(exact=True),
-        )
-        return {point.payload["key"]: float(point.score) for point in self._shard(name).query(request)}
+    @abstractmethod
+    def all_keys(self, name: str) -> list[str]:
+        """Every key in the collection."""
+
+    @abstractmethod
+    def vectors(self, name: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
+        """The stored vectors of those `keys` that are in the collection."""
 
     def score_all(self, name: str, vector: np.ndarray) -> dict[str, float]:
         """Cosine similarity of `vector` to every point in the collection, by key."""
         return {hit.key: hit.score for hit in self.search(name, vector, limit=max(1, self.count(name)), exact=True)}
-
-    def all_keys(self, name: str) -> list[str]:
-        """Every key in the collection."""
-        from qdrant_edge import ScrollRequest
-
-        shard, found, offset = self._shard(name), [], None
-        while True:
-            records, offset = shard.scroll(ScrollRequest(offset=offset, limit=_BATCH, with_payload=True, with_vector=False))
-            found.extend(record.payload["key"] for record in records)
-            if offset is None:
-                return found
-
-    def vectors(self, name: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
-        """The stored vectors of those `keys` that are in the collection."""
-        found: dict[str, np.ndarray] = {}
-        shard = self._shard(name)
-        for start in range(0, len(keys), _BATCH):
-            records = shard.retrieve([point_id(key) for key in keys[start : start + _BATCH]], True, [VECTOR_NAME])
-            for record in records:
-                found[record.payload["key"]] = np.asarray(record.vector[VECTOR_NAME], dtype=np.float32)
-        return found
-
-    def _shard(self, name: str) -> Any:
-        from qdrant_edge import EdgeShard
-
-        directory = self._collection_dir(name)
-        if not self.exists(name):
-            raise CollectionNotFound(f"collection {name} does not exist under {self.path}")
-        with _shards_lock:
-            shard = _shards.get(str(directory))
-            if shard is None:
-                # Collections never change after they are published, so one open handle per process serves all reads.
-                shard = _shards[str(directory)] = EdgeShard.load(str(directory))
-            return shard

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 
 import dagster as dg
+
+from thanosql.errors import PathNotAllowedError
 
 DATASETS_DIRNAME = "thanosql-dataset"
 
@@ -38,8 +41,6 @@ class WorkspaceResource(dg.ConfigurableResource):
         path = Path(path) if self.confine else Path(path).expanduser()
         resolved = path if path.is_absolute() else self.root / path
         if self.confine and not resolved.resolve().is_relative_to(self.root):
-            from sql_frontend.errors import PathNotAllowedError
-
             raise PathNotAllowedError(
                 f"Path {str(path)!r} is outside the workspace; this server only reads files under its workspace.",
                 hint="Use a path relative to the workspace, e.g. thanosql-dataset/mnist_data/mnist_train.csv, "
@@ -54,6 +55,16 @@ class WorkspaceResource(dg.ConfigurableResource):
             return resolved.relative_to(self.root).as_posix()
         except ValueError:
             return resolved.as_posix()
+
+    def files_under(self, folder: str | Path, file_types: Iterable[str]) -> list[Path]:
+        """The files under `folder` (recursively) whose suffix is one of `file_types` ('.jpg' or 'jpg'), sorted."""
+        suffixes = suffix_set(file_types)
+        return sorted(path for path in self.resolve(folder).rglob("*") if path.is_file() and path.suffix.lower() in suffixes)
+
+
+def suffix_set(file_types: Iterable[str]) -> set[str]:
+    """File types as users write them ('.JPG', 'png') as lower-case suffixes ('.jpg', '.png')."""
+    return {kind.lower() if kind.startswith(".") else f".{kind.lower()}" for kind in file_types}
 
 
 @lru_cache(maxsize=64)

@@ -135,7 +135,7 @@ class Stack:
         raise RuntimeError(f"{name} did not answer {url} in {timeout_s:.0f} s: {(self.logs / f'{name}.log').read_text()[-3000:]}")
 
     def token(self, name: str = "tests") -> str:
-        from sql_frontend.tokens import TokenStore
+        from resources.api_tokens import TokenStore
 
         return TokenStore(self.env()["THANOSQL_CATALOG_URL"]).create(name)
 

@@ -1,1 +1,2 @@
-"""Dagster definitions for ThanoSQL objects: asset factories, the search job, and the code location."""
+"""ThanoSQL objects as Dagster assets: `definitions` (the code location), `defs` (specs, asset
+factories per object kind, jobs, schedules) and `models` (the ML library: no Dagster, no SQL)."""

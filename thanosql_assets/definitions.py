@@ -1,51 +1,77 @@
-"""The Dagster code location: one asset per ThanoSQL object in the catalog, plus the search job.
+"""The Dagster code location: the one composition root, allowed to import every layer.
 
-`dagster dev -w workspace.yaml` loads this module (with THANOSQL_HOME pointing at the
-workspace); the SQL frontend builds the same definitions, plus the object a statement is
-about to create, and materializes them in process.
+`dagster dev -w workspace.yaml` (or `dagster api grpc -m thanosql_assets.definitions`) loads
+`defs`, with THANOSQL_HOME pointing at the workspace:
+
+- one asset per ThanoSQL object in the catalog (`thanosql_assets.defs`), and the retraining
+  schedules of models built with OPTIONS (schedule=...);
+- the `statement` job, which materializes a statement the SQL server planned;
+- the `search` job: SEARCH, PRINT IMAGE and SELECT statements launched from the UI, parsed,
+  planned and evaluated by the SQL frontend over the latest materialized assets (re-running
+  nothing upstream), with a preview of the rows as metadata.
 """
 
-from __future__ import annotations
-
-from collections.abc import Iterable
 
 import dagster as dg
+import pandas as pd
+from pydantic import Field
 
-from resources import CatalogResource, Settings, build_resources
-from thanosql_assets.datasets.assets import dataset_asset
-from thanosql_assets.embeddings.assets import embedding_assets
-from thanosql_assets.models.assets import model_asset, retraining_schedule
-from thanosql_assets.search.ops import RESULTS_IO_MANAGER, search_job
-from thanosql_assets.specs import DatasetSpec, EmbeddingSpec, ModelSpec, Spec, TableSpec, spec_from_dict
-from thanosql_assets.statements import statement_job
-from thanosql_assets.tables.assets import table_asset
+from resources import (
+    CatalogResource,
+    ModelRegistryResource,
+    Settings,
+    VectorStoreResource,
+    WarehouseResource,
+    WorkspaceResource,
+    build_resources,
+)
+from resources.warehouse import vector_columns
+from sql_frontend.execution.runner import StatementRunner
+from sql_frontend.language.parser import parse_statement
+from sql_frontend.planning.planner import Planner
+from sql_frontend.planning.plans import Query
+from thanosql.errors import ThanoSQLError
+from thanosql_assets.defs.objects import build_definitions, catalog_specs
+from thanosql_assets.defs.statement_job import statement_job
 
-_FACTORIES = {
-    DatasetSpec: dataset_asset,
-    TableSpec: table_asset,
-    ModelSpec: model_asset,
-    EmbeddingSpec: embedding_assets,
-}
+RESULTS_IO_MANAGER = "search_results_io_manager"
 
 
-def catalog_specs(catalog: CatalogResource) -> list[Spec]:
-    return [spec_from_dict(entry.kind, entry.spec) for entry in catalog.list()]
+class SearchConfig(dg.Config):
+    sql: str = Field(description="A SEARCH, PRINT IMAGE or SELECT statement")
 
 
-def build_definitions(specs: Iterable[Spec], resources: dict[str, object]) -> dg.Definitions:
-    specs = list(specs)
-    return dg.Definitions(
-        assets=[_FACTORIES[type(spec)](spec) for spec in specs],
-        jobs=[search_job, statement_job],
-        schedules=[
-            retraining_schedule(spec, spec.options["schedule"])
-            for spec in specs
-            if isinstance(spec, ModelSpec) and spec.options.get("schedule")
-        ],
-        resources={**resources, RESULTS_IO_MANAGER: dg.mem_io_manager},
-        # Each statement is one heavy step; a subprocess per step would only add seconds.
-        executor=dg.in_process_executor,
-    )
+def result_preview(rows: pd.DataFrame, limit: int = 10) -> str:
+    """Markdown preview without the (long) embedding vectors."""
+    return rows.drop(columns=vector_columns(rows)).head(limit).to_markdown(index=False)
+
+
+@dg.op(out=dg.Out(pd.DataFrame, io_manager_key=RESULTS_IO_MANAGER), tags={"kind": "thanosql"})
+def run_statement(
+    context: dg.OpExecutionContext,
+    config: SearchConfig,
+    workspace: WorkspaceResource,
+    warehouse: WarehouseResource,
+    catalog: CatalogResource,
+    model_registry: ModelRegistryResource,
+    vector_store: VectorStoreResource,
+) -> pd.DataFrame:
+    statement = parse_statement(config.sql)
+    plan = Planner(workspace=workspace, warehouse=warehouse, catalog=catalog).plan(statement)
+    if not isinstance(plan, Query) or plan.converts:
+        raise ThanoSQLError(
+            "The search job runs queries only: SEARCH, PRINT IMAGE and SELECT (without CONVERT).",
+            hint="Run statements that create or change objects with the SQL frontend (thanosql.connect(), the CLI or %%thanosql).",
+        )
+    resources = {"workspace": workspace, "warehouse": warehouse, "catalog": catalog, "model_registry": model_registry, "vector_store": vector_store}
+    rows = StatementRunner(resources, instance=lambda: context.instance).run(plan, statement)
+    context.add_output_metadata({"rows": len(rows), "preview": dg.MetadataValue.md(result_preview(rows))})
+    return rows
+
+
+@dg.job(name="search", executor_def=dg.in_process_executor, tags={"thanosql/kind": "query"})
+def search_job():
+    run_statement()
 
 
 @dg.definitions
@@ -53,4 +79,8 @@ def defs() -> dg.Definitions:
     settings = Settings.from_env()
     settings.ensure_dirs()
     resources = build_resources(settings)
-    return build_definitions(catalog_specs(resources["catalog"]), resources)
+    return build_definitions(
+        catalog_specs(resources["catalog"]),
+        {**resources, RESULTS_IO_MANAGER: dg.mem_io_manager},
+        jobs=[search_job, statement_job],
+    )

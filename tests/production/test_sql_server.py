@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from sql_frontend.errors import PathNotAllowedError
+from thanosql.errors import PathNotAllowedError
 from tests.production_stack import postgres_available, production_stack
 from tests.seeds import seed_cells
 

@@ -7,9 +7,9 @@ import shutil
 import pytest
 
 from resources import DatasetSourceResource
-from sql_frontend.errors import DataError
+from thanosql.errors import DataError
 from tests.conftest import MIRROR
-from thanosql_assets.datasets import mnist
+from thanosql_assets.defs import mnist
 
 FILENAME, MD5S = mnist.SOURCE_FILES["labels"]
 

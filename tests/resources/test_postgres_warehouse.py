@@ -36,7 +36,7 @@ def pg_conn(tmp_path_factory):
 def test_the_tutorial_on_postgres_tables_gives_the_duckdb_results(pg_conn, tutorial_results):
     from resources.postgres_warehouse import PostgresWarehouseResource
 
-    assert isinstance(pg_conn._engine.resources["warehouse"], PostgresWarehouseResource)
+    assert isinstance(pg_conn._runner.resources["warehouse"], PostgresWarehouseResource)
     results = pg_conn.results
     assert [r is None for r in results] == [r is None for r in tutorial_results]
     pd.testing.assert_frame_equal(results[3], tutorial_results[3], check_dtype=False)

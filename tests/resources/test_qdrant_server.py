@@ -12,10 +12,10 @@ import uuid
 import numpy as np
 import pytest
 
-from resources import VectorStoreResource
+from resources.qdrant_edge import QdrantEdgeResource
 from resources.qdrant_server import QdrantServerResource
 from resources.vector_store import CollectionNotFound
-from sql_frontend.errors import DataError
+from thanosql.errors import DataError
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def name() -> str:
 
 def test_server_and_embedded_stores_answer_alike(server, data, tmp_path):
     keys, vectors = data
-    embedded = VectorStoreResource(path=str(tmp_path / "vectors"))
+    embedded = QdrantEdgeResource(path=str(tmp_path / "vectors"))
     a, b = name(), name()
     assert server.build_collection(a, keys, vectors) == embedded.build_collection(b, keys, vectors) == 300
     query = vectors[7] + 0.1

@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from sql_frontend.errors import (
+from thanosql.errors import (
     DataError,
     ObjectExistsError,
     ObjectNotFoundError,

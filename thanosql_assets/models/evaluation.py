@@ -9,10 +9,12 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from thanosql_assets.models.vectors import l2_normalize
+
 
 def _unit(vectors: np.ndarray) -> np.ndarray:
-    vectors = np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1)
-    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    """Images or embeddings as unit rows (N x ... -> N x D)."""
+    return l2_normalize(np.asarray(vectors, dtype=np.float32).reshape(len(vectors), -1))
 
 
 def precision_at_k(

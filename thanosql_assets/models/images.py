@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from sql_frontend.errors import DataError
+from thanosql.errors import DataError
 
 GRAYSCALE_MODES = {"1", "L", "LA", "I", "I;16", "F", "P;L"}
 MAX_NATIVE_SIDE = 64  # images up to this size train at their own size; larger ones are resized

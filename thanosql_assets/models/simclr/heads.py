@@ -9,7 +9,7 @@ training time (bench/simclr_quality.py). The default is therefore `none`; `mlp` 
 
 from torch import nn
 
-from thanosql_assets.models.simclr.names import HEADS
+from thanosql_assets.models.simclr.config import HEADS
 
 
 class ProjectionHead(nn.Sequential):

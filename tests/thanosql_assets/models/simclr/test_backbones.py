@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from thanosql_assets.models.simclr.names import BACKBONE_NAMES
+from thanosql_assets.models.simclr.config import BACKBONE_NAMES
 from thanosql_assets.models.simclr.backbones import BACKBONES, build_backbone
 
 

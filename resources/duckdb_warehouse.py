@@ -1,0 +1,210 @@
+"""Tables in DuckDB, one file inside the workspace (embedded mode).
+
+DuckDB lets one process at a time hold a database file for writing, and opening one costs
+about 15-25 ms (the database instance, not the query). The CLI, a notebook and runs launched
+from the Dagster UI share one workspace, so each process keeps its database open only while
+it works and for `idle_release_s` after (so a burst of searches opens it once), then lets it
+go; a process that finds the file held waits and retries, and says so after `lock_timeout_s`.
+"""
+
+import atexit
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import sqlglot
+from sqlglot import exp
+
+from resources.warehouse import (
+    Generation,
+    WarehouseResource,
+    generations_comment,
+    parse_generations,
+    quote,
+    recorded_generations,
+    sql_string,
+)
+from thanosql.errors import WorkspaceBusyError
+
+
+def _generations(con: Any, table: str) -> dict[str, dict[str, str]]:
+    row = con.execute("SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?", [table]).fetchone()
+    return parse_generations(row[0] if row else None)
+
+
+def _set_generations(con: Any, table: str, generations: Mapping[str, Mapping[str, str]]) -> None:
+    con.execute(f"COMMENT ON TABLE {quote(table)} IS {sql_string(generations_comment(generations) or '')}")
+
+
+def _columns(con: Any, select: str, parameters: list) -> list[str]:
+    return [column[0] for column in con.execute(f"SELECT * FROM ({select}) LIMIT 0", parameters).description]
+
+
+class _OpenDatabase:
+    """One process's open DuckDB database, shared by its threads, closed after an idle spell."""
+
+    def __init__(self, connection: Any):
+        self.connection = connection
+        self.users = 0
+        self.last_used = time.monotonic()
+        self.reaped = False  # whether a reaper thread watches it
+
+
+_open: dict[str, _OpenDatabase] = {}
+_open_lock = threading.Lock()
+
+
+def _reap(path: str, idle_release_s: float) -> None:
+    # Holds only the path between checks: a reference kept by this (daemon) thread would outlive
+    # the interpreter's exit and make DuckDB's bindings report leaks.
+    while True:
+        time.sleep(idle_release_s)
+        with _open_lock:
+            database = _open.get(path)
+            if database is None:
+                return
+            if database.users == 0 and time.monotonic() - database.last_used >= idle_release_s:
+                del _open[path]
+                database.connection.close()
+                return
+            del database
+
+
+@atexit.register
+def _close_all() -> None:
+    with _open_lock:
+        for database in _open.values():
+            database.connection.close()
+        _open.clear()
+
+
+class DuckDBWarehouseResource(WarehouseResource):
+    """A DuckDB database file."""
+
+    path: str
+    lock_timeout_s: float = 120.0
+    idle_release_s: float = 1.0
+
+    @property
+    def dialect(self) -> str:
+        return "duckdb"
+
+    @property
+    def location(self) -> str:
+        return str(Path(self.path).resolve())
+
+    def _open(self) -> Any:
+        import duckdb
+
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        deadline = time.monotonic() + self.lock_timeout_s
+        delay = 0.02
+        while True:
+            try:
+                return duckdb.connect(self.path)
+            except duckdb.IOException as error:
+                if "lock" not in str(error).lower():
+                    raise
+                if time.monotonic() > deadline:
+                    raise WorkspaceBusyError(
+                        f"The table store {self.path} is held by another process for over "
+                        f"{self.lock_timeout_s:.0f} s: {error}",
+                        hint="Wait for the other statement or Dagster run to finish, then retry.",
+                    ) from error
+                time.sleep(delay)
+                delay = min(delay * 2, 0.5)
+
+    @contextmanager
+    def connect(self) -> Iterator[Any]:
+        """A cursor on this process's open database (opened on demand)."""
+        key = self.location
+        with _open_lock:
+            database = _open.get(key)
+            if database is None:
+                database = _open[key] = _OpenDatabase(self._open())
+            database.users += 1
+        cursor = database.connection.cursor()
+        try:
+            yield cursor
+        finally:
+            cursor.close()
+            with _open_lock:
+                database.users -= 1
+                database.last_used = time.monotonic()
+                if not database.reaped:
+                    database.reaped = True
+                    threading.Thread(target=_reap, args=(key, self.idle_release_s), daemon=True).start()
+
+    def query(self, sql: str, relations: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        with self.connect() as con:
+            for name, data in (relations or {}).items():
+                con.register(name, data)
+            return con.execute(sql, dict(parameters) if parameters else None).df()
+
+    def parameter(self, name: str) -> str:
+        return f"${name}"
+
+    def columns_except(self, alias: str, column: str, relation_sql: str) -> str:
+        return f"{alias}.* EXCLUDE ({quote(column)})"
+
+    def _table_comments(self) -> list[tuple[str, str | None]]:
+        with self.connect() as con:
+            return con.execute("SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
+
+    def generation_expression(self, table: str) -> exp.Expression:
+        return sqlglot.parse_one(
+            f"(SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {sql_string(table)})",
+            read="duckdb",
+        )
+
+    def replace_table_from_csv(self, name: str, csv_paths: Sequence[Path]) -> int:
+        sources = " UNION ALL BY NAME ".join("SELECT * FROM read_csv(?, header = true)" for _ in csv_paths)
+        self._forget_tables()
+        with self.connect() as con:
+            con.execute("BEGIN")
+            carried = {
+                column: generation
+                for column, generation in _generations(con, name).items()
+                if generation["image_col"] in _columns(con, sources, [str(p) for p in csv_paths])
+            }
+            select = f"SELECT * FROM ({sources})"
+            if carried:
+                joins, columns = [], []
+                for number, (column, generation) in enumerate(carried.items()):
+                    alias = f"__e{number}"
+                    image_col = quote(generation["image_col"])
+                    joins.append(
+                        f"LEFT JOIN (SELECT DISTINCT ON ({image_col}) {image_col}, {quote(column)} FROM {quote(name)}) {alias} "
+                        f"ON {alias}.{image_col} = incoming.{image_col}"
+                    )
+                    columns.append(f"{alias}.{quote(column)}")
+                select = (
+                    f"SELECT incoming.* EXCLUDE (__row), {', '.join(columns)} FROM "
+                    f"(SELECT *, row_number() OVER () AS __row FROM ({sources})) incoming {' '.join(joins)} ORDER BY incoming.__row"
+                )
+            con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {select}", [str(p) for p in csv_paths])
+            for image_col in {generation["image_col"] for generation in carried.values()}:
+                con.execute(f"CREATE INDEX {quote(f'{name}__{image_col}')} ON {quote(name)} ({quote(image_col)})")
+            if carried:
+                _set_generations(con, name, carried)
+            con.execute("COMMIT")
+            return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
+
+    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generation: Generation | None = None) -> int:
+        self._forget_tables()
+        with self.connect() as con:
+            con.register("__thanosql_incoming", data)
+            con.execute("BEGIN")
+            generations = _generations(con, name)
+            con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT * FROM __thanosql_incoming")
+            for column in index_on:
+                con.execute(f"CREATE INDEX {quote(f'{name}__{column}')} ON {quote(name)} ({quote(column)})")
+            columns = _columns(con, f"SELECT * FROM {quote(name)}", [])
+            _set_generations(con, name, recorded_generations(generations, columns, generation))
+            con.execute("COMMIT")
+            con.unregister("__thanosql_incoming")
+            return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]

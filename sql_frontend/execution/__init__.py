@@ -1,0 +1,1 @@
+"""Running plans: materializing assets through Dagster, evaluating queries (SELECT, SEARCH, PRINT)."""

@@ -1,0 +1,267 @@
+"""Evaluating planned queries: SELECT (possibly over SEARCH subqueries), SEARCH and PRINT.
+
+SEARCH reads the latest materialized assets only: the table records which collection and
+model version its embedding column comes from (its generation). SEARCH embeds the query images
+with that model version and adds one column `<model>_<algorithm>_similarity<i>` per query image:
+the cosine similarity (in [-1, 1]) between that image and the row's image.
+
+Plans:
+- Alone, or under a query that does not rank by similarity, SEARCH scores every row of its
+  `AS SELECT` (an exhaustive scan of the collection).
+- Under `SELECT ... FROM (SEARCH ...) [WHERE ...] ORDER BY <similarity> DESC LIMIT k [OFFSET o]`
+  (the tutorial's PRINT query) it is a top-k operator (`top_k`): Qdrant finds the m images most
+  similar to the query image, their rows are fetched by key, the SEARCH's own query and the
+  outer query run over just those rows, and m grows (x4) until the k-th result is strictly more
+  similar than the least similar candidate, so no row left out could have made the top k. The
+  result is the one the exhaustive plan gives.
+
+The planner has checked names, tables, models and query image paths; what can still go wrong
+here is the data (an unreadable query image) or another process switching a table's embeddings
+while a query reads it, in which case the query starts again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sqlglot import exp
+
+from resources import (
+    CatalogResource,
+    CollectionNotFound,
+    Generation,
+    ModelRegistryResource,
+    StaleGeneration,
+    VectorStoreResource,
+    WarehouseResource,
+    WorkspaceResource,
+)
+from sql_frontend.execution.top_k import (
+    CANDIDATES,
+    KEY,
+    SEARCH_RELATION,
+    TopK,
+    candidates_parameters,
+    candidates_statement,
+    find_top_k,
+)
+from sql_frontend.language.dialect import PrintMedia, SearchMedia
+from sql_frontend.language.names import object_name
+from sql_frontend.language.positions import locate
+from sql_frontend.planning.planner import embedding_column, search_target, unsearchable
+from thanosql.errors import DataError, ObjectNotFoundError, SQLError, ThanoSQLError
+from thanosql_assets.models.vectors import l2_normalize
+
+_GENERATION = "__thanosql_generation"
+_RANK = "__thanosql_rank"
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
+PRINT_ATTR = "thanosql.print_image"  # DataFrame.attrs key of a PRINT IMAGE result: {"column", "paths"}
+MAX_ATTEMPTS = 5  # a query restarts when a CONVERT switches a table it reads; it gives up after this many
+FIRST_CANDIDATES = 32  # images asked of Qdrant on a top-k plan's first round, at least 4x k
+
+
+@dataclass
+class PreparedSearch:
+    """A SEARCH with its table's generation read and its query images embedded."""
+
+    query: exp.Expression  # the SEARCH's AS SELECT
+    table: str
+    image_col: str
+    generation: Generation  # the collection and model version the rows' embeddings come from
+    prefix: str  # <model>_<algorithm>
+    query_vectors: np.ndarray
+
+    @property
+    def collection(self) -> str:
+        return self.generation.collection
+
+    def similarity_column(self, number: int) -> str:
+        return f"{self.prefix}_similarity{number}"
+
+
+class QueryEngine:
+    def __init__(
+        self,
+        *,
+        workspace: WorkspaceResource,
+        warehouse: WarehouseResource,
+        catalog: CatalogResource,
+        model_registry: ModelRegistryResource,
+        vector_store: VectorStoreResource,
+        sql: str = "",
+    ):
+        self.workspace = workspace
+        self.warehouse = warehouse
+        self.catalog = catalog
+        self.model_registry = model_registry
+        self.vector_store = vector_store
+        self.sql = sql  # the statement's script, for error positions
+        self.last_plan = ""  # "exhaustive" or "top-k (m of n images)", for tests and EXPLAIN-like output
+
+    def run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
+        """Evaluate a planned query; one that a CONVERT switched under (see `Generation`) starts again."""
+        for attempt in range(MAX_ATTEMPTS):
+            if attempt:
+                # Another process switched a table's embeddings (and maybe dropped the collection
+                # this process knew): read the tables again and start over.
+                self.warehouse.table_generations(fresh=True)
+            try:
+                return self._run(statement, relations)
+            except (StaleGeneration, CollectionNotFound):
+                if attempt == MAX_ATTEMPTS - 1:
+                    raise
+        raise AssertionError("unreachable")
+
+    def _run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
+        if isinstance(statement, PrintMedia):
+            return self.print_rows(statement, relations)
+        if isinstance(statement, SearchMedia):
+            self.last_plan = "exhaustive"
+            return self.search_all(self.prepare(statement))
+        return self.select(statement, relations)
+
+    # -- SELECT ---------------------------------------------------------------------------
+
+    def select(self, query: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
+        query = query.copy()
+        relations = dict(relations or {})
+        top_k = find_top_k(query)
+        if top_k is not None:
+            return self._select_top_k(query, top_k, relations)
+        self.last_plan = "exhaustive"
+        for index, subquery in enumerate([s for s in query.find_all(exp.Subquery) if isinstance(s.this, SearchMedia)]):
+            name = SEARCH_RELATION.format(index)
+            relations[name] = self.search_all(self.prepare(subquery.this))
+            subquery.replace(_relation(name, subquery.args.get("alias")))
+        return self.warehouse.query(query.sql(dialect=self.warehouse.dialect), relations)
+
+    # -- SEARCH ---------------------------------------------------------------------------
+
+    def prepare(self, node: SearchMedia) -> PreparedSearch:
+        """Read the generation of the table a SEARCH reads and embed its query images."""
+        target = search_target(node)
+        generation = embedding_column(self.warehouse, target.table, target.model)
+        if generation is None:  # replaced since the plan was made: maybe embedded again by now
+            generation = embedding_column(self.warehouse, target.table, target.model, fresh=True)
+        if generation is None:
+            unsearchable(node, target, self.sql, self.catalog, self.warehouse)
+        embedder = self.model_registry.load(target.model, generation.model_version)
+        images = self._load_query_images(target.images, embedder.geometry, node.args["images"])
+        return PreparedSearch(
+            query=node.args["query"],
+            table=target.table,
+            image_col=generation.image_col,
+            generation=generation,
+            prefix=generation.column,
+            query_vectors=l2_normalize(embedder.embed(images)),
+        )
+
+    def search_all(self, search: PreparedSearch) -> pd.DataFrame:
+        """Every row of the SEARCH's query, with a similarity column per query image."""
+        rows = self._read(_with_key(search.query, search.image_col), search)
+        keys = rows.pop(KEY).astype(str)
+        for number, vector in enumerate(search.query_vectors, start=1):
+            scores = self.vector_store.score_all(search.collection, vector)
+            rows[search.similarity_column(number)] = keys.map(scores).astype("float64")
+        return rows
+
+    def _read(self, query: exp.Select, search: PreparedSearch) -> pd.DataFrame:
+        """Run `query`, checking in the same statement that the table is still of the search's generation."""
+        checked = query.select(self.warehouse.generation_expression(search.table).as_(_GENERATION), copy=True)
+        rows = self.warehouse.query(checked.sql(dialect=self.warehouse.dialect))
+        comments = rows.pop(_GENERATION)
+        self.warehouse.check_generation(comments.iloc[0] if len(rows) else None, search.generation)
+        return rows
+
+    def _select_top_k(self, query: exp.Select, top_k: TopK, relations: dict[str, Any]) -> pd.DataFrame:
+        search = self.prepare(top_k.search)
+        if top_k.column.lower() != search.similarity_column(top_k.image + 1).lower():
+            raise ObjectNotFoundError(
+                f"Column {top_k.column!r} is not a similarity column of this SEARCH (it makes {search.prefix}_similarity1...).",
+                **locate(self.sql, query.args["order"]),
+                hint=f"ORDER BY {search.similarity_column(1)} DESC",
+            )
+        # The outer query's first `needed` rows, with the similarity they are ranked by: enough
+        # to know whether candidates outside Qdrant's answer could have made the top k.
+        outer = query.copy()
+        outer.args["from_"].this.replace(_relation(SEARCH_RELATION.format(0), top_k.subquery.args.get("alias")))
+        outer.set("offset", None)
+        outer.set("limit", exp.Limit(expression=exp.Literal.number(top_k.needed)))
+        outer = outer.select(exp.column(top_k.column).as_(_RANK), copy=False)
+        outer = outer.select(self.warehouse.generation_expression(search.table).as_(_GENERATION), copy=False)
+        inner = _with_key(search.query, search.image_col)
+        source = next(t for t in inner.find_all(exp.Table) if object_name(t.this) == search.table)
+        source.replace(_relation(CANDIDATES, exp.TableAlias(this=exp.to_identifier(source.alias_or_name))))
+        dialect = self.warehouse.dialect
+        sql = candidates_statement(
+            self.warehouse,
+            table=search.table,
+            image_col=search.image_col,
+            inner_sql=inner.sql(dialect=dialect),
+            outer_sql=outer.sql(dialect=dialect),
+            similarity_columns=[search.similarity_column(n) for n in range(1, len(search.query_vectors) + 1)],
+        )
+        total = self.vector_store.count(search.collection)
+        wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
+        while True:
+            hits = self.vector_store.search(search.collection, search.query_vectors[top_k.image], limit=min(wanted, max(total, 1)))
+            keys = [hit.key for hit in hits]
+            scores = [[hit.score for hit in hits]]
+            for number, vector in enumerate(search.query_vectors):
+                if number != top_k.image:
+                    by_key = self.vector_store.scores(search.collection, vector, keys)
+                    scores.insert(number, [by_key.get(key) for key in keys])
+            rows = self.warehouse.query(sql, relations, parameters=candidates_parameters(keys, scores))
+            self.warehouse.check_generation(rows.pop(_GENERATION).iloc[0] if len(rows) else None, search.generation)
+            exhausted = len(hits) >= total or len(hits) < wanted
+            if exhausted or (len(rows) == top_k.needed and hits and rows[_RANK].iloc[-1] > hits[-1].score):
+                self.last_plan = f"top-k ({len(hits)} of {total} images)"
+                return rows.drop(columns=[_RANK]).iloc[top_k.skip :].reset_index(drop=True)
+            wanted *= 4
+
+    def _load_query_images(self, images: list[str], geometry, images_node: exp.Expression) -> np.ndarray:
+        from thanosql_assets.models.images import load_images
+
+        try:
+            return load_images([self.workspace.resolve(image) for image in images], geometry)
+        except DataError as error:
+            raise SQLError(f"A query image is unusable: {error.message}", **locate(self.sql, images_node), hint=error.hint) from None
+
+    # -- PRINT ----------------------------------------------------------------------------
+
+    def print_rows(self, node: PrintMedia, relations: dict[str, Any] | None = None) -> pd.DataFrame:
+        rows = self._run(node.args["query"], relations)
+        column = self._image_column(rows)
+        if column is None:
+            raise ThanoSQLError(
+                f"PRINT IMAGE found no column of image paths among {', '.join(rows.columns) or 'no columns'}.",
+                hint="Select the image path column, e.g. SELECT image_path, ... in PRINT IMAGE AS (...).",
+            )
+        rows.attrs[PRINT_ATTR] = {
+            "column": column,
+            "paths": [str(self.workspace.resolve(str(value))) for value in rows[column]],
+        }
+        return rows
+
+    def _image_column(self, rows: pd.DataFrame) -> str | None:
+        if "image_path" in rows.columns:
+            return "image_path"
+        for column in rows.columns:
+            values = rows[column].dropna()
+            if len(values) and all(isinstance(v, str) and Path(v).suffix.lower() in IMAGE_SUFFIXES for v in values):
+                return column
+        return None
+
+
+def _relation(name: str, alias: exp.TableAlias | None) -> exp.Table:
+    return exp.Table(this=exp.to_identifier(name), alias=alias)
+
+
+def _with_key(query: exp.Expression, image_col: str) -> exp.Expression:
+    """The query with the image key added as a hidden column, to map rows to Qdrant points."""
+    keyed = query.copy() if isinstance(query, exp.Select) else exp.select("*").from_(query.subquery("q"))
+    return keyed.select(exp.column(image_col).as_(KEY), copy=False)

@@ -1,0 +1,71 @@
+"""Running plans: statements that create or change objects materialize Dagster assets in the
+workspace's Dagster instance; queries (SELECT, SEARCH, PRINT) run in process over the latest
+materialized assets.
+
+Queries do not become Dagster runs: a run costs about 0.3 s, and these are interactive
+statements with a 10 ms budget. From the Dagster UI they run as the `search` job, which calls
+the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import dagster as dg
+import pandas as pd
+from sqlglot import exp
+
+from sql_frontend.execution.queries import QueryEngine
+from sql_frontend.language.parser import ParsedStatement
+from sql_frontend.planning.plans import Materialize, Plan, Query
+from thanosql_assets.defs.materialize import materialize
+
+progress_log = logging.getLogger("thanosql.progress")
+QUERY_RESOURCES = ("workspace", "warehouse", "catalog", "model_registry", "vector_store")
+
+
+class StatementRunner:
+    """Runs the plans of one workspace's statements. `instance` gives the Dagster instance (made on first use)."""
+
+    def __init__(self, resources: dict[str, Any], instance: Callable[[], dg.DagsterInstance]):
+        self.resources = resources
+        self._instance_factory = instance
+        self._instance: dg.DagsterInstance | None = None
+        self.last_plan = ""  # how the last query ran: "exhaustive" or "top-k (m of n images)"
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        if self._instance is None:
+            self._instance = self._instance_factory()
+        return self._instance
+
+    def run(self, plan: Plan, statement: ParsedStatement) -> pd.DataFrame | None:
+        """Run the plan of `statement`: its result rows, or None for statements without rows."""
+        if plan.announce:
+            progress_log.info(plan.announce)
+        if isinstance(plan, Materialize):
+            self.materialize(plan, statement)
+            return self.result_rows(plan)
+        return self.query(plan, statement)
+
+    def materialize(self, plan: Materialize, statement: ParsedStatement) -> None:
+        materialize(plan.request, self.resources, self.instance, statement=statement.text)
+
+    def result_rows(self, plan: Materialize) -> pd.DataFrame | None:
+        return None if plan.result_query is None else self.resources["warehouse"].query(plan.result_query)
+
+    def query(self, plan: Query, statement: ParsedStatement) -> pd.DataFrame:
+        """Evaluate a query plan (once: its CONVERT subqueries are materialized, then read in their place)."""
+        relations = {}
+        for index, (subquery, convert) in enumerate(plan.converts):
+            self.materialize(convert, statement)
+            name = f"__thanosql_convert_{index}"
+            relations[name] = self.result_rows(convert)
+            subquery.replace(exp.Table(this=exp.to_identifier(name), alias=subquery.args.get("alias")))
+        engine = QueryEngine(sql=statement.sql, **{key: self.resources[key] for key in QUERY_RESOURCES})
+        try:
+            return engine.run(plan.expression, relations)
+        finally:
+            self.last_plan = engine.last_plan

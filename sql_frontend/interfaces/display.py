@@ -1,0 +1,68 @@
+"""Showing results to people: readable tables in a terminal, and pictures for PRINT IMAGE."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from resources.warehouse import vector_columns
+from sql_frontend.execution.queries import PRINT_ATTR
+
+
+def _short_vector(value) -> str:
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "NULL"
+    items = ", ".join(f"{float(x):.4g}" for x in list(value)[:4])
+    return f"[{items}, ...]" if len(value) > 4 else f"[{items}]"
+
+
+def format_table(rows: pd.DataFrame, max_rows: int = 10) -> str:
+    """Like Jupyter shows a DataFrame: first and last rows, vectors shortened, the shape below."""
+    shown = rows.copy()
+    for name in vector_columns(shown):
+        shown[name] = shown[name].map(_short_vector)
+    if len(shown) > max_rows:
+        half = max_rows // 2
+        ellipsis = pd.DataFrame([["..."] * len(shown.columns)], columns=shown.columns, index=["..."])
+        shown = pd.concat([shown.head(half).astype(object), ellipsis, shown.tail(half).astype(object)])
+    with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 60):
+        text = shown.to_string()
+    return f"{text}\n\n[{len(rows)} rows x {len(rows.columns)} columns]"
+
+
+def printed_images(rows: pd.DataFrame) -> list[tuple[str, str]]:
+    """(absolute path, caption) for each row of a PRINT IMAGE result; [] for other results."""
+    info = rows.attrs.get(PRINT_ATTR)
+    if not info:
+        return []
+    vectors = set(vector_columns(rows))
+    others = [c for c in rows.columns if c != info["column"] and c not in vectors]
+    captions = [
+        ", ".join(f"{value:.4f}" if isinstance(value, float) else str(value) for value in row)
+        for row in rows[others].itertuples(index=False)
+    ]
+    return list(zip(info["paths"], captions))
+
+
+def contact_sheet(images: Sequence[tuple[str, str]], out_dir: Path, tile: int = 140) -> Path:
+    """One PNG with the images side by side, each captioned with its file name; returns its path."""
+    from PIL import Image, ImageDraw, ImageOps
+
+    caption_height = 30
+    sheet = Image.new("RGB", (tile * len(images), tile + caption_height), "white")
+    draw = ImageDraw.Draw(sheet)
+    for index, (path, caption) in enumerate(images):
+        with Image.open(path) as image:
+            thumb = ImageOps.contain(image.convert("RGB"), (tile - 10, tile - 10), Image.Resampling.NEAREST)
+        x = index * tile
+        sheet.paste(thumb, (x + (tile - thumb.width) // 2, (tile - thumb.height) // 2))
+        draw.text((x + 4, tile), Path(path).name, fill="black")
+        draw.text((x + 4, tile + 14), caption[:22], fill="gray")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    out = out_dir / f"print-image-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.png"
+    sheet.save(out)
+    return out

@@ -1,0 +1,103 @@
+"""Jupyter: `%load_ext thanosql`, then `%%thanosql` cells.
+
+    %thanosql API_TOKEN=<token>      # the SQL server's API token
+    %thanosql URL=http://host:8000   # run cells on a ThanoSQL SQL server (production mode)
+    %thanosql home=<directory>       # switch workspace (default: $THANOSQL_HOME or ./thanosql-workspace)
+    %%thanosql
+    SELECT * FROM mnist_train LIMIT 5
+
+A cell's last result is its output (a DataFrame); statements without rows print "Success";
+PRINT IMAGE shows each image inline under its path.
+"""
+
+from __future__ import annotations
+
+import re
+
+from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
+from IPython.display import Image, display
+
+from sql_frontend.interfaces.api import Connection, show_progress
+from thanosql.errors import ThanoSQLError
+
+_SETTING = re.compile(r"^\s*([A-Za-z_]+)\s*=\s*(.*?)\s*$")
+
+
+@magics_class
+class ThanoSQLMagics(Magics):
+    def __init__(self, shell):
+        super().__init__(shell)
+        self.api_token: str | None = None
+        self.home: str | None = None
+        self.url: str | None = None
+        self._connection = None
+
+    @property
+    def connection(self):
+        if self._connection is None:
+            if self.url:
+                from sql_frontend.interfaces.remote import RemoteConnection
+
+                self._connection = RemoteConnection(self.url, self.api_token)
+            else:
+                self._connection = Connection(self.home, api_token=self.api_token, progress=False)
+        return self._connection
+
+    @line_magic("thanosql")
+    def settings(self, line: str) -> None:
+        match = _SETTING.match(line)
+        if not match:
+            print("usage: %thanosql API_TOKEN=<token>  or  %thanosql URL=<SQL server>  or  %thanosql home=<workspace directory>")
+            return
+        key, value = match.group(1).lower(), match.group(2).strip("'\"")
+        if key == "api_token":
+            self.api_token = value
+            if self.url:
+                self._connection = None  # the next cell connects with the new token
+            elif self._connection is not None:
+                self._connection.api_token = value
+        elif key == "url":
+            self.url, self._connection = value, None
+            print(f"SQL server: {value}")
+        elif key == "home":
+            self.home, self.url, self._connection = value, None, None
+            print(f"workspace: {self.connection.home}")
+        else:
+            print(f"unknown setting {match.group(1)!r}: use API_TOKEN, URL or home")
+
+    @cell_magic("thanosql")
+    def run_cell(self, line: str, cell: str):
+        from sql_frontend.language.parser import parse_script
+
+        try:
+            statements = parse_script(cell)
+            last = None
+            for index, statement in enumerate(statements):
+                result = self.connection.execute_statement(statement)
+                last = self._show(result, is_last=index == len(statements) - 1)
+            return last
+        except ThanoSQLError as error:
+            print(f"ThanoSQL error: {error}")
+            return None
+
+    def _show(self, result, is_last: bool):
+        from sql_frontend.interfaces.display import printed_images
+
+        if result is None:
+            print("Success")
+            return None
+        images = printed_images(result)
+        if images:
+            for path, _caption in images:
+                print(path)
+                display(Image(filename=path, width=112))
+            return None
+        if is_last:
+            return result
+        display(result)
+        return None
+
+
+def load_ipython_extension(ipython) -> None:
+    show_progress("stdout")
+    ipython.register_magics(ThanoSQLMagics)

@@ -1,0 +1,238 @@
+"""The SQL server: ThanoSQL statements over HTTP, with API tokens (production mode).
+
+    THANOSQL_HOME=/workspace THANOSQL_DAGSTER_URL=http://dagster-webserver:3000 thanosql serve --port 8000
+
+- `POST /v1/statements` {"sql": "...", "statement_id": "<optional, for progress>"} runs one
+  statement or a `;`-separated script and answers {"results": [...]} (one per statement: columns,
+  types, rows; null for statements without rows). With `Accept: application/x-ndjson` the rows
+  stream as they are encoded: a header line per result, then lines of up to 1,000 rows.
+- `GET /v1/statements/{statement_id}` reports a running statement: its Dagster run and progress lines.
+- `GET /v1/images?path=...` serves an image of the workspace (PRINT IMAGE's pictures).
+- `GET /v1/health` needs no token; everything else needs `Authorization: Bearer <token>`
+  (`thanosql token create NAME` issues one) and answers 401, running nothing, without it.
+
+Statements that create or change objects are submitted to Dagster as runs of the `statement`
+job through the webserver's GraphQL API (`THANOSQL_DAGSTER_URL`): the daemon's run coordinator
+queues them and its run launcher starts them, so they show in the UI with their logs, and the
+code location is reloaded afterwards so new objects appear as assets. Queries (SELECT, SEARCH,
+PRINT) run in the server: they read the latest materialized assets and must answer in
+milliseconds. Without `THANOSQL_DAGSTER_URL` every statement runs in the server process.
+Every file a statement names must be inside the workspace.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import mimetypes
+import os
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlparse
+
+import pandas as pd
+from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi.responses import FileResponse, JSONResponse, StreamingResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+
+from resources import Settings, build_resources
+from resources.api_tokens import TokenStore
+from sql_frontend.execution.runner import StatementRunner
+from sql_frontend.interfaces import wire
+from sql_frontend.language.parser import ParsedStatement, parse_script
+from sql_frontend.planning.planner import Planner
+from sql_frontend.planning.plans import Materialize
+from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
+from thanosql_assets.defs.materialize import MaterializationRequest
+from thanosql_assets.defs.statement_job import STATEMENT_JOB, statement_run_config
+
+log = logging.getLogger("thanosql.server")
+CODE_LOCATION = os.environ.get("THANOSQL_CODE_LOCATION", "thanosql")
+_POLL_S = 0.2
+
+
+class StatementRequest(BaseModel):
+    sql: str
+    statement_id: str | None = None
+
+
+@dataclass
+class Running:
+    status: str = "STARTING"
+    run_id: str | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+class DagsterSubmitter:
+    """Submits `statement` runs through the Dagster webserver's GraphQL API and waits for them."""
+
+    def __init__(self, url: str, instance):
+        from dagster_graphql import DagsterGraphQLClient
+
+        parsed = urlparse(url)
+        self.client = DagsterGraphQLClient(parsed.hostname, port_number=parsed.port, use_https=parsed.scheme == "https")
+        self.instance = instance
+
+    def run(
+        self, statement: ParsedStatement, request: MaterializationRequest, running: Running, statement_id: str, reload: bool = True
+    ) -> None:
+        """Run a planned statement as a `statement` run and wait for it; its plan travels as run config."""
+        from dagster import DagsterRunStatus
+
+        running.run_id = self.client.submit_job_execution(
+            STATEMENT_JOB,
+            repository_location_name=CODE_LOCATION,
+            repository_name="__repository__",
+            run_config=statement_run_config(statement.text, request),
+            tags={"thanosql/statement_id": statement_id, "thanosql/statement": statement.text[:2000]},
+        )
+        seen = 0
+        while True:
+            run = self.instance.get_run_by_id(running.run_id)
+            status = run.status if run else DagsterRunStatus.QUEUED
+            running.status = status.value
+            logs = self.instance.all_logs(running.run_id)
+            for record in logs[seen:]:
+                if record.dagster_event is None and record.user_message:
+                    running.messages.append(record.user_message)
+            seen = len(logs)
+            if status == DagsterRunStatus.SUCCESS:
+                break
+            if status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+                raise _run_error(logs, running.run_id)
+            time.sleep(_POLL_S)
+        if reload:
+            # New objects become assets of the code location (it builds them from the catalog).
+            self.client.reload_repository_location(CODE_LOCATION)
+
+
+def _run_error(logs, run_id: str) -> ThanoSQLError:
+    """The statement's own error, from the failed step's event."""
+    for record in logs:
+        event = record.dagster_event
+        if event is not None and event.event_type_value == "STEP_FAILURE":
+            error = event.step_failure_data.error
+            while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
+                error = error.cause
+            message, _, hint = error.message.strip().partition("\n  hint: ")
+            message = message.split(": ", 1)[1] if message.startswith(("sql_frontend.", "thanosql")) else message
+            return DataError(message.strip(), hint=hint.strip() or f"See run {run_id} in the Dagster UI for its logs.")
+    return ThanoSQLError(f"Dagster run {run_id} did not succeed.", hint="See the run's logs in the Dagster UI.")
+
+
+class StatementService:
+    """Plans each statement once (every check before anything runs), then runs the plan: queries
+    here, statements that create or change objects as `statement` runs (or here, without Dagster)."""
+
+    def __init__(self, settings: Settings, dagster_url: str | None):
+        settings.ensure_dirs()
+        self.resources = build_resources(settings)
+        self.planner = Planner(workspace=self.resources["workspace"], warehouse=self.resources["warehouse"], catalog=self.resources["catalog"])
+        self.runner = StatementRunner(self.resources, instance=settings.dagster_instance)
+        self.submitter = DagsterSubmitter(dagster_url, self.runner.instance) if dagster_url else None
+        self.running: dict[str, Running] = {}
+        # DuckDB lets one process write at a time; statements of this server take turns.
+        self._write_lock = threading.Lock()
+
+    def execute(self, statement: ParsedStatement, statement_id: str) -> pd.DataFrame | None:
+        running = self.running.setdefault(statement_id, Running())
+        plan = self.planner.plan(statement)
+        if isinstance(plan, Materialize):
+            with self._write_lock:
+                running.status = "RUNNING"
+                if self.submitter is None:
+                    return self.runner.run(plan, statement)
+                if plan.announce:
+                    running.messages.append(plan.announce)
+                catalog = self.resources["catalog"]
+                new_objects = any(
+                    (entry := catalog.get(spec.kind, spec.catalog_name)) is None or entry.spec != json.loads(json.dumps(spec.to_dict()))
+                    for spec in plan.request.specs
+                )
+                self.submitter.run(statement, plan.request, running, statement_id, reload=new_objects)
+                return self.runner.result_rows(plan)
+        if plan.converts:
+            with self._write_lock:
+                return self.runner.run(plan, statement)
+        return self.runner.run(plan, statement)
+
+
+def create_app(settings: Settings | None = None, dagster_url: str | None = None) -> FastAPI:
+    settings = settings or Settings.from_env()
+    if not settings.confine_paths:
+        settings = Settings(**{**settings.__dict__, "confine_paths": True})
+    dagster_url = dagster_url if dagster_url is not None else os.environ.get("THANOSQL_DAGSTER_URL") or None
+    service = StatementService(settings, dagster_url)
+    tokens = TokenStore(service.resources["catalog"].url)
+    workspace = service.resources["workspace"]
+    bearer = HTTPBearer(auto_error=False)
+    app = FastAPI(title="ThanoSQL", version="1", description=__doc__)
+
+    def caller(credentials: HTTPAuthorizationCredentials | None = Depends(bearer)) -> str:
+        holder = tokens.check(credentials.credentials if credentials else None)
+        if holder is None:
+            raise HTTPException(
+                status_code=401,
+                detail="A valid API token is required: send 'Authorization: Bearer <token>' (thanosql token create NAME issues one).",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        return holder
+
+    @app.exception_handler(ThanoSQLError)
+    def _thanosql_error(_request: Request, error: ThanoSQLError) -> JSONResponse:
+        status = 403 if isinstance(error, PathNotAllowedError) else 400
+        return JSONResponse(wire.encode_error(error), status_code=status)
+
+    @app.get("/v1/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "dagster": dagster_url, "workspace": str(settings.home)}
+
+    @app.post("/v1/statements")
+    def statements(body: StatementRequest, request: Request, holder: str = Depends(caller)):
+        statement_id = body.statement_id or uuid.uuid4().hex
+        parsed = parse_script(body.sql)
+        log.info("%s runs %d statement(s) as %s", holder, len(parsed), statement_id)
+        try:
+            if "application/x-ndjson" in request.headers.get("accept", ""):
+                # Statements run before the response starts, so an error is still a clean 400.
+                results = [service.execute(statement, statement_id) for statement in parsed]
+                return StreamingResponse(_ndjson(results), media_type="application/x-ndjson")
+            return {"statement_id": statement_id, "results": [wire.encode(service.execute(s, statement_id)) for s in parsed]}
+        finally:
+            service.running.pop(statement_id, None)
+
+    @app.get("/v1/statements/{statement_id}")
+    def progress(statement_id: str, holder: str = Depends(caller)) -> dict[str, Any]:
+        running = service.running.get(statement_id)
+        if running is None:
+            raise HTTPException(404, detail=f"No statement {statement_id} is running.")
+        return {"status": running.status, "run_id": running.run_id, "messages": running.messages}
+
+    @app.get("/v1/images")
+    def image(path: str, holder: str = Depends(caller)) -> FileResponse:
+        resolved = workspace.resolve(path)
+        kind = mimetypes.guess_type(resolved.name)[0] or ""
+        if not kind.startswith("image/") or not resolved.is_file():
+            raise HTTPException(404, detail=f"No image {path!r} in the workspace.")
+        return FileResponse(resolved, media_type=kind)
+
+    return app
+
+
+def _ndjson(results: list[pd.DataFrame | None]):
+    for number, rows in enumerate(results):
+        if rows is None:
+            yield json.dumps({"statement": number, "result": None}) + "\n"
+            continue
+        for line in wire.ndjson_lines(rows):
+            yield json.dumps({"statement": number, **line}) + "\n"
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(), host=host, port=port, log_level="info")

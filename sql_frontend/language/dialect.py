@@ -1,0 +1,365 @@
+"""The ThanoSQL dialect: PostgreSQL plus the statements of the image-search tutorials.
+
+Statements added on top of PostgreSQL (keywords in any case)::
+
+    GET THANOSQL DATASET name [OPTIONS (...)]
+    COPY table [OPTIONS (...)] FROM "file.csv"
+    BUILD MODEL name USING SimCLR [OPTIONS (...)] AS SELECT ...
+    CONVERT USING model [OPTIONS (...)] AS SELECT ...
+    SEARCH IMAGE images='a.jpg' | images=['a.jpg', 'b.jpg'] USING model AS SELECT ...
+    PRINT IMAGE AS (SELECT ... FROM (SEARCH IMAGE ...) ORDER BY ... LIMIT n)
+    CREATE TABLE name USING model OPTIONS (path_type='folder', ...) FROM 'folder'
+
+SEARCH and CONVERT may also stand where a subquery can, as in ``SELECT ... FROM (SEARCH ...)``.
+Inside OPTIONS and after COPY ... FROM, a double-quoted word is a string, as in the tutorials
+(``image_col="image_path"``); in the SELECT parts it stays a quoted identifier, as in PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+import typing as t
+
+from sqlglot import exp
+from sqlglot.dialects.postgres import Postgres
+from sqlglot.tokens import Token, TokenType
+
+_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+# --------------------------------------------------------------------------------------------
+# Statement nodes
+# --------------------------------------------------------------------------------------------
+
+
+class Options(exp.Expression):
+    """``OPTIONS (key=value, ...)``; each entry is an exp.Property(this=Identifier, value=...)."""
+
+    arg_types = {"expressions": True}
+
+    def entries(self) -> list[exp.Property]:
+        return list(self.expressions)
+
+
+class GetDataset(exp.Expression):
+    arg_types = {"this": True, "options": False}
+
+
+class CopyFrom(exp.Expression):
+    arg_types = {"this": True, "options": False, "source": True}
+
+
+class BuildModel(exp.Expression):
+    arg_types = {"this": True, "algorithm": True, "options": False, "query": True}
+
+
+class ConvertUsing(exp.Expression):
+    arg_types = {"this": True, "options": False, "query": True}
+
+
+class SearchMedia(exp.Expression):
+    """``SEARCH <kind> <param>=<value> USING model AS query``; kind is IMAGE in the tutorials."""
+
+    arg_types = {"kind": True, "param": True, "images": True, "this": True, "query": True}
+
+
+class PrintMedia(exp.Expression):
+    arg_types = {"kind": True, "query": True}
+
+
+class CreateTableUsing(exp.Expression):
+    """``CREATE TABLE name USING model OPTIONS (...) FROM 'folder'``: embed a folder of files."""
+
+    arg_types = {"this": True, "model": True, "options": False, "source": True}
+
+
+STATEMENT_TYPES = (GetDataset, CopyFrom, BuildModel, ConvertUsing, SearchMedia, PrintMedia, CreateTableUsing)
+
+
+def option_value(node: exp.Expression) -> t.Any:
+    """The Python value of a parsed OPTIONS value (str, int, float, bool, None or list)."""
+    if isinstance(node, exp.Array):
+        return [option_value(item) for item in node.expressions]
+    if isinstance(node, exp.Boolean):
+        return bool(node.this)
+    if isinstance(node, exp.Null):
+        return None
+    if isinstance(node, exp.Neg):
+        return -option_value(node.this)
+    if isinstance(node, exp.Literal):
+        if node.is_string:
+            return node.this
+        text = node.this
+        return float(text) if any(c in text for c in ".eE") else int(text)
+    if isinstance(node, exp.Var):
+        return node.this
+    raise TypeError(f"not an option value: {node!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# Parser
+# --------------------------------------------------------------------------------------------
+
+
+class Parser(Postgres.Parser):
+    STATEMENT_PARSERS = {
+        **Postgres.Parser.STATEMENT_PARSERS,
+        TokenType.COPY: lambda self: self._parse_copy_from(),
+    }
+
+    def _parse_statement(self) -> exp.Expression | None:
+        if not self._curr:
+            return None
+        if self._curr.token_type == TokenType.VAR:
+            handler = {
+                "GET": Parser._parse_get_dataset,
+                "BUILD": Parser._parse_build_model,
+                "CONVERT": Parser._parse_convert,
+                "SEARCH": Parser._parse_search,
+                "PRINT": Parser._parse_print,
+            }.get(self._curr.text.upper())
+            if handler is not None:
+                self._advance()
+                return handler(self)
+        if self._is_create_table_using():
+            return self._parse_create_table_using()
+        return super()._parse_statement()
+
+    def _parse_wrapped_select(self, table: bool = False) -> exp.Expression | None:
+        # `( SEARCH ... )` and `( CONVERT ... )` work wherever a subquery does.
+        if self._curr and self._curr.token_type == TokenType.VAR:
+            word = self._curr.text.upper()
+            if word == "SEARCH":
+                self._advance()
+                return self._parse_search()
+            if word == "CONVERT" and self._next and self._next.token_type == TokenType.USING:
+                self._advance()
+                return self._parse_convert()
+        return super()._parse_wrapped_select(table=table)
+
+    # -- statements ---------------------------------------------------------------------------
+
+    def _parse_get_dataset(self) -> GetDataset:
+        self._expect_words("THANOSQL", "DATASET", after="GET")
+        name = self._expect_name("a dataset name")
+        return GetDataset(this=name, options=self._parse_thanosql_options())
+
+    def _parse_copy_from(self) -> CopyFrom:
+        name = self._expect_name("a table name")
+        options = self._parse_thanosql_options()
+        if not self._match(TokenType.FROM):
+            self._fail('Expected FROM "file.csv" after the table name and its OPTIONS')
+        return CopyFrom(this=name, options=options, source=self._expect_string("a file path"))
+
+    def _parse_build_model(self) -> BuildModel:
+        self._expect_words("MODEL", after="BUILD")
+        name = self._expect_name("a model name")
+        if not self._match(TokenType.USING):
+            self._fail("Expected USING <algorithm> after the model name (e.g. USING SimCLR)")
+        algorithm = self._expect_name("an algorithm name such as SimCLR")
+        options = self._parse_thanosql_options()
+        return BuildModel(this=name, algorithm=algorithm, options=options, query=self._parse_as_query())
+
+    def _parse_convert(self) -> ConvertUsing:
+        if not self._match(TokenType.USING):
+            self._fail("Expected USING <model> after CONVERT")
+        model = self._expect_name("a model name")
+        options = self._parse_thanosql_options()
+        return ConvertUsing(this=model, options=options, query=self._parse_as_query())
+
+    def _parse_search(self) -> SearchMedia:
+        kind = self._expect_word_in(("IMAGE", "AUDIO", "VIDEO"), "IMAGE after SEARCH")
+        param, images = self._parse_key_value("Expected images='file.jpg' after SEARCH IMAGE")
+        if not self._match(TokenType.USING):
+            self._fail("Expected USING <model> after the search images")
+        model = self._expect_name("a model name")
+        return SearchMedia(kind=kind, param=param, images=images, this=model, query=self._parse_as_query())
+
+    def _parse_print(self) -> PrintMedia:
+        kind = self._expect_word_in(("IMAGE",), "IMAGE after PRINT")
+        if not self._match(TokenType.ALIAS):
+            self._fail("Expected AS (SELECT ...) after PRINT IMAGE")
+        if not self._match(TokenType.L_PAREN, advance=False):
+            self._fail("Expected ( after PRINT IMAGE AS: the query goes in parentheses")
+        query = self._parse_select(nested=True)
+        if query is None:
+            self._fail("Expected a query in PRINT IMAGE AS (...)")
+        while isinstance(query, exp.Subquery) and not query.alias:
+            query = query.this
+        return PrintMedia(kind=kind, query=query)
+
+    def _is_create_table_using(self) -> bool:
+        ahead = self._tokens[self._index : self._index + 4]
+        return (
+            len(ahead) == 4
+            and ahead[0].token_type == TokenType.CREATE
+            and ahead[1].token_type == TokenType.TABLE
+            and ahead[3].token_type == TokenType.USING
+        )
+
+    def _parse_create_table_using(self) -> CreateTableUsing:
+        self._advance(2)
+        name = self._expect_name("a table name")
+        self._match(TokenType.USING)
+        model = self._expect_name("a model name")
+        options = self._parse_thanosql_options()
+        if not self._match(TokenType.FROM):
+            self._fail("Expected FROM 'folder' after OPTIONS")
+        return CreateTableUsing(this=name, model=model, options=options, source=self._expect_string("a folder path"))
+
+    # -- pieces -------------------------------------------------------------------------------
+
+    def _parse_as_query(self) -> exp.Expression:
+        if not self._match(TokenType.ALIAS):
+            self._fail("Expected AS SELECT ... (the rows to use)")
+        if not (self._curr and self._curr.token_type in (TokenType.SELECT, TokenType.WITH, TokenType.L_PAREN, TokenType.FROM)):
+            self._fail("Expected a SELECT query after AS")
+        query = self._parse_select(nested=True)
+        if query is None:
+            self._fail("Expected a SELECT query after AS")
+        return query
+
+    def _parse_thanosql_options(self) -> Options | None:
+        if not (self._curr and self._curr.token_type == TokenType.VAR and self._curr.text.upper() == "OPTIONS"):
+            return None
+        self._advance()
+        if not self._match(TokenType.L_PAREN):
+            self._fail("Expected ( after OPTIONS")
+        entries: list[exp.Property] = []
+        while not self._match(TokenType.R_PAREN):
+            if entries and not self._match(TokenType.COMMA):
+                self._fail("Expected , or ) between options")
+            if self._match(TokenType.R_PAREN):  # trailing comma
+                break
+            key, value = self._parse_key_value("Expected an option name such as overwrite", key_kind="option ")
+            entries.append(exp.Property(this=key, value=value))
+        return Options(expressions=entries)
+
+    def _parse_key_value(self, expected: str, key_kind: str = "") -> tuple[exp.Identifier, exp.Expression]:
+        """`word = value` (an option, or SEARCH's images=...); `expected` is the error when no word comes."""
+        token = self._curr
+        if not token or not _WORD.match(token.text):
+            self._fail(expected)
+        self._advance()
+        key = exp.Identifier(this=token.text).update_positions(token)
+        if not self._match(TokenType.EQ):
+            self._fail(f"Expected = after {key_kind}{token.text}")
+        return key, self._parse_option_value()
+
+    def _parse_option_value(self) -> exp.Expression:
+        token = self._curr
+        if not token:
+            self._fail("Expected an option value")
+        if self._match(TokenType.L_BRACKET):
+            items: list[exp.Expression] = []
+            while not self._match(TokenType.R_BRACKET):
+                if items and not self._match(TokenType.COMMA):
+                    self._fail("Expected , or ] in the list")
+                items.append(self._parse_option_value())
+            return exp.Array(expressions=items).update_positions(token)
+        self._advance()
+        kind = token.token_type
+        if kind in (TokenType.STRING, TokenType.IDENTIFIER):
+            return exp.Literal.string(token.text).update_positions(token)
+        if kind == TokenType.NUMBER:
+            return exp.Literal.number(token.text).update_positions(token)
+        if kind == TokenType.DASH and self._curr and self._curr.token_type == TokenType.NUMBER:
+            number = self._curr
+            self._advance()
+            return exp.Neg(this=exp.Literal.number(number.text).update_positions(number)).update_positions(token)
+        if kind in (TokenType.TRUE, TokenType.FALSE):
+            return exp.Boolean(this=kind == TokenType.TRUE).update_positions(token)
+        if kind == TokenType.NULL:
+            return exp.Null().update_positions(token)
+        if kind == TokenType.VAR and _WORD.match(token.text):
+            return exp.Var(this=token.text).update_positions(token)
+        self._fail("Expected an option value: a 'string', a number, True/False or a [list]", token)
+        raise AssertionError  # unreachable: _fail raises
+
+    def _expect_name(self, what: str) -> exp.Identifier:
+        token = self._curr
+        name = self._parse_id_var(any_token=False)
+        if name is None or not isinstance(name, exp.Identifier):
+            self._fail(f"Expected {what}", token)
+        return name
+
+    def _expect_string(self, what: str) -> exp.Literal:
+        token = self._curr
+        if not token or token.token_type not in (TokenType.STRING, TokenType.IDENTIFIER):
+            self._fail(f"Expected {what} in quotes")
+        self._advance()
+        return exp.Literal.string(token.text).update_positions(token)
+
+    def _expect_words(self, *words: str, after: str) -> None:
+        for word in words:
+            if not (self._curr and self._curr.text.upper() == word):
+                self._fail(f"Expected {word} after {after}")
+            self._advance()
+            after = word
+
+    def _expect_word_in(self, words: tuple[str, ...], what: str) -> str:
+        if not (self._curr and self._curr.text.upper() in words):
+            self._fail(f"Expected {what}")
+        word = self._curr.text.upper()
+        self._advance()
+        return word
+
+    def _fail(self, message: str, token: Token | None = None) -> t.NoReturn:
+        if not token and not self._curr:
+            message = f"{message}, but the statement ends here"
+        self.raise_error(message, token or self._curr or self._prev)
+        raise AssertionError("raise_error returned")  # error_level is always IMMEDIATE here
+
+
+# --------------------------------------------------------------------------------------------
+# Generator (for round trips and for logging statements as they were understood)
+# --------------------------------------------------------------------------------------------
+
+
+def _value_sql(gen: "Generator", node: exp.Expression) -> str:
+    if isinstance(node, exp.Array):
+        return "[" + ", ".join(_value_sql(gen, item) for item in node.expressions) + "]"
+    if isinstance(node, exp.Boolean):
+        return "True" if node.this else "False"
+    return gen.sql(node)
+
+
+def _options_sql(gen: "Generator", node: Options | None) -> str:
+    if not node:
+        return ""
+    entries = ", ".join(f"{gen.sql(e, 'this')}={_value_sql(gen, e.args['value'])}" for e in node.expressions)
+    return f" OPTIONS ({entries})"
+
+
+class Generator(Postgres.Generator):
+    TRANSFORMS = {
+        **Postgres.Generator.TRANSFORMS,
+        Options: lambda self, e: _options_sql(self, e).strip(),
+        GetDataset: lambda self, e: f"GET THANOSQL DATASET {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))}",
+        CopyFrom: lambda self, e: (
+            f"COPY {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))} FROM {self.sql(e, 'source')}"
+        ),
+        BuildModel: lambda self, e: (
+            f"BUILD MODEL {self.sql(e, 'this')} USING {self.sql(e, 'algorithm')}"
+            f"{_options_sql(self, e.args.get('options'))} AS {self.sql(e, 'query')}"
+        ),
+        ConvertUsing: lambda self, e: (
+            f"CONVERT USING {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))} AS {self.sql(e, 'query')}"
+        ),
+        SearchMedia: lambda self, e: (
+            f"SEARCH {e.args['kind']} {self.sql(e, 'param')}={_value_sql(self, e.args['images'])} "
+            f"USING {self.sql(e, 'this')} AS {self.sql(e, 'query')}"
+        ),
+        PrintMedia: lambda self, e: f"PRINT {e.args['kind']} AS ({self.sql(e, 'query')})",
+        CreateTableUsing: lambda self, e: (
+            f"CREATE TABLE {self.sql(e, 'this')} USING {self.sql(e, 'model')}"
+            f"{_options_sql(self, e.args.get('options'))} FROM {self.sql(e, 'source')}"
+        ),
+    }
+
+
+class ThanoSQL(Postgres):
+    """sqlglot dialect: `sqlglot.parse_one(sql, read=ThanoSQL)`."""
+
+    Parser = Parser
+    Generator = Generator

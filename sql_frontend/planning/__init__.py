@@ -1,0 +1,1 @@
+"""From parsed statements to checked plans: OPTIONS grammars and the planner."""

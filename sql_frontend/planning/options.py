@@ -1,0 +1,164 @@
+"""OPTIONS (...) of each statement: names, types, defaults, ranges, and their validation.
+
+Option names are case-insensitive. An unknown name, a repeated name or a bad value is an
+error that points at the option and lists what is valid. BUILD MODEL's training options are
+read from the algorithm's config dataclass (`thanosql_assets.models.config`), where they are
+declared once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sql_frontend.language.dialect import Options, option_value
+from sql_frontend.language.positions import locate
+from thanosql.errors import OptionError
+from thanosql_assets.models.algorithms import Algorithm
+
+_TYPE_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string", list: "a [list]"}
+
+
+@dataclass(frozen=True)
+class OptionSpec:
+    name: str
+    type: type
+    default: Any
+    doc: str
+    choices: tuple[str, ...] | None = None
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def describe(self) -> str:
+        default = "depends on the data" if self.default is None else repr(self.default)
+        return f"{self.name} ({_TYPE_NAMES[self.type]}, default {default}): {self.doc}"
+
+
+OVERWRITE = OptionSpec("overwrite", bool, False, "replace the object if it already exists")
+SCHEDULE = OptionSpec(
+    "schedule", str, None, "cron string (e.g. '0 3 * * *'): retrain on this schedule, then re-embed what the model embedded"
+)
+
+GET_DATASET_OPTIONS = (OVERWRITE,)
+COPY_OPTIONS = (
+    OVERWRITE,
+    OptionSpec("append", bool, False, "add the file's rows to the existing table (embeddings of the table are brought up to date)"),
+)
+CREATE_TABLE_USING_OPTIONS = (
+    OptionSpec("path_type", str, "folder", "where the images are: a folder (searched recursively)", choices=("folder",)),
+    OptionSpec("data_type", str, "image", "what the files hold", choices=("image",)),
+    OptionSpec("file_type", list, [".jpg", ".jpeg", ".png"], "file suffixes to take, e.g. ['.jpg']"),
+    OptionSpec("image_col", str, "image_path", "name of the column of image paths in the new table"),
+    OVERWRITE,
+)
+CONVERT_OPTIONS = (
+    OptionSpec("table_name", str, None, "table that receives the embedding column (default: the table queried)"),
+    OptionSpec("image_col", str, "image_path", "column holding the image file paths"),
+    OptionSpec("batch_size", int, 256, "images embedded per forward pass", minimum=1),
+)
+# BUILD MODEL options of every algorithm: which rows, which columns, how quality is measured, when to retrain.
+BUILD_MODEL_OPTIONS = (
+    OptionSpec("image_col", str, "image_path", "column holding the image file paths"),
+    OptionSpec(
+        "label_col", str, "label",
+        "column of labels used only to measure retrieval quality on held-out rows (never for training); ignored when absent",
+    ),
+    OptionSpec(
+        "holdout", float, 0.1, "share of labelled rows held out of training to measure P@4/P@10 (0 = train on all rows)",
+        minimum=0, maximum=0.5,
+    ),
+    SCHEDULE,
+    OVERWRITE,
+)
+
+
+def config_options(config: type) -> tuple[OptionSpec, ...]:
+    """The options of a config dataclass: one per field, typed by its annotation, described by its metadata."""
+    hints = typing.get_type_hints(config)
+    specs = []
+    for item in dataclasses.fields(config):
+        kind, choices = _option_type(hints[item.name])
+        specs.append(
+            OptionSpec(
+                item.name, kind, item.default, item.metadata["doc"], choices=choices,
+                minimum=item.metadata.get("minimum"), maximum=item.metadata.get("maximum"),
+            )
+        )
+    return tuple(specs)
+
+
+def build_model_options(algorithm: Algorithm) -> tuple[OptionSpec, ...]:
+    """Every option of BUILD MODEL ... USING `algorithm`."""
+    return (*BUILD_MODEL_OPTIONS[:1], *config_options(algorithm.config), *BUILD_MODEL_OPTIONS[1:])
+
+
+def _option_type(annotation: Any) -> tuple[type, tuple[str, ...] | None]:
+    """(bool | int | float | str, choices) of a field annotation such as `int | None` or `Literal['a', 'b']`."""
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        (annotation,) = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
+    if typing.get_origin(annotation) is typing.Literal:
+        return str, typing.get_args(annotation)
+    return annotation, None
+
+
+def validate_options(
+    node: Options | None, specs: Sequence[OptionSpec], *, statement: str, sql: str
+) -> dict[str, Any]:
+    """Option values by name, defaults filled in; raises OptionError pointing at the first bad one."""
+    by_name = {spec.name: spec for spec in specs}
+    values: dict[str, Any] = {}
+    for entry in node.entries() if node else []:
+        key_node = entry.this
+        name = key_node.this.lower()
+        spec = by_name.get(name)
+        if spec is None:
+            close = difflib.get_close_matches(name, by_name, n=1)
+            raise OptionError(
+                f"Unknown option {name!r} for {statement}.",
+                **locate(sql, key_node),
+                hint=(f"did you mean {close[0]!r}? " if close else "")
+                + f"Valid options: {', '.join(sorted(by_name))}.",
+            )
+        if name in values:
+            raise OptionError(f"Option {name!r} is given twice.", **locate(sql, key_node), hint="Keep one of them.")
+        value_node = entry.args["value"]
+        values[name] = _check(spec, option_value(value_node), statement, **locate(sql, value_node))
+    for spec in specs:
+        values.setdefault(spec.name, spec.default)
+    return values
+
+
+def _check(spec: OptionSpec, value: Any, statement: str, **where: Any) -> Any:
+    def fail(problem: str) -> OptionError:
+        return OptionError(f"Option {spec.name!r} of {statement} {problem}.", **where, hint=spec.describe())
+
+    if spec.type is bool:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, bool):
+            raise fail(f"must be True or False, not {value!r}")
+    elif spec.type is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise fail(f"must be an integer, not {value!r}")
+    elif spec.type is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise fail(f"must be a number, not {value!r}")
+        value = float(value)
+    elif spec.type is str:
+        if not isinstance(value, str) or not value:
+            raise fail(f"must be a non-empty string, not {value!r}")
+    elif spec.type is list:
+        if not isinstance(value, list):
+            raise fail(f"must be a [list], e.g. ['.jpg'], not {value!r}")
+    if spec.choices is not None and value not in spec.choices:
+        raise fail(f"must be one of {', '.join(spec.choices)}, not {value!r}")
+    if spec.minimum is not None and value < spec.minimum:
+        raise fail(f"must be at least {spec.minimum:g}, not {value!r}")
+    if spec.maximum is not None and value > spec.maximum:
+        raise fail(f"must be at most {spec.maximum:g}, not {value!r}")
+    return value

@@ -1,0 +1,462 @@
+"""From a parsed statement to a plan: which assets to materialize, or which query to run.
+
+Everything a statement needs is checked here, before anything runs: names, options, that the
+tables and models it reads exist, that a SEARCH's model has embedded its table and its query
+images exist, that it would not replace an object without overwrite=True, that its image column
+exists. A statement that fails here has changed nothing; what runs after trusts the plan and
+reports only what the data itself does wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import NoReturn
+
+from dagster._utils.schedules import is_valid_cron_string
+from sqlglot import exp
+
+from resources import CatalogResource, WarehouseResource, WorkspaceResource
+from resources.warehouse import Generation, quote
+from resources.workspace import suffix_set
+from sql_frontend.language.dialect import (
+    BuildModel,
+    ConvertUsing,
+    CopyFrom,
+    CreateTableUsing,
+    GetDataset,
+    PrintMedia,
+    SearchMedia,
+    option_value,
+)
+from sql_frontend.language.names import object_name, referenced_tables
+from sql_frontend.language.parser import ParsedStatement
+from sql_frontend.language.positions import locate
+from sql_frontend.planning.options import (
+    CONVERT_OPTIONS,
+    COPY_OPTIONS,
+    CREATE_TABLE_USING_OPTIONS,
+    GET_DATASET_OPTIONS,
+    build_model_options,
+    validate_options,
+)
+from sql_frontend.planning.plans import Materialize, Plan, Query
+from thanosql.errors import ObjectExistsError, ObjectNotFoundError, OptionError, PathNotAllowedError, SQLError
+from thanosql_assets.defs.checks import require_column
+from thanosql_assets.defs.datasets import DATASETS
+from thanosql_assets.defs.embeddings import rebuild_run_config
+from thanosql_assets.defs.materialize import MaterializationRequest
+from thanosql_assets.defs.specs import DatasetSpec, EmbeddingSpec, ModelSpec, TableSpec, embedding_name, spec_from_dict, table_key
+from thanosql_assets.models.algorithms import ALGORITHMS
+
+_STATEMENTS = "GET THANOSQL DATASET, COPY, BUILD MODEL, CONVERT, SEARCH, PRINT and SELECT"
+
+
+@dataclasses.dataclass(frozen=True)
+class SearchTarget:
+    """What a SEARCH reads: a model, the one table it embedded, and query images."""
+
+    model: str
+    table: str
+    source: exp.Table  # the table in the SEARCH's AS query
+    images: list[str]  # as written
+
+
+def search_target(node: SearchMedia) -> SearchTarget:
+    """The names a SEARCH node gives (unchecked: `Planner` checks them)."""
+    images = option_value(node.args["images"])
+    tables = referenced_tables(node.args["query"])
+    return SearchTarget(
+        model=object_name(node.this),
+        table=object_name(tables[0].this) if tables else "",
+        source=tables[0] if tables else None,
+        images=[images] if isinstance(images, str) else images if isinstance(images, list) else [],
+    )
+
+
+def unsearchable(
+    node: SearchMedia, target: SearchTarget, sql: str, catalog: CatalogResource, warehouse: WarehouseResource
+) -> NoReturn:
+    """Raise why `target.model` cannot search `target.table`: the model, the table or its embeddings are missing."""
+    model, table = target.model, target.table
+    if catalog.get("model", model) is None:
+        raise ObjectNotFoundError(
+            f"Model {model!r} does not exist.",
+            **locate(sql, node.this),
+            hint=_existing("models", [entry.name for entry in catalog.list("model")]) + " BUILD MODEL creates one.",
+        )
+    if table not in warehouse.table_generations(fresh=True):
+        raise _no_table(table, target.source, sql, warehouse)
+    convert_hint = f"Run CONVERT USING {model} OPTIONS (table_name='{table}') AS SELECT * FROM {table} first."
+    if catalog.get("embedding", embedding_name(table, model)) is None:
+        raise ObjectNotFoundError(
+            f"Model {model!r} has not embedded table {table!r}: there is nothing to search.",
+            **locate(sql, target.source),
+            hint=convert_hint,
+        )
+    raise ObjectNotFoundError(
+        f"Table {table!r} no longer has the embedding column of {model!r} (it was replaced after CONVERT).",
+        **locate(sql, target.source),
+        hint=convert_hint,
+    )
+
+
+def embedding_column(warehouse: WarehouseResource, table: str, model: str, fresh: bool = False) -> Generation | None:
+    """The generation of `model`'s embedding column in `table`, or None."""
+    columns = warehouse.table_generations(fresh=fresh).get(table, {})
+    return next((columns[name] for a in ALGORITHMS.values() if (name := f"{model}_{a.column_suffix}") in columns), None)
+
+
+class Planner:
+    """Plans statements against one workspace's catalog, tables and files."""
+
+    def __init__(self, *, workspace: WorkspaceResource, warehouse: WarehouseResource, catalog: CatalogResource):
+        self.workspace = workspace
+        self.warehouse = warehouse
+        self.catalog = catalog
+
+    def plan(self, statement: ParsedStatement) -> Plan:
+        return _StatementPlanner(self, statement.sql).plan(statement.expression)
+
+
+class _StatementPlanner:
+    """The planning of one statement (`sql`: its script, for error positions)."""
+
+    def __init__(self, planner: Planner, sql: str):
+        self._workspace, self._warehouse, self._catalog = planner.workspace, planner.warehouse, planner.catalog
+        self._sql = sql
+
+    def plan(self, node: exp.Expression) -> Plan:
+        handlers = {
+            GetDataset: self._get_dataset,
+            CopyFrom: self._copy,
+            BuildModel: self._build_model,
+            ConvertUsing: self._convert,
+            CreateTableUsing: self._create_table_using,
+        }
+        for node_type, handler in handlers.items():
+            if isinstance(node, node_type):
+                return handler(node)
+        if isinstance(node, (SearchMedia, PrintMedia, exp.Query)):
+            return self._query(node)
+        raise SQLError(
+            f"{type(node).__name__.upper()} statements are not supported.",
+            **self._at(node),
+            hint=f"ThanoSQL runs {_STATEMENTS}.",
+        )
+
+    # -- statements ---------------------------------------------------------------------------
+
+    def _get_dataset(self, node: GetDataset) -> Plan:
+        name = object_name(node.this)
+        if name not in DATASETS:
+            raise ObjectNotFoundError(
+                f"There is no ThanoSQL dataset named {name!r}.",
+                **self._at(node.this),
+                hint=f"Available datasets: {', '.join(sorted(DATASETS))}.",
+            )
+        options = validate_options(node.args.get("options"), GET_DATASET_OPTIONS, statement="GET THANOSQL DATASET", sql=self._sql)
+        target = self._workspace.datasets_dir / name
+        if target.exists() and not options["overwrite"]:
+            raise ObjectExistsError(
+                f"Dataset {name!r} already exists in {target}.",
+                **self._at(node.this),
+                hint="Add OPTIONS (overwrite=True) to download it again and replace it.",
+            )
+        spec = DatasetSpec(name)
+        return Materialize(MaterializationRequest((spec,), (spec.asset_key,)))
+
+    def _copy(self, node: CopyFrom) -> Plan:
+        name = object_name(node.this)
+        options = validate_options(node.args.get("options"), COPY_OPTIONS, statement="COPY", sql=self._sql)
+        if options["overwrite"] and options["append"]:
+            raise OptionError(
+                "COPY takes overwrite=True or append=True, not both.",
+                **self._option_at(node, "append"),
+                hint="overwrite replaces the table with the file; append adds the file's rows to it.",
+            )
+        source_node = node.args["source"]
+        source = source_node.this
+        path = self._resolve(source_node)
+        if not path.is_file():
+            raise ObjectNotFoundError(
+                f'File "{source}" does not exist (looked at {path}).',
+                **self._at(source_node),
+                hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
+            )
+        sources: tuple[str, ...] = (source,)
+        if self._warehouse.table_exists(name):
+            current = self._catalog.get("table", name)
+            if options["append"]:
+                if current is None:
+                    raise ObjectExistsError(
+                        f"Table {name!r} was not made by COPY, so COPY cannot add to it.",
+                        **self._at(node.this),
+                        hint="COPY into a new table, or into one COPY created.",
+                    )
+                sources = (*current.spec["sources"], source)
+            elif not options["overwrite"]:
+                raise ObjectExistsError(
+                    f"Table {name!r} already exists.",
+                    **self._at(node.this),
+                    hint="Add OPTIONS (overwrite=True) to replace it, OPTIONS (append=True) to add rows, or COPY into another table name.",
+                )
+        datasets = tuple(dict.fromkeys(d for d in (self._dataset_of(self._workspace.root / s) for s in sources) if d))
+        spec = TableSpec(name=name, sources=sources, datasets=datasets)
+        # Embeddings read from this table are brought up to date in the same run (new images only).
+        downstream = [
+            key
+            for entry in self._catalog.list("embedding")
+            if not entry.spec.get("folder") and name in entry.spec.get("tables", ())
+            for embedding in [spec_from_dict("embedding", entry.spec)]
+            for key in (embedding.asset_key, embedding.collection_key)
+        ]
+        return Materialize(MaterializationRequest((spec,), (spec.asset_key, *downstream)))
+
+    def _build_model(self, node: BuildModel) -> Plan:
+        name = object_name(node.this)
+        algorithm_node = node.args["algorithm"]
+        algorithm = ALGORITHMS.get(algorithm_node.this.lower())
+        if algorithm is None:
+            raise ObjectNotFoundError(
+                f"Unknown algorithm {algorithm_node.this!r}.",
+                **self._at(algorithm_node),
+                hint=f"Available: {', '.join(a.name for a in ALGORITHMS.values())}.",
+            )
+        options = validate_options(
+            node.args.get("options"), build_model_options(algorithm), statement=f"BUILD MODEL ... USING {algorithm.name}", sql=self._sql
+        )
+        if self._catalog.get("model", name) is not None and not options["overwrite"]:
+            raise ObjectExistsError(
+                f"Model {name!r} already exists.",
+                **self._at(node.this),
+                hint="Add overwrite=True to its OPTIONS to train it again as a new version, or choose another name.",
+            )
+        query, tables = self._source_query(node)
+        self._check_column(node, query, "image_col", options["image_col"])
+        if options["schedule"] is not None and not is_valid_cron_string(options["schedule"]):
+            raise OptionError(
+                f"schedule {options['schedule']!r} is not a cron string.",
+                **self._option_at(node, "schedule"),
+                hint="Five fields: minute hour day-of-month month day-of-week, e.g. schedule='0 3 * * *' (03:00 every day).",
+            )
+        training_fields = {item.name for item in dataclasses.fields(algorithm.config)}
+        spec = ModelSpec(
+            name=name,
+            algorithm=algorithm.name,
+            query=query.sql(dialect=self._warehouse.dialect),
+            tables=tuple(tables),
+            image_col=options["image_col"],
+            label_col=options["label_col"],
+            holdout=options["holdout"],
+            schedule=options["schedule"],
+            training=algorithm.config(**{key: value for key, value in options.items() if key in training_fields}),
+        )
+        return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce="Building model...")
+
+    def _convert(self, node: ConvertUsing) -> Materialize:
+        model = object_name(node.this)
+        model_entry = self._catalog.get("model", model)
+        if model_entry is None:
+            models = [entry.name for entry in self._catalog.list("model")]
+            raise ObjectNotFoundError(
+                f"Model {model!r} does not exist.",
+                **self._at(node.this),
+                hint=(f"Existing models: {', '.join(models)}. " if models else "") + "Create it with BUILD MODEL first.",
+            )
+        options = validate_options(node.args.get("options"), CONVERT_OPTIONS, statement="CONVERT", sql=self._sql)
+        query, tables = self._source_query(node)
+        table = options["table_name"] or (tables[0] if len(tables) == 1 else None)
+        if table is None:
+            raise OptionError(
+                "CONVERT needs OPTIONS (table_name='...') when its query reads several tables.",
+                **self._at(node.args["query"]),
+                hint="table_name names the table that receives the embedding column.",
+            )
+        if table not in tables and self._warehouse.table_exists(table):
+            raise ObjectExistsError(
+                f"CONVERT would replace table {table!r}, which its query does not read.",
+                **self._option_at(node, "table_name"),
+                hint=f"Query that table to add the embedding column to it (AS SELECT * FROM {table}), or choose a new table_name.",
+            )
+        self._check_column(node, query, "image_col", options["image_col"])
+        spec = EmbeddingSpec(
+            table=table,
+            model=model,
+            algorithm=model_entry.spec["algorithm"],
+            image_col=options["image_col"],
+            query=query.sql(dialect=self._warehouse.dialect),
+            tables=tuple(tables),
+            batch_size=options["batch_size"],
+        )
+        return Materialize(
+            MaterializationRequest((spec,), (spec.asset_key, spec.collection_key), rebuild_run_config(spec)),
+            result_query=f"SELECT * FROM {quote(table)} WHERE {quote(spec.column)} IS NOT NULL",
+        )
+
+    def _create_table_using(self, node: CreateTableUsing) -> Plan:
+        name = object_name(node.this)
+        model = object_name(node.args["model"])
+        model_entry = self._catalog.get("model", model)
+        if model_entry is None:
+            raise ObjectNotFoundError(f"Model {model!r} does not exist.", **self._at(node.args["model"]), hint="Create it with BUILD MODEL first.")
+        options = validate_options(
+            node.args.get("options"), CREATE_TABLE_USING_OPTIONS, statement="CREATE TABLE ... USING", sql=self._sql
+        )
+        file_types = options["file_type"]
+        if not file_types or not all(isinstance(t, str) and t.strip(".") for t in file_types):
+            raise OptionError(
+                "file_type needs one or more file suffixes.",
+                **self._option_at(node, "file_type"),
+                hint="e.g. file_type=['.jpg', '.png']",
+            )
+        source_node = node.args["source"]
+        folder = self._resolve(source_node)
+        if not folder.is_dir():
+            raise ObjectNotFoundError(
+                f"Folder {source_node.this!r} does not exist (looked at {folder}).",
+                **self._at(source_node),
+                hint="Relative paths start at the workspace directory.",
+            )
+        if not self._workspace.files_under(folder, file_types):
+            raise ObjectNotFoundError(
+                f"Folder {source_node.this!r} holds no {', '.join(sorted(suffix_set(file_types)))} files.",
+                **self._at(source_node),
+                hint="Check the folder and file_type.",
+            )
+        if self._warehouse.table_exists(name):
+            current = self._catalog.get("embedding", embedding_name(name, model))
+            if not options["overwrite"]:
+                raise ObjectExistsError(
+                    f"Table {name!r} already exists.",
+                    **self._at(node.this),
+                    hint="Add overwrite=True to OPTIONS to scan the folder again (only new images are embedded), or choose another name.",
+                )
+            if current is None or not current.spec.get("folder"):
+                raise ObjectExistsError(
+                    f"Table {name!r} exists and was not made from a folder by {model!r}; CREATE TABLE ... USING will not replace it.",
+                    **self._at(node.this),
+                    hint="Choose another table name.",
+                )
+        spec = EmbeddingSpec(
+            table=name,
+            model=model,
+            algorithm=model_entry.spec["algorithm"],
+            image_col=options["image_col"],
+            folder=source_node.this,
+            file_types=tuple(file_types),
+        )
+        return Materialize(MaterializationRequest((spec,), (table_key(name), spec.asset_key, spec.collection_key)))
+
+    def _query(self, node: exp.Expression) -> Query:
+        """SELECT, SEARCH and PRINT: every SEARCH's target first, then every other table read."""
+        searches = list(node.find_all(SearchMedia))
+        for search in searches:
+            self._check_search(search)
+        converts = [
+            (subquery, self._convert(subquery.this)) for subquery in node.find_all(exp.Subquery) if isinstance(subquery.this, ConvertUsing)
+        ]
+        self._check_tables(node, outside=(SearchMedia, ConvertUsing))
+        return Query(node, announce="Searching..." if searches else None, converts=converts)
+
+    # -- checks -------------------------------------------------------------------------------
+
+    def _check_search(self, node: SearchMedia) -> None:
+        if node.args["kind"] != "IMAGE" or node.args["param"].this.lower() != "images":
+            raise SQLError(
+                f"SEARCH {node.args['kind']} {node.args['param'].this}= is not supported.",
+                **self._at(node.args["param"]),
+                hint="Search by image with SEARCH IMAGE images='file.jpg' (or images=['a.jpg', 'b.jpg']).",
+            )
+        images_node = node.args["images"]
+        target = search_target(node)
+        if not target.images or not all(isinstance(image, str) and image for image in target.images):
+            raise SQLError(
+                "images= needs one image path or a non-empty list of image paths.",
+                **self._at(images_node),
+                hint="e.g. images='thanosql-dataset/mnist_data/test/923.jpg' or images=['a.jpg', 'b.jpg']",
+            )
+        query = node.args["query"]
+        count = len(referenced_tables(query))
+        if count != 1:
+            raise SQLError(
+                f"SEARCH ... AS SELECT must read exactly one table (the embedding table); this query reads {count}.",
+                **self._at(query),
+                hint="Search one table, e.g. AS SELECT * FROM mnist_test; join or filter in an outer SELECT.",
+            )
+        # Maybe embedded by another process since this process last looked: look again before refusing.
+        if embedding_column(self._warehouse, target.table, target.model) is None and (
+            embedding_column(self._warehouse, target.table, target.model, fresh=True) is None
+        ):
+            unsearchable(node, target, self._sql, self._catalog, self._warehouse)
+        paths = [self._resolve(images_node, image) for image in target.images]
+        missing = [image for image, path in zip(target.images, paths) if not path.is_file()]
+        if missing:
+            raise ObjectNotFoundError(
+                f"Query image {missing[0]!r} does not exist" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") + ".",
+                **self._at(images_node),
+                hint=f"Relative paths start at the workspace directory {self._workspace.root}.",
+            )
+
+    def _check_tables(self, query: exp.Expression, outside: tuple[type[exp.Expression], ...] = ()) -> None:
+        """Every table `query` reads exists (tables under `outside` nodes are checked by their own statement)."""
+        existing = None
+        for table in referenced_tables(query, outside):
+            name = object_name(table.this)
+            existing = existing if existing is not None else set(self._warehouse.table_generations())
+            if name not in existing:  # maybe created by another process since this process last looked
+                existing = set(self._warehouse.table_generations(fresh=True))
+            if name not in existing:
+                raise _no_table(name, table, self._sql, self._warehouse)
+
+    def _source_query(self, node: exp.Expression) -> tuple[exp.Expression, list[str]]:
+        query = node.args["query"]
+        if any(True for _ in query.find_all(SearchMedia, ConvertUsing)):
+            raise SQLError(
+                "The AS query of this statement cannot contain SEARCH or CONVERT.",
+                **self._at(query),
+                hint="Read from tables here; search in a separate statement.",
+            )
+        self._check_tables(query)
+        return query, [object_name(table.this) for table in referenced_tables(query)]
+
+    def _check_column(self, node: exp.Expression, query: exp.Expression, option: str, column: str) -> None:
+        probe = f"SELECT * FROM ({query.sql(dialect=self._warehouse.dialect)}) AS q LIMIT 0"
+        columns = [str(name) for name in self._warehouse.query(probe).columns]
+        require_column(column, columns, option=option, **(self._option_at(node, option) or self._at(query)))
+
+    def _resolve(self, node: exp.Expression, path: str | None = None) -> Path:
+        """The path a string literal names (or `path`, written there), with the literal's position on errors."""
+        try:
+            return self._workspace.resolve(node.this if path is None else path)
+        except PathNotAllowedError as error:
+            raise PathNotAllowedError(error.bare_message, **self._at(node), hint=error.hint) from None
+
+    def _option_at(self, node: exp.Expression, option: str) -> dict:
+        for entry in node.args.get("options").entries() if node.args.get("options") else []:
+            if entry.this.this.lower() == option:
+                return locate(self._sql, entry.args["value"])
+        return {}
+
+    def _dataset_of(self, path: Path) -> str | None:
+        try:
+            relative = path.resolve().relative_to(self._workspace.datasets_dir.resolve())
+        except ValueError:
+            return None
+        name = relative.parts[0] if len(relative.parts) > 1 else None
+        return name if name and self._catalog.get("dataset", name) else None
+
+    def _at(self, node: exp.Expression | None) -> dict:
+        return locate(self._sql, node)
+
+
+def _no_table(name: str, node: exp.Expression, sql: str, warehouse: WarehouseResource) -> ObjectNotFoundError:
+    return ObjectNotFoundError(
+        f"Table {name!r} does not exist.",
+        **locate(sql, node),
+        hint=_existing("tables", sorted(warehouse.table_generations())) + " COPY creates tables from CSV files.",
+    )
+
+
+def _existing(what: str, names: list[str]) -> str:
+    return f"Existing {what}: {', '.join(names)}." if names else f"There are no {what} yet."

@@ -1,0 +1,31 @@
+"""What the planner hands the runner: assets to materialize, or a query to evaluate."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from thanosql_assets.defs.materialize import MaterializationRequest
+
+
+@dataclass(frozen=True)
+class Materialize:
+    """A statement that creates or changes objects: the assets it materializes."""
+
+    request: MaterializationRequest
+    announce: str | None = None  # what the user is told before it starts, e.g. "Building model..."
+    result_query: str | None = None  # rows to return once done (CONVERT shows its table), in the warehouse's dialect
+
+
+@dataclass(frozen=True)
+class Query:
+    """A query (SELECT, SEARCH, PRINT), checked; CONVERT subqueries in it are materialized first
+    and read as their result rows."""
+
+    expression: exp.Expression
+    announce: str | None = None
+    converts: list[tuple[exp.Subquery, Materialize]] = field(default_factory=list)
+
+
+Plan = Materialize | Query

@@ -1,0 +1,59 @@
+"""The embedded Qdrant engine: collections are built whole, searched by cosine similarity."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from resources.qdrant_edge import QdrantEdgeResource
+from thanosql.errors import DataError
+
+
+@pytest.fixture
+def store(tmp_path):
+    return QdrantEdgeResource(path=str(tmp_path / "vectors"))
+
+
+def test_search_ranks_by_cosine_similarity(store):
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(500, 16)).astype(np.float32)
+    keys = [f"img/{i}.jpg" for i in range(500)]
+    assert store.build_collection("c1", keys, vectors) == 500
+    query = vectors[42] * 3  # cosine ignores length
+    hits = store.search("c1", query, limit=5, exact=True)
+    expected = vectors @ query / (np.linalg.norm(vectors, axis=1) * np.linalg.norm(query))
+    assert [hit.key for hit in hits] == [keys[i] for i in np.argsort(-expected)[:5]]
+    assert hits[0].key == "img/42.jpg" and hits[0].score == pytest.approx(1.0, abs=1e-5)
+    scores = store.score_all("c1", query)
+    assert len(scores) == 500
+    np.testing.assert_allclose([scores[k] for k in keys], expected, atol=1e-5)
+
+
+def test_invalid_vectors_build_no_collection(store):
+    with pytest.raises(DataError, match="NaN"):
+        store.build_collection("bad", ["a"], np.array([[1.0, float("nan")]], dtype=np.float32))
+    with pytest.raises(ValueError, match="2 keys"):
+        store.build_collection("bad", ["a", "b"], np.ones((1, 2), np.float32))
+    assert not store.exists("bad")
+    assert list((store._collection_dir("bad")).parent.glob(".staging-*")) == []
+
+
+def test_collections_are_never_rebuilt_in_place(store):
+    store.build_collection("c2", ["a"], np.ones((1, 4), np.float32))
+    with pytest.raises(FileExistsError):
+        store.build_collection("c2", ["a"], np.ones((1, 4), np.float32))
+
+
+def test_another_process_can_read_a_collection_this_one_has_open(store):
+    store.build_collection("shared", ["a", "b"], np.eye(2, dtype=np.float32))
+    assert store.count("shared") == 2  # opened here
+    code = (
+        "import numpy as np; from resources.qdrant_edge import QdrantEdgeResource;"
+        f"s = QdrantEdgeResource(path={store.path!r});"
+        "print(s.search('shared', np.array([0, 1], np.float32), limit=1)[0].key)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "b"

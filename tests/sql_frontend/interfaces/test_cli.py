@@ -1,0 +1,53 @@
+"""`thanosql run` and `thanosql query` print tables people can read; errors exit non-zero."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.workspace_state import snapshot
+
+
+def thanosql(*args, cwd=None, input=None):
+    return subprocess.run(
+        [sys.executable, "-m", "sql_frontend.interfaces.cli", *args], capture_output=True, text=True, cwd=cwd, input=input, timeout=600
+    )
+
+
+def test_query_prints_a_table(tutorial_home):
+    result = thanosql("--home", str(tutorial_home), "query", "SELECT * FROM mnist_train LIMIT 5")
+    assert result.returncode == 0, result.stderr
+    assert "thanosql-dataset/mnist_data/train/6782.jpg" in result.stdout
+    assert "image_path" in result.stdout and "[5 rows x 3 columns]" in result.stdout
+
+
+def test_run_script_prints_each_statement_and_its_result(tutorial_home, tmp_path):
+    script = tmp_path / "s.sql"
+    script.write_text(
+        "SELECT label, count(*) AS n FROM mnist_test GROUP BY label ORDER BY label;\n"
+        "PRINT IMAGE AS (SELECT image_path, my_image_search_model_simclr_similarity1 FROM (\n"
+        "  SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model\n"
+        "  AS SELECT * FROM mnist_test) ORDER BY my_image_search_model_simclr_similarity1 DESC LIMIT 2)\n"
+    )
+    result = thanosql("--home", str(tutorial_home), "run", str(script))
+    assert result.returncode == 0, result.stderr
+    assert "[1/2] SELECT label" in result.stdout and "[10 rows x 2 columns]" in result.stdout
+    assert "[2/2] PRINT IMAGE" in result.stdout
+    lines = result.stdout.splitlines()
+    first_image = next(line for line in lines if line.endswith("1.0000"))
+    assert first_image.startswith(str(tutorial_home / "thanosql-dataset/mnist_data/test/923.jpg"))
+    picture = next(line for line in lines if line.startswith("picture: "))[len("picture: "):]
+    from PIL import Image
+
+    with Image.open(picture) as image:
+        assert image.width >= 2 * 100  # two images side by side
+    assert "Searching..." in result.stderr
+
+
+def test_errors_exit_1_with_the_position(tutorial_home):
+    before = snapshot(tutorial_home)
+    result = thanosql("--home", str(tutorial_home), "query", "SELECT *\nFROM missing_table")
+    assert result.returncode == 1
+    assert "error: line 2:6: Table 'missing_table' does not exist" in result.stderr
+    assert "hint:" in result.stderr
+    assert snapshot(tutorial_home) == before

@@ -1,0 +1,71 @@
+"""Scheduled retraining: BUILD MODEL ... OPTIONS (schedule='cron') gives the code location a
+schedule that retrains the model and re-embeds downstream; a retrained version serves only if
+its held-out retrieval quality does not drop."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from resources import Settings, build_resources
+from thanosql.errors import OptionError
+from thanosql_assets.defs.objects import build_definitions, catalog_specs
+
+MODEL = "nightly_model"
+
+
+def tick(conn) -> dg.ExecuteInProcessResult:
+    """One tick of the model's schedule, evaluated and run as the daemon would, without waiting for cron."""
+    resources = build_resources(Settings.from_env(conn.settings.home))
+    definitions = build_definitions(catalog_specs(resources["catalog"]), resources)
+    schedule = definitions.get_schedule_def(f"retrain_{MODEL}")
+    instance = conn.settings.dagster_instance()
+    with dg.build_schedule_context(instance=instance) as context:
+        (request,) = schedule.evaluate_tick(context).run_requests
+    job = definitions.resolve_job_def(schedule.job_name)
+    return job.execute_in_process(instance=instance, tags={**request.tags, "dagster/schedule_name": schedule.name})
+
+
+def serving_version(conn) -> str:
+    client = build_resources(Settings.from_env(conn.settings.home))["model_registry"].client()
+    return str(client.get_model_version_by_alias(MODEL, "serving").version)
+
+
+def embedding_state(conn) -> dict:
+    return build_resources(Settings.from_env(conn.settings.home))["catalog"].get("embedding", f"mnist_test/{MODEL}").state
+
+
+def test_a_schedule_tick_retrains_and_re_embeds_and_gates_on_quality(scratch_conn):
+    scratch_conn.execute(
+        f"BUILD MODEL {MODEL} USING SimCLR OPTIONS (max_epochs=1, schedule='0 3 * * *') AS SELECT * FROM mnist_train"
+    )
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='mnist_test') AS SELECT * FROM mnist_test")
+    first = embedding_state(scratch_conn)
+    assert (serving_version(scratch_conn), first["model_version"]) == ("1", "1")
+
+    result = tick(scratch_conn)
+    assert result.success
+    materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
+    assert materialized == {f"model/{MODEL}", f"embedding/mnist_test/{MODEL}", f"collection/mnist_test/{MODEL}"}
+    second = embedding_state(scratch_conn)
+    # Same data and seed: the same quality, so the new version serves, and the table is re-embedded with it.
+    assert serving_version(scratch_conn) == "2" and second["model_version"] == "2"
+    assert second["collection"] != first["collection"]
+
+    # A serving version that was better than anything retraining gives keeps serving.
+    catalog = build_resources(Settings.from_env(scratch_conn.settings.home))["catalog"]
+    entry = catalog.get("model", MODEL)
+    catalog.put("model", MODEL, entry.spec, {**entry.state, "holdout_p_at_4": 1.01})
+    result = tick(scratch_conn)
+    model_event = next(e for e in result.get_asset_materialization_events() if e.asset_key == dg.AssetKey(["model", MODEL]))
+    metadata = model_event.step_materialization_data.materialization.metadata
+    assert metadata["promoted"].value is False and metadata["candidate_version"].value == 3
+    assert serving_version(scratch_conn) == "2" and embedding_state(scratch_conn)["model_version"] == "2"
+    client = build_resources(Settings.from_env(scratch_conn.settings.home))["model_registry"].client()
+    assert client.get_model_version(MODEL, "3").tags["thanosql.promoted"] == "false"
+
+
+def test_a_bad_cron_string_is_refused(tutorial_conn):
+    with pytest.raises(OptionError, match="not a cron string") as caught:
+        tutorial_conn.execute("BUILD MODEL m USING SimCLR OPTIONS (schedule='every night') AS SELECT * FROM mnist_train")
+    assert caught.value.line == 1 and caught.value.col == 46

@@ -1,0 +1,84 @@
+"""Short CPU trainings: they learn something raw pixels do not know, and they are reproducible."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from tests.conftest import MIRROR
+from thanosql_assets.defs.mnist import read_idx
+from thanosql_assets.models.evaluation import precision_at_k
+from thanosql_assets.models.images import ImageGeometry
+from thanosql_assets.models.simclr.config import SimCLRConfig
+from thanosql_assets.models.simclr.trainer import train_simclr
+
+DEFAULTS = SimCLRConfig()
+DIGITS = ImageGeometry(1, 28, 28)
+
+
+@pytest.fixture(scope="module")
+def mnist():
+    images = read_idx(MIRROR / "train-images-idx3-ubyte.gz")[:, None]
+    labels = read_idx(MIRROR / "train-labels-idx1-ubyte.gz")
+    return images, labels
+
+
+def train(images, **options):
+    return train_simclr(images, DIGITS, replace(DEFAULTS, **options), progress=lambda _: None)
+
+
+def test_a_short_training_beats_raw_pixels(mnist):
+    images, labels = mnist
+    gallery, queries = slice(0, 600), slice(600, 1000)
+    result = train(images[gallery], max_epochs=8)
+    embedder = result.embedder
+    learned = precision_at_k(embedder.embed(images[gallery]), labels[gallery], embedder.embed(images[queries]), labels[queries])
+    raw = precision_at_k(images[gallery], labels[gallery], images[queries], labels[queries])
+    assert learned[4] > raw[4] + 0.03, (learned, raw)
+    assert result.epoch_losses[-1] < result.epoch_losses[0]
+
+
+def test_same_seed_same_data_same_embeddings(mnist):
+    images, _ = mnist
+    first = train(images[:256], max_epochs=2, seed=7).embedder.embed(images[256:320])
+    second = train(images[:256], max_epochs=2, seed=7).embedder.embed(images[256:320])
+    other = train(images[:256], max_epochs=2, seed=8).embedder.embed(images[256:320])
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, other)
+
+
+def test_progress_reports_every_epoch(mnist):
+    images, _ = mnist
+    messages, epochs = [], []
+    train_simclr(
+        images[:128], DIGITS, replace(DEFAULTS, max_epochs=3, batch_size=64), messages.append,
+        on_epoch=lambda epoch, loss, rate: epochs.append((epoch, loss, rate)),
+    )
+    assert [m.split(":")[0] for m in messages if m.startswith("epoch")] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert all("images/s" in m for m in messages if m.startswith("epoch"))
+    assert [e for e, _, _ in epochs] == [0, 1, 2] and all(rate > 0 for _, _, rate in epochs)
+
+
+def test_defaults_follow_the_data():
+    grey = DEFAULTS.resolved(DIGITS, "cpu")
+    colour = DEFAULTS.resolved(ImageGeometry(3, 64, 64), "cpu")
+    assert (grey.horizontal_flip, grey.color_jitter, grey.stroke) == (False, 0.0, 0.5)
+    assert (colour.horizontal_flip, colour.color_jitter, colour.stroke) == (True, 0.4, 0.0)
+    assert grey.backbone == colour.backbone == "small_cnn"
+    assert DEFAULTS.resolved(ImageGeometry(3, 64, 64), "cuda").backbone == "resnet18"
+    assert replace(DEFAULTS, horizontal_flip=True).resolved(DIGITS, "cpu").horizontal_flip is True
+
+
+def test_too_few_images_is_a_clear_error(mnist):
+    from thanosql.errors import DataError
+
+    with pytest.raises(DataError, match="at least 2 training images"):
+        train(mnist[0][:1])
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has a GPU")
+def test_asking_for_a_gpu_without_one_is_a_clear_error(mnist):
+    from thanosql.errors import DataError
+
+    with pytest.raises(DataError, match="asks for a GPU, but none is available"):
+        train(mnist[0][:64], device="cuda")

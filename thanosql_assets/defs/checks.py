@@ -1,0 +1,17 @@
+"""Checks on the data a statement names, shared by the planner (before anything runs, with the
+error's position in the statement) and the assets (when they run: the data may have changed)."""
+
+from collections.abc import Sequence
+from typing import Any
+
+from thanosql.errors import ObjectNotFoundError
+
+
+def require_column(column: str, columns: Sequence[str], *, option: str = "image_col", rows: str = "the query's rows", **where: Any) -> None:
+    """Raise unless `column` (named by OPTIONS `option`) is one of `columns`; `where` locates the error."""
+    if column not in columns:
+        raise ObjectNotFoundError(
+            f"{option} {column!r} is not a column of {rows} (columns: {', '.join(map(str, columns))}).",
+            **where,
+            hint=f"Set OPTIONS ({option}='<column with image paths>').",
+        )

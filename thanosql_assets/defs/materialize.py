@@ -1,0 +1,74 @@
+"""Materializing what a statement asks for, in process, on the workspace's Dagster instance.
+
+The SQL frontend plans a statement into a `MaterializationRequest`: the objects it defines or
+changes (specs) and the assets to materialize. Embedded mode materializes it in the caller's
+process; production mode hands it, serialized, to a run of the `statement` job, which
+materializes it where the run launcher placed the run. Either way the work is the same: the
+definitions of every object in the catalog plus the request's, and one in-process run of the
+selected assets, tagged with the statement.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from thanosql_assets.defs.models import STATEMENT_TAG
+from thanosql_assets.defs.objects import build_definitions, catalog_specs
+from thanosql_assets.defs.specs import Spec, spec_from_dict
+
+# In-process runs log to the Dagster event log (the UI); the console gets our progress lines only.
+_QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
+_TAG_LIMIT = 2000
+
+
+@dataclass(frozen=True)
+class MaterializationRequest:
+    """Define `specs` (objects new or changed) and materialize the assets in `selection`."""
+
+    specs: tuple[Spec, ...]
+    selection: tuple[dg.AssetKey, ...]
+    run_config: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "specs": [{"kind": spec.kind, "spec": spec.to_dict()} for spec in self.specs],
+                "selection": [list(key.path) for key in self.selection],
+                "run_config": self.run_config,
+            }
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> MaterializationRequest:
+        data = json.loads(text)
+        return cls(
+            specs=tuple(spec_from_dict(item["kind"], item["spec"]) for item in data["specs"]),
+            selection=tuple(dg.AssetKey(path) for path in data["selection"]),
+            run_config=data["run_config"],
+        )
+
+
+def materialize(request: MaterializationRequest, resources: dict[str, Any], instance: dg.DagsterInstance, statement: str) -> None:
+    """Run the request's selection in process; raises what the run raised (nothing it created stays listed)."""
+    specs = {(spec.kind, spec.catalog_name): spec for spec in catalog_specs(resources["catalog"])}
+    specs.update({(spec.kind, spec.catalog_name): spec for spec in request.specs})
+    definitions = build_definitions(specs.values(), resources)
+    new_keys = [key for key in request.selection if instance.get_latest_materialization_event(key) is None]
+    try:
+        definitions.resolve_implicit_global_asset_job_def().execute_in_process(
+            asset_selection=list(request.selection),
+            instance=instance,
+            run_config={**_QUIET, **request.run_config},
+            tags={STATEMENT_TAG: statement[:_TAG_LIMIT]},
+        )
+    except BaseException:
+        # The failed run stays in the run history; the objects it meant to create do not exist,
+        # so the asset catalog should not list them.
+        if new_keys:
+            instance.wipe_assets(new_keys)
+        raise

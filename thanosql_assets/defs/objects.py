@@ -1,0 +1,41 @@
+"""Dagster definitions of ThanoSQL objects: an asset per object spec, and retraining schedules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+
+import dagster as dg
+
+from resources import CatalogResource
+from thanosql_assets.defs.datasets import dataset_asset
+from thanosql_assets.defs.embeddings import embedding_assets
+from thanosql_assets.defs.models import model_asset, retraining_schedule
+from thanosql_assets.defs.specs import DatasetSpec, EmbeddingSpec, ModelSpec, Spec, TableSpec, spec_from_dict
+from thanosql_assets.defs.tables import table_asset
+
+_FACTORIES = {
+    DatasetSpec: dataset_asset,
+    TableSpec: table_asset,
+    ModelSpec: model_asset,
+    EmbeddingSpec: embedding_assets,
+}
+
+
+def catalog_specs(catalog: CatalogResource) -> list[Spec]:
+    """The spec of every object in the catalog."""
+    return [spec_from_dict(entry.kind, entry.spec) for entry in catalog.list()]
+
+
+def build_definitions(
+    specs: Iterable[Spec], resources: dict[str, object], jobs: Sequence[dg.JobDefinition] = ()
+) -> dg.Definitions:
+    """The assets of `specs`, the retraining schedules of their models, and `jobs`, bound to `resources`."""
+    specs = list(specs)
+    return dg.Definitions(
+        assets=[_FACTORIES[type(spec)](spec) for spec in specs],
+        jobs=list(jobs),
+        schedules=[retraining_schedule(spec, spec.schedule) for spec in specs if isinstance(spec, ModelSpec) and spec.schedule],
+        resources=resources,
+        # Each statement is one heavy step; a subprocess per step would only add seconds.
+        executor=dg.in_process_executor,
+    )

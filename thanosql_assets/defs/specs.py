@@ -1,0 +1,162 @@
+"""What each ThanoSQL object is, as the catalog stores it and the code location builds it.
+
+A spec is the statement an object came from, in a form that can be re-run: the Dagster asset
+built from it does the same work whether the SQL frontend, the Dagster UI or a schedule asks.
+Queries in specs are SQL text in the dialect of the workspace's table store, ready to run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import dagster as dg
+
+from thanosql_assets.models.algorithms import ALGORITHMS
+from thanosql_assets.models.simclr.config import SimCLRConfig
+
+
+def table_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["table", name])
+
+
+def model_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["model", name])
+
+
+def embedding_name(table: str, model: str) -> str:
+    return f"{table}/{model}"
+
+
+class _Record:
+    """A spec as the catalog stores it: its fields as JSON values."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]):
+        return cls(**{key: tuple(value) if isinstance(value, list) else value for key, value in data.items()})
+
+
+@dataclass(frozen=True)
+class _NamedSpec(_Record):
+    """An object whose catalog name is its own name, and whose asset key is `[kind, name]`."""
+
+    kind: ClassVar[str]
+    name: str
+
+    @property
+    def catalog_name(self) -> str:
+        return self.name
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey([self.kind, self.name])
+
+
+@dataclass(frozen=True)
+class DatasetSpec(_NamedSpec):
+    kind: ClassVar[str] = "dataset"
+
+
+@dataclass(frozen=True)
+class TableSpec(_NamedSpec):
+    """A table copied from files: COPY name FROM "file.csv", then COPY ... OPTIONS (append=True) for more."""
+
+    kind: ClassVar[str] = "table"
+    sources: tuple[str, ...]
+    datasets: tuple[str, ...] = ()  # the datasets the files belong to, for lineage
+
+
+@dataclass(frozen=True)
+class ModelSpec(_NamedSpec):
+    """A model trained on the rows of a query (BUILD MODEL name USING algorithm OPTIONS (...) AS SELECT ...).
+
+    The catalog keeps every option in one `options` mapping, as the statement wrote them.
+    """
+
+    kind: ClassVar[str] = "model"
+    algorithm: str
+    query: str
+    tables: tuple[str, ...]
+    image_col: str = "image_path"
+    label_col: str = "label"  # labels only measure quality for SimCLR: never used for training
+    holdout: float = 0.1  # share of labelled rows kept out of training to measure quality
+    schedule: str | None = None  # cron string of scheduled retraining
+    training: SimCLRConfig = field(default_factory=SimCLRConfig)
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """Every option of the statement, by name (MLflow logs them as params)."""
+        return {
+            "image_col": self.image_col,
+            "label_col": self.label_col,
+            "holdout": self.holdout,
+            "schedule": self.schedule,
+            **dataclasses.asdict(self.training),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "algorithm": self.algorithm, "query": self.query, "tables": list(self.tables), "options": self.options}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
+        options = dict(data["options"])
+        config_type = ALGORITHMS[data["algorithm"].lower()].config
+        training_fields = {f.name for f in dataclasses.fields(config_type)}
+        return cls(
+            name=data["name"],
+            algorithm=data["algorithm"],
+            query=data["query"],
+            tables=tuple(data["tables"]),
+            training=config_type(**{name: value for name, value in options.items() if name in training_fields}),
+            **{name: value for name, value in options.items() if name not in training_fields},
+        )
+
+
+@dataclass(frozen=True)
+class EmbeddingSpec(_Record):
+    """The images of a table embedded by a model, and the Qdrant collection that indexes them.
+
+    The rows come from a query (CONVERT USING model ... AS SELECT ...) or, when `folder` is set,
+    from the image files under a folder (CREATE TABLE name USING model ... FROM 'folder'), in
+    which case the table itself is made by this asset too.
+    """
+
+    kind: ClassVar[str] = "embedding"
+    table: str
+    model: str
+    algorithm: str
+    image_col: str
+    query: str | None = None
+    tables: tuple[str, ...] = ()
+    folder: str | None = None
+    file_types: tuple[str, ...] = ()
+    batch_size: int = 256  # images per forward pass
+
+    @property
+    def catalog_name(self) -> str:
+        return embedding_name(self.table, self.model)
+
+    @property
+    def column(self) -> str:
+        """The embedding column's name, `<model>_<algorithm>` as in the tutorials."""
+        return f"{self.model}_{self.algorithm.lower()}"
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return dg.AssetKey(["embedding", self.table, self.model])
+
+    @property
+    def collection_key(self) -> dg.AssetKey:
+        return dg.AssetKey(["collection", self.table, self.model])
+
+
+Spec = DatasetSpec | TableSpec | ModelSpec | EmbeddingSpec
+SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (DatasetSpec, TableSpec, ModelSpec, EmbeddingSpec)}
+
+
+def spec_from_dict(kind: str, data: dict[str, Any]) -> Spec:
+    return SPEC_TYPES[kind].from_dict(data)

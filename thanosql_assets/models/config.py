@@ -1,0 +1,15 @@
+"""Training configs: one frozen dataclass per algorithm, whose fields are its BUILD MODEL OPTIONS.
+
+A field's type says what values it takes (`Literal[...]` lists the choices; `| None` means the
+data or the device decide), and `option()` gives it its default, a one-line description and its
+range. The SQL frontend builds each statement's option grammar from these fields, so an option
+is declared once, where the code that uses it lives.
+"""
+
+from dataclasses import field
+from typing import Any
+
+
+def option(default: Any, doc: str, *, minimum: float | None = None, maximum: float | None = None) -> Any:
+    """A config field: its default, what it means, and its valid range."""
+    return field(default=default, metadata={"doc": doc, "minimum": minimum, "maximum": maximum})
