@@ -161,3 +161,14 @@ def test_reconvert_after_retraining_switches_atomically_under_concurrent_searche
     assert state["collection"] != old_collection
     kept = sorted(p.name for p in (scratch_conn.settings.home / "vectors").iterdir() if p.name.startswith("mnist_test__"))
     assert kept == sorted([state["collection"], state["retired_collection"]]), "older collections are dropped"
+
+
+def test_convert_embeds_with_the_batch_size_it_was_given(scratch_conn):
+    before = scratch_conn.execute(f"SELECT image_path, {COLUMN} FROM mnist_test")
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='mnist_test', batch_size=7) AS SELECT * FROM mnist_test")
+    assert latest_metadata(scratch_conn, f"embedding/mnist_test/{MODEL}")["batch_size"] == 7
+    catalog = build_resources(Settings.from_env(scratch_conn.settings.home))["catalog"]
+    assert catalog.get("embedding", f"mnist_test/{MODEL}").spec["batch_size"] == 7
+    after = scratch_conn.execute(f"SELECT image_path, {COLUMN} FROM mnist_test")
+    # Batches of 7 embed the same images as batches of 256 (bf16 inference may round differently).
+    np.testing.assert_allclose(np.stack(after[COLUMN]), np.stack(before[COLUMN]), atol=2e-3)
