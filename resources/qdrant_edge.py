@@ -21,17 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from resources.vector_store import (
-    HNSW_EF_CONSTRUCT,
-    HNSW_M,
-    SEARCH_EF,
-    VECTOR_NAME,
-    CollectionNotFound,
-    ScoredImage,
-    VectorStoreResource,
-    checked_vectors,
-    point_id,
-)
+from resources.vector_store import LAYOUT, CollectionNotFound, ScoredImage, VectorStoreResource
 
 FULL_SCAN_THRESHOLD_KB = 10_000  # below this a segment is searched exhaustively (exact)
 _BATCH = 4096
@@ -45,7 +35,7 @@ def _upsert(shard: Any, keys: Sequence[str], vectors: np.ndarray) -> None:
 
     for start in range(0, len(keys), _BATCH):
         rows = vectors[start : start + _BATCH].tolist()
-        points = [Point(point_id(key), {VECTOR_NAME: row}, {"key": key}) for key, row in zip(keys[start : start + _BATCH], rows)]
+        points = [Point(LAYOUT.point_id(key), {LAYOUT.vector_name: row}, {"key": key}) for key, row in zip(keys[start : start + _BATCH], rows)]
         shard.update(UpdateOperation.upsert_points(points))
 
 
@@ -82,12 +72,12 @@ class QdrantEdgeResource(VectorStoreResource):
     def build_collection(self, name: str, keys: Sequence[str], vectors: np.ndarray) -> int:
         from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, HnswIndexConfig
 
-        vectors = checked_vectors(keys, vectors, name)
+        vectors = LAYOUT.checked(keys, vectors, name)
         if self._collection_dir(name).exists():
             raise FileExistsError(f"collection {name} already exists")
         config = EdgeConfig(
-            vectors={VECTOR_NAME: EdgeVectorParams(size=int(vectors.shape[1]), distance=Distance.Cosine)},
-            hnsw_config=HnswIndexConfig(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT, full_scan_threshold=FULL_SCAN_THRESHOLD_KB),
+            vectors={LAYOUT.vector_name: EdgeVectorParams(size=int(vectors.shape[1]), distance=Distance.Cosine)},
+            hnsw_config=HnswIndexConfig(m=LAYOUT.hnsw_m, ef_construct=LAYOUT.hnsw_ef_construct, full_scan_threshold=FULL_SCAN_THRESHOLD_KB),
             wal_enabled=False,
         )
         with self._staged(name) as staging:
@@ -104,14 +94,14 @@ class QdrantEdgeResource(VectorStoreResource):
     ) -> int:
         from qdrant_edge import EdgeShard, UpdateOperation
 
-        add_vectors = checked_vectors(add_keys, add_vectors, name)
+        add_vectors = LAYOUT.checked(add_keys, add_vectors, name)
         with self._staged(name) as staging:
             shutil.copytree(self._collection_dir(source), staging)
             shard = EdgeShard.load(str(staging))
             if len(add_keys):
                 _upsert(shard, add_keys, add_vectors)
             if len(remove_keys):
-                shard.update(UpdateOperation.delete_points([point_id(key) for key in remove_keys]))
+                shard.update(UpdateOperation.delete_points([LAYOUT.point_id(key) for key in remove_keys]))
             shard.flush()
             count = shard.info().points_count
             if len(add_keys) > 0.2 * count:
@@ -137,9 +127,9 @@ class QdrantEdgeResource(VectorStoreResource):
 
         request = QueryRequest(
             limit=int(limit),
-            query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=VECTOR_NAME),
+            query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=LAYOUT.vector_name),
             with_payload=True,
-            params=SearchParams(exact=exact, hnsw_ef=max(SEARCH_EF, int(limit))),
+            params=SearchParams(exact=exact, hnsw_ef=LAYOUT.ef(limit)),
         )
         return [ScoredImage(point.payload["key"], float(point.score)) for point in self._shard(name).query(request)]
 
@@ -150,9 +140,9 @@ class QdrantEdgeResource(VectorStoreResource):
             return {}
         request = QueryRequest(
             limit=len(keys),
-            query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=VECTOR_NAME),
+            query=Query.Nearest(np.asarray(vector, dtype=np.float32).tolist(), using=LAYOUT.vector_name),
             with_payload=True,
-            filter=Filter(must=[HasIdCondition({point_id(key) for key in keys})]),
+            filter=Filter(must=[HasIdCondition({LAYOUT.point_id(key) for key in keys})]),
             params=SearchParams(exact=True),
         )
         return {point.payload["key"]: float(point.score) for point in self._shard(name).query(request)}
@@ -171,9 +161,9 @@ class QdrantEdgeResource(VectorStoreResource):
         found: dict[str, np.ndarray] = {}
         shard = self._shard(name)
         for start in range(0, len(keys), _BATCH):
-            records = shard.retrieve([point_id(key) for key in keys[start : start + _BATCH]], True, [VECTOR_NAME])
+            records = shard.retrieve([LAYOUT.point_id(key) for key in keys[start : start + _BATCH]], True, [LAYOUT.vector_name])
             for record in records:
-                found[record.payload["key"]] = np.asarray(record.vector[VECTOR_NAME], dtype=np.float32)
+                found[record.payload["key"]] = np.asarray(record.vector[LAYOUT.vector_name], dtype=np.float32)
         return found
 
     def _shard(self, name: str) -> Any:

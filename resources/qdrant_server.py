@@ -13,17 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from resources.vector_store import (
-    HNSW_EF_CONSTRUCT,
-    HNSW_M,
-    SEARCH_EF,
-    VECTOR_NAME,
-    CollectionNotFound,
-    ScoredImage,
-    VectorStoreResource,
-    checked_vectors,
-    point_id,
-)
+from resources.vector_store import LAYOUT, CollectionNotFound, ScoredImage, VectorStoreResource
 
 _BATCH = 1024
 _clients: dict[tuple[str, str | None], Any] = {}
@@ -57,14 +47,14 @@ class QdrantServerResource(VectorStoreResource):
     def build_collection(self, name: str, keys: Sequence[str], vectors: np.ndarray) -> int:
         from qdrant_client import models
 
-        vectors = checked_vectors(keys, vectors, name)
+        vectors = LAYOUT.checked(keys, vectors, name)
         client = self._client()
         if client.collection_exists(name):
             raise FileExistsError(f"collection {name} already exists")
         client.create_collection(
             name,
-            vectors_config={VECTOR_NAME: models.VectorParams(size=int(vectors.shape[1]), distance=models.Distance.COSINE)},
-            hnsw_config=models.HnswConfigDiff(m=HNSW_M, ef_construct=HNSW_EF_CONSTRUCT),
+            vectors_config={LAYOUT.vector_name: models.VectorParams(size=int(vectors.shape[1]), distance=models.Distance.COSINE)},
+            hnsw_config=models.HnswConfigDiff(m=LAYOUT.hnsw_m, ef_construct=LAYOUT.hnsw_ef_construct),
         )
         try:
             self._upsert(name, keys, vectors)
@@ -76,7 +66,7 @@ class QdrantServerResource(VectorStoreResource):
     def extend_collection(
         self, source: str, name: str, add_keys: Sequence[str], add_vectors: np.ndarray, remove_keys: Sequence[str] = ()
     ) -> int:
-        add_vectors = checked_vectors(add_keys, add_vectors, name)
+        add_vectors = LAYOUT.checked(add_keys, add_vectors, name)
         removed = set(remove_keys) | set(add_keys)
         kept = {key: vector for key, vector in self._all_vectors(source).items() if key not in removed}
         keys = [*kept, *add_keys]
@@ -103,7 +93,7 @@ class QdrantServerResource(VectorStoreResource):
     def search(self, name: str, vector: np.ndarray, limit: int, exact: bool = False) -> list[ScoredImage]:
         from qdrant_client import models
 
-        params = models.SearchParams(hnsw_ef=max(SEARCH_EF, int(limit)), exact=exact)
+        params = models.SearchParams(hnsw_ef=LAYOUT.ef(limit), exact=exact)
         return self._nearest(name, vector, int(limit), params)
 
     def scores(self, name: str, vector: np.ndarray, keys: Sequence[str]) -> dict[str, float]:
@@ -111,7 +101,7 @@ class QdrantServerResource(VectorStoreResource):
 
         if not keys:
             return {}
-        only = models.Filter(must=[models.HasIdCondition(has_id=[point_id(key) for key in keys])])
+        only = models.Filter(must=[models.HasIdCondition(has_id=[LAYOUT.point_id(key) for key in keys])])
         hits = self._nearest(name, vector, len(keys), models.SearchParams(exact=True), only)
         return {hit.key: hit.score for hit in hits}
 
@@ -120,7 +110,7 @@ class QdrantServerResource(VectorStoreResource):
         points = self._client().query_points(
             name,
             query=np.asarray(vector, dtype=np.float32).tolist(),
-            using=VECTOR_NAME,
+            using=LAYOUT.vector_name,
             limit=limit,
             with_payload=True,
             query_filter=query_filter,
@@ -136,10 +126,10 @@ class QdrantServerResource(VectorStoreResource):
         found: dict[str, np.ndarray] = {}
         for start in range(0, len(keys), _BATCH):
             records = self._client().retrieve(
-                name, [point_id(key) for key in keys[start : start + _BATCH]], with_payload=True, with_vectors=[VECTOR_NAME]
+                name, [LAYOUT.point_id(key) for key in keys[start : start + _BATCH]], with_payload=True, with_vectors=[LAYOUT.vector_name]
             )
             for record in records:
-                found[record.payload["key"]] = np.asarray(record.vector[VECTOR_NAME], dtype=np.float32)
+                found[record.payload["key"]] = np.asarray(record.vector[LAYOUT.vector_name], dtype=np.float32)
         return found
 
     def _all_vectors(self, name: str) -> dict[str, np.ndarray]:
@@ -150,10 +140,10 @@ class QdrantServerResource(VectorStoreResource):
         found, offset = {}, None
         while True:
             records, offset = self._client().scroll(
-                name, limit=_BATCH, offset=offset, with_payload=True, with_vectors=[VECTOR_NAME] if with_vectors else False
+                name, limit=_BATCH, offset=offset, with_payload=True, with_vectors=[LAYOUT.vector_name] if with_vectors else False
             )
             for record in records:
-                found[record.payload["key"]] = record.vector[VECTOR_NAME] if with_vectors else None
+                found[record.payload["key"]] = record.vector[LAYOUT.vector_name] if with_vectors else None
             if offset is None:
                 return found
 
@@ -165,8 +155,8 @@ class QdrantServerResource(VectorStoreResource):
             self._client().upsert(
                 name,
                 points=models.Batch(
-                    ids=[point_id(key) for key in batch],
-                    vectors={VECTOR_NAME: vectors[start : start + _BATCH].tolist()},
+                    ids=[LAYOUT.point_id(key) for key in batch],
+                    vectors={LAYOUT.vector_name: vectors[start : start + _BATCH].tolist()},
                     payloads=[{"key": key} for key in batch],
                 ),
                 wait=True,

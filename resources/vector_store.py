@@ -22,16 +22,7 @@ import numpy as np
 
 from thanosql.errors import DataError
 
-VECTOR_NAME = "image"
-HNSW_M = 16
-HNSW_EF_CONSTRUCT = 64
-SEARCH_EF = 128
 _POINT_NAMESPACE = uuid.UUID("6f1d7c52-3c8e-4d35-9a61-0c6c1f3f2a10")
-
-
-def point_id(key: str) -> str:
-    """Stable Qdrant point id for an image path (one point per distinct image)."""
-    return str(uuid.uuid5(_POINT_NAMESPACE, key))
 
 
 class CollectionNotFound(FileNotFoundError):
@@ -44,17 +35,38 @@ class ScoredImage:
     score: float
 
 
-def checked_vectors(keys: Sequence[str], vectors: np.ndarray, collection: str) -> np.ndarray:
-    """`vectors` as a contiguous float32 matrix, one row per key, all finite."""
-    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
-    if vectors.ndim != 2 or len(keys) != len(vectors):
-        raise ValueError(f"{len(keys)} keys for vectors of shape {vectors.shape}")
-    if not np.isfinite(vectors).all():
-        raise DataError(
-            f"Embeddings for collection {collection} contain NaN or infinite values.",
-            hint="The model produced invalid outputs (training diverged?); rebuild it, e.g. with a lower learning_rate.",
-        )
-    return vectors
+@dataclass(frozen=True)
+class CollectionLayout:
+    """How every collection is laid out, whichever store holds it."""
+
+    vector_name: str = "image"  # the one named vector of a point (cosine)
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 64
+    search_ef: int = 128  # a search of `limit` points looks at max(search_ef, limit) candidates
+
+    def ef(self, limit: int) -> int:
+        return max(self.search_ef, int(limit))
+
+    @staticmethod
+    def point_id(key: str) -> str:
+        """Stable Qdrant point id for an image path (one point per distinct image)."""
+        return str(uuid.uuid5(_POINT_NAMESPACE, key))
+
+    @staticmethod
+    def checked(keys: Sequence[str], vectors: np.ndarray, collection: str) -> np.ndarray:
+        """`vectors` as a contiguous float32 matrix, one row per key, all finite."""
+        vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+        if vectors.ndim != 2 or len(keys) != len(vectors):
+            raise ValueError(f"{len(keys)} keys for vectors of shape {vectors.shape}")
+        if not np.isfinite(vectors).all():
+            raise DataError(
+                f"Embeddings for collection {collection} contain NaN or infinite values.",
+                hint="The model produced invalid outputs (training diverged?); rebuild it, e.g. with a lower learning_rate.",
+            )
+        return vectors
+
+
+LAYOUT = CollectionLayout()
 
 
 class VectorStoreResource(dg.ConfigurableResource):

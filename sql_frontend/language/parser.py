@@ -9,8 +9,8 @@ from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
 from sql_frontend.language.dialect import ThanoSQL
-from thanosql.errors import ThanoSQLSyntaxError
 from sql_frontend.language.positions import caret_snippet, line_col
+from thanosql.errors import ThanoSQLSyntaxError
 
 _DIALECT = ThanoSQL()
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from thanosql.errors import PathNotAllowedError
 from tests.production_stack import postgres_available, production_stack
 from tests.seeds import seed_cells
+from thanosql.errors import PathNotAllowedError
 
 pytestmark = [
     pytest.mark.slow,

@@ -7,8 +7,8 @@ import shutil
 import pytest
 
 from resources import DatasetSourceResource
-from thanosql.errors import DataError
 from tests.conftest import MIRROR
+from thanosql.errors import DataError
 from thanosql_assets.defs import mnist
 
 FILENAME, MD5S = mnist.SOURCE_FILES["labels"]

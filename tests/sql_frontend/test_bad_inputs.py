@@ -6,6 +6,7 @@ import shutil
 
 import pytest
 
+from tests.workspace_state import snapshot
 from thanosql.errors import (
     DataError,
     ObjectExistsError,
@@ -14,7 +15,6 @@ from thanosql.errors import (
     ThanoSQLError,
     ThanoSQLSyntaxError,
 )
-from tests.workspace_state import snapshot
 
 
 def assert_fails_cleanly(conn, sql, error_type, *, words, line=None):

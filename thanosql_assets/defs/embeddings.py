@@ -30,7 +30,14 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from resources import CatalogResource, Generation, ModelRegistryResource, VectorStoreResource, WarehouseResource, WorkspaceResource
+from resources import (
+    CatalogResource,
+    Generation,
+    ModelRegistryResource,
+    VectorStoreResource,
+    WarehouseResource,
+    WorkspaceResource,
+)
 from resources.warehouse import quote
 from resources.workspace import suffix_set
 from thanosql.errors import DataError, ObjectNotFoundError

@@ -17,9 +17,9 @@ from sql_frontend.language.dialect import (
     ThanoSQL,
     option_value,
 )
-from thanosql.errors import ThanoSQLSyntaxError
 from sql_frontend.language.parser import parse_script, parse_statement
 from tests.seeds import seed_cells
+from thanosql.errors import ThanoSQLSyntaxError
 
 SEED_STATEMENTS = [(seed, cell) for seed in ("001", "002", "003") for cell in seed_cells(seed)]
 

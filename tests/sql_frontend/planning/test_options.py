@@ -2,9 +2,9 @@
 
 import pytest
 
-from thanosql.errors import OptionError
 from sql_frontend.language.parser import parse_statement
 from sql_frontend.planning.options import build_model_options, validate_options
+from thanosql.errors import OptionError
 from thanosql_assets.models.algorithms import ALGORITHMS
 
 SIMCLR_OPTIONS = build_model_options(ALGORITHMS["simclr"])

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from thanosql_assets.models.simclr.config import BACKBONE_NAMES
 from thanosql_assets.models.simclr.backbones import BACKBONES, build_backbone
+from thanosql_assets.models.simclr.config import BACKBONE_NAMES
 
 
 def test_registry_matches_the_option_choices():
