@@ -154,7 +154,7 @@ def convert_speed(conn, images, labels, repeat: int) -> dict[str, float]:
 def cold_build_seconds(home: Path) -> float:
     sql = "BUILD MODEL cold_model USING SimCLR OPTIONS (overwrite=True) AS SELECT * FROM head_train"
     started = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "sql_frontend.cli", "--home", str(home), "query", sql], check=True, capture_output=True, cwd=REPO)
+    subprocess.run([sys.executable, "-m", "sql_frontend.interfaces.cli", "--home", str(home), "query", sql], check=True, capture_output=True, cwd=REPO)
     return time.perf_counter() - started
 
 

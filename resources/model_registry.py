@@ -24,7 +24,7 @@ _loaded_lock = threading.Lock()
 
 
 class _DropPickleCaution(logging.Filter):
-    """We log models with pickle on purpose (see models/assets.py); the caution would repeat on every build."""
+    """We log models with pickle on purpose (see thanosql_assets/defs/models.py); the caution would repeat on every build."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         return "Pickle or CloudPickle" not in record.getMessage()

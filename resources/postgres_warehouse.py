@@ -106,7 +106,7 @@ class PostgresWarehouseResource(WarehouseResource):
 
     def columns_except(self, alias: str, column: str, relation_sql: str) -> str:
         # PostgreSQL has no SELECT * EXCLUDE: name the relation's columns.
-        names = [name for name in self.query(f"SELECT * FROM ({relation_sql}) AS probe LIMIT 0").columns if name != column]
+        names = [name for name in self.query_columns(relation_sql) if name != column]
         return ", ".join(f"{alias}.{quote(name)}" for name in names)
 
     def _table_comments(self) -> list[tuple[str, str | None]]:

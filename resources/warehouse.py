@@ -23,6 +23,7 @@ from typing import Any
 import dagster as dg
 import numpy as np
 import pandas as pd
+import sqlglot
 from sqlglot import exp
 
 _RECORD_KEY = "thanosql_embeddings"
@@ -174,11 +175,18 @@ class WarehouseResource(dg.ConfigurableResource):
     def table_exists(self, name: str) -> bool:
         return name in self.table_generations(fresh=True)
 
-    def columns(self, name: str) -> list[str]:
-        return [str(column) for column in self.query(f"SELECT * FROM {quote(name)} LIMIT 0").columns]
+    def query_from(self, sql: str, dialect: str) -> pd.DataFrame:
+        """Run a query written in another sqlglot dialect (a spec's), transpiled to this store's."""
+        if dialect != self.dialect:
+            sql = sqlglot.transpile(sql, read=dialect, write=self.dialect)[0]
+        return self.query(sql)
 
-    def row_count(self, name: str) -> int:
-        return int(self.query(f"SELECT count(*) AS n FROM {quote(name)}")["n"].iloc[0])
+    def query_columns(self, sql: str) -> list[str]:
+        """The column names of a query's rows (reads none of them)."""
+        return [str(column) for column in self.query(f"SELECT * FROM ({sql}) AS probe LIMIT 0").columns]
+
+    def columns(self, name: str) -> list[str]:
+        return self.query_columns(f"SELECT * FROM {quote(name)}")
 
     def preview(self, name: str, limit: int = 5) -> pd.DataFrame:
         return self.query(f"SELECT * FROM {quote(name)} LIMIT {int(limit)}")

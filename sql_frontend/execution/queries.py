@@ -9,7 +9,7 @@ Plans:
 - Alone, or under a query that does not rank by similarity, SEARCH scores every row of its
   `AS SELECT` (an exhaustive scan of the collection).
 - Under `SELECT ... FROM (SEARCH ...) [WHERE ...] ORDER BY <similarity> DESC LIMIT k [OFFSET o]`
-  (the tutorial's PRINT query) it is a top-k operator (`top_k`): Qdrant finds the m images most
+  (the tutorial's PRINT query) it is a top-k operator (`candidates`): Qdrant finds the m images most
   similar to the query image, their rows are fetched by key, the SEARCH's own query and the
   outer query run over just those rows, and m grows (x4) until the k-th result is strictly more
   similar than the least similar candidate, so no row left out could have made the top k. The
@@ -40,26 +40,19 @@ from resources import (
     WarehouseResource,
     WorkspaceResource,
 )
-from sql_frontend.execution.top_k import (
-    CANDIDATES,
-    KEY,
-    SEARCH_RELATION,
-    TopK,
-    candidates_parameters,
-    candidates_statement,
-    find_top_k,
-)
+from sql_frontend.execution.candidates import CANDIDATES, KEY, SEARCH_RELATION, candidates_parameters, candidates_statement
+from sql_frontend.execution.results import PRINT_ATTR
 from sql_frontend.language.dialect import PrintMedia, SearchMedia
 from sql_frontend.language.names import object_name
 from sql_frontend.language.positions import locate
 from sql_frontend.planning.planner import embedding_column, search_target, unsearchable
-from thanosql.errors import DataError, ObjectNotFoundError, SQLError, ThanoSQLError
+from sql_frontend.planning.top_k import TopK, find_top_k
+from thanosql.errors import DataError, SQLError, ThanoSQLError
 from thanosql_assets.models.vectors import l2_normalize
 
 _GENERATION = "__thanosql_generation"
 _RANK = "__thanosql_rank"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
-PRINT_ATTR = "thanosql.print_image"  # DataFrame.attrs key of a PRINT IMAGE result: {"column", "paths"}
 MAX_ATTEMPTS = 5  # a query restarts when a CONVERT switches a table it reads; it gives up after this many
 FIRST_CANDIDATES = 32  # images asked of Qdrant on a top-k plan's first round, at least 4x k
 
@@ -100,21 +93,28 @@ class QueryEngine:
         self.model_registry = model_registry
         self.vector_store = vector_store
         self.sql = sql  # the statement's script, for error positions
+        self._tables: dict[str, dict[str, Generation]] | None = None  # this attempt's view of the tables' generations
+        self._fresh = False  # whether this attempt reads them from the store rather than this process's memory
         self.last_plan = ""  # "exhaustive" or "top-k (m of n images)", for tests and EXPLAIN-like output
 
     def run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
         """Evaluate a planned query; one that a CONVERT switched under (see `Generation`) starts again."""
         for attempt in range(MAX_ATTEMPTS):
-            if attempt:
-                # Another process switched a table's embeddings (and maybe dropped the collection
-                # this process knew): read the tables again and start over.
-                self.warehouse.table_generations(fresh=True)
+            self._tables, self._fresh = None, attempt > 0
             try:
                 return self._run(statement, relations)
             except (StaleGeneration, CollectionNotFound):
+                # Another process switched a table's embeddings (and maybe dropped the collection
+                # this process knew): read the tables again and start over.
                 if attempt == MAX_ATTEMPTS - 1:
                     raise
         raise AssertionError("unreachable")
+
+    @property
+    def tables(self) -> dict[str, dict[str, Generation]]:
+        if self._tables is None:
+            self._tables = self.warehouse.table_generations(fresh=self._fresh)
+        return self._tables
 
     def _run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
         if isinstance(statement, PrintMedia):
@@ -144,9 +144,10 @@ class QueryEngine:
     def prepare(self, node: SearchMedia) -> PreparedSearch:
         """Read the generation of the table a SEARCH reads and embed its query images."""
         target = search_target(node)
-        generation = embedding_column(self.warehouse, target.table, target.model)
-        if generation is None:  # replaced since the plan was made: maybe embedded again by now
-            generation = embedding_column(self.warehouse, target.table, target.model, fresh=True)
+        generation = embedding_column(self.tables, target.table, target.model)
+        if generation is None and not self._fresh:  # replaced since the plan was made: maybe embedded again by now
+            self._tables, self._fresh = None, True
+            generation = embedding_column(self.tables, target.table, target.model)
         if generation is None:
             unsearchable(node, target, self.sql, self.catalog, self.warehouse)
         embedder = self.model_registry.load(target.model, generation.model_version)
@@ -179,12 +180,6 @@ class QueryEngine:
 
     def _select_top_k(self, query: exp.Select, top_k: TopK, relations: dict[str, Any]) -> pd.DataFrame:
         search = self.prepare(top_k.search)
-        if top_k.column.lower() != search.similarity_column(top_k.image + 1).lower():
-            raise ObjectNotFoundError(
-                f"Column {top_k.column!r} is not a similarity column of this SEARCH (it makes {search.prefix}_similarity1...).",
-                **locate(self.sql, query.args["order"]),
-                hint=f"ORDER BY {search.similarity_column(1)} DESC",
-            )
         # The outer query's first `needed` rows, with the similarity they are ranked by: enough
         # to know whether candidates outside Qdrant's answer could have made the top k.
         outer = query.copy()

@@ -52,7 +52,7 @@ class Connection(ConnectionBase):
         self.settings.ensure_dirs()
         self.api_token = api_token
         resources = build_resources(self.settings)
-        self._planner = Planner(workspace=resources["workspace"], warehouse=resources["warehouse"], catalog=resources["catalog"])
+        self._planner = Planner.for_resources(resources)
         self._runner = StatementRunner(resources, instance=self.settings.dagster_instance)
         if progress and not logging.getLogger("thanosql.progress").handlers:
             show_progress()

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from typing import TYPE_CHECKING
 
 import pandas as pd
 
-from sql_frontend.language.parser import ParsedStatement
+if TYPE_CHECKING:
+    from sql_frontend.language.parser import ParsedStatement
+
 
 Result = pd.DataFrame | None
 

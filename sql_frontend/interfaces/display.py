@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from resources.warehouse import vector_columns
-from sql_frontend.execution.queries import PRINT_ATTR
+from sql_frontend.execution.results import PRINT_ATTR
 
 
 def _short_vector(value) -> str:

@@ -16,14 +16,17 @@ import tempfile
 import threading
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 import pandas as pd
 
 from sql_frontend.interfaces import wire
 from sql_frontend.interfaces.connection import ConnectionBase
-from sql_frontend.language.parser import ParsedStatement
 from thanosql.errors import ThanoSQLError
+
+if TYPE_CHECKING:
+    from sql_frontend.language.parser import ParsedStatement
 
 progress_log = logging.getLogger("thanosql.progress")
 _PROGRESS_POLL_S = 1.0

@@ -44,7 +44,7 @@ from resources.api_tokens import TokenStore
 from sql_frontend.execution.runner import StatementRunner
 from sql_frontend.interfaces import wire
 from sql_frontend.language.parser import ParsedStatement, parse_script
-from sql_frontend.planning.planner import Planner
+from sql_frontend.planning.planner import Planner, changes_objects
 from sql_frontend.planning.plans import Materialize
 from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
 from thanosql_assets.defs.materialize import MaterializationRequest
@@ -119,46 +119,44 @@ def _run_error(logs, run_id: str) -> ThanoSQLError:
             while error.cause is not None and error.cls_name in ("DagsterExecutionStepExecutionError", "DagsterUserCodeExecutionError"):
                 error = error.cause
             message, _, hint = error.message.strip().partition("\n  hint: ")
-            message = message.split(": ", 1)[1] if message.startswith(("sql_frontend.", "thanosql")) else message
+            message = message.split(": ", 1)[1] if message.startswith("thanosql") else message
             return DataError(message.strip(), hint=hint.strip() or f"See run {run_id} in the Dagster UI for its logs.")
     return ThanoSQLError(f"Dagster run {run_id} did not succeed.", hint="See the run's logs in the Dagster UI.")
 
 
 class StatementService:
-    """Plans each statement once (every check before anything runs), then runs the plan: queries
-    here, statements that create or change objects as `statement` runs (or here, without Dagster)."""
+    """Plans each statement once, then runs its plan: queries here, statements that create or change
+    objects as `statement` runs (or here, without Dagster)."""
 
     def __init__(self, settings: Settings, dagster_url: str | None):
         settings.ensure_dirs()
         self.resources = build_resources(settings)
-        self.planner = Planner(workspace=self.resources["workspace"], warehouse=self.resources["warehouse"], catalog=self.resources["catalog"])
+        self.planner = Planner.for_resources(self.resources)
         self.runner = StatementRunner(self.resources, instance=settings.dagster_instance)
         self.submitter = DagsterSubmitter(dagster_url, self.runner.instance) if dagster_url else None
         self.running: dict[str, Running] = {}
-        # DuckDB lets one process write at a time; statements of this server take turns.
+        # Statements that change objects take turns, planned and run under this lock, so what
+        # their plan checked still holds when it runs (and DuckDB lets one process write at a time).
         self._write_lock = threading.Lock()
 
     def execute(self, statement: ParsedStatement, statement_id: str) -> pd.DataFrame | None:
+        if not changes_objects(statement.expression):
+            return self.runner.run(self.planner.plan(statement), statement)
         running = self.running.setdefault(statement_id, Running())
-        plan = self.planner.plan(statement)
-        if isinstance(plan, Materialize):
-            with self._write_lock:
-                running.status = "RUNNING"
-                if self.submitter is None:
-                    return self.runner.run(plan, statement)
-                if plan.announce:
-                    running.messages.append(plan.announce)
-                catalog = self.resources["catalog"]
-                new_objects = any(
-                    (entry := catalog.get(spec.kind, spec.catalog_name)) is None or entry.spec != json.loads(json.dumps(spec.to_dict()))
-                    for spec in plan.request.specs
-                )
-                self.submitter.run(statement, plan.request, running, statement_id, reload=new_objects)
-                return self.runner.result_rows(plan)
-        if plan.converts:
-            with self._write_lock:
+        with self._write_lock:
+            plan = self.planner.plan(statement)
+            running.status = "RUNNING"
+            if self.submitter is None or not isinstance(plan, Materialize):
                 return self.runner.run(plan, statement)
-        return self.runner.run(plan, statement)
+            if plan.announce:
+                running.messages.append(plan.announce)
+            catalog = self.resources["catalog"]
+            new_objects = any(
+                (entry := catalog.get(spec.kind, spec.catalog_name)) is None or entry.spec != json.loads(json.dumps(spec.to_dict()))
+                for spec in plan.request.specs
+            )
+            self.submitter.run(statement, plan.request, running, statement_id, reload=new_objects)
+            return self.runner.result_rows(plan)
 
 
 def create_app(settings: Settings | None = None, dagster_url: str | None = None) -> FastAPI:

@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from sql_frontend.execution.queries import PRINT_ATTR
+from sql_frontend.execution.results import PRINT_ATTR
 from thanosql import errors
 
 

@@ -94,7 +94,7 @@ def config_options(config: type) -> tuple[OptionSpec, ...]:
 
 def build_model_options(algorithm: Algorithm) -> tuple[OptionSpec, ...]:
     """Every option of BUILD MODEL ... USING `algorithm`."""
-    return (*BUILD_MODEL_OPTIONS[:1], *config_options(algorithm.config), *BUILD_MODEL_OPTIONS[1:])
+    return (*BUILD_MODEL_OPTIONS, *config_options(algorithm.config))
 
 
 def _option_type(annotation: Any) -> tuple[type, tuple[str, ...] | None]:

@@ -10,6 +10,7 @@ reports only what the data itself does wrong.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
 
@@ -27,6 +28,7 @@ from sql_frontend.language.dialect import (
     GetDataset,
     PrintMedia,
     SearchMedia,
+    ThanoSQL,
     option_value,
 )
 from sql_frontend.language.names import object_name, referenced_tables
@@ -41,6 +43,7 @@ from sql_frontend.planning.options import (
     validate_options,
 )
 from sql_frontend.planning.plans import Materialize, Plan, Query
+from sql_frontend.planning.top_k import find_top_k
 from thanosql.errors import ObjectExistsError, ObjectNotFoundError, OptionError, PathNotAllowedError, SQLError
 from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.datasets import DATASETS
@@ -101,10 +104,16 @@ def unsearchable(
     )
 
 
-def embedding_column(warehouse: WarehouseResource, table: str, model: str, fresh: bool = False) -> Generation | None:
-    """The generation of `model`'s embedding column in `table`, or None."""
-    columns = warehouse.table_generations(fresh=fresh).get(table, {})
+def embedding_column(tables: Mapping[str, Mapping[str, Generation]], table: str, model: str) -> Generation | None:
+    """The generation of `model`'s embedding column in `table` (`tables`: `table_generations()`), or None."""
+    columns = tables.get(table, {})
     return next((columns[name] for a in ALGORITHMS.values() if (name := f"{model}_{a.column_suffix}") in columns), None)
+
+
+def changes_objects(statement: exp.Expression) -> bool:
+    """Whether a statement may create or change objects: anything but a query, or a query with a CONVERT."""
+    is_query = isinstance(statement, (SearchMedia, PrintMedia, exp.Query))
+    return not is_query or any(True for _ in statement.find_all(ConvertUsing))
 
 
 class Planner:
@@ -114,6 +123,10 @@ class Planner:
         self.workspace = workspace
         self.warehouse = warehouse
         self.catalog = catalog
+
+    @classmethod
+    def for_resources(cls, resources: dict) -> "Planner":
+        return cls(workspace=resources["workspace"], warehouse=resources["warehouse"], catalog=resources["catalog"])
 
     def plan(self, statement: ParsedStatement) -> Plan:
         return _StatementPlanner(self, statement.sql).plan(statement.expression)
@@ -244,7 +257,7 @@ class _StatementPlanner:
         spec = ModelSpec(
             name=name,
             algorithm=algorithm.name,
-            query=query.sql(dialect=self._warehouse.dialect),
+            query=query.sql(dialect=ThanoSQL),
             tables=tuple(tables),
             image_col=options["image_col"],
             label_col=options["label_col"],
@@ -285,7 +298,7 @@ class _StatementPlanner:
             model=model,
             algorithm=model_entry.spec["algorithm"],
             image_col=options["image_col"],
-            query=query.sql(dialect=self._warehouse.dialect),
+            query=query.sql(dialect=ThanoSQL),
             tables=tuple(tables),
             batch_size=options["batch_size"],
         )
@@ -349,15 +362,18 @@ class _StatementPlanner:
         return Materialize(MaterializationRequest((spec,), (table_key(name), spec.asset_key, spec.collection_key)))
 
     def _query(self, node: exp.Expression) -> Query:
-        """SELECT, SEARCH and PRINT: every SEARCH's target first, then every other table read."""
-        searches = list(node.find_all(SearchMedia))
-        for search in searches:
-            self._check_search(search)
+        """SELECT, SEARCH and PRINT: CONVERT subqueries, then every SEARCH's target and the similarity
+        a top-k plan ranks by, then every other table read."""
         converts = [
             (subquery, self._convert(subquery.this)) for subquery in node.find_all(exp.Subquery) if isinstance(subquery.this, ConvertUsing)
         ]
+        searches = list(node.find_all(SearchMedia))
+        for search in searches:
+            self._check_search(search)
+        self._check_ranking(node.args["query"] if isinstance(node, PrintMedia) else node)
         self._check_tables(node, outside=(SearchMedia, ConvertUsing))
-        return Query(node, announce="Searching..." if searches else None, converts=converts)
+        searching = isinstance(node, (SearchMedia, PrintMedia)) or bool(searches)
+        return Query(node, announce="Searching..." if searching else None, converts=converts)
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -385,8 +401,8 @@ class _StatementPlanner:
                 hint="Search one table, e.g. AS SELECT * FROM mnist_test; join or filter in an outer SELECT.",
             )
         # Maybe embedded by another process since this process last looked: look again before refusing.
-        if embedding_column(self._warehouse, target.table, target.model) is None and (
-            embedding_column(self._warehouse, target.table, target.model, fresh=True) is None
+        if embedding_column(self._warehouse.table_generations(), target.table, target.model) is None and (
+            embedding_column(self._warehouse.table_generations(fresh=True), target.table, target.model) is None
         ):
             unsearchable(node, target, self._sql, self._catalog, self._warehouse)
         paths = [self._resolve(images_node, image) for image in target.images]
@@ -396,6 +412,20 @@ class _StatementPlanner:
                 f"Query image {missing[0]!r} does not exist" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") + ".",
                 **self._at(images_node),
                 hint=f"Relative paths start at the workspace directory {self._workspace.root}.",
+            )
+
+    def _check_ranking(self, query: exp.Expression) -> None:
+        """A top-k plan ranks by one of its SEARCH's similarity columns (checked SEARCH: its table is embedded)."""
+        top_k = find_top_k(query)
+        if top_k is None:
+            return
+        target = search_target(top_k.search)
+        prefix = embedding_column(self._warehouse.table_generations(), target.table, target.model).column
+        if top_k.column.lower() != f"{prefix}_similarity{top_k.image + 1}".lower():
+            raise ObjectNotFoundError(
+                f"Column {top_k.column!r} is not a similarity column of this SEARCH (it makes {prefix}_similarity1...).",
+                **self._at(query.args["order"]),
+                hint=f"ORDER BY {prefix}_similarity1 DESC",
             )
 
     def _check_tables(self, query: exp.Expression, outside: tuple[type[exp.Expression], ...] = ()) -> None:
@@ -421,8 +451,7 @@ class _StatementPlanner:
         return query, [object_name(table.this) for table in referenced_tables(query)]
 
     def _check_column(self, node: exp.Expression, query: exp.Expression, option: str, column: str) -> None:
-        probe = f"SELECT * FROM ({query.sql(dialect=self._warehouse.dialect)}) AS q LIMIT 0"
-        columns = [str(name) for name in self._warehouse.query(probe).columns]
+        columns = self._warehouse.query_columns(query.sql(dialect=self._warehouse.dialect))
         require_column(column, columns, option=option, **(self._option_at(node, option) or self._at(query)))
 
     def _resolve(self, node: exp.Expression, path: str | None = None) -> Path:

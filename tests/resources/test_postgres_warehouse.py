@@ -58,6 +58,19 @@ def test_top_k_on_postgres_equals_the_exhaustive_plan(pg_conn):
     np.testing.assert_allclose(top[SIMILARITY], want[SIMILARITY], atol=1e-5)
 
 
+def test_top_k_on_postgres_with_a_with_query_and_a_percent_sign(pg_conn):
+    search = (
+        "SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model "
+        "AS WITH digits AS (SELECT * FROM mnist_test) SELECT * FROM digits"
+    )
+    every = pg_conn.execute(search).sort_values(SIMILARITY, ascending=False, kind="stable")
+    top = pg_conn.execute(f"SELECT filename, {SIMILARITY} FROM ({search}) WHERE filename LIKE '%8%' ORDER BY {SIMILARITY} DESC LIMIT 5")
+    assert pg_conn.last_plan.startswith("top-k")
+    want = every[every.filename.str.contains("8")].head(5)
+    assert top["filename"].tolist() == want["filename"].tolist()
+    np.testing.assert_allclose(top[SIMILARITY], want[SIMILARITY], atol=1e-5)
+
+
 def test_copy_append_on_postgres_keeps_vectors_and_embeds_the_new_rows(pg_conn):
     home = pg_conn.settings.home
     pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_train.csv").head(10).to_csv(home / "extra.csv", index=False)

@@ -43,7 +43,7 @@ from resources.workspace import suffix_set
 from thanosql.errors import DataError, ObjectNotFoundError
 from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.progress import Progress
-from thanosql_assets.defs.specs import EmbeddingSpec, model_key, table_key
+from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, model_key, table_key
 from thanosql_assets.models.images import check_files_exist
 from thanosql_assets.models.vectors import l2_normalize
 
@@ -148,7 +148,7 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
             raise ObjectNotFoundError(f"Model {spec.model!r} does not exist.", hint="Create it with BUILD MODEL first.")
         version = model_entry.state["version"]
 
-        rows = folder_rows(workspace, spec) if spec.folder else warehouse.query(spec.query)
+        rows = folder_rows(workspace, spec) if spec.folder else warehouse.query_from(spec.query, QUERY_DIALECT)
         require_column(spec.image_col, list(rows.columns), rows="the rows to embed")
         keys = list(dict.fromkeys(rows[spec.image_col].astype(str)))
 

@@ -18,7 +18,7 @@ import numpy as np
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
 from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.progress import Progress
-from thanosql_assets.defs.specs import ModelSpec, table_key
+from thanosql_assets.defs.specs import QUERY_DIALECT, ModelSpec, table_key
 
 MIN_LABELLED_ROWS = 20  # below this a held-out measurement says nothing
 STATEMENT_TAG = "thanosql/statement"  # set on runs a ThanoSQL statement started
@@ -50,7 +50,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
 
         progress = Progress(context)
         config = spec.training
-        rows = warehouse.query(spec.query)
+        rows = warehouse.query_from(spec.query, QUERY_DIALECT)
         image_col, label_col = spec.image_col, spec.label_col
         require_column(image_col, list(rows.columns), rows=f"the training rows of {spec.name}")
         paths = [workspace.resolve(path) for path in rows[image_col].astype(str)]

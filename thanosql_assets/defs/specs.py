@@ -2,7 +2,8 @@
 
 A spec is the statement an object came from, in a form that can be re-run: the Dagster asset
 built from it does the same work whether the SQL frontend, the Dagster UI or a schedule asks.
-Queries in specs are SQL text in the dialect of the workspace's table store, ready to run.
+Queries in specs are plain SELECTs as ThanoSQL writes them, that is PostgreSQL's SQL
+(`QUERY_DIALECT`); the table store transpiles them to its own when they run.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import dagster as dg
 
 from thanosql_assets.models.algorithms import ALGORITHMS
 from thanosql_assets.models.simclr.config import SimCLRConfig
+
+QUERY_DIALECT = "postgres"
 
 
 def table_key(name: str) -> dg.AssetKey:

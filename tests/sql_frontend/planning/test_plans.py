@@ -16,7 +16,7 @@ from thanosql_assets.models.simclr.config import SimCLRConfig
 @pytest.fixture
 def planner(tutorial_home) -> Planner:
     resources = build_resources(Settings.from_env(tutorial_home))
-    return Planner(workspace=resources["workspace"], warehouse=resources["warehouse"], catalog=resources["catalog"])
+    return Planner.for_resources(resources)
 
 
 STATEMENTS = [

@@ -14,7 +14,7 @@ from thanosql_assets.defs.statement_job import statement_job, statement_run_conf
 def test_a_statement_run_materializes_its_plan_without_reading_the_text(scratch_conn, monkeypatch):
     home = scratch_conn.settings.home
     resources = build_resources(Settings.from_env(home))
-    planner = Planner(workspace=resources["workspace"], warehouse=resources["warehouse"], catalog=resources["catalog"])
+    planner = Planner.for_resources(resources)
     plan = planner.plan(parse_statement("COPY copied FROM 'thanosql-dataset/mnist_data/mnist_test.csv'"))
     monkeypatch.setenv("THANOSQL_HOME", str(home))
     instance = scratch_conn.settings.dagster_instance()

@@ -1,0 +1,51 @@
+"""The one statement each round of SEARCH's top-k plan runs.
+
+Qdrant proposes candidate images, and one statement evaluates the SEARCH's own query and the
+outer query over just their rows: the candidates' rows (a lookup by image key, which the
+table's index on its image column serves), their similarities joined on the key, then the
+outer query. The statement is the same text every round; the candidates are its parameters.
+"""
+
+from __future__ import annotations
+
+from resources import WarehouseResource
+from resources.warehouse import quote
+
+KEY = "__thanosql_image_key"  # the image path, as a hidden column of the SEARCH's rows
+CANDIDATES = "__thanosql_candidates"  # the candidates' rows, where the SEARCH's query read its table
+SCORES = "__thanosql_scores"
+SEARCH_RELATION = "__thanosql_search_{}"  # the SEARCH's rows with their similarities, read by the outer query
+# Parameter names no user would write (PostgreSQL's driver finds them in the statement's text).
+_KEYS_PARAMETER = "thanosql_candidate_keys"
+_SCORES_PARAMETER = "thanosql_candidate_scores_{}"
+
+
+def candidates_statement(
+    warehouse: WarehouseResource, *, table: str, image_col: str, inner_sql: str, outer_sql: str, similarity_columns: list[str]
+) -> str:
+    """One round of the top-k plan as one statement in the warehouse's dialect.
+
+    `inner_sql` is the SEARCH's query reading `CANDIDATES` (with the image key as column `KEY`),
+    `outer_sql` the outer query reading `SEARCH_RELATION`; `candidates_parameters` gives the
+    candidates' image keys and each query image's similarity to each candidate (or None).
+    """
+    keys = f"CAST({warehouse.parameter(_KEYS_PARAMETER)} AS TEXT[])"
+    key, relation = quote(KEY), SEARCH_RELATION.format(0)
+    scores = ", ".join(
+        f"unnest(CAST({warehouse.parameter(_SCORES_PARAMETER.format(number))} AS DOUBLE PRECISION[])) AS {quote(column)}"
+        for number, column in enumerate(similarity_columns)
+    )
+    inner_columns = warehouse.columns_except(
+        "i", KEY, f"WITH {CANDIDATES} AS (SELECT * FROM {quote(table)} LIMIT 0) SELECT * FROM ({inner_sql}) i"
+    )
+    return (
+        f"WITH {CANDIDATES} AS (SELECT * FROM {quote(table)} WHERE {quote(image_col)} = ANY({keys})), "
+        f"{SCORES} AS (SELECT unnest({keys}) AS {key}, {scores}), "
+        f"{relation} AS (SELECT {inner_columns}, {', '.join('s.' + quote(column) for column in similarity_columns)} "
+        f"FROM ({inner_sql}) i JOIN {SCORES} s ON i.{key} = s.{key}) "
+        f"{outer_sql}"
+    )
+
+
+def candidates_parameters(keys: list[str], scores: list[list[float | None]]) -> dict[str, list]:
+    return {_KEYS_PARAMETER: keys, **{_SCORES_PARAMETER.format(number): values for number, values in enumerate(scores)}}
