@@ -61,7 +61,7 @@ class SearchTarget:
 
     model: str
     table: str
-    source: exp.Table  # the table in the SEARCH's AS query
+    source: exp.Table | None  # the table in the SEARCH's AS query (None: it reads none, which the planner refuses)
     images: list[str]  # as written
 
 
