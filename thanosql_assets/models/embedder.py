@@ -37,14 +37,30 @@ def native_bf16(device_type: str) -> bool:
 
 
 def fold_for_inference(module: nn.Module) -> nn.Module:
-    """An eval-mode copy with BatchNorm folded into the preceding convolutions, in channels-last layout."""
-    from torch.fx.experimental.optimization import fuse
+    """An eval-mode copy with each BatchNorm folded into the convolution before it, in channels-last layout.
+
+    The pairs are found by walking the module tree: a Conv2d followed by a BatchNorm2d in a
+    Sequential, and `convN`/`bnN` siblings as torchvision's ResNets name them. Not with torch.fx:
+    its tracing patches `nn.Module` for the whole process, so inference running meanwhile in
+    another thread (the SQL server's searches, while a CONVERT loads a new model) would fail.
+    """
+    from torch.nn.utils.fusion import fuse_conv_bn_eval
 
     module = copy.deepcopy(module).eval()
-    try:
-        module = fuse(module)
-    except Exception:  # a backbone torch.fx cannot trace still works, unfolded
-        pass
+    for parent in list(module.modules()):
+        names = list(parent._modules)
+        for position, name in enumerate(names):
+            norm = parent._modules[name]
+            if not isinstance(norm, nn.BatchNorm2d):
+                continue
+            if isinstance(parent, nn.Sequential):
+                conv_name = names[position - 1] if position else None
+            else:
+                conv_name = "conv" + name[2:] if name.startswith("bn") else None
+            conv = parent._modules.get(conv_name) if conv_name else None
+            if isinstance(conv, nn.Conv2d):
+                setattr(parent, conv_name, fuse_conv_bn_eval(conv, norm))
+                setattr(parent, name, nn.Identity())
     return module.to(memory_format=torch.channels_last)
 
 
