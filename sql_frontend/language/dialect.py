@@ -107,17 +107,29 @@ class Parser(Postgres.Parser):
         TokenType.COPY: lambda self: self._parse_copy_from(),
     }
 
+    # Statements whose first word sqlglot reads as a plain word (VAR), not as a keyword.
+    WORD_STATEMENT_PARSERS: dict[str, t.Callable[["Parser"], exp.Expression]] = {
+        "GET": lambda self: self._parse_get_dataset(),
+        "BUILD": lambda self: self._parse_build_model(),
+        "CONVERT": lambda self: self._parse_convert_using(),
+        "SEARCH": lambda self: self._parse_search(),
+        "PRINT": lambda self: self._parse_print(),
+    }
+
+    # The token the last error blamed; None when the statement ended before it was complete.
+    error_token: Token | None = None
+
+    def raise_error(self, message: str, token: Token | None = None) -> None:
+        # sqlglot's ParseError keeps only the line and end column of the token it blames; the
+        # syntax error needs the token itself to point at it and to quote the text before it.
+        self.error_token = token or self._curr or None
+        super().raise_error(message, token)
+
     def _parse_statement(self) -> exp.Expression | None:
         if not self._curr:
             return None
         if self._curr.token_type == TokenType.VAR:
-            handler = {
-                "GET": Parser._parse_get_dataset,
-                "BUILD": Parser._parse_build_model,
-                "CONVERT": Parser._parse_convert,
-                "SEARCH": Parser._parse_search,
-                "PRINT": Parser._parse_print,
-            }.get(self._curr.text.upper())
+            handler = self.WORD_STATEMENT_PARSERS.get(self._curr.text.upper())
             if handler is not None:
                 self._advance()
                 return handler(self)
@@ -134,7 +146,7 @@ class Parser(Postgres.Parser):
                 return self._parse_search()
             if word == "CONVERT" and self._next and self._next.token_type == TokenType.USING:
                 self._advance()
-                return self._parse_convert()
+                return self._parse_convert_using()
         return super()._parse_wrapped_select(table=table)
 
     # -- statements ---------------------------------------------------------------------------
@@ -160,7 +172,7 @@ class Parser(Postgres.Parser):
         options = self._parse_thanosql_options()
         return BuildModel(this=name, algorithm=algorithm, options=options, query=self._parse_as_query())
 
-    def _parse_convert(self) -> ConvertUsing:
+    def _parse_convert_using(self) -> ConvertUsing:
         if not self._match(TokenType.USING):
             self._fail("Expected USING <model> after CONVERT")
         model = self._expect_name("a model name")
@@ -305,9 +317,7 @@ class Parser(Postgres.Parser):
         return word
 
     def _fail(self, message: str, token: Token | None = None) -> t.NoReturn:
-        if not token and not self._curr:
-            message = f"{message}, but the statement ends here"
-        self.raise_error(message, token or self._curr or self._prev)
+        self.raise_error(message, token)
         raise AssertionError("raise_error returned")  # error_level is always IMMEDIATE here
 
 

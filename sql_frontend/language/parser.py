@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from sqlglot import exp
 from sqlglot.errors import ErrorLevel, ParseError, TokenError
 from sqlglot.tokens import Token, TokenType
 
-from sql_frontend.language.dialect import ThanoSQL
-from sql_frontend.language.positions import caret_snippet, line_col
+from sql_frontend.language import syntax_errors
+from sql_frontend.language.dialect import Parser, ThanoSQL
+from sql_frontend.language.positions import line_col, span_location
 from thanosql.errors import ThanoSQLSyntaxError
 
 _DIALECT = ThanoSQL()
+# sqlglot warns on stderr (red in a notebook) when it keeps unknown syntax as a raw command; the
+# planner refuses such statements with a ThanoSQL error, so the warning only repeats the statement.
+logging.getLogger("sqlglot").setLevel(logging.ERROR)
 
 
 @dataclass(frozen=True)
@@ -28,34 +33,35 @@ class ParsedStatement:
 
 
 def parse_script(sql: str) -> list[ParsedStatement]:
-    """Every statement of a script, in order; raises ThanoSQLSyntaxError at the first problem."""
-    try:
-        tokens = _DIALECT.tokenize(sql)
-    except TokenError as error:
-        raise ThanoSQLSyntaxError(
-            f"Cannot read the statement: {error}", hint="Check for an unclosed quote or comment."
-        ) from None
+    """Every statement of a script, in order. Whatever the text, the outcome is statements or a
+    ThanoSQLSyntaxError at the line:col of the first problem."""
     statements: list[ParsedStatement] = []
-    for chunk in _split(tokens):
-        try:
-            expressions = _DIALECT.parser(error_level=ErrorLevel.IMMEDIATE).parse(chunk, sql)
-        except ParseError as error:
-            raise _syntax_error(sql, error) from None
-        start, end = chunk[0].start, chunk[-1].end + 1
-        for expression in expressions:
-            if expression is not None:
-                statements.append(ParsedStatement(expression, sql[start:end], sql, start))
+    for chunk in _split(_tokenize(sql)):
+        statements.extend(_parse_chunk(sql, chunk))
     return statements
 
 
 def parse_statement(sql: str) -> ParsedStatement:
     statements = parse_script(sql)
     if len(statements) != 1:
+        extra = statements[1:2]
+        where = span_location(sql, extra[0].start, extra[0].start + len(extra[0].text) - 1) if extra else {}
         raise ThanoSQLSyntaxError(
-            f"Expected one statement, found {len(statements)}.",
+            f"Expected one statement, found {len(statements)}",
+            **where,
             hint="Run several statements separated by ; with execute_script() or `thanosql run`.",
         )
     return statements[0]
+
+
+def _tokenize(sql: str) -> list[Token]:
+    tokenizer = _DIALECT.tokenizer()
+    try:
+        return tokenizer.tokenize(sql)
+    except TokenError as error:
+        # TokenError quotes the text around where sqlglot gave up; the token it could not finish
+        # (a string or comment that never closes) starts where its tokenizer last started one.
+        raise syntax_errors.unreadable(sql, tokenizer._core._start, error.__cause__) from None
 
 
 def _split(tokens: list[Token]) -> list[list[Token]]:
@@ -68,41 +74,24 @@ def _split(tokens: list[Token]) -> list[list[Token]]:
     return [chunk for chunk in chunks if chunk]
 
 
-def _syntax_error(sql: str, error: ParseError) -> ThanoSQLSyntaxError:
-    detail = error.errors[0] if error.errors else {}
-    description = detail.get("description") or str(error)
-    line, end_col = detail.get("line"), detail.get("col")
-    highlight = detail.get("highlight") or ""
-    if line is None or end_col is None:
-        return ThanoSQLSyntaxError(description)
-    # sqlglot reports the column where the offending token ends; point at where it starts.
-    line_start = _offset_of_line(sql, line)
-    end = line_start + end_col - 1
-    start = max(line_start, end - max(len(highlight), 1) + 1)
-    near = f" near {highlight!r}" if highlight else ""
-    if description.endswith("the statement ends here"):
-        start = end = end + 1  # point just past the last word
-        near = ""
-    _, col = line_col(sql, start)
-    return ThanoSQLSyntaxError(
-        f"{description}{near}",
-        line=line,
-        col=col,
-        snippet=caret_snippet(sql, start, end),
-        hint=_hint_for(description),
-    )
-
-
-def _offset_of_line(sql: str, line: int) -> int:
-    offset = 0
-    for _ in range(line - 1):
-        offset = sql.index("\n", offset) + 1
-    return offset
-
-
-def _hint_for(description: str) -> str:
-    if "option" in description:
-        return "OPTIONS take key=value pairs: OPTIONS (overwrite=True, image_col='image_path')."
-    if description.startswith("Invalid expression") or description.startswith("Required keyword"):
-        return "Check the statement against the ThanoSQL syntax in README (GET THANOSQL DATASET, COPY, BUILD MODEL, CONVERT, SEARCH, PRINT, SELECT)."
-    return "See README for the syntax of each ThanoSQL statement."
+def _parse_chunk(sql: str, chunk: list[Token]) -> list[ParsedStatement]:
+    first = chunk[0]
+    # sqlglot would read an unknown first word as an expression statement (SELEC * FROM t as a
+    # multiplication) and fail further on; no ThanoSQL statement starts with a plain word.
+    if first.token_type == TokenType.VAR and first.text.upper() not in Parser.WORD_STATEMENT_PARSERS:
+        raise syntax_errors.unknown_statement(sql, first)
+    parser = _DIALECT.parser(error_level=ErrorLevel.IMMEDIATE)
+    try:
+        expressions = parser.parse(chunk, sql)
+    except ParseError as error:
+        raise syntax_errors.unparsable(sql, chunk, error.errors[0]["description"], parser.error_token) from None
+    except RecursionError:
+        # sqlglot parses nested brackets and operators recursively: deep nesting exhausts the stack.
+        raise syntax_errors.too_deep(sql, chunk) from None
+    except Exception:
+        # sqlglot has bugs of its own on odd input (a ValueError for SELECT `("")): the text is
+        # still what is wrong, so say where parsing stopped rather than crash.
+        raise syntax_errors.stopped(sql, chunk, parser._curr or None) from None
+    start, end = first.start, chunk[-1].end + 1
+    text = sql[start:end]
+    return [ParsedStatement(expression, text, sql, start) for expression in expressions if expression is not None]

@@ -13,16 +13,35 @@ def line_col(sql: str, offset: int) -> tuple[int, int]:
     return line, col
 
 
+# Characters of a line shown either side of the caret: enough to recognise the place, short
+# enough that a megabyte on one line still gives a short message.
+SNIPPET_CONTEXT = 60
+
+
 def caret_snippet(sql: str, start: int, end: int | None = None) -> str:
-    """The line holding `start`, with carets under start..end."""
+    """The line holding `start`, cut to a window around it, with carets under start..end."""
     start = max(0, min(start, len(sql)))
     line_start = sql.rfind("\n", 0, start) + 1
     line_end = sql.find("\n", start)
     if line_end == -1:
         line_end = len(sql)
-    text = sql[line_start:line_end]
-    width = max(1, (min(end, line_end - 1) if end is not None else start) - start + 1)
-    return f"  {text}\n  {' ' * (start - line_start)}{'^' * width}"
+    last = max(start, min(end if end is not None else start, line_end - 1, start + SNIPPET_CONTEXT - 1))
+    left, right = max(line_start, start - SNIPPET_CONTEXT), min(line_end, last + 1 + SNIPPET_CONTEXT)
+    prefix = "…" if left > line_start else ""
+    suffix = "…" if right < line_end else ""
+    text = _printable(sql[left:right])
+    return f"  {prefix}{text}{suffix}\n  {' ' * (len(prefix) + start - left)}{'^' * (last - start + 1)}"
+
+
+def _printable(text: str) -> str:
+    # Tabs, NULs and other control characters would shift or garble the line above the caret.
+    return "".join(char if char.isprintable() else " " for char in text)
+
+
+def span_location(sql: str, start: int, end: int) -> dict:
+    """Keyword arguments (line, col, snippet) for an SQLError pointing at sql[start..end]."""
+    line, col = line_col(sql, start)
+    return {"line": line, "col": col, "snippet": caret_snippet(sql, start, end)}
 
 
 def node_span(node: exp.Expression | None) -> tuple[int, int] | None:
@@ -39,7 +58,4 @@ def node_span(node: exp.Expression | None) -> tuple[int, int] | None:
 def locate(sql: str, node: exp.Expression | None) -> dict:
     """Keyword arguments (line, col, snippet) for an SQLError pointing at `node`."""
     span = node_span(node)
-    if span is None:
-        return {}
-    line, col = line_col(sql, span[0])
-    return {"line": line, "col": col, "snippet": caret_snippet(sql, span[0], span[1])}
+    return span_location(sql, *span) if span else {}
