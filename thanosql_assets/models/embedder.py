@@ -1,8 +1,9 @@
 """The model users get: an encoder plus the preprocessing it was trained with.
 
 This is what MLflow stores for each model version; CONVERT and SEARCH load it and call
-`embed_files`, which decodes images exactly as training did (`images.load_images`), so query
-images get the same preprocessing as the images they are compared with.
+`embed_files` (or `embed_files_checked`, which can skip unusable files and list them), which
+decode images exactly as training did (`images.decode_images`), so query images get the same
+preprocessing as the images they are compared with.
 
 For inference the encoder runs with BatchNorm folded into the convolutions, in channels-last
 memory layout, and in bfloat16 where the hardware computes it natively (GPUs, CPUs with
@@ -14,14 +15,16 @@ built on first use and never stored.
 
 import copy
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from thanosql_assets.models.images import ImageGeometry, load_images
+from thanosql_assets.models.images import ImageGeometry, OnError, SkippedImage, decode_images
 
 
 @lru_cache(maxsize=4)
@@ -62,6 +65,15 @@ def fold_for_inference(module: nn.Module) -> nn.Module:
                 setattr(parent, conv_name, fuse_conv_bn_eval(conv, norm))
                 setattr(parent, name, nn.Identity())
     return module.to(memory_format=torch.channels_last)
+
+
+@dataclass(frozen=True)
+class EmbeddedFiles:
+    """Embeddings of the usable files among those given, and which files they are."""
+
+    vectors: np.ndarray  # float32 K x D, in the order of the files given
+    kept: list[int]  # the position in the files given of each vector: K entries, ascending
+    skipped: list[SkippedImage]  # the other files, ascending; empty under on_error='raise'
 
 
 class ImageEmbedder(nn.Module):
@@ -105,13 +117,32 @@ class ImageEmbedder(nn.Module):
         return np.concatenate(out) if out else np.zeros((0, self.embedding_dim), dtype=np.float32)
 
     def embed_files(self, paths: Sequence[Path], batch_size: int = 256, chunk: int = 8192) -> np.ndarray:
-        """Embeddings of image files, decoded `chunk` at a time so large tables fit in memory.
+        """float32 embeddings N x D of N image files; a DataError names the first unusable file."""
+        return self.embed_files_checked(paths, batch_size, chunk=chunk).vectors
 
-        Decoding on a second thread, overlapped with inference, was measured slower on two
-        cores (both compete for them), so chunks are decoded, then embedded.
+    def embed_files_checked(
+        self,
+        values: Sequence[Any],
+        batch_size: int = 256,
+        *,
+        column: str | None = None,
+        on_error: OnError = "raise",
+        chunk: int = 8192,
+    ) -> EmbeddedFiles:
+        """Embeddings of the image files named by `values` (paths; None or NaN for NULL rows of `column`).
+
+        on_error='raise': the first unusable file raises a DataError naming it (vectors: N x D).
+        on_error='skip': unusable files are left out and listed in `skipped` (vectors: K x D for `kept`).
+        Files are decoded `chunk` at a time so large tables fit in memory. Decoding on a second
+        thread, overlapped with inference, was measured slower on two cores (both compete for
+        them), so chunks are decoded, then embedded.
         """
-        parts = [
-            self.embed(load_images(paths[start : start + chunk], self.geometry), batch_size)
-            for start in range(0, len(paths), chunk)
-        ]
-        return np.concatenate(parts) if parts else np.zeros((0, self.embedding_dim), dtype=np.float32)
+        values = list(values)  # positions, also for a pandas Series with its own index
+        parts, kept, skipped = [], [], []
+        for start in range(0, len(values), chunk):
+            decoded = decode_images(values[start : start + chunk], self.geometry, column=column, on_error=on_error)
+            parts.append(self.embed(decoded.images, batch_size))
+            kept.extend(start + index for index in decoded.kept)
+            skipped.extend(replace(image, index=start + image.index) for image in decoded.skipped)
+        vectors = np.concatenate(parts) if parts else np.zeros((0, self.embedding_dim), dtype=np.float32)
+        return EmbeddedFiles(vectors, kept, skipped)
