@@ -94,7 +94,7 @@ def load_synthetic(conn, table: str, base_keys: list[str], base: np.ndarray, row
     )
     version = resources["catalog"].get("model", MODEL).state["version"]
     generation = Generation(table, spec.column, collection, str(version), "image_path")
-    resources["warehouse"].replace_table(table, data, index_on=["image_path"], generation=generation)
+    resources["warehouse"].replace_table(table, data, index_on=["image_path"], generations=[generation])
     resources["catalog"].put(
         "embedding", spec.catalog_name, spec.to_dict(), {"collection": collection, "model_version": version, "vectors": rows}
     )
@@ -198,7 +198,7 @@ def main() -> None:
     gallery_paths = write_jpegs(gallery, home / "gallery", [f"{i}.jpg" for i in range(len(gallery))])
     pd.DataFrame({"image_path": [str(Path(p).relative_to(home)) for p in gallery_paths]}).to_csv(home / "gallery.csv", index=False)
     test_images = read_idx_images(DATASETS / "mnist-t10k" / "t10k-images-idx3-ubyte.gz")[: args.queries]
-    query_paths = write_jpegs(test_images, home / "queries", [f"q{i}.jpg" for i in range(len(test_images))])
+    write_jpegs(test_images, home / "queries", [f"q{i}.jpg" for i in range(len(test_images))])
     conn.execute("COPY real_10k OPTIONS (overwrite=True) FROM 'gallery.csv'")
     started = time.perf_counter()
     conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='real_10k') AS SELECT * FROM real_10k")

@@ -24,6 +24,7 @@ from resources.warehouse import (
     WarehouseResource,
     generations_comment,
     parse_generations,
+    query_error,
     quote,
     recorded_generations,
     sql_string,
@@ -105,7 +106,9 @@ class DuckDBWarehouseResource(WarehouseResource):
         delay = 0.02
         while True:
             try:
-                return duckdb.connect(self.path)
+                # Queries read tables only: no file, extension or other database can be reached
+                # from SQL, and no query can turn that back on. COPY reads its CSV files itself.
+                return duckdb.connect(self.path, config={"enable_external_access": False, "lock_configuration": True})
             except duckdb.IOException as error:
                 if "lock" not in str(error).lower():
                     raise
@@ -140,10 +143,20 @@ class DuckDBWarehouseResource(WarehouseResource):
                     threading.Thread(target=_reap, args=(key, self.idle_release_s), daemon=True).start()
 
     def query(self, sql: str, relations: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
+        import duckdb
+
         with self.connect() as con:
             for name, data in (relations or {}).items():
                 con.register(name, data)
-            return con.execute(sql, dict(parameters) if parameters else None).df()
+            # Whatever the query's text, its transaction is rolled back: a data-changing statement
+            # hidden in it (a DELETE ... RETURNING in a WITH) changes nothing.
+            con.execute("BEGIN TRANSACTION")
+            try:
+                return con.execute(sql, dict(parameters) if parameters else None).df()
+            except duckdb.Error as error:
+                raise query_error(str(error)) from None
+            finally:
+                con.execute("ROLLBACK")
 
     def parameter(self, name: str) -> str:
         return f"${name}"
@@ -161,50 +174,17 @@ class DuckDBWarehouseResource(WarehouseResource):
             read="duckdb",
         )
 
-    def replace_table_from_csv(self, name: str, csv_paths: Sequence[Path]) -> int:
-        sources = " UNION ALL BY NAME ".join("SELECT * FROM read_csv(?, header = true)" for _ in csv_paths)
-        self._forget_tables()
-        with self.connect() as con:
-            con.execute("BEGIN")
-            carried = {
-                column: generation
-                for column, generation in _generations(con, name).items()
-                if generation["image_col"] in _columns(con, sources, [str(p) for p in csv_paths])
-            }
-            select = f"SELECT * FROM ({sources})"
-            if carried:
-                joins, columns = [], []
-                for number, (column, generation) in enumerate(carried.items()):
-                    alias = f"__e{number}"
-                    image_col = quote(generation["image_col"])
-                    joins.append(
-                        f"LEFT JOIN (SELECT DISTINCT ON ({image_col}) {image_col}, {quote(column)} FROM {quote(name)}) {alias} "
-                        f"ON {alias}.{image_col} = incoming.{image_col}"
-                    )
-                    columns.append(f"{alias}.{quote(column)}")
-                select = (
-                    f"SELECT incoming.* EXCLUDE (__row), {', '.join(columns)} FROM "
-                    f"(SELECT *, row_number() OVER () AS __row FROM ({sources})) incoming {' '.join(joins)} ORDER BY incoming.__row"
-                )
-            con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS {select}", [str(p) for p in csv_paths])
-            for image_col in {generation["image_col"] for generation in carried.values()}:
-                con.execute(f"CREATE INDEX {quote(f'{name}__{image_col}')} ON {quote(name)} ({quote(image_col)})")
-            if carried:
-                _set_generations(con, name, carried)
-            con.execute("COMMIT")
-            return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
-
-    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generation: Generation | None = None) -> int:
+    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
         self._forget_tables()
         with self.connect() as con:
             con.register("__thanosql_incoming", data)
             con.execute("BEGIN")
-            generations = _generations(con, name)
+            current = _generations(con, name)
             con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT * FROM __thanosql_incoming")
             for column in index_on:
                 con.execute(f"CREATE INDEX {quote(f'{name}__{column}')} ON {quote(name)} ({quote(column)})")
             columns = _columns(con, f"SELECT * FROM {quote(name)}", [])
-            _set_generations(con, name, recorded_generations(generations, columns, generation))
+            _set_generations(con, name, recorded_generations(current, columns, generations))
             con.execute("COMMIT")
             con.unregister("__thanosql_incoming")
             return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]

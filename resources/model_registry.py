@@ -14,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
+from urllib.parse import quote
 
 import dagster as dg
 
@@ -38,15 +39,29 @@ def _quiet_mlflow_logs() -> None:
         pytorch_logger.addFilter(_DropPickleCaution())
 
 
+def _mlflow_event_logs_off():
+    """MLflow prints "Successfully registered model ..." and "Created version ..." with its `eprint`,
+    straight to stderr, so no log level hides them; the model asset's progress says the same in one
+    line. This is MLflow's own switch for its event stream (those lines and its loggers' output;
+    errors still raise), counted: MLflow flips it itself, and builds may overlap in threads."""
+    from mlflow.utils.autologging_utils import MlflowEventsAndWarningsBehaviorGlobally
+
+    return MlflowEventsAndWarningsBehaviorGlobally(disable_event_logs=True, disable_warnings=False, reroute_warnings=False)
+
+
 class ModelRegistryResource(dg.ConfigurableResource):
     tracking_uri: str
     # Where the experiment stores artifacts; without it MLflow writes into the current directory.
     artifact_location: str | None = None
     experiment_name: str = "thanosql"
+    # The MLflow UI's address, for links from the Dagster UI; None where no MLflow UI serves this store.
+    ui_url: str | None = None
 
     def _mlflow(self):
         # Usage telemetry would try to reach the internet on every run; opt in with MLFLOW_DISABLE_TELEMETRY=false.
         os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+        # Its artifact transfer bars would print to stderr (in red in a notebook) under our own progress lines.
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
         import mlflow
 
         _quiet_mlflow_logs()
@@ -67,7 +82,7 @@ class ModelRegistryResource(dg.ConfigurableResource):
     @contextmanager
     def start_run(self, run_name: str, tags: dict[str, str] | None = None) -> Iterator[Any]:
         mlflow = self._mlflow()
-        with mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags) as run:
+        with _mlflow_event_logs_off(), mlflow.start_run(experiment_id=self.experiment_id(), run_name=run_name, tags=tags) as run:
             yield run
 
     def model_uri(self, name: str, version: str | int | None = None) -> str:
@@ -81,6 +96,28 @@ class ModelRegistryResource(dg.ConfigurableResource):
             return str(self.client().get_model_version_by_alias(name, SERVING_ALIAS).version)
         except Exception:  # MLflow raises its own RestException for unknown names/aliases
             return None
+
+    def describe_version(self, name: str, version: str | int, description: str) -> None:
+        """Set the description the MLflow UI shows on a model version's page (markdown)."""
+        self.client().update_model_version(name, str(version), description=description)
+
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        """The run's page in the MLflow UI, or None without a UI."""
+        return f"{self.ui_url.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}" if self.ui_url else None
+
+    def model_version_url(self, name: str, version: str | int) -> str | None:
+        """A registered model version's page in the MLflow UI, or None without a UI."""
+        return f"{self.ui_url.rstrip('/')}/#/models/{quote(name, safe='')}/versions/{version}" if self.ui_url else None
+
+    def end_abandoned_runs(self, dagster_run_id: str) -> list[str]:
+        """Mark KILLED the MLflow runs still RUNNING that a Dagster run started (its process died); their ids."""
+        client = self.client()
+        runs = client.search_runs(
+            [self.experiment_id()], filter_string=f"tags.`dagster.run_id` = '{dagster_run_id}' and attributes.status = 'RUNNING'"
+        )
+        for run in runs:
+            client.set_terminated(run.info.run_id, status="KILLED")
+        return [run.info.run_id for run in runs]
 
     def load(self, name: str, version: str | int) -> Any:
         """The logged torch module of one model version (cached per process: versions never change)."""

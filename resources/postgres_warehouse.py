@@ -10,11 +10,11 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+import psycopg2
 import sqlalchemy as sa
 import sqlglot
 from sqlglot import exp
@@ -23,13 +23,16 @@ from resources.warehouse import (
     Generation,
     WarehouseResource,
     generations_comment,
+    query_error,
     quote,
     recorded_generations,
     sql_string,
     vector_columns,
 )
+from thanosql.errors import ThanoSQLError
 
 _engines: dict[str, sa.Engine] = {}
+_readers: set[str] = set()  # URLs whose read-only role is set up
 _lock = threading.Lock()
 
 
@@ -73,6 +76,7 @@ class PostgresWarehouseResource(WarehouseResource):
 
     url: str
     schema_name: str = "public"
+    reader_role: str = "thanosql_reader"  # the read-only role queries run as (created when missing)
 
     @property
     def dialect(self) -> str:
@@ -83,23 +87,58 @@ class PostgresWarehouseResource(WarehouseResource):
         return self.url
 
     def query(self, sql: str, relations: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        with _engine(self.url).begin() as conn:
-            for name, data in (relations or {}).items():
-                frame, types = _to_sql_frame(data)
-                frame.to_sql(name, conn, if_exists="replace", index=False, dtype=types, method="multi", chunksize=1000)
-            raw = conn.connection.cursor()
+        engine = _engine(self.url)
+        self._ensure_reader(engine)
+        with engine.connect() as conn:
+            transaction = conn.begin()
             try:
-                if parameters:
-                    raw.execute(_pyformat(sql, list(parameters)), dict(parameters))
-                else:
-                    raw.execute(sql)
-                columns = [column[0] for column in raw.description]
-                rows = raw.fetchall()
+                for name, data in (relations or {}).items():
+                    # Temporary tables of this transaction: concurrent queries do not share names.
+                    frame, types = _to_sql_frame(data)
+                    frame.to_sql(name, conn, schema="pg_temp", index=False, dtype=types, method="multi", chunksize=1000)
+                    conn.execute(sa.text(f"GRANT SELECT ON pg_temp.{quote(name)} TO {quote(self.reader_role)}"))
+                # The query runs as a role that may only read the tables, in a read-only transaction
+                # that is rolled back: no data change and no server-side file access (pg_read_file).
+                conn.execute(sa.text(f"SET LOCAL ROLE {quote(self.reader_role)}"))
+                conn.execute(sa.text("SET LOCAL transaction_read_only = on"))
+                raw = conn.connection.cursor()
+                try:
+                    raw.execute(_pyformat(sql, list(parameters)) if parameters else sql, dict(parameters) if parameters else None)
+                    columns = [column[0] for column in raw.description]
+                    rows = raw.fetchall()
+                finally:
+                    raw.close()
+            except sa.exc.DBAPIError as error:
+                raise query_error(str(error.orig)) from None
+            except psycopg2.Error as error:
+                raise query_error(str(error)) from None
             finally:
-                raw.close()
-            for name in relations or {}:
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
+                transaction.rollback()
         return _from_sql_frame(pd.DataFrame(rows, columns=columns))
+
+    def _ensure_reader(self, engine: sa.Engine) -> None:
+        """Create the read-only role queries run as (once per process), with SELECT on every table."""
+        if self.url in _readers:
+            return
+        role = quote(self.reader_role)
+        for attempt in range(2):  # a second try when another process created the role meanwhile
+            try:
+                with engine.begin() as conn:
+                    exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": self.reader_role}).first()
+                    if not exists:
+                        conn.execute(sa.text(f"CREATE ROLE {role} NOLOGIN"))
+                    conn.execute(sa.text(f"GRANT {role} TO CURRENT_USER"))
+                    conn.execute(sa.text(f"GRANT USAGE ON SCHEMA {quote(self.schema_name)} TO {role}"))
+                    conn.execute(sa.text(f"GRANT SELECT ON ALL TABLES IN SCHEMA {quote(self.schema_name)} TO {role}"))
+                break
+            except sa.exc.DBAPIError as error:
+                if attempt == 0 and "already exists" in str(error.orig):
+                    continue
+                raise ThanoSQLError(
+                    f"Could not set up the read-only role {self.reader_role!r} that queries run as: {str(error.orig).strip()}",
+                    hint=f"As a PostgreSQL administrator: CREATE ROLE {role} NOLOGIN; GRANT {role} TO <the warehouse user>.",
+                ) from None
+        _readers.add(self.url)
 
     def parameter(self, name: str) -> str:
         return f"%({name})s"
@@ -128,25 +167,15 @@ class PostgresWarehouseResource(WarehouseResource):
             read="postgres",
         )
 
-    def replace_table_from_csv(self, name: str, csv_paths: Sequence[Path]) -> int:
-        frame = pd.concat([pd.read_csv(path) for path in csv_paths], ignore_index=True)
-        current = self.table_generations(fresh=True).get(name, {})
-        carried = {column: g for column, g in current.items() if g.image_col in frame.columns}
-        if carried:
-            old = self.query(f"SELECT * FROM {quote(name)}")
-            for column, generation in carried.items():
-                vectors = old.drop_duplicates(generation.image_col).set_index(generation.image_col)[column]
-                frame[column] = frame[generation.image_col].map(vectors)
-        return self._replace(name, frame, sorted({g.image_col for g in carried.values()}), {c: g.as_dict() for c, g in carried.items()})
-
-    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generation: Generation | None = None) -> int:
+    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
         current = {c: g.as_dict() for c, g in self.table_generations(fresh=True).get(name, {}).items()}
         frame = data.to_pandas() if hasattr(data, "to_pandas") else data
-        return self._replace(name, frame, index_on, recorded_generations(current, list(frame.columns), generation))
+        return self._replace(name, frame, index_on, recorded_generations(current, list(frame.columns), generations))
 
     def _replace(self, name: str, frame: pd.DataFrame, index_on: Sequence[str], generations: Mapping[str, Any]) -> int:
         """Write to a staging table, then swap it in and set its comment in one transaction."""
         self._forget_tables()
+        self._ensure_reader(_engine(self.url))
         staging = f"__thanosql_staging_{name}"
         rows, types = _to_sql_frame(frame)
         with _engine(self.url).begin() as conn:
@@ -155,6 +184,7 @@ class PostgresWarehouseResource(WarehouseResource):
             conn.execute(sa.text(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}"))
             for column in index_on:
                 conn.execute(sa.text(f"CREATE INDEX ON {quote(name)} ({quote(column)})"))
+            conn.execute(sa.text(f"GRANT SELECT ON {quote(name)} TO {quote(self.reader_role)}"))
             comment = generations_comment(generations)
             conn.execute(sa.text(f"COMMENT ON TABLE {quote(name)} IS {sql_string(comment) if comment else 'NULL'}"))
         self._forget_tables()

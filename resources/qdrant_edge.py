@@ -7,10 +7,11 @@ processes at once.
 
 A collection is built in a staging directory, indexed (HNSW: 60,000 x 128 vectors in about
 4 s on two cores, recall@4 of 1.0 on MNIST embeddings) and renamed into place; an incremental
-update copies the collection, adds and removes points in the copy and renames it in under a
-new name.
+update copies the collection (keeping its files sparse), adds and removes points in the copy
+and renames it in under a new name.
 """
 
+import os
 import shutil
 import threading
 import uuid
@@ -25,6 +26,7 @@ from resources.vector_store import LAYOUT, CollectionNotFound, ScoredImage, Vect
 
 FULL_SCAN_THRESHOLD_KB = 10_000  # below this a segment is searched exhaustively (exact)
 _BATCH = 4096
+_COPY_BLOCK = 16 * 1024  # a few file-system blocks: holes almost as fine as the original's, few system calls
 
 _shards: dict[str, Any] = {}
 _shards_lock = threading.Lock()
@@ -37,6 +39,23 @@ def _upsert(shard: Any, keys: Sequence[str], vectors: np.ndarray) -> None:
         rows = vectors[start : start + _BATCH].tolist()
         points = [Point(LAYOUT.point_id(key), {LAYOUT.vector_name: row}, {"key": key}) for key, row in zip(keys[start : start + _BATCH], rows)]
         shard.update(UpdateOperation.upsert_points(points))
+
+
+def _copy_sparse(source: str, target: str) -> None:
+    """shutil.copy2, except that blocks of zeros stay holes, as with `cp --sparse=always`.
+
+    Qdrant creates each segment's storage files at fixed sizes whatever they hold (a 32 MiB
+    vector chunk, a 32 MiB payload page, 1 MiB trackers), as sparse files: 6 vectors take 100 KB
+    of disk. A plain copy writes the zeros out, 67 MB for any collection.
+    """
+    with open(source, "rb") as reader, open(target, "wb") as writer:
+        while block := reader.read(_COPY_BLOCK):
+            if block.count(0) == len(block):
+                writer.seek(len(block), os.SEEK_CUR)
+            else:
+                writer.write(block)
+        writer.truncate()  # the file ends at its last block even when that block is a hole
+    shutil.copystat(source, target)
 
 
 class QdrantEdgeResource(VectorStoreResource):
@@ -69,6 +88,16 @@ class QdrantEdgeResource(VectorStoreResource):
     def exists(self, name: str | None) -> bool:
         return bool(name) and (self._collection_dir(name) / "edge_config.json").is_file()
 
+    def collections(self) -> list[str]:
+        root = Path(self.path)
+        return sorted(path.name for path in root.iterdir() if not path.name.startswith(".") and self.exists(path.name)) if root.is_dir() else []
+
+    def discard_unfinished(self) -> list[str]:
+        staged = sorted(Path(self.path).glob(".staging-*")) if Path(self.path).is_dir() else []
+        for path in staged:
+            shutil.rmtree(path, ignore_errors=True)
+        return [path.name for path in staged]
+
     def build_collection(self, name: str, keys: Sequence[str], vectors: np.ndarray) -> int:
         from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, HnswIndexConfig
 
@@ -96,7 +125,7 @@ class QdrantEdgeResource(VectorStoreResource):
 
         add_vectors = LAYOUT.checked(add_keys, add_vectors, name)
         with self._staged(name) as staging:
-            shutil.copytree(self._collection_dir(source), staging)
+            shutil.copytree(self._collection_dir(source), staging, copy_function=_copy_sparse)
             shard = EdgeShard.load(str(staging))
             if len(add_keys):
                 _upsert(shard, add_keys, add_vectors)

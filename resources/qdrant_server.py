@@ -81,6 +81,12 @@ class QdrantServerResource(VectorStoreResource):
             change_aliases_operations=[models.CreateAliasOperation(create_alias=models.CreateAlias(collection_name=name, alias_name=alias))]
         )
 
+    def collections(self) -> list[str]:
+        return sorted(collection.name for collection in self._client().get_collections().collections)
+
+    def discard_unfinished(self) -> list[str]:
+        return []  # a collection is created and filled by one request at a time: nothing is staged
+
     def drop_collection(self, name: str) -> None:
         client = self._client()
         if client.collection_exists(name):

@@ -11,6 +11,7 @@ Production mode replaces each embedded store by a server, each chosen by one var
 | `THANOSQL_WAREHOUSE_URL` | the tables' database (`postgresql+psycopg2://...`) instead of DuckDB |
 | `THANOSQL_CATALOG_URL` | the object catalog's database (`postgresql+psycopg2://...`) |
 | `THANOSQL_MLFLOW_URI` | an MLflow tracking server (`http://mlflow:5000`); artifacts go where the server says. Not MLFLOW_TRACKING_URI: MLflow sets that itself in-process |
+| `THANOSQL_MLFLOW_UI_URL` | the MLflow UI as a browser reaches it, for links from Dagster (default: `THANOSQL_MLFLOW_URI` when it is http(s); none in embedded mode unless you run `mlflow ui` on the workspace's `mlflow/mlflow.db`) |
 | `THANOSQL_QDRANT_URL`, `THANOSQL_QDRANT_API_KEY` | a Qdrant server, through qdrant-client |
 | `THANOSQL_CONFINE_PATHS=1` | refuse files outside the workspace (the SQL server sets it) |
 | `DAGSTER_HOME` | a Dagster instance directory whose dagster.yaml points at PostgreSQL (deploy/dagster.yaml) |
@@ -30,6 +31,7 @@ from resources.model_registry import ModelRegistryResource
 from resources.vector_store import VectorStoreResource
 from resources.warehouse import WarehouseResource
 from resources.workspace import WorkspaceResource
+from thanosql.errors import ThanoSQLError
 
 DEFAULT_HOME = "thanosql-workspace"
 
@@ -48,6 +50,7 @@ class Settings:
     catalog_url: str | None = None
     warehouse_url: str | None = None
     mlflow_tracking_uri: str | None = None
+    mlflow_ui_url: str | None = None
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
     confine_paths: bool = False
@@ -61,13 +64,15 @@ class Settings:
     def from_env(cls, home: str | os.PathLike | None = None) -> "Settings":
         home_path = Path(home or os.environ.get("THANOSQL_HOME") or DEFAULT_HOME).expanduser().resolve()
         dagster_home = os.environ.get("DAGSTER_HOME")
+        mlflow_tracking_uri = os.environ.get("THANOSQL_MLFLOW_URI") or None
         return cls(
             home=home_path,
             dagster_home=Path(dagster_home).resolve() if dagster_home else home_path / "dagster",
             dataset_mirror=os.environ.get("THANOSQL_DATASET_MIRROR") or None,
             catalog_url=os.environ.get("THANOSQL_CATALOG_URL") or None,
             warehouse_url=os.environ.get("THANOSQL_WAREHOUSE_URL") or None,
-            mlflow_tracking_uri=os.environ.get("THANOSQL_MLFLOW_URI") or None,
+            mlflow_tracking_uri=mlflow_tracking_uri,
+            mlflow_ui_url=os.environ.get("THANOSQL_MLFLOW_UI_URL") or _served_ui(mlflow_tracking_uri),
             qdrant_url=os.environ.get("THANOSQL_QDRANT_URL") or None,
             qdrant_api_key=os.environ.get("THANOSQL_QDRANT_API_KEY") or None,
             confine_paths=os.environ.get("THANOSQL_CONFINE_PATHS", "").lower() in ("1", "true", "yes"),
@@ -75,7 +80,18 @@ class Settings:
 
     def ensure_dirs(self) -> None:
         for directory in (self.home, self.home / "mlflow" / "artifacts", self.home / "vectors", self.dagster_home):
-            directory.mkdir(parents=True, exist_ok=True)
+            try:
+                directory.mkdir(parents=True, exist_ok=True)
+            except (FileExistsError, NotADirectoryError):
+                raise ThanoSQLError(
+                    f"The workspace {self.home} cannot be used: {directory} is a file, not a directory.",
+                    hint="Choose another workspace directory (--home, home=, or $THANOSQL_HOME).",
+                ) from None
+            except PermissionError:
+                raise ThanoSQLError(
+                    f"The workspace {self.home} cannot be used: no permission to create {directory}.",
+                    hint="Choose a workspace directory you can write to.",
+                ) from None
         dagster_yaml = self.dagster_home / "dagster.yaml"
         if not dagster_yaml.exists():
             dagster_yaml.write_text(_DAGSTER_YAML)
@@ -85,16 +101,22 @@ class Settings:
         return dg.DagsterInstance.from_config(str(self.dagster_home))
 
 
+def _served_ui(tracking_uri: str | None) -> str | None:
+    """An MLflow tracking server over HTTP serves its UI at the same address."""
+    return tracking_uri if tracking_uri and tracking_uri.startswith(("http://", "https://")) else None
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """One resource per external system, the embedded one unless the settings name a server."""
     home = settings.home
     if settings.mlflow_tracking_uri:
         # The server decides where artifacts go (its --artifacts-destination).
-        model_registry = ModelRegistryResource(tracking_uri=settings.mlflow_tracking_uri)
+        model_registry = ModelRegistryResource(tracking_uri=settings.mlflow_tracking_uri, ui_url=settings.mlflow_ui_url)
     else:
         model_registry = ModelRegistryResource(
             tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
             artifact_location=(home / "mlflow" / "artifacts").as_uri(),
+            ui_url=settings.mlflow_ui_url,
         )
     vector_store: VectorStoreResource
     if settings.qdrant_url:

@@ -99,6 +99,14 @@ class VectorStoreResource(dg.ConfigurableResource):
     def drop_collection(self, name: str) -> None: ...
 
     @abstractmethod
+    def collections(self) -> list[str]:
+        """Every collection's name (aliases excluded)."""
+
+    @abstractmethod
+    def discard_unfinished(self) -> list[str]:
+        """Remove what builds that never finished left behind (a killed process's staging files); their names."""
+
+    @abstractmethod
     def count(self, name: str) -> int: ...
 
     @abstractmethod

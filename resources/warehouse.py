@@ -13,11 +13,11 @@ table; a reader selects the comment with the rows (`generation_expression`) and 
 from __future__ import annotations
 
 import json
+import re
 import threading
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -25,6 +25,8 @@ import numpy as np
 import pandas as pd
 import sqlglot
 from sqlglot import exp
+
+from thanosql.errors import QueryError
 
 _RECORD_KEY = "thanosql_embeddings"
 
@@ -35,6 +37,33 @@ def quote(name: str) -> str:
 
 def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+_ERROR_KIND = re.compile(r"^\s*(?:\(\w+(?:\.\w+)*\)\s*)?(?:[A-Za-z ]+ Error:\s*|ERROR:\s*)?")
+
+
+def query_error(database_message: str) -> QueryError:
+    """A store's error message as a `QueryError`: its first lines, without the store's echo of the
+    SQL it ran (the transpiled text, not the user's), with a hint for the usual causes."""
+    lines = []
+    for line in database_message.strip().splitlines():
+        if line.startswith(("LINE ", "[SQL:", "(Background on this error")):
+            break
+        if line.strip():
+            lines.append(line.strip())
+    message = _ERROR_KIND.sub("", " ".join(lines))[:500] or "The query failed."
+    lowered = message.lower()
+    if "not found in from clause" in lowered or ("column" in lowered and "does not exist" in lowered):
+        hint = "Check the column name; SELECT * FROM <table> LIMIT 0 lists a table's columns."
+    elif "function" in lowered and ("does not exist" in lowered or "no function matches" in lowered):
+        hint = "Check the function's name and argument types (PostgreSQL functions and DuckDB's)."
+    elif "conversion" in lowered or "could not convert" in lowered or "invalid input syntax" in lowered:
+        hint = "Cast only values of that type, or use TRY_CAST(x AS type), which gives NULL where a cast fails."
+    elif "permission" in lowered or "read-only" in lowered or "read only" in lowered:
+        hint = "Queries read tables only; COPY loads files, and statements change tables and embeddings."
+    else:
+        hint = "Fix the query and run it again."
+    return QueryError(message, hint=hint)
 
 
 class StaleGeneration(Exception):
@@ -71,10 +100,10 @@ def generations_comment(generations: Mapping[str, Mapping[str, str]]) -> str | N
 
 
 def recorded_generations(
-    current: Mapping[str, Mapping[str, str]], columns: Sequence[str], new: Generation | None = None
+    current: Mapping[str, Mapping[str, str]], columns: Sequence[str], new: Sequence[Generation] = ()
 ) -> dict[str, Mapping[str, str]]:
-    """What a replaced table records: its previous generations plus `new`, for the columns it still has."""
-    merged = {**current, **({new.column: new.as_dict()} if new else {})}
+    """What a replaced table records: its previous generations updated by `new`, for the columns it still has."""
+    merged = {**current, **{generation.column: generation.as_dict() for generation in new}}
     return {column: generation for column, generation in merged.items() if column in columns}
 
 
@@ -98,8 +127,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     @abstractmethod
     def query(self, sql: str, relations: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        """Run one statement in `dialect`; `relations` are DataFrames or Arrow tables it may read by name,
-        `parameters` the values of the named placeholders written with `parameter(name)`."""
+        """Run one query in `dialect`, read-only: whatever its text, it changes no table and reads no
+        file. `relations` are DataFrames or Arrow tables it may read by name, `parameters` the values
+        of the named placeholders written with `parameter(name)`. A query the store cannot run
+        raises `QueryError` with the store's reason (no position: the caller knows the user's text)."""
 
     @abstractmethod
     def parameter(self, name: str) -> str:
@@ -115,20 +146,11 @@ class WarehouseResource(dg.ConfigurableResource):
         read in the same snapshot as the rows (one statement), for `check_generation`."""
 
     @abstractmethod
-    def replace_table_from_csv(self, name: str, csv_paths: Sequence[Path]) -> int:
-        """Create or atomically replace `name` with the rows of CSV files (header rows first), in order.
-
-        Embedding columns of the table it replaces are carried over for the images still in it
-        (new images get NULL until their embeddings are computed), so SEARCH keeps working on a
-        table while COPY adds rows to it. Returns the row count.
-        """
-
-    @abstractmethod
-    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generation: Generation | None = None) -> int:
+    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
         """Create or atomically replace `name` with an Arrow table or DataFrame, indexing `index_on`.
 
-        `generation` records, in the same transaction, which collection and model version the
-        embedding column it names comes from (other embedding columns keep theirs). Returns the row count.
+        `generations` record, in the same transaction, which collection and model version the
+        embedding columns they name come from (other embedding columns keep theirs). Returns the row count.
         """
 
     @abstractmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -10,9 +11,15 @@ import dagster as dg
 from resources import Settings, build_resources
 
 
-def snapshot(home: Path) -> dict:
+@functools.cache
+def _stores(home: Path) -> tuple[dict, dg.DagsterInstance]:
+    """The workspace's stores, opened once per test session (every read below is fresh)."""
     settings = Settings.from_env(home)
-    resources = build_resources(settings)
+    return build_resources(settings), settings.dagster_instance()
+
+
+def snapshot(home: Path) -> dict:
+    resources, instance = _stores(Path(home))
     warehouse = resources["warehouse"]
     tables = {}
     for name in warehouse.tables():
@@ -21,7 +28,6 @@ def snapshot(home: Path) -> dict:
     client = resources["model_registry"].client()
     versions = sorted((v.name, str(v.version)) for v in client.search_model_versions())
     aliases = {m.name: dict(m.aliases) for m in client.search_registered_models()}
-    instance = settings.dagster_instance()
     materializations = {
         key.to_user_string(): len(instance.fetch_materializations(key, limit=1000).records)
         for key in instance.get_asset_keys()

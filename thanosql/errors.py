@@ -68,3 +68,12 @@ class DataError(ThanoSQLError):
 
 class WorkspaceBusyError(ThanoSQLError):
     """Another process holds the workspace's table store for longer than we are willing to wait."""
+
+
+class QueryError(SQLError):
+    """The table store could not run a query: an unknown column or function, a bad cast, a
+    division by zero, or SQL that would change data or read files (queries only read tables)."""
+
+
+class InternalError(ThanoSQLError):
+    """Something failed that ThanoSQL did not foresee: a bug to report, never a library's own exception."""

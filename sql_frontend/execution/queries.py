@@ -43,11 +43,12 @@ from resources import (
 from sql_frontend.execution.candidates import CANDIDATES, KEY, SEARCH_RELATION, candidates_parameters, candidates_statement
 from sql_frontend.execution.results import PRINT_ATTR
 from sql_frontend.language.dialect import PrintMedia, SearchMedia
-from sql_frontend.language.names import object_name
+from sql_frontend.language.names import object_name, with_postgres_output_names
 from sql_frontend.language.positions import locate
 from sql_frontend.planning.planner import embedding_column, search_target, unsearchable
+from sql_frontend.planning.query_errors import located
 from sql_frontend.planning.top_k import TopK, find_top_k
-from thanosql.errors import DataError, SQLError, ThanoSQLError
+from thanosql.errors import DataError, QueryError, SQLError, ThanoSQLError
 from thanosql_assets.models.vectors import l2_normalize
 
 _GENERATION = "__thanosql_generation"
@@ -103,6 +104,8 @@ class QueryEngine:
             self._tables, self._fresh = None, attempt > 0
             try:
                 return self._run(statement, relations)
+            except QueryError as error:
+                raise located(error, self.sql, statement) from None
             except (StaleGeneration, CollectionNotFound):
                 # Another process switched a table's embeddings (and maybe dropped the collection
                 # this process knew): read the tables again and start over.
@@ -127,7 +130,7 @@ class QueryEngine:
     # -- SELECT ---------------------------------------------------------------------------
 
     def select(self, query: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
-        query = query.copy()
+        query = with_postgres_output_names(query)
         relations = dict(relations or {})
         top_k = find_top_k(query)
         if top_k is not None:

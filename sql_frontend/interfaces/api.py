@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
+import warnings
 from typing import TYPE_CHECKING
 
 from resources import Settings, build_resources
 from sql_frontend.execution.runner import StatementRunner
+from sql_frontend.interfaces.boundary import user_errors
 from sql_frontend.interfaces.connection import ConnectionBase, Result
 from sql_frontend.language.parser import ParsedStatement, parse_script, parse_statement
 from sql_frontend.planning.planner import Planner
+from thanosql_assets.defs.recovery import recover
 
 if TYPE_CHECKING:
     from sql_frontend.interfaces.remote import RemoteConnection
@@ -39,6 +43,25 @@ def show_progress(stream_name: str = "stderr") -> None:
     logger.addHandler(_PrintHandler(stream_name))
 
 
+def _ignore_harmless_kernel_warnings() -> None:
+    """Two warnings a Jupyter kernel would show in red under every writing cell, about nothing wrong:
+
+    - Dagster ends an in-process run with `loop.run_until_complete(loop.shutdown_asyncgens())` on an
+      event loop of its own. In ipykernel this thread already runs the kernel's loop, so that call
+      raises RuntimeError, which Dagster ignores, and the `shutdown_asyncgens()` coroutine is
+      dropped unawaited (the new loop had no async generators to shut down).
+    - `import mlflow` imports `tqdm.auto` (for its GenAI tools), which warns once per kernel that
+      ipywidgets is missing: a warning about the import, not about any progress bar we show.
+    """
+    warnings.filterwarnings(
+        "ignore",
+        message=re.escape("coroutine 'BaseEventLoop.shutdown_asyncgens' was never awaited"),
+        category=RuntimeWarning,
+        module=r"dagster\._core\.execution\.context_creation_job",
+    )
+    warnings.filterwarnings("ignore", message="IProgress not found", module=r"tqdm\.")
+
+
 class Connection(ConnectionBase):
     """A ThanoSQL session on one workspace (embedded mode: everything under `home`).
 
@@ -51,7 +74,10 @@ class Connection(ConnectionBase):
         self.settings = Settings.from_env(home)
         self.settings.ensure_dirs()
         self.api_token = api_token
+        _ignore_harmless_kernel_warnings()
         resources = build_resources(self.settings)
+        with user_errors():
+            recover(self.settings.home, resources, self.settings.dagster_instance)
         self._planner = Planner.for_resources(resources)
         self._runner = StatementRunner(resources, instance=self.settings.dagster_instance)
         if progress and not logging.getLogger("thanosql.progress").handlers:
@@ -67,13 +93,18 @@ class Connection(ConnectionBase):
         return self._runner.last_plan
 
     def execute(self, sql: str) -> Result:
-        return self.execute_statement(parse_statement(sql))
+        with user_errors(sql):
+            statement = parse_statement(sql)
+        return self.execute_statement(statement)
 
     def execute_script(self, sql: str) -> list[Result]:
-        return [self.execute_statement(statement) for statement in parse_script(sql)]
+        with user_errors(sql):
+            statements = parse_script(sql)
+        return [self.execute_statement(statement) for statement in statements]
 
     def execute_statement(self, statement: ParsedStatement) -> Result:
-        return self._runner.run(self._planner.plan(statement), statement)
+        with user_errors(statement.text):
+            return self._runner.run(self._planner.plan(statement), statement)
 
     def __repr__(self) -> str:
         return f"<thanosql.Connection home={self.home!r}>"

@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from sql_frontend.interfaces.boundary import user_errors
 from thanosql.errors import ThanoSQLError
 
 
@@ -44,13 +45,28 @@ def _run(args) -> int:
     from sql_frontend.interfaces.api import connect
     from sql_frontend.language.parser import parse_script
 
-    sql = Path(args.script).read_text() if args.script != "-" else sys.stdin.read()
-    statements = parse_script(sql)
+    sql = _read_script(args.script)
     conn = connect(args.home, url=args.url, api_token=args.api_token)
+    with user_errors(sql):
+        statements = parse_script(sql)
     for number, statement in enumerate(statements, start=1):
         print(f"\n[{number}/{len(statements)}] {_statement_title(statement.text)}", flush=True)
         _echo(conn.execute_statement(statement), conn)
     return 0
+
+
+def _read_script(name: str) -> str:
+    if name == "-":
+        return sys.stdin.read()
+    path = Path(name)
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ThanoSQLError(f"Script {name!r} does not exist.", hint="Give the path of a .sql file, or - to read the script from stdin.") from None
+    except IsADirectoryError:
+        raise ThanoSQLError(f"Script {name!r} is a directory.", hint="Give the path of a .sql file inside it.") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ThanoSQLError(f"Cannot read script {name!r}: {error}.", hint="Give a readable UTF-8 text file.") from None
 
 
 def _query(args) -> int:
@@ -126,7 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     token.set_defaults(handler=_token)
     args = parser.parse_args(argv)
     try:
-        return args.handler(args)
+        with user_errors():
+            return args.handler(args)
     except ThanoSQLError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

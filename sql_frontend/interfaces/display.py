@@ -56,10 +56,16 @@ def contact_sheet(images: Sequence[tuple[str, str]], out_dir: Path, tile: int = 
     sheet = Image.new("RGB", (tile * len(images), tile + caption_height), "white")
     draw = ImageDraw.Draw(sheet)
     for index, (path, caption) in enumerate(images):
-        with Image.open(path) as image:
-            thumb = ImageOps.contain(image.convert("RGB"), (tile - 10, tile - 10), Image.Resampling.NEAREST)
         x = index * tile
-        sheet.paste(thumb, (x + (tile - thumb.width) // 2, (tile - thumb.height) // 2))
+        try:
+            with Image.open(path) as image:
+                image.draft("RGB", (tile, tile))  # JPEGs decode at reduced size: a huge one costs little
+                thumb = ImageOps.contain(image.convert("RGB"), (tile - 10, tile - 10), Image.Resampling.NEAREST)
+            sheet.paste(thumb, (x + (tile - thumb.width) // 2, (tile - thumb.height) // 2))
+        except (OSError, ValueError, Image.DecompressionBombError):
+            # A missing or unreadable file is one tile saying so: the other images still show.
+            draw.rectangle((x + 5, 5, x + tile - 5, tile - 5), outline="gray")
+            draw.text((x + 12, tile // 2 - 6), "cannot show", fill="gray")
         draw.text((x + 4, tile), Path(path).name, fill="black")
         draw.text((x + 4, tile + 14), caption[:22], fill="gray")
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -7,7 +7,9 @@
     SELECT * FROM mnist_train LIMIT 5
 
 A cell's last result is its output (a DataFrame); statements without rows print "Success";
-PRINT IMAGE shows each image inline under its path.
+PRINT IMAGE shows each image inline under its path. A failing statement fails its cell, which
+shows "ThanoSQL error: <message>" (IPython prints an exception's `_render_traceback_()`
+instead of its traceback), so "Run All" stops there.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import Image, display
 
 from sql_frontend.interfaces.api import Connection, show_progress
+from sql_frontend.language.dialect import SearchMedia
 from thanosql.errors import ThanoSQLError
 
 _SETTING = re.compile(r"^\s*([A-Za-z_]+)\s*=\s*(.*?)\s*$")
@@ -73,12 +76,15 @@ class ThanoSQLMagics(Magics):
             statements = parse_script(cell)
             last = None
             for index, statement in enumerate(statements):
+                if statement.expression.find(SearchMedia):
+                    print("Searching...")  # as ThanoSQL's notebooks say before a search's result
                 result = self.connection.execute_statement(statement)
                 last = self._show(result, is_last=index == len(statements) - 1)
             return last
         except ThanoSQLError as error:
-            print(f"ThanoSQL error: {error}")
-            return None
+            # Raised, so the cell fails and "Run All" stops here.
+            _show_as_message(error)
+            raise
 
     def _show(self, result, is_last: bool):
         from sql_frontend.interfaces.display import printed_images
@@ -90,12 +96,22 @@ class ThanoSQLMagics(Magics):
         if images:
             for path, _caption in images:
                 print(path)
-                display(Image(filename=path, width=112))
+                try:
+                    display(Image(filename=path, width=112))
+                except (OSError, ValueError):
+                    print("(cannot show this image: the file is missing or unreadable)")
             return None
         if is_last:
             return result
         display(result)
         return None
+
+
+def _show_as_message(error: ThanoSQLError) -> None:
+    """Make IPython show `error` as "ThanoSQL error: <message>" instead of a traceback through our
+    code: it prints what an exception's `_render_traceback_()` returns, and still fails the cell."""
+    lines = f"ThanoSQL error: {error}".splitlines()
+    error._render_traceback_ = lambda: lines
 
 
 def load_ipython_extension(ipython) -> None:

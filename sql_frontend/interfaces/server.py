@@ -43,11 +43,13 @@ from resources import Settings, build_resources
 from resources.api_tokens import TokenStore
 from sql_frontend.execution.runner import StatementRunner
 from sql_frontend.interfaces import wire
+from sql_frontend.interfaces.boundary import user_errors
 from sql_frontend.language.parser import ParsedStatement, parse_script
 from sql_frontend.planning.planner import Planner, changes_objects
 from sql_frontend.planning.plans import Materialize
 from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
 from thanosql_assets.defs.materialize import MaterializationRequest
+from thanosql_assets.defs.recovery import recover
 from thanosql_assets.defs.statement_job import STATEMENT_JOB, statement_run_config
 
 log = logging.getLogger("thanosql.server")
@@ -131,6 +133,7 @@ class StatementService:
     def __init__(self, settings: Settings, dagster_url: str | None):
         settings.ensure_dirs()
         self.resources = build_resources(settings)
+        recover(settings.home, self.resources, settings.dagster_instance)
         self.planner = Planner.for_resources(self.resources)
         self.runner = StatementRunner(self.resources, instance=settings.dagster_instance)
         self.submitter = DagsterSubmitter(dagster_url, self.runner.instance) if dagster_url else None
@@ -140,6 +143,10 @@ class StatementService:
         self._write_lock = threading.Lock()
 
     def execute(self, statement: ParsedStatement, statement_id: str) -> pd.DataFrame | None:
+        with user_errors(statement.text):
+            return self._execute(statement, statement_id)
+
+    def _execute(self, statement: ParsedStatement, statement_id: str) -> pd.DataFrame | None:
         if not changes_objects(statement.expression):
             return self.runner.run(self.planner.plan(statement), statement)
         running = self.running.setdefault(statement_id, Running())
@@ -192,7 +199,8 @@ def create_app(settings: Settings | None = None, dagster_url: str | None = None)
     @app.post("/v1/statements")
     def statements(body: StatementRequest, request: Request, holder: str = Depends(caller)):
         statement_id = body.statement_id or uuid.uuid4().hex
-        parsed = parse_script(body.sql)
+        with user_errors(body.sql):
+            parsed = parse_script(body.sql)
         log.info("%s runs %d statement(s) as %s", holder, len(parsed), statement_id)
         try:
             if "application/x-ndjson" in request.headers.get("accept", ""):

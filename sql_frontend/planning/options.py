@@ -40,6 +40,11 @@ class OptionSpec:
 
 
 OVERWRITE = OptionSpec("overwrite", bool, False, "replace the object if it already exists")
+ON_ERROR = OptionSpec(
+    "on_error", str, "raise",
+    "an unreadable image: 'raise' names it and changes nothing; 'skip' leaves it out and lists it",
+    choices=("raise", "skip"),
+)
 SCHEDULE = OptionSpec(
     "schedule", str, None, "cron string (e.g. '0 3 * * *'): retrain on this schedule, then re-embed what the model embedded"
 )
@@ -54,12 +59,14 @@ CREATE_TABLE_USING_OPTIONS = (
     OptionSpec("data_type", str, "image", "what the files hold", choices=("image",)),
     OptionSpec("file_type", list, [".jpg", ".jpeg", ".png"], "file suffixes to take, e.g. ['.jpg']"),
     OptionSpec("image_col", str, "image_path", "name of the column of image paths in the new table"),
+    ON_ERROR,
     OVERWRITE,
 )
 CONVERT_OPTIONS = (
     OptionSpec("table_name", str, None, "table that receives the embedding column (default: the table queried)"),
     OptionSpec("image_col", str, "image_path", "column holding the image file paths"),
-    OptionSpec("batch_size", int, 256, "images embedded per forward pass", minimum=1),
+    OptionSpec("batch_size", int, 256, "images embedded per forward pass", minimum=1, maximum=65_536),
+    ON_ERROR,
 )
 # BUILD MODEL options of every algorithm: which rows, which columns, how quality is measured, when to retrain.
 BUILD_MODEL_OPTIONS = (
@@ -73,6 +80,7 @@ BUILD_MODEL_OPTIONS = (
         minimum=0, maximum=0.5,
     ),
     SCHEDULE,
+    ON_ERROR,
     OVERWRITE,
 )
 

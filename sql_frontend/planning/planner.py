@@ -10,6 +10,7 @@ reports only what the data itself does wrong.
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
@@ -43,8 +44,10 @@ from sql_frontend.planning.options import (
     validate_options,
 )
 from sql_frontend.planning.plans import Materialize, Plan, Query
+from sql_frontend.planning.query_errors import located
+from sql_frontend.planning.read_only import check_read_only
 from sql_frontend.planning.top_k import find_top_k
-from thanosql.errors import ObjectExistsError, ObjectNotFoundError, OptionError, PathNotAllowedError, SQLError
+from thanosql.errors import ObjectExistsError, ObjectNotFoundError, OptionError, PathNotAllowedError, QueryError, SQLError
 from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.datasets import DATASETS
 from thanosql_assets.defs.embeddings import rebuild_run_config
@@ -52,6 +55,8 @@ from thanosql_assets.defs.materialize import MaterializationRequest
 from thanosql_assets.defs.specs import DatasetSpec, EmbeddingSpec, ModelSpec, TableSpec, embedding_name, spec_from_dict, table_key
 from thanosql_assets.models.algorithms import ALGORITHMS
 
+_PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit
 _STATEMENTS = "GET THANOSQL DATASET, COPY, BUILD MODEL, CONVERT, SEARCH, PRINT and SELECT"
 
 
@@ -181,6 +186,7 @@ class _StatementPlanner:
 
     def _copy(self, node: CopyFrom) -> Plan:
         name = object_name(node.this)
+        self._check_new_name(name, node.this, "Table")
         options = validate_options(node.args.get("options"), COPY_OPTIONS, statement="COPY", sql=self._sql)
         if options["overwrite"] and options["append"]:
             raise OptionError(
@@ -216,18 +222,21 @@ class _StatementPlanner:
                 )
         datasets = tuple(dict.fromkeys(d for d in (self._dataset_of(self._workspace.root / s) for s in sources) if d))
         spec = TableSpec(name=name, sources=sources, datasets=datasets)
-        # Embeddings read from this table are brought up to date in the same run (new images only).
+        # The table's own embedding columns are refreshed with it (see `table_asset`); embeddings
+        # of other tables read from it are brought up to date in the same run (new images only).
         downstream = [
             key
             for entry in self._catalog.list("embedding")
             if not entry.spec.get("folder") and name in entry.spec.get("tables", ())
             for embedding in [spec_from_dict("embedding", entry.spec)]
+            if embedding.table != name
             for key in (embedding.asset_key, embedding.collection_key)
         ]
         return Materialize(MaterializationRequest((spec,), (spec.asset_key, *downstream)))
 
     def _build_model(self, node: BuildModel) -> Plan:
         name = object_name(node.this)
+        self._check_new_name(name, node.this, "Model")
         algorithm_node = node.args["algorithm"]
         algorithm = ALGORITHMS.get(algorithm_node.this.lower())
         if algorithm is None:
@@ -263,6 +272,7 @@ class _StatementPlanner:
             label_col=options["label_col"],
             holdout=options["holdout"],
             schedule=options["schedule"],
+            on_error=options["on_error"],
             training=algorithm.config(**{key: value for key, value in options.items() if key in training_fields}),
         )
         return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce="Building model...")
@@ -286,6 +296,8 @@ class _StatementPlanner:
                 **self._at(node.args["query"]),
                 hint="table_name names the table that receives the embedding column.",
             )
+        if options["table_name"]:
+            self._check_new_name(table, node, "Table", option="table_name")
         if table not in tables and self._warehouse.table_exists(table):
             raise ObjectExistsError(
                 f"CONVERT would replace table {table!r}, which its query does not read.",
@@ -301,6 +313,7 @@ class _StatementPlanner:
             query=query.sql(dialect=ThanoSQL),
             tables=tuple(tables),
             batch_size=options["batch_size"],
+            on_error=options["on_error"],
         )
         return Materialize(
             MaterializationRequest((spec,), (spec.asset_key, spec.collection_key), rebuild_run_config(spec)),
@@ -309,6 +322,7 @@ class _StatementPlanner:
 
     def _create_table_using(self, node: CreateTableUsing) -> Plan:
         name = object_name(node.this)
+        self._check_new_name(name, node.this, "Table")
         model = object_name(node.args["model"])
         model_entry = self._catalog.get("model", model)
         if model_entry is None:
@@ -358,6 +372,7 @@ class _StatementPlanner:
             image_col=options["image_col"],
             folder=source_node.this,
             file_types=tuple(file_types),
+            on_error=options["on_error"],
         )
         return Materialize(MaterializationRequest((spec,), (table_key(name), spec.asset_key, spec.collection_key)))
 
@@ -372,8 +387,7 @@ class _StatementPlanner:
             self._check_search(search)
         self._check_ranking(node.args["query"] if isinstance(node, PrintMedia) else node)
         self._check_tables(node, outside=(SearchMedia, ConvertUsing))
-        searching = isinstance(node, (SearchMedia, PrintMedia)) or bool(searches)
-        return Query(node, announce="Searching..." if searching else None, converts=converts)
+        return Query(node, converts=converts)
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -429,7 +443,9 @@ class _StatementPlanner:
             )
 
     def _check_tables(self, query: exp.Expression, outside: tuple[type[exp.Expression], ...] = ()) -> None:
-        """Every table `query` reads exists (tables under `outside` nodes are checked by their own statement)."""
+        """`query` only reads tables, and every table it reads exists (tables under `outside` nodes
+        are checked by their own statement)."""
+        check_read_only(query, self._sql)
         existing = None
         for table in referenced_tables(query, outside):
             name = object_name(table.this)
@@ -451,7 +467,10 @@ class _StatementPlanner:
         return query, [object_name(table.this) for table in referenced_tables(query)]
 
     def _check_column(self, node: exp.Expression, query: exp.Expression, option: str, column: str) -> None:
-        columns = self._warehouse.query_columns(query.sql(dialect=self._warehouse.dialect))
+        try:
+            columns = self._warehouse.query_columns(query.sql(dialect=self._warehouse.dialect))
+        except QueryError as error:
+            raise located(error, self._sql, query) from None
         require_column(column, columns, option=option, **(self._option_at(node, option) or self._at(query)))
 
     def _resolve(self, node: exp.Expression, path: str | None = None) -> Path:
@@ -477,6 +496,17 @@ class _StatementPlanner:
 
     def _at(self, node: exp.Expression | None) -> dict:
         return locate(self._sql, node)
+
+    def _check_new_name(self, name: str, node: exp.Expression, what: str, option: str | None = None) -> None:
+        """Names of objects a statement creates become asset keys, file and collection names: plain ones only."""
+        if _PLAIN_NAME.fullmatch(name) and len(name) <= MAX_NAME_LENGTH:
+            return
+        problem = f"is longer than {MAX_NAME_LENGTH} characters" if _PLAIN_NAME.fullmatch(name) else "may hold only letters, digits and underscores"
+        raise SQLError(
+            f"{what} name {name[:80]!r}{'...' if len(name) > 80 else ''} {problem}.",
+            **((self._option_at(node, option) if option else {}) or self._at(node)),
+            hint=f"Name it like my_{what.lower()}_2: a letter or underscore first, then letters, digits or underscores, at most {MAX_NAME_LENGTH} characters.",
+        )
 
 
 def _no_table(name: str, node: exp.Expression, sql: str, warehouse: WarehouseResource) -> ObjectNotFoundError:

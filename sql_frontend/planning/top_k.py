@@ -54,7 +54,7 @@ def find_top_k(query: exp.Expression) -> TopK | None:
     limit_value = _int_literal(limit.args.get("expression"))
     offset = query.args.get("offset")
     offset_value = _int_literal(offset.args.get("expression")) if offset else 0
-    if limit_value is None or offset_value is None:
+    if not limit_value or offset_value is None:  # LIMIT 0 asks for no rows: nothing to rank
         return None
     return TopK(subquery, subquery.this, column, int(match.group(2)) - 1, limit_value + offset_value, offset_value)
 

@@ -67,11 +67,11 @@ def test_statements_ran_as_dagster_runs_the_daemon_launched(stack, remote_result
     assert sorted(run.tags["thanosql/statement"].split()[0] for run in statement_runs) == ["BUILD", "CONVERT", "COPY", "COPY", "GET"]
     assert {run.status for run in statement_runs} == {dg.DagsterRunStatus.SUCCESS}
     keys = {key.to_user_string() for key in instance.get_asset_keys()}
-    assert {"dataset/mnist_data", "table/mnist_train", "model/my_image_search_model", "collection/mnist_test/my_image_search_model"} <= keys
+    assert {"dataset/mnist_data", "table/mnist_train", "model/my_image_search_model", "collection/mnist_test/my_image_search_model_simclr_vectors"} <= keys
     # The webserver's code location was reloaded: the new objects are assets in the UI.
     answer = httpx.post(f"{stack.dagster_url}/graphql", json={"query": "{ assetNodes { assetKey { path } } }"}, timeout=30).json()
     shown = {"/".join(node["assetKey"]["path"]) for node in answer["data"]["assetNodes"]}
-    assert "embedding/mnist_test/my_image_search_model" in shown
+    assert "embedding/mnist_test/my_image_search_model_simclr" in shown
     # MLflow's server holds the registered model with its serving alias.
     from mlflow import MlflowClient
 

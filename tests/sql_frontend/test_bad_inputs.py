@@ -164,7 +164,7 @@ def test_missing_image_file_fails_build_model_and_leaves_no_model(scratch_conn):
     scratch_conn.execute("COPY broken FROM 'broken.csv'")
     assert_fails_cleanly(
         scratch_conn, "BUILD MODEL broken_model USING SimCLR OPTIONS (max_epochs=1) AS SELECT * FROM broken", DataError,
-        words=["1 of 3 image files", "gone.jpg", "do not exist"],
+        words=["1 of 3 image paths", "gone.jpg", "name no file"],
     )
 
 
@@ -174,7 +174,7 @@ def test_missing_image_file_fails_convert_and_keeps_the_old_embeddings(scratch_c
     assert_fails_cleanly(
         scratch_conn,
         "CONVERT USING my_image_search_model OPTIONS (table_name='mnist_test') AS SELECT * FROM mnist_test",
-        DataError, words=["5099.jpg", "do not exist"],
+        DataError, words=["5099.jpg", "name no file"],
     )
 
 
@@ -184,7 +184,7 @@ def test_corrupt_image_file_fails_convert_cleanly(scratch_conn):
     assert_fails_cleanly(
         scratch_conn,
         "CONVERT USING my_image_search_model OPTIONS (table_name='mnist_test') AS SELECT * FROM mnist_test",
-        DataError, words=["not readable images", "5099.jpg"],
+        DataError, words=["5099.jpg", "not an image"],
     )
 
 

@@ -1,8 +1,9 @@
 """CONVERT and CREATE TABLE ... USING: a table's images embedded by a model, and their Qdrant collection.
 
-One Dagster op materializes `embedding/<table>/<model>` (the column `<model>_simclr`) and
-`collection/<table>/<model>` (one Qdrant point per distinct image, cosine distance), plus
-`table/<table>` when the rows come from a folder of images.
+One Dagster op materializes `embedding/<table>/<column>` (the column `<model>_simclr`) and
+`collection/<table>/<column>_vectors` (one Qdrant point per distinct image, cosine distance),
+plus `table/<table>`, the table it rewrote with the column (a new asset when the rows come from a
+folder of images).
 
 Incremental: when the serving model version is the one that built the current collection,
 images already in it keep their vectors and only new images are embedded (a COPY that adds
@@ -25,12 +26,15 @@ import datetime as dt
 import re
 import time
 import uuid
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 import numpy as np
 import pandas as pd
 
 from resources import (
+    CatalogEntry,
     CatalogResource,
     Generation,
     ModelRegistryResource,
@@ -43,7 +47,9 @@ from resources.workspace import suffix_set
 from thanosql.errors import DataError, ObjectNotFoundError
 from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.progress import Progress
+from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, model_key, table_key
+from thanosql_assets.defs.table_metadata import table_metadata
 from thanosql_assets.models.images import check_files_exist
 from thanosql_assets.models.vectors import l2_normalize
 
@@ -57,11 +63,14 @@ def collection_name(spec: EmbeddingSpec) -> str:
     return f"{_safe(f'{spec.table}__{spec.model}')}__{stamp}_{uuid.uuid4().hex[:6]}"
 
 
-def with_vector_column(rows: pd.DataFrame, column: str, keys, vectors_by_key: dict[str, np.ndarray], dim: int):
-    """Arrow table of `rows` plus a FLOAT[dim] column (null where a row's image was not embedded)."""
+def with_vector_column(rows, column: str, keys, vectors_by_key: dict[str, np.ndarray], dim: int):
+    """Arrow table of `rows` (DataFrame or Arrow table) plus a FLOAT[dim] column (null where a row's
+    image was not embedded), in place of any column of that name."""
     import pyarrow as pa
 
-    table = pa.Table.from_pandas(rows.drop(columns=[column], errors="ignore"), preserve_index=False)
+    table = rows if isinstance(rows, pa.Table) else pa.Table.from_pandas(rows, preserve_index=False)
+    if column in table.column_names:
+        table = table.drop_columns([column])
     missing = np.full(dim, np.nan, dtype=np.float32)
     stacked = np.stack([vectors_by_key.get(key, missing) for key in keys]) if len(keys) else np.zeros((0, dim), np.float32)
     mask = np.array([key not in vectors_by_key for key in keys], dtype=bool)
@@ -85,6 +94,159 @@ def folder_rows(workspace: WorkspaceResource, spec: EmbeddingSpec) -> pd.DataFra
     )
 
 
+@dataclass(frozen=True)
+class EmbeddingStores:
+    """What refreshing an embedding reads and writes besides the table."""
+
+    workspace: WorkspaceResource
+    catalog: CatalogResource
+    model_registry: ModelRegistryResource
+    vector_store: VectorStoreResource
+
+
+@dataclass
+class RefreshedEmbedding:
+    """An embedding's vectors for a set of images, in a new collection that no table points at yet."""
+
+    spec: EmbeddingSpec
+    collection: str
+    previous: CatalogEntry | None  # the catalog entry before this refresh
+    model_version: str
+    vectors_by_key: dict[str, np.ndarray]
+    dim: int
+    points: int
+    embedded: int  # images embedded now
+    reused: int  # vectors taken from the previous collection
+    embed_seconds: float
+    skipped: list[tuple[str, str]]  # (image, why) of images left out under on_error='skip'
+
+    @property
+    def generation(self) -> Generation:
+        return Generation(self.spec.table, self.spec.column, self.collection, str(self.model_version), self.spec.image_col)
+
+    def add_column(self, rows) -> Any:
+        """`rows` (DataFrame or Arrow table) as an Arrow table with the embedding column set from the
+        vectors (null where none)."""
+        images = rows.column(self.spec.image_col).to_pylist() if hasattr(rows, "column_names") else rows[self.spec.image_col].tolist()
+        keys = [str(image) for image in images]
+        return with_vector_column(rows, self.spec.column, keys, self.vectors_by_key, self.dim)
+
+    def metadata(self, row_count: int, seconds: float) -> dict[str, Any]:
+        return {
+            "table": self.spec.table,
+            "column": self.spec.column,
+            "dagster/row_count": row_count,
+            "embedded_images": self.embedded,
+            "reused_vectors": self.reused,
+            "embedding_dim": self.dim,
+            "batch_size": self.spec.batch_size,
+            "images_per_second": round(self.embedded / max(self.embed_seconds, 1e-9), 1),
+            "model_version": int(self.model_version),
+            "seconds": round(seconds, 2),
+            "skipped_images": len(self.skipped),
+            **({"skipped": dg.MetadataValue.md(skipped_markdown(self.skipped))} if self.skipped else {}),
+        }
+
+    def collection_metadata(self, vector_store: VectorStoreResource) -> dict[str, Any]:
+        return {
+            "collection": self.collection,
+            "vector_count": self.points,
+            "distance": "cosine",
+            "path": dg.MetadataValue.path(vector_store.location),
+        }
+
+
+def refresh_vectors(spec: EmbeddingSpec, image_paths: pd.Series, stores: EmbeddingStores, progress, *, rebuild: bool) -> RefreshedEmbedding:
+    """Vectors for the distinct `image_paths` with the model's serving version, in a new collection.
+
+    Images the previous collection holds keep their vectors when the model version is the same
+    and `rebuild` is off; the others are embedded now. No table points at the new collection yet:
+    the caller switches the table (and drops the collection if that fails), then `publish`es.
+    """
+    model_entry = stores.catalog.get("model", spec.model)
+    if model_entry is None:
+        raise ObjectNotFoundError(f"Model {spec.model!r} does not exist.", hint="Create it with BUILD MODEL first.")
+    version = model_entry.state["version"]
+    values = [None if pd.isna(value) or str(value) == "" else str(value) for value in image_paths]
+    keys = list(dict.fromkeys(value for value in values if value is not None))
+    skipped = []
+    if None in values:
+        if spec.on_error == "raise":
+            check_files_exist(list(image_paths), spec.image_col)  # says how many rows have no path, and how to leave them out
+        skipped.append(("NULL", f"{values.count(None)} rows have no image path"))
+    previous = stores.catalog.get(spec.kind, spec.catalog_name)
+    previous_collection = previous.state.get("collection") if previous else None
+    reusable = (
+        not rebuild
+        and previous is not None
+        and previous.state.get("model_version") == version
+        and stores.vector_store.exists(previous_collection)
+    )
+    reused = stores.vector_store.vectors(previous_collection, keys) if reusable else {}
+    new_keys = [key for key in keys if key not in reused]
+    new_paths = [stores.workspace.resolve(key) for key in new_keys]
+    if spec.on_error == "raise":
+        check_files_exist(new_paths, spec.image_col)  # every missing file in one message, before any decoding
+    embed_started = time.perf_counter()
+    embedder = stores.model_registry.load(spec.model, version)
+    embedded = embedder.embed_files_checked(new_paths, batch_size=spec.batch_size, column=spec.image_col, on_error=spec.on_error)
+    skipped += [(new_keys[image.index], image.reason) for image in embedded.skipped]
+    new_keys = [new_keys[index] for index in embedded.kept]
+    new_vectors = l2_normalize(embedded.vectors) if new_keys else np.zeros((0, embedder.embedding_dim), np.float32)
+    embed_seconds = time.perf_counter() - embed_started
+    progress(
+        f"embedded {len(new_keys)} new images with {spec.model} v{version} in {embed_seconds:.1f} s"
+        + (f"; reused {len(reused)} vectors" if reusable else "")
+    )
+    if skipped:
+        progress(f"skipped {len(skipped)} unusable images (on_error='skip'); their rows have no embedding: {skipped_summary(skipped)}")
+    collection = collection_name(spec)
+    if reusable:
+        stale = sorted(set(stores.vector_store.all_keys(previous_collection)) - set(keys))
+        points = stores.vector_store.extend_collection(previous_collection, collection, new_keys, new_vectors, stale)
+    else:
+        points = stores.vector_store.build_collection(collection, new_keys, new_vectors)
+    return RefreshedEmbedding(
+        spec=spec,
+        collection=collection,
+        previous=previous,
+        model_version=version,
+        vectors_by_key={**reused, **dict(zip(new_keys, new_vectors))},
+        dim=embedder.embedding_dim,
+        points=points,
+        embedded=len(new_keys),
+        reused=len(reused),
+        embed_seconds=embed_seconds,
+        skipped=skipped,
+    )
+
+
+
+def publish(refreshed: RefreshedEmbedding, row_count: int, stores: EmbeddingStores) -> None:
+    """After the table points at the new collection: record it in the catalog and retire the old one."""
+    spec, previous = refreshed.spec, refreshed.previous
+    previous_collection = previous.state.get("collection") if previous else None
+    # The previous collection is retired, not dropped: a SEARCH that began before the switch
+    # still reads it. The one retired before it goes now.
+    retired = previous.state.get("retired_collection") if previous else None
+    stores.catalog.put(
+        spec.kind,
+        spec.catalog_name,
+        spec.to_dict(),
+        {
+            "collection": refreshed.collection,
+            "retired_collection": previous_collection,
+            "model_version": refreshed.model_version,
+            "vectors": refreshed.points,
+            "rows": row_count,
+            "dim": refreshed.dim,
+        },
+    )
+    stores.vector_store.point_alias(_safe(f"{spec.table}__{spec.model}"), refreshed.collection)
+    if retired not in (None, refreshed.collection, previous_collection):
+        stores.vector_store.drop_collection(retired)
+
+
 class EmbedConfig(dg.Config):
     rebuild: bool = False  # embed every image again, even those whose vectors are in the collection
 
@@ -98,18 +260,13 @@ def rebuild_run_config(spec: EmbeddingSpec) -> dict:
 
 
 def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
-    source = f"FROM '{spec.folder}'" if spec.folder else f"AS {spec.query}"
     specs = [
         dg.AssetSpec(
             spec.asset_key,
             deps=[model_key(spec.model), *(table_key(name) for name in spec.tables or [spec.table])],
             group_name="embeddings",
             kinds={"duckdb", "pytorch"},
-            description=(
-                f"CREATE TABLE {spec.table} USING {spec.model} {source}"
-                if spec.folder
-                else f"CONVERT USING {spec.model} OPTIONS (table_name='{spec.table}') {source}"
-            ),
+            description=spec.statement,
             automation_condition=dg.AutomationCondition.eager(),
         ),
         dg.AssetSpec(
@@ -117,7 +274,7 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
             deps=[spec.asset_key],
             group_name="embeddings",
             kinds={"qdrant"},
-            description=f"Qdrant collection of the images of {spec.table} embedded by {spec.model} (cosine)",
+            description=f"The vectors of column {spec.column} of {spec.table} in Qdrant: one point per distinct image, cosine distance",
         ),
     ]
     if spec.folder:
@@ -143,100 +300,30 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
     ):
         progress = Progress(context)
         started = time.perf_counter()
-        model_entry = catalog.get("model", spec.model)
-        if model_entry is None:
-            raise ObjectNotFoundError(f"Model {spec.model!r} does not exist.", hint="Create it with BUILD MODEL first.")
-        version = model_entry.state["version"]
-
         rows = folder_rows(workspace, spec) if spec.folder else warehouse.query_from(spec.query, QUERY_DIALECT)
         require_column(spec.image_col, list(rows.columns), rows="the rows to embed")
-        keys = list(dict.fromkeys(rows[spec.image_col].astype(str)))
-
-        previous = catalog.get(spec.kind, spec.catalog_name)
-        previous_collection = previous.state.get("collection") if previous else None
-        reusable = (
-            not config.rebuild
-            and previous is not None
-            and previous.state.get("model_version") == version
-            and vector_store.exists(previous_collection)
-        )
-        reused = vector_store.vectors(previous_collection, keys) if reusable else {}
-        new_keys = [key for key in keys if key not in reused]
-        new_paths = [workspace.resolve(key) for key in new_keys]
-        check_files_exist(new_paths, spec.image_col)
-        embed_started = time.perf_counter()
-        embedder = model_registry.load(spec.model, version)
-        new_vectors = (
-            l2_normalize(embedder.embed_files(new_paths, batch_size=spec.batch_size))
-            if new_keys
-            else np.zeros((0, embedder.embedding_dim), np.float32)
-        )
-        embed_seconds = time.perf_counter() - embed_started
-        progress(
-            f"embedded {len(new_keys)} new images with {spec.model} v{version} in {embed_seconds:.1f} s"
-            + (f"; reused {len(reused)} vectors" if reusable else "")
-        )
-
-        collection = collection_name(spec)
-        if reusable:
-            stale = sorted(set(vector_store.all_keys(previous_collection)) - set(keys))
-            points = vector_store.extend_collection(previous_collection, collection, new_keys, new_vectors, stale)
-        else:
-            points = vector_store.build_collection(collection, new_keys, new_vectors)
-        vectors_by_key = {**reused, **dict(zip(new_keys, new_vectors))}
-        dim = embedder.embedding_dim
+        stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
+        refreshed = refresh_vectors(spec, rows[spec.image_col], stores, progress, rebuild=config.rebuild)
         in_place = not spec.folder and spec.table in spec.tables
         target_rows = warehouse.query(f"SELECT * FROM {quote(spec.table)}") if in_place else rows
-        data = with_vector_column(target_rows, spec.column, target_rows[spec.image_col].astype(str).tolist(), vectors_by_key, dim)
-        generation = Generation(spec.table, spec.column, collection, str(version), spec.image_col)
+        data = refreshed.add_column(target_rows)
         try:
-            row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col], generation=generation)
+            row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col], generations=[refreshed.generation])
         except BaseException:
-            vector_store.drop_collection(collection)
+            vector_store.drop_collection(refreshed.collection)
             raise
-        # The previous collection is retired, not dropped: a SEARCH that began before the switch
-        # still reads it. The one retired before it goes now.
-        retired = previous.state.get("retired_collection") if previous else None
-        catalog.put(
-            spec.kind,
-            spec.catalog_name,
-            spec.to_dict(),
-            {
-                "collection": collection,
-                "retired_collection": previous_collection,
-                "model_version": version,
-                "vectors": points,
-                "rows": row_count,
-                "dim": dim,
-            },
-        )
-        vector_store.point_alias(_safe(f"{spec.table}__{spec.model}"), collection)
-        if retired not in (None, collection, previous_collection):
-            vector_store.drop_collection(retired)
-        progress(f"table {spec.table}: column {spec.column} set on {row_count} rows; collection {collection} holds {points} vectors")
+        publish(refreshed, row_count, stores)
+        progress(f"table {spec.table}: column {spec.column} set on {row_count} rows; collection {refreshed.collection} holds {refreshed.points} vectors")
+        table = table_metadata(warehouse, spec.table, row_count)
         if spec.folder:
             yield dg.MaterializeResult(
                 asset_key=table_key(spec.table),
-                metadata={"dagster/row_count": row_count, "folder": dg.MetadataValue.path(str(workspace.resolve(spec.folder)))},
+                metadata={**table, "folder": dg.MetadataValue.path(str(workspace.resolve(spec.folder)))},
             )
-        yield dg.MaterializeResult(
-            asset_key=spec.asset_key,
-            metadata={
-                "table": spec.table,
-                "column": spec.column,
-                "dagster/row_count": row_count,
-                "embedded_images": len(new_keys),
-                "reused_vectors": len(reused),
-                "embedding_dim": dim,
-                "batch_size": spec.batch_size,
-                "images_per_second": round(len(new_keys) / max(embed_seconds, 1e-9), 1),
-                "model_version": int(version),
-                "seconds": round(time.perf_counter() - started, 2),
-            },
-        )
-        yield dg.MaterializeResult(
-            asset_key=spec.collection_key,
-            metadata={"collection": collection, "vector_count": points, "distance": "cosine", "path": dg.MetadataValue.path(vector_store.location)},
-        )
+        else:
+            # Not an asset of this op, but rewritten by it: its page shows the new column.
+            context.log_event(dg.AssetMaterialization(asset_key=table_key(spec.table), metadata=table))
+        yield dg.MaterializeResult(asset_key=spec.asset_key, metadata=refreshed.metadata(row_count, time.perf_counter() - started))
+        yield dg.MaterializeResult(asset_key=spec.collection_key, metadata=refreshed.collection_metadata(vector_store))
 
     return _embed

@@ -11,6 +11,7 @@ selected assets, tagged with the statement.
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,6 +20,7 @@ import dagster as dg
 
 from thanosql_assets.defs.models import STATEMENT_TAG
 from thanosql_assets.defs.objects import build_definitions, catalog_specs
+from thanosql_assets.defs.recovery import in_flight
 from thanosql_assets.defs.specs import Spec, spec_from_dict
 
 # In-process runs log to the Dagster event log (the UI); the console gets our progress lines only.
@@ -59,13 +61,16 @@ def materialize(request: MaterializationRequest, resources: dict[str, Any], inst
     specs.update({(spec.kind, spec.catalog_name): spec for spec in request.specs})
     definitions = build_definitions(specs.values(), resources)
     new_keys = [key for key in request.selection if instance.get_latest_materialization_event(key) is None]
+    run_id = str(uuid.uuid4())
     try:
-        definitions.resolve_implicit_global_asset_job_def().execute_in_process(
-            asset_selection=list(request.selection),
-            instance=instance,
-            run_config={**_QUIET, **request.run_config},
-            tags={STATEMENT_TAG: statement[:_TAG_LIMIT]},
-        )
+        with in_flight(resources["workspace"].root, run_id):
+            definitions.resolve_implicit_global_asset_job_def().execute_in_process(
+                asset_selection=list(request.selection),
+                instance=instance,
+                run_config={**_QUIET, **request.run_config},
+                tags={STATEMENT_TAG: statement[:_TAG_LIMIT]},
+                run_id=run_id,
+            )
     except BaseException:
         # The failed run stays in the run history; the objects it meant to create do not exist,
         # so the asset catalog should not list them.

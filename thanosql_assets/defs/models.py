@@ -1,8 +1,9 @@
 """BUILD MODEL: one asset per model, trained with Lightning and tracked in MLflow.
 
 Each materialization is one MLflow run: every option as a param, loss and images/s per epoch as
-metrics, a picture of augmented pairs and the loss curve as artifacts, and the model logged and
-registered as a new version of the registered model named after the ThanoSQL model. When the
+metrics, a picture of augmented pairs and the loss curve as artifacts, and the model logged with
+its signature and registered as a new version of the registered model named after the ThanoSQL
+model, described by its statement, data, loss and quality. When the
 rows carry labels (`label_col`), a share of them (`holdout`) is kept out of training and used
 to measure retrieval quality (P@4, P@10, beside raw pixels); labels never reach training.
 Only once everything succeeded does the `serving` alias move to the new version and the catalog
@@ -11,13 +12,19 @@ point at it, so a failed build leaves the serving model untouched.
 
 import dataclasses
 import time
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
+from thanosql.errors import DataError
 from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.progress import Progress
+from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, ModelSpec, table_key
 
 MIN_LABELLED_ROWS = 20  # below this a held-out measurement says nothing
@@ -30,7 +37,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         deps=[table_key(name) for name in spec.tables],
         group_name="models",
         kinds={"pytorch", "mlflow"},
-        description=f"BUILD MODEL {spec.name} USING {spec.algorithm} AS {spec.query}",
+        description=spec.statement,
     )
     def _model(
         context: dg.AssetExecutionContext,
@@ -44,7 +51,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         import torch
 
         from thanosql_assets.models.evaluation import holdout_split, precision_at_k
-        from thanosql_assets.models.images import check_files_exist, infer_geometry, load_images
+        from thanosql_assets.models.images import check_files_exist, decode_images, infer_geometry
         from thanosql_assets.models.pictures import augmented_pairs, loss_curve
         from thanosql_assets.models.simclr.trainer import train_simclr
 
@@ -53,12 +60,19 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         rows = warehouse.query_from(spec.query, QUERY_DIALECT)
         image_col, label_col = spec.image_col, spec.label_col
         require_column(image_col, list(rows.columns), rows=f"the training rows of {spec.name}")
-        paths = [workspace.resolve(path) for path in rows[image_col].astype(str)]
-        check_files_exist(paths, image_col)
-        geometry = infer_geometry(paths, config.image_size)
+        paths = [None if pd.isna(value) or str(value) == "" else workspace.resolve(str(value)) for value in rows[image_col]]
+        if spec.on_error == "raise":
+            check_files_exist(paths, image_col)  # every missing file in one message, before any decoding
+        geometry = infer_geometry(paths, config.image_size, column=image_col, on_error=spec.on_error)
         decode_started = time.perf_counter()
-        images = load_images(paths, geometry)
+        decoded = decode_images(paths, geometry, column=image_col, on_error=spec.on_error)
+        images, rows = decoded.images, rows.iloc[decoded.kept].reset_index(drop=True)
+        skipped = [(str(image.path) if image.path else "NULL", image.reason) for image in decoded.skipped]
         progress(f"decoded {len(images)} images in {time.perf_counter() - decode_started:.1f} s")
+        if skipped:
+            progress(f"skipped {len(skipped)} unusable images (on_error='skip'): {skipped_summary(skipped)}")
+        if not len(images):
+            raise DataError(f"No usable image to train {spec.name} on: all {len(skipped)} were skipped.", hint="Fix the image files or the query's rows.")
 
         evaluate = (
             spec.holdout > 0
@@ -114,10 +128,15 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 # pickle keeps ImageEmbedder whole (preprocessing and `embed`), not just a traced graph
                 serialization_format="pickle",
                 pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                signature=embedder_signature(result.embedder),
             )
             version = str(info.registered_model_version)
 
         final_loss = result.epoch_losses[-1]
+        model_registry.describe_version(
+            spec.name, version, version_description(spec, len(rows), len(train_images), final_loss, quality)
+        )
+        links = mlflow_links(model_registry, run, spec.name, version)
         previous = catalog.get(spec.kind, spec.catalog_name)
         verdict = promotion(context.run.tags, previous.state if previous else None, quality)
         if verdict is not None:
@@ -127,7 +146,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             progress(f"model {spec.name} version {version} not promoted: {verdict}; version {previous.state['version']} keeps serving")
             return dg.MaterializeResult(
                 metadata={
-                    "mlflow_run_id": run.info.run_id,
+                    **links,
                     "model_version": int(previous.state["version"]),
                     "candidate_version": int(version),
                     "promoted": False,
@@ -149,7 +168,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         progress(f"model {spec.name} version {version} registered in MLflow (run {run.info.run_id})")
         return dg.MaterializeResult(
             metadata={
-                "mlflow_run_id": run.info.run_id,
+                **links,
                 "model_version": int(version),
                 "model_uri": model_registry.model_uri(spec.name),
                 "final_loss": final_loss,
@@ -160,13 +179,60 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "device": result.device,
                 "backbone": result.config.backbone,
                 "embedding_dim": result.embedder.embedding_dim,
+                "skipped_images": len(skipped),
+                **({"skipped": dg.MetadataValue.md(skipped_markdown(skipped))} if skipped else {}),
                 **{f"quality/{name}": round(value, 4) for name, value in quality.items()},
-                "artifacts": dg.MetadataValue.url(run.info.artifact_uri),
                 "promoted": True,
             }
         )
 
     return _model
+
+
+def embedder_signature(embedder: Any) -> Any:
+    """The logged model's signature: uint8 images N x C x H x W in 0..255, what `forward` and `embed`
+    take (not floats in 0..1), to float32 embeddings N x D."""
+    from mlflow.models import ModelSignature
+    from mlflow.types import Schema, TensorSpec
+
+    geometry = embedder.geometry
+    return ModelSignature(
+        inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, geometry.channels, geometry.height, geometry.width))]),
+        outputs=Schema([TensorSpec(np.dtype(np.float32), (-1, embedder.embedding_dim))]),
+    )
+
+
+def version_description(spec: ModelSpec, rows: int, train_images: int, final_loss: float, quality: dict[str, float]) -> str:
+    """The model version's description in MLflow (markdown): its statement, data, loss, quality and options."""
+    lines = [
+        f"```sql\n{spec.statement}\n```",
+        "",
+        f"- training data: {rows} rows, {train_images} trained on" + (f", {rows - train_images} held out" if quality else ""),
+        f"- final loss: {final_loss:.4f}",
+    ]
+    if quality:
+        lines.append(f"- held-out P@4: {quality['holdout_p_at_4']:.4f} (raw pixels: {quality['raw_pixels_p_at_4']:.4f})")
+    lines.append("- options: " + ", ".join(f"{name}={value!r}" for name, value in spec.options.items()))
+    return "\n".join(lines)
+
+
+def mlflow_links(model_registry: ModelRegistryResource, run: Any, name: str, version: str) -> dict[str, Any]:
+    """Where to find the run, its artifacts and the model version: pages of the MLflow UI when there is one."""
+    run_url = model_registry.run_url(run.info.experiment_id, run.info.run_id)
+    if run_url is None:
+        return {"mlflow_run_id": run.info.run_id, "artifacts": _artifact_location(run.info.artifact_uri)}
+    return {
+        "mlflow_run_id": run.info.run_id,
+        "mlflow_run": dg.MetadataValue.url(run_url),
+        "mlflow_model_version": dg.MetadataValue.url(model_registry.model_version_url(name, version)),
+        "artifacts": dg.MetadataValue.url(f"{run_url}/artifacts"),
+    }
+
+
+def _artifact_location(uri: str) -> dg.MetadataValue:
+    """A local artifact directory as a path (browsers do not open file:// links from a web page)."""
+    parsed = urlparse(uri)
+    return dg.MetadataValue.path(url2pathname(parsed.path) if parsed.scheme == "file" else uri)
 
 
 def promotion(run_tags: dict[str, str], serving: dict | None, quality: dict[str, float]) -> str | None:

@@ -32,6 +32,20 @@ def embedding_name(table: str, model: str) -> str:
     return f"{table}/{model}"
 
 
+def _options_sql(options: dict[str, Any], defaults: dict[str, Any]) -> str:
+    """` OPTIONS (name=value, ...)` of the options that are not in `defaults` with the same value ("" if none)."""
+    written = [f"{name}={_sql_value(value)}" for name, value in options.items() if name not in defaults or value != defaults[name]]
+    return f" OPTIONS ({', '.join(written)})" if written else ""
+
+
+def _sql_value(value: Any) -> str:
+    if isinstance(value, str):
+        return "'" + value.replace("'", "''") + "'"
+    if isinstance(value, (list, tuple)):
+        return f"[{', '.join(_sql_value(item) for item in value)}]"
+    return repr(value)  # numbers, True and False as ThanoSQL writes them
+
+
 class _Record:
     """A spec as the catalog stores it: its fields as JSON values."""
 
@@ -88,6 +102,7 @@ class ModelSpec(_NamedSpec):
     label_col: str = "label"  # labels only measure quality for SimCLR: never used for training
     holdout: float = 0.1  # share of labelled rows kept out of training to measure quality
     schedule: str | None = None  # cron string of scheduled retraining
+    on_error: str = "raise"  # an unreadable image: "raise" (nothing changes) or "skip" (trained without it, listed)
     training: SimCLRConfig = field(default_factory=SimCLRConfig)
 
     @property
@@ -98,8 +113,16 @@ class ModelSpec(_NamedSpec):
             "label_col": self.label_col,
             "holdout": self.holdout,
             "schedule": self.schedule,
+            "on_error": self.on_error,
             **dataclasses.asdict(self.training),
         }
+
+    @property
+    def statement(self) -> str:
+        """The BUILD MODEL statement of this spec: its image_col and every option that is not the default."""
+        default = ModelSpec(self.name, self.algorithm, self.query, self.tables, training=ALGORITHMS[self.algorithm.lower()].config())
+        defaults = {name: value for name, value in default.options.items() if name != "image_col"}
+        return f"BUILD MODEL {self.name} USING {self.algorithm}{_options_sql(self.options, defaults)} AS {self.query}"
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "algorithm": self.algorithm, "query": self.query, "tables": list(self.tables), "options": self.options}
@@ -138,6 +161,7 @@ class EmbeddingSpec(_Record):
     folder: str | None = None
     file_types: tuple[str, ...] = ()
     batch_size: int = 256  # images per forward pass
+    on_error: str = "raise"  # an unreadable image: "raise" (nothing changes) or "skip" (left without embedding, listed)
 
     @property
     def catalog_name(self) -> str:
@@ -149,12 +173,25 @@ class EmbeddingSpec(_Record):
         return f"{self.model}_{self.algorithm.lower()}"
 
     @property
+    def statement(self) -> str:
+        """The CONVERT or CREATE TABLE ... USING statement of this spec: what it embeds, and every
+        other option that is not the default."""
+        defaults = {item.name: item.default for item in dataclasses.fields(self) if item.name in ("batch_size", "on_error")}
+        if self.folder:
+            options = {"file_type": list(self.file_types), "image_col": self.image_col, "on_error": self.on_error}
+            return f"CREATE TABLE {self.table} USING {self.model}{_options_sql(options, defaults)} FROM {_sql_value(self.folder)}"
+        options = {"table_name": self.table, "image_col": self.image_col, "batch_size": self.batch_size, "on_error": self.on_error}
+        return f"CONVERT USING {self.model}{_options_sql(options, defaults)} AS {self.query}"
+
+    # Dagster's asset graph labels a node with the last part of its key, so that part tells the
+    # model (`model/<model>`), its embedding column and the column's vectors apart.
+    @property
     def asset_key(self) -> dg.AssetKey:
-        return dg.AssetKey(["embedding", self.table, self.model])
+        return dg.AssetKey(["embedding", self.table, self.column])
 
     @property
     def collection_key(self) -> dg.AssetKey:
-        return dg.AssetKey(["collection", self.table, self.model])
+        return dg.AssetKey(["collection", self.table, f"{self.column}_vectors"])
 
 
 Spec = DatasetSpec | TableSpec | ModelSpec | EmbeddingSpec

@@ -1,13 +1,35 @@
-"""COPY: one asset per table, copied from a CSV file into the table store."""
+"""COPY: one asset per table, copied from CSV files into the table store.
+
+A table that CONVERT embedded in place keeps its embedding columns through a COPY: the new
+rows' images are embedded (images already in the collection keep their vectors) into new
+collections, and the table is replaced with its rows and every embedding column in one
+transaction. Until that transaction commits, the previous table and collections serve; a COPY
+that fails or is killed midway leaves them as they were.
+"""
 
 import time
 
 import dagster as dg
 
-from resources import CatalogResource, WarehouseResource, WorkspaceResource
+from resources import (
+    CatalogResource,
+    ModelRegistryResource,
+    VectorStoreResource,
+    WarehouseResource,
+    WorkspaceResource,
+)
 from thanosql.errors import DataError
+from thanosql_assets.defs.csv_files import read_csv_files
+from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
 from thanosql_assets.defs.progress import Progress
-from thanosql_assets.defs.specs import TableSpec
+from thanosql_assets.defs.specs import EmbeddingSpec, TableSpec, spec_from_dict
+from thanosql_assets.defs.table_metadata import column_schema
+
+
+def in_place_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingSpec]:
+    """The embeddings CONVERT wrote into `table` itself (its embedding columns)."""
+    specs = [spec_from_dict("embedding", entry.spec) for entry in catalog.list("embedding")]
+    return [spec for spec in specs if not spec.folder and spec.table == table and table in spec.tables]
 
 
 def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -23,8 +45,11 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         workspace: WorkspaceResource,
         warehouse: WarehouseResource,
         catalog: CatalogResource,
+        model_registry: ModelRegistryResource,
+        vector_store: VectorStoreResource,
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
+        progress = Progress(context)
         paths = [workspace.resolve(source) for source in spec.sources]
         for source, path in zip(spec.sources, paths):
             if not path.is_file():
@@ -32,17 +57,37 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                     f'COPY {spec.name}: file "{source}" does not exist (looked at {path}).',
                     hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
                 )
-        rows = warehouse.replace_table_from_csv(spec.name, paths)
+        data = read_csv_files(list(zip(spec.sources, paths)))
+        stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
+        refreshed = [
+            refresh_vectors(embedding, data.column(embedding.image_col).to_pandas(), stores, progress, rebuild=False)
+            for embedding in in_place_embeddings(catalog, spec.name)
+            if embedding.image_col in data.column_names
+        ]
+        for embedding in refreshed:
+            data = embedding.add_column(data)
+        try:
+            rows = warehouse.replace_table(
+                spec.name,
+                data,
+                index_on=sorted({embedding.spec.image_col for embedding in refreshed}),
+                generations=[embedding.generation for embedding in refreshed],
+            )
+        except BaseException:
+            for embedding in refreshed:
+                vector_store.drop_collection(embedding.collection)
+            raise
+        for embedding in refreshed:
+            publish(embedding, rows, stores)
+            _report_embedding(context, embedding, vector_store, rows, time.perf_counter() - started)
         columns = warehouse.columns(spec.name)
         preview = warehouse.preview(spec.name)
         catalog.put(spec.kind, spec.catalog_name, spec.to_dict(), {"rows": rows, "columns": columns})
-        Progress(context)(f"table {spec.name}: {rows} rows, columns {', '.join(columns)}")
+        progress(f"table {spec.name}: {rows} rows, columns {', '.join(columns)}")
         return dg.MaterializeResult(
             metadata={
                 "dagster/row_count": rows,
-                "dagster/column_schema": dg.TableSchema(
-                    columns=[dg.TableColumn(name, str(dtype)) for name, dtype in preview.dtypes.items()]
-                ),
+                "dagster/column_schema": column_schema(preview),
                 "sources": dg.MetadataValue.json([str(path) for path in paths]),
                 "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
                 "seconds": round(time.perf_counter() - started, 2),
@@ -50,3 +95,9 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         )
 
     return _table
+
+
+def _report_embedding(context, embedding: RefreshedEmbedding, vector_store: VectorStoreResource, rows: int, seconds: float) -> None:
+    """The embedding and collection assets changed with the table: their materializations say so."""
+    context.log_event(dg.AssetMaterialization(asset_key=embedding.spec.asset_key, metadata=embedding.metadata(rows, seconds)))
+    context.log_event(dg.AssetMaterialization(asset_key=embedding.spec.collection_key, metadata=embedding.collection_metadata(vector_store)))

@@ -47,12 +47,13 @@ def test_print_image_shows_images_inline_under_their_paths(ipython, tutorial_hom
     assert "Searching..." in captured.stdout
 
 
-def test_errors_are_shown_not_raised(ipython, tutorial_home):
+def test_a_failing_cell_raises_and_shows_only_the_message(ipython, tutorial_home):
+    from thanosql.errors import ObjectNotFoundError
+
     ipython.run_line_magic("thanosql", f"home={tutorial_home}")
-    with capture_output() as captured:
-        result = ipython.run_cell_magic("thanosql", "", "SELECT * FROM nope")
-    assert result is None
-    assert "ThanoSQL error: line 1:15: Table 'nope' does not exist" in captured.stdout
+    with pytest.raises(ObjectNotFoundError) as caught:
+        ipython.run_cell_magic("thanosql", "", "SELECT * FROM nope")
+    assert caught.value._render_traceback_()[0].startswith("ThanoSQL error: line 1:15: Table 'nope' does not exist")
 
 
 def test_statements_without_rows_print_success(ipython, scratch_conn):

@@ -28,6 +28,12 @@ def materialization_count(conn, key: str) -> int:
     return len(instance.fetch_materializations(dg.AssetKey.from_user_string(key), limit=100).records)
 
 
+def column_types(conn, table: str) -> dict[str, str]:
+    """The column schema the Dagster UI shows on the table's page (its latest materialization's)."""
+    schema = latest_metadata(conn, f"table/{table}")["dagster/column_schema"]
+    return {column.name: column.type for column in schema.columns}
+
+
 def collection_state(conn, table: str) -> dict:
     resources = build_resources(Settings.from_env(conn.settings.home))
     return resources["catalog"].get("embedding", f"{table}/{MODEL}").state
@@ -50,7 +56,8 @@ FROM 'thanosql-dataset/mnist_data/train/'"""
     assert len(table) == 1000 and table[COLUMN].notna().all()
     assert table["image_path"].str.startswith("thanosql-dataset/mnist_data/train/").all()
     assert latest_metadata(scratch_conn, "table/mnist_embds")["dagster/row_count"] == 1000
-    assert latest_metadata(scratch_conn, f"collection/mnist_embds/{MODEL}")["vector_count"] == 1000
+    assert column_types(scratch_conn, "mnist_embds") == {"image_path": "str", "filename": "str", COLUMN: "float32[128]"}
+    assert latest_metadata(scratch_conn, f"collection/mnist_embds/{COLUMN}_vectors")["vector_count"] == 1000
 
     converted = scratch_conn.execute(
         f"""SELECT image_path, filename, {MODEL}_SimCLR FROM(
@@ -76,18 +83,18 @@ def test_new_files_in_a_folder_embed_only_the_new_images(scratch_conn):
         shutil.copy(home / "thanosql-dataset/mnist_data/test" / name, folder / name)
     statement = f"CREATE TABLE pictures USING {MODEL} OPTIONS (file_type=['.jpg']{{}}) FROM 'pictures'"
     scratch_conn.execute(statement.format(""))
-    assert latest_metadata(scratch_conn, f"embedding/pictures/{MODEL}")["embedded_images"] == 3
+    assert latest_metadata(scratch_conn, f"embedding/pictures/{COLUMN}")["embedded_images"] == 3
 
     (folder / "more").mkdir()
     for name in ["2242.jpg", "3451.jpg"]:
         shutil.copy(home / "thanosql-dataset/mnist_data/test" / name, folder / "more" / name)
     (folder / "9239.jpg").unlink()
     scratch_conn.execute(statement.format(", overwrite=True"))
-    metadata = latest_metadata(scratch_conn, f"embedding/pictures/{MODEL}")
+    metadata = latest_metadata(scratch_conn, f"embedding/pictures/{COLUMN}")
     assert (metadata["embedded_images"], metadata["reused_vectors"]) == (2, 2)
     rows = scratch_conn.execute("SELECT filename FROM pictures ORDER BY filename")
     assert rows["filename"].tolist() == ["2242.jpg", "3451.jpg", "5099.jpg", "923.jpg"]
-    assert latest_metadata(scratch_conn, f"collection/pictures/{MODEL}")["vector_count"] == 4
+    assert latest_metadata(scratch_conn, f"collection/pictures/{COLUMN}_vectors")["vector_count"] == 4
 
 
 def test_copy_append_embeds_only_the_new_rows_in_the_same_run(scratch_conn):
@@ -100,9 +107,9 @@ def test_copy_append_embeds_only_the_new_rows_in_the_same_run(scratch_conn):
     assert scratch_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'extra.csv'") is None
 
     assert len(scratch_conn.settings.dagster_instance().get_runs()) == runs_before + 1
-    metadata = latest_metadata(scratch_conn, f"embedding/mnist_test/{MODEL}")
+    metadata = latest_metadata(scratch_conn, f"embedding/mnist_test/{COLUMN}")
     assert (metadata["embedded_images"], metadata["reused_vectors"]) == (25, 200)
-    assert latest_metadata(scratch_conn, f"collection/mnist_test/{MODEL}")["vector_count"] == 225
+    assert latest_metadata(scratch_conn, f"collection/mnist_test/{COLUMN}_vectors")["vector_count"] == 225
     assert latest_metadata(scratch_conn, "table/mnist_test")["dagster/row_count"] == 225
     after = scratch_conn.execute(f"SELECT image_path, {COLUMN} FROM mnist_test")
     assert len(after) == 225 and after[COLUMN].notna().all()
@@ -166,9 +173,31 @@ def test_reconvert_after_retraining_switches_atomically_under_concurrent_searche
 def test_convert_embeds_with_the_batch_size_it_was_given(scratch_conn):
     before = scratch_conn.execute(f"SELECT image_path, {COLUMN} FROM mnist_test")
     scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='mnist_test', batch_size=7) AS SELECT * FROM mnist_test")
-    assert latest_metadata(scratch_conn, f"embedding/mnist_test/{MODEL}")["batch_size"] == 7
+    assert latest_metadata(scratch_conn, f"embedding/mnist_test/{COLUMN}")["batch_size"] == 7
     catalog = build_resources(Settings.from_env(scratch_conn.settings.home))["catalog"]
     assert catalog.get("embedding", f"mnist_test/{MODEL}").spec["batch_size"] == 7
     after = scratch_conn.execute(f"SELECT image_path, {COLUMN} FROM mnist_test")
     # Batches of 7 embed the same images as batches of 256 (bf16 inference may round differently).
     np.testing.assert_allclose(np.stack(after[COLUMN]), np.stack(before[COLUMN]), atol=2e-3)
+
+
+def test_convert_shows_the_new_column_in_the_tables_schema(tutorial_conn):
+    # The tutorial's COPY made mnist_test; its CONVERT rewrote it with the embedding column.
+    assert column_types(tutorial_conn, "mnist_test") == {
+        "image_path": "str",
+        "filename": "str",
+        "label": "int64",
+        COLUMN: "float32[128]",
+    }
+    assert latest_metadata(tutorial_conn, "table/mnist_test")["dagster/row_count"] == 200
+
+
+def test_the_embedding_asset_is_described_by_its_statement_with_options(tutorial_conn):
+    from thanosql_assets.defs.objects import build_definitions, catalog_specs
+
+    resources = build_resources(Settings.from_env(tutorial_conn.settings.home))
+    definitions = build_definitions(catalog_specs(resources["catalog"]), resources)
+    key = dg.AssetKey(["embedding", "mnist_test", COLUMN])
+    assert definitions.resolve_assets_def(key).descriptions_by_key[key] == (
+        f"CONVERT USING {MODEL} OPTIONS (table_name='mnist_test', image_col='image_path') AS SELECT * FROM mnist_test"
+    )

@@ -3,6 +3,7 @@ registered model that reloads to give the very embeddings CONVERT stored."""
 
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -81,3 +82,65 @@ np.save(sys.stdout.buffer, model.embed(load_images(paths, model.geometry)))
     reloaded = np.load(io.BytesIO(result.stdout))
     # Tables store the model's embeddings L2-normalized (cosine similarity is then a dot product).
     np.testing.assert_array_equal(l2_normalize(reloaded), np.stack(stored["v"].to_numpy()))
+
+
+def latest_model_metadata(home, name: str) -> dict:
+    import dagster as dg
+
+    instance = Settings.from_env(home).dagster_instance()
+    return instance.get_latest_materialization_event(dg.AssetKey(["model", name])).asset_materialization.metadata
+
+
+def test_the_model_asset_is_described_by_its_statement_with_options(tutorial):
+    import dagster as dg
+
+    from thanosql_assets.defs.objects import build_definitions, catalog_specs
+
+    resources, *_ = tutorial
+    key = dg.AssetKey(["model", "my_image_search_model"])
+    definitions = build_definitions(catalog_specs(resources["catalog"]), resources)
+    assert definitions.resolve_assets_def(key).descriptions_by_key[key] == (
+        "BUILD MODEL my_image_search_model USING SimCLR OPTIONS (image_col='image_path', max_epochs=1) AS SELECT * FROM mnist_train"
+    )
+
+
+def test_the_model_version_has_a_description_and_a_signature(tutorial):
+    import mlflow
+
+    resources, state, client, _ = tutorial
+    description = client.get_model_version("my_image_search_model", state["version"]).description
+    assert "BUILD MODEL my_image_search_model USING SimCLR OPTIONS (image_col='image_path', max_epochs=1)" in description
+    assert "- training data: 1000 rows, 900 trained on, 100 held out" in description
+    assert f"- final loss: {state['final_loss']:.4f}" in description
+    assert f"- held-out P@4: {state['holdout_p_at_4']:.4f}" in description
+    assert "temperature=0.2" in description, "every option, defaults included"
+
+    resources["model_registry"].client()  # points mlflow at this workspace's registry
+    signature = mlflow.models.get_model_info(f"models:/my_image_search_model/{state['version']}").signature
+    (images,), (embeddings,) = signature.inputs.inputs, signature.outputs.inputs
+    assert (images.type, images.shape) == (np.dtype(np.uint8), (-1, *state["geometry"]))
+    assert (embeddings.type, embeddings.shape) == (np.dtype(np.float32), (-1, state["embedding_dim"]))
+
+
+def test_without_an_mlflow_ui_the_artifacts_are_a_local_path(tutorial, tutorial_home):
+    _, state, _, run = tutorial
+    metadata = latest_model_metadata(tutorial_home, "my_image_search_model")
+    assert metadata["mlflow_run_id"].value == state["run_id"]
+    assert "mlflow_run" not in metadata and "mlflow_model_version" not in metadata
+    artifacts = Path(metadata["artifacts"].value)
+    assert artifacts.is_dir() and (artifacts / "loss_curve.png").is_file()
+
+
+def test_with_an_mlflow_ui_the_model_links_its_run_version_and_artifacts(scratch_conn, monkeypatch):
+    import thanosql
+
+    monkeypatch.setenv("THANOSQL_MLFLOW_UI_URL", "http://localhost:5000/")
+    conn = thanosql.connect(scratch_conn.settings.home, progress=False)
+    conn.execute("BUILD MODEL linked_model USING SimCLR OPTIONS (max_epochs=1, holdout=0) AS SELECT * FROM mnist_test")
+    metadata = latest_model_metadata(conn.settings.home, "linked_model")
+    run_id = metadata["mlflow_run_id"].value
+    client = build_resources(conn.settings)["model_registry"].client()
+    run_page = f"http://localhost:5000/#/experiments/{client.get_run(run_id).info.experiment_id}/runs/{run_id}"
+    assert metadata["mlflow_run"].value == run_page
+    assert metadata["artifacts"].value == f"{run_page}/artifacts"
+    assert metadata["mlflow_model_version"].value == "http://localhost:5000/#/models/linked_model/versions/1"

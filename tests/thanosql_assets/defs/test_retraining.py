@@ -46,7 +46,8 @@ def test_a_schedule_tick_retrains_and_re_embeds_and_gates_on_quality(scratch_con
     result = tick(scratch_conn)
     assert result.success
     materialized = {event.asset_key.to_user_string() for event in result.get_asset_materialization_events()}
-    assert materialized == {f"model/{MODEL}", f"embedding/mnist_test/{MODEL}", f"collection/mnist_test/{MODEL}"}
+    # The table too: re-embedding rewrites its embedding column.
+    assert materialized == {f"model/{MODEL}", "table/mnist_test", f"embedding/mnist_test/{MODEL}_simclr", f"collection/mnist_test/{MODEL}_simclr_vectors"}
     second = embedding_state(scratch_conn)
     # Same data and seed: the same quality, so the new version serves, and the table is re-embedded with it.
     assert serving_version(scratch_conn) == "2" and second["model_version"] == "2"

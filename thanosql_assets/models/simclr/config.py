@@ -39,7 +39,7 @@ class SimCLRConfig:
     image_size: int | None = option(
         None, "side of the square images the model sees (default: the images' own size up to 64 px, else 64)", minimum=8, maximum=1024
     )
-    seed: int = option(0, "random seed; the same seed and data give the same model on the CPU")
+    seed: int = option(0, "random seed; the same seed and data give the same model on the CPU", minimum=0, maximum=2**32 - 1)
     rotation: float = option(20.0, "largest random rotation, in degrees", minimum=0, maximum=180)
     shear: float = option(0.3, "largest random horizontal shear (slant), as a factor", minimum=0, maximum=1)
     translate: float = option(0.1, "largest random shift, as a fraction of the image side", minimum=0, maximum=0.5)

@@ -1,0 +1,54 @@
+"""The one place where errors become what a user sees: a `ThanoSQLError`, never a library's.
+
+Every entry point (the Python API, the CLI, the Jupyter magic, the SQL server) runs statements
+inside `user_errors()`. Errors the product foresaw are `ThanoSQLError`s already and pass through;
+anything else is a bug, reported as an `InternalError` that names the statement (the library's
+exception is chained to it as `__cause__`, for the bug report), not as a DuckDB, Dagster or
+torch exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from thanosql.errors import InternalError, ThanoSQLError
+
+
+@contextmanager
+def user_errors(statement: str = "") -> Iterator[None]:
+    try:
+        yield
+    except ThanoSQLError:
+        raise
+    except RecursionError:
+        raise InternalError(
+            f"The statement is nested too deeply to run{_quoted(statement)}.",
+            hint="Write it with fewer nested parentheses or subqueries (a WITH clause names a subquery once).",
+        ) from None
+    except Exception as error:
+        foreseen = _foreseen_cause(error)
+        if foreseen is not None:
+            raise foreseen from None
+        raise InternalError(
+            f"ThanoSQL failed unexpectedly{_quoted(statement)}: {type(error).__name__}: {str(error)[:300]}",
+            hint="This is a bug in ThanoSQL; please report it with the statement. The statement's results were "
+            "not switched in, so the previous tables, models and collections still serve.",
+        ) from error
+
+
+def _foreseen_cause(error: BaseException) -> ThanoSQLError | None:
+    """A ThanoSQLError that a library (Dagster's run, a thread pool) wrapped on its way out."""
+    seen = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ThanoSQLError):
+            return current
+        current = getattr(current, "user_exception", None) or current.__cause__ or current.__context__
+    return None
+
+
+def _quoted(statement: str) -> str:
+    first_line = statement.strip().splitlines()[0] if statement.strip() else ""
+    return f" in `{first_line[:80]}{'...' if len(first_line) > 80 else ''}`" if first_line else ""

@@ -1,0 +1,26 @@
+"""A table store's query errors, pointed at the user's text.
+
+The store runs the transpiled SQL, so its own positions are useless to the user; the names it
+quotes are not.
+"""
+
+from __future__ import annotations
+
+import re
+
+from sqlglot import exp
+
+from sql_frontend.language.positions import caret_snippet, line_col, locate
+from thanosql.errors import QueryError
+
+
+def located(error: QueryError, sql: str, query: exp.Expression) -> QueryError:
+    """The store's `error` pointing into the user's text: at the first name it quotes that `sql`
+    holds (`Referenced column "foo" not found` points at foo), else at the query."""
+    for name in re.findall(r'"([^"]+)"', error.bare_message):
+        match = re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", sql, flags=re.IGNORECASE)
+        if match:
+            line, col = line_col(sql, match.start())
+            snippet = caret_snippet(sql, match.start(), match.end() - 1)
+            return QueryError(error.bare_message, line=line, col=col, snippet=snippet, hint=error.hint)
+    return QueryError(error.bare_message, **locate(sql, query), hint=error.hint)

@@ -1,0 +1,51 @@
+"""Queries read tables, nothing else: the static half of that promise.
+
+A SELECT (and the AS SELECT of BUILD MODEL, CONVERT and SEARCH) may not hide a statement that
+changes data (`WITH d AS (DELETE ... RETURNING *)`) or a table function that reads files or runs
+SQL text (`read_csv('/etc/passwd')`, `query('...')`). The table stores enforce the same at run
+time (a rolled-back transaction without file access in DuckDB, a read-only role and transaction
+in PostgreSQL); this check says so before anything runs, at the offending text.
+"""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from sql_frontend.language.positions import locate
+from thanosql.errors import SQLError
+
+# Table functions that compute rows from their arguments alone.
+_ROW_GENERATORS = (exp.GenerateSeries, exp.ExplodingGenerateSeries, exp.Unnest)
+_GENERATOR_NAMES = {"range", "generate_series", "unnest"}
+# Statements, wherever they hide in a query: they change data or settings, or reach outside the tables.
+_STATEMENTS = (
+    exp.DML, exp.DDL, exp.Drop, exp.Alter, exp.TruncateTable, exp.Attach, exp.Detach, exp.Install, exp.Export,
+    exp.Analyze, exp.Grant, exp.Revoke, exp.Comment, exp.Refresh, exp.Cache, exp.Uncache, exp.LoadData, exp.Kill,
+    exp.Lock, exp.Command, exp.Set, exp.Transaction, exp.Commit, exp.Rollback, exp.Use, exp.Pragma,
+)  # fmt: skip
+
+
+def check_read_only(query: exp.Expression, sql: str) -> None:
+    """Raise SQLError (at the offending text of `sql`) if `query` could change data or read files."""
+    for node in query.walk():
+        if isinstance(node, _STATEMENTS):
+            keyword = str(node.this).upper() if isinstance(node, exp.Command) else node.key.upper()
+            raise SQLError(
+                f"A query only reads tables: {keyword} is not allowed in it.",
+                **locate(sql, node),
+                hint="Queries only read tables. COPY replaces or appends to a table; CONVERT adds embeddings.",
+            )
+        if isinstance(node, exp.Table) and isinstance(node.this, exp.Func) and not _generates_rows(node.this):
+            name = node.this.sql_name() if not isinstance(node.this, exp.Anonymous) else str(node.this.this)
+            raise SQLError(
+                f"A query reads tables only; the table function {name.lower()}() is not allowed.",
+                **locate(sql, node),
+                hint="Load a file into a table with COPY <table> FROM 'file.csv', then query the table.",
+            )
+
+
+def _generates_rows(function: exp.Func) -> bool:
+    if isinstance(function, _ROW_GENERATORS):
+        return True
+    return isinstance(function, exp.Anonymous) and str(function.this).lower() in _GENERATOR_NAMES
+

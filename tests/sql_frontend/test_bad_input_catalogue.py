@@ -1,0 +1,144 @@
+"""A catalogue of bad inputs: each is refused with a ThanoSQLError that says what and how to fix
+it, and the workspace (tables with row counts and content, catalog, MLflow versions and aliases,
+collections, dataset files, Dagster assets) is exactly as it was."""
+
+from __future__ import annotations
+
+import pytest
+
+from sql_frontend.planning.options import CONVERT_OPTIONS, build_model_options
+from tests.workspace_state import snapshot
+from thanosql.errors import ThanoSQLError
+from thanosql_assets.models.algorithms import ALGORITHMS
+
+BUILD = "BUILD MODEL m2 USING SimCLR OPTIONS ({options}) AS SELECT * FROM mnist_train"
+CONVERT = "CONVERT USING my_image_search_model OPTIONS ({options}) AS SELECT * FROM mnist_test"
+SEARCH = "SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS SELECT * FROM mnist_test"
+
+
+def _numeric_cases():
+    """Every numeric option at 0, negative, huge and of the wrong type."""
+    statements = [(spec, BUILD) for spec in build_model_options(ALGORITHMS["simclr"])] + [(spec, CONVERT) for spec in CONVERT_OPTIONS]
+    for spec, template in statements:
+        if spec.type not in (int, float):
+            continue
+        values = ["-1", "10000000000000", "'many'", "[1, 2]"]
+        if spec.minimum is not None and spec.minimum > 0:
+            values.append("0")
+        for value in values:
+            yield pytest.param(template.format(options=f"{spec.name}={value}"), [spec.name], id=f"{spec.name}={value}")
+
+
+# (statement, words the message must hold)
+CASES = [
+    # A query reads tables only: no data change, no file.
+    pytest.param("WITH d AS (DELETE FROM mnist_train RETURNING *) SELECT count(*) FROM d", ["DELETE", "only reads tables"], id="delete-in-with"),
+    pytest.param("WITH d AS (UPDATE mnist_train SET image_path = '/etc/passwd' RETURNING *) SELECT * FROM d", ["UPDATE"], id="update-in-with"),
+    pytest.param("WITH d AS (INSERT INTO mnist_train SELECT * FROM mnist_train RETURNING *) SELECT * FROM d", ["INSERT"], id="insert-in-with"),
+    pytest.param("SELECT * FROM read_csv('/etc/passwd')", ["read_csv", "COPY"], id="read_csv"),
+    pytest.param("SELECT * FROM read_csv_auto('/etc/passwd') AS t", ["read_csv_auto"], id="read_csv_auto"),
+    pytest.param("SELECT * FROM read_parquet('/tmp/x.parquet')", ["read_parquet"], id="read_parquet"),
+    pytest.param("SELECT * FROM read_text('/etc/passwd')", ["read_text"], id="read_text"),
+    pytest.param("SELECT * FROM glob('/etc/*')", ["glob"], id="glob"),
+    pytest.param("SELECT * FROM query('DELETE FROM mnist_train')", ["query"], id="query-function"),
+    pytest.param("SELECT * FROM '/etc/passwd'", ["/etc/passwd", "does not exist"], id="file-as-table"),
+    pytest.param("SELECT pg_read_file('/etc/passwd')", ["pg_read_file"], id="pg_read_file"),
+    pytest.param("BUILD MODEL m2 USING SimCLR AS WITH d AS (DELETE FROM mnist_train RETURNING *) SELECT * FROM d", ["DELETE"], id="build-over-delete"),
+    pytest.param("CONVERT USING my_image_search_model AS SELECT * FROM read_csv('/etc/passwd')", ["read_csv"], id="convert-over-file"),
+    pytest.param("SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS WITH d AS (DELETE FROM mnist_test RETURNING *) SELECT * FROM d", ["DELETE"], id="search-over-delete"),
+    pytest.param("SELECT * FROM mnist_train; DELETE FROM mnist_train", ["one statement"], id="two-statements"),
+    pytest.param("DELETE FROM mnist_train", ["not supported"], id="delete"),
+    pytest.param("DROP TABLE mnist_train", ["not supported"], id="drop"),
+    pytest.param("UPDATE mnist_train SET label = 0", ["not supported"], id="update"),
+    # The store's errors, in SQL terms, at the user's text.
+    pytest.param("SELECT no_such_column FROM mnist_train", ["no_such_column", "column"], id="unknown-column"),
+    pytest.param("SELECT no_such_function(label) FROM mnist_train", ["no_such_function"], id="unknown-function"),
+    pytest.param("SELECT CAST(image_path AS INTEGER) FROM mnist_train", ["convert", "TRY_CAST"], id="bad-cast"),
+    pytest.param("SELECT label, image_path FROM mnist_train GROUP BY label", ["image_path"], id="bad-group-by"),
+    pytest.param("SELECT * FROM mnist_train WHERE label = 'seven'", ["seven"], id="bad-comparison"),
+    # Names that cannot become assets, files and collections.
+    pytest.param('COPY "my table" FROM "thanosql-dataset/mnist_data/mnist_test.csv"', ["letters, digits and underscores"], id="name-with-space"),
+    pytest.param('COPY "a""b" FROM "thanosql-dataset/mnist_data/mnist_test.csv"', ["letters, digits and underscores"], id="name-with-quote"),
+    pytest.param('COPY "a;b" FROM "thanosql-dataset/mnist_data/mnist_test.csv"', ["letters, digits and underscores"], id="name-with-semicolon"),
+    pytest.param("COPY " + "t" * 300 + ' FROM "thanosql-dataset/mnist_data/mnist_test.csv"', ["longer than 63"], id="name-300-chars"),
+    pytest.param('BUILD MODEL "my model" USING SimCLR AS SELECT * FROM mnist_train', ["letters, digits and underscores"], id="model-name-with-space"),
+    pytest.param("CONVERT USING my_image_search_model OPTIONS (table_name='bad name') AS SELECT * FROM mnist_test", ["letters"], id="convert-table-name"),
+    pytest.param("CREATE TABLE \"x y\" USING my_image_search_model FROM 'thanosql-dataset/mnist_data/test'", ["letters"], id="create-table-name"),
+    # Every object kind's overwrite collision.
+    pytest.param("GET THANOSQL DATASET mnist_data", ["already exists", "overwrite=True"], id="dataset-exists"),
+    pytest.param('COPY mnist_train FROM "thanosql-dataset/mnist_data/mnist_train.csv"', ["already exists", "overwrite=True"], id="table-exists"),
+    pytest.param("BUILD MODEL my_image_search_model USING SimCLR AS SELECT * FROM mnist_train", ["already exists", "overwrite=True"], id="model-exists"),
+    pytest.param("CREATE TABLE mnist_train USING my_image_search_model FROM 'thanosql-dataset/mnist_data/test'", ["mnist_train", "overwrite"], id="folder-table-exists"),
+    pytest.param("CONVERT USING my_image_search_model OPTIONS (table_name='mnist_train') AS SELECT * FROM mnist_test", ["replace table 'mnist_train'"], id="convert-onto-unrelated-table"),
+    # Options of the wrong kind.
+    pytest.param("COPY mnist_train OPTIONS (overwrite='yes') FROM \"thanosql-dataset/mnist_data/mnist_train.csv\"", ["overwrite", "True or False"], id="overwrite-not-bool"),
+    pytest.param("COPY t2 OPTIONS (append=1) FROM \"thanosql-dataset/mnist_data/mnist_train.csv\"", ["append"], id="append-not-bool"),
+    pytest.param("BUILD MODEL m2 USING SimCLR OPTIONS (backbone='vgg') AS SELECT * FROM mnist_train", ["backbone", "small_cnn"], id="unknown-backbone"),
+    pytest.param("BUILD MODEL m2 USING SimCLR OPTIONS (schedule='every day') AS SELECT * FROM mnist_train", ["schedule"], id="bad-cron"),
+    pytest.param("BUILD MODEL m2 USING SimCLR OPTIONS (image_col='') AS SELECT * FROM mnist_train", ["image_col"], id="empty-image-col"),
+    pytest.param("BUILD MODEL m2 USING NoSuchAlgorithm AS SELECT * FROM mnist_train", ["NoSuchAlgorithm", "SimCLR"], id="unknown-algorithm"),
+    # Paths.
+    pytest.param('COPY t2 FROM "no/such/file.csv"', ["does not exist"], id="missing-csv"),
+    pytest.param("SEARCH IMAGE images='no_such.jpg' USING my_image_search_model AS SELECT * FROM mnist_test", ["no_such.jpg", "does not exist"], id="missing-query-image"),
+    pytest.param("CREATE TABLE t3 USING my_image_search_model FROM 'no/such/folder'", ["does not exist"], id="missing-folder"),
+    *_numeric_cases(),
+]
+
+
+@pytest.mark.parametrize("sql, words", CASES)
+def test_bad_input_is_refused_cleanly(tutorial_conn, sql, words):
+    before = snapshot(tutorial_conn.settings.home)
+    with pytest.raises(ThanoSQLError) as caught:
+        tutorial_conn.execute(sql)
+    message = str(caught.value)
+    for word in words:
+        assert word.lower() in message.lower(), message
+    assert caught.value.hint, f"no hint in: {message}"
+    assert len(message) < 2000
+    assert snapshot(tutorial_conn.settings.home) == before, "a refused statement changed the workspace"
+
+
+def test_the_catalogue_is_large_enough():
+    assert len(CASES) >= 80
+
+
+KEYWORD_NAMES = [
+    pytest.param('COPY select FROM "thanosql-dataset/mnist_data/mnist_test.csv"', id="copy-into-keyword"),
+    pytest.param("BUILD MODEL from USING SimCLR AS SELECT * FROM mnist_train", id="model-named-from"),
+    pytest.param("SELECT * FROM where", id="select-from-keyword"),
+    pytest.param('COPY "unterminated FROM "x.csv"', id="unterminated-quoted-name"),
+]
+
+
+@pytest.mark.parametrize("sql", KEYWORD_NAMES)
+def test_keywords_as_names_are_syntax_errors_at_their_place(tutorial_conn, sql):
+    from thanosql.errors import ThanoSQLSyntaxError
+
+    before = snapshot(tutorial_conn.settings.home)
+    with pytest.raises(ThanoSQLSyntaxError) as caught:
+        tutorial_conn.execute(sql)
+    assert caught.value.line == 1 and caught.value.col and caught.value.hint
+    assert snapshot(tutorial_conn.settings.home) == before
+
+
+OUTSIDE = [
+    pytest.param('COPY t2 FROM "/etc/passwd"', id="absolute-csv"),
+    pytest.param('COPY t2 FROM "../../outside.csv"', id="dotdot-csv"),
+    pytest.param("SEARCH IMAGE images='/etc/passwd' USING my_image_search_model AS SELECT * FROM mnist_test", id="absolute-query-image"),
+    pytest.param("CREATE TABLE t3 USING my_image_search_model FROM '/etc'", id="absolute-folder"),
+    pytest.param("SELECT * FROM read_csv('/etc/passwd')", id="table-function"),
+    pytest.param("SELECT * FROM read_csv('thanosql-dataset/mnist_data/mnist_test.csv')", id="table-function-inside"),
+]
+
+
+@pytest.mark.parametrize("sql", OUTSIDE)
+def test_paths_outside_the_workspace_are_refused_where_paths_are_confined(tutorial_home, monkeypatch, sql):
+    import thanosql
+
+    monkeypatch.setenv("THANOSQL_CONFINE_PATHS", "1")
+    conn = thanosql.connect(tutorial_home, progress=False)
+    before = snapshot(tutorial_home)
+    with pytest.raises(ThanoSQLError) as caught:
+        conn.execute(sql)
+    assert caught.value.line == 1 and caught.value.hint
+    assert snapshot(tutorial_home) == before

@@ -1,0 +1,85 @@
+"""COPY's CSV reading: every row lands, or the error names the file and line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from thanosql.errors import DataError
+from thanosql_assets.defs.csv_files import read_csv_files
+
+HEADER = "image_path,filename,label\n"
+
+
+def _files(tmp_path: Path, **contents: str) -> list[tuple[str, Path]]:
+    files = []
+    for name, text in contents.items():
+        path = tmp_path / f"{name}.csv"
+        path.write_text(text)
+        files.append((path.name, path))
+    return files
+
+
+def test_every_row_of_every_file_lands_with_inferred_types(tmp_path):
+    table = read_csv_files(_files(tmp_path, a=HEADER + "a/1.jpg,1.jpg,5\na/2.jpg,2.jpg,3\n", b=HEADER + "a/3.jpg,3.jpg,7\n"))
+    assert table.num_rows == 3 and table.column("label").to_pylist() == [5, 3, 7]
+    assert str(table.schema.field("label").type) == "int64"
+
+
+def test_quoted_values_may_hold_commas_and_newlines(tmp_path):
+    table = read_csv_files(_files(tmp_path, a='x,y\n"a, b","line\nbreak"\n'))
+    assert table.to_pylist() == [{"x": "a, b", "y": "line\nbreak"}]
+
+
+def test_a_header_only_file_is_an_empty_table_of_text_columns(tmp_path):
+    table = read_csv_files(_files(tmp_path, a=HEADER))
+    assert table.num_rows == 0 and table.column_names == ["image_path", "filename", "label"]
+
+
+@pytest.mark.parametrize(
+    "text, words",
+    [
+        ("a/0.jpg,0.jpg,1\na/1.jpg,1.jpg,5\n", ["line 1 looks like data", "no header row"]),
+        ("a,b,c\n1,2,3\n4,5\n", ["line 3 has 2 values", "3 columns"]),
+        ("a,b,c\n1,2,3\n4,5,6,7\n", ["line 3 has 4 values"]),
+        ("", ["is empty"]),
+        ("\n\n", ["is empty"]),
+        ('a,b\n1,"unterminated\nmore\n', ["line 2", "not valid CSV"]),
+        ("a,,c\n1,2,3\n", ["empty column name"]),
+        ("a,b,a\n1,2,3\n", ["'a' twice"]),
+        ("1,2\n3,4\n", ["looks like data"]),
+    ],
+    ids=["no-header", "short-row", "long-row", "empty", "blank-lines", "unterminated-quote", "empty-name", "duplicate-name", "numeric-header"],
+)
+def test_a_file_that_would_lose_rows_is_refused_naming_the_line(tmp_path, text, words):
+    with pytest.raises(DataError) as caught:
+        read_csv_files(_files(tmp_path, a=text))
+    for word in words:
+        assert word in str(caught.value)
+    assert caught.value.hint
+
+
+def test_non_utf8_text_is_refused_naming_the_line(tmp_path):
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(b"x\nok\ncaf\xe9\n")
+    with pytest.raises(DataError, match="line 3 is not UTF-8"):
+        read_csv_files([("latin1.csv", path)])
+
+
+def test_an_appended_file_must_have_the_tables_columns(tmp_path):
+    files = _files(tmp_path, a=HEADER + "a/1.jpg,1.jpg,5\n", b="image_path,filename,label,extra\na/3.jpg,3.jpg,7,x\n")
+    with pytest.raises(DataError, match="not in the table: extra"):
+        read_csv_files(files)
+
+
+def test_an_appended_value_must_fit_the_tables_type(tmp_path):
+    files = _files(tmp_path, a=HEADER + "a/1.jpg,1.jpg,5\n", b=HEADER + "a/3.jpg,3.jpg,7\na/4.jpg,4.jpg,seven\n")
+    with pytest.raises(DataError, match=r"b.csv\" line 3: label = 'seven' is not of the table's type int64"):
+        read_csv_files(files)
+
+
+def test_appended_values_are_converted_to_the_tables_types(tmp_path):
+    files = _files(tmp_path, a="x,y\n1.5,a\n", b="x,y\n2,b\n")
+    table = read_csv_files(files)
+    assert table.column("x").to_pylist() == [1.5, 2.0]

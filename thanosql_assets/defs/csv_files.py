@@ -1,0 +1,126 @@
+"""COPY's CSV files as one Arrow table: every row of every file, or an error naming the line.
+
+The structure is checked with Python's `csv` module, which knows line numbers (a row with too
+few or too many values, an unterminated quote, a file without a header row); pyarrow then infers
+the column types. Appended files must have the first file's columns, and their values must fit
+the first file's types: a text value in an integer column is an error, not a column turned text.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+
+from thanosql.errors import DataError
+
+_LOOKS_LIKE_DATA = re.compile(r"^[-+]?\d+(\.\d+)?$|[/\\]|\.(jpe?g|png|bmp|gif|tiff?|webp|csv)$", re.IGNORECASE)
+_HEADER_HINT = "COPY needs a first line of column names, e.g. image_path,filename,label."
+
+
+def read_csv_files(files: Sequence[tuple[str, Path]]) -> pa.Table:
+    """(as written in the statement, path) of each file, in order -> the rows of all of them.
+
+    Raises DataError naming the file and line of the first problem; nothing is read partially.
+    """
+    tables = [_read_one(source, path) for source, path in files]
+    first_source, first = files[0][0], tables[0]
+    converted = [first]
+    for (source, _path), table in zip(files[1:], tables[1:]):
+        converted.append(_conform(table, first.schema, source, first_source))
+    return pa.concat_tables(converted)
+
+
+def _read_one(source: str, path: Path) -> pa.Table:
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        line = path.read_bytes()[: error.start].count(b"\n") + 1
+        raise DataError(f'COPY: "{source}" line {line} is not UTF-8 text.', hint="Save the file as UTF-8 CSV.") from None
+    if not text.strip():
+        raise DataError(f'COPY: "{source}" is empty.', hint=_HEADER_HINT)
+    header = _check_structure(source, text)
+    table = pa_csv.read_csv(
+        io.BytesIO(text.encode()),
+        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+        convert_options=pa_csv.ConvertOptions(strings_can_be_null=False),
+    )
+    # A file with a header and no rows gives columns of type null: text, until rows say otherwise.
+    return table.cast(pa.schema([pa.field(name, pa.string() if table.schema.field(name).type == pa.null() else table.schema.field(name).type) for name in header]))
+
+
+def _check_structure(source: str, text: str) -> list[str]:
+    """The header; raises DataError at the first line that is not a row of the header's width."""
+    reader = csv.reader(io.StringIO(text), strict=True)
+    row_start = 1  # the line a row starts on (a quoted value may span lines)
+    try:
+        header = next(reader)
+        _check_header(source, header)
+        row_start = reader.line_num + 1
+        for row in reader:
+            if row and len(row) != len(header):
+                raise DataError(
+                    f'COPY: "{source}" line {row_start} has {len(row)} values; the header has {len(header)} columns ({", ".join(header)}).',
+                    hint="Every line needs one value per column (quote values that contain commas); nothing was copied.",
+                )
+            row_start = reader.line_num + 1
+    except csv.Error as error:
+        raise DataError(
+            f'COPY: "{source}" line {row_start} is not valid CSV: {error}.',
+            hint="Close every quoted value with a double quote; write a quote inside one as two quotes.",
+        ) from None
+    return header
+
+
+def _check_header(source: str, header: list[str]) -> None:
+    names = [name.strip() for name in header]
+    if any(not name for name in names):
+        raise DataError(f'COPY: "{source}" line 1 has an empty column name.', hint=_HEADER_HINT)
+    data_like = [name for name in names if _LOOKS_LIKE_DATA.search(name)]
+    if data_like:
+        raise DataError(
+            f'COPY: "{source}" line 1 looks like data ({data_like[0]!r}), not column names: the file has no header row.',
+            hint=_HEADER_HINT + " Add that line at the top of the file.",
+        )
+    duplicates = sorted({name for name in names if names.count(name) > 1})
+    if duplicates:
+        raise DataError(f'COPY: "{source}" line 1 names column {duplicates[0]!r} twice.', hint="Give every column its own name.")
+
+
+def _conform(table: pa.Table, schema: pa.Schema, source: str, first_source: str) -> pa.Table:
+    """`table` with `schema`'s columns and types, or DataError naming the first value that does not fit."""
+    if sorted(table.column_names) != sorted(schema.names):
+        missing = [name for name in schema.names if name not in table.column_names]
+        extra = [name for name in table.column_names if name not in schema.names]
+        raise DataError(
+            f'COPY ... append: "{source}" has other columns than the table ("{first_source}")'
+            + (f"; missing {', '.join(missing)}" if missing else "")
+            + (f"; not in the table: {', '.join(extra)}" if extra else "")
+            + ".",
+            hint=f"An appended file needs the table's columns: {', '.join(schema.names)} (or use overwrite=True to replace the table).",
+        )
+    columns = []
+    for field in schema:
+        column = table.column(field.name)
+        try:
+            columns.append(column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            row = next(i for i, value in enumerate(column.to_pylist()) if not _fits(value, field.type))
+            raise DataError(
+                f'COPY ... append: "{source}" line {row + 2}: {field.name} = {column[row].as_py()!r} is not of the table\'s type {field.type}.',
+                hint=f"Fix that value, or replace the table with overwrite=True if {field.name} should hold {column.type} values.",
+            ) from None
+    return pa.table(columns, schema=schema)
+
+
+def _fits(value, type_: pa.DataType) -> bool:
+    try:
+        pa.array([value]).cast(type_)
+        return True
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return False

@@ -1,0 +1,26 @@
+"""A table's row count and column schema, as Dagster shows them on the table's asset page.
+
+The UI's column list is the `dagster/column_schema` of the table's latest materialization, so
+every statement that rewrites a table (COPY, CONVERT, CREATE TABLE ... USING) reports it.
+"""
+
+import dagster as dg
+import pandas as pd
+
+from resources import WarehouseResource
+from resources.warehouse import vector_columns
+
+
+def table_metadata(warehouse: WarehouseResource, name: str, rows: int) -> dict[str, object]:
+    return {"dagster/row_count": rows, "dagster/column_schema": column_schema(warehouse.preview(name))}
+
+
+def column_schema(preview: pd.DataFrame) -> dg.TableSchema:
+    """Each column's name and type, judged from a few rows; embedding columns as float32[<dim>]."""
+    vectors = set(vector_columns(preview))
+    return dg.TableSchema(
+        columns=[
+            dg.TableColumn(name, f"float32[{len(preview[name].dropna().iloc[0])}]" if name in vectors else str(dtype))
+            for name, dtype in preview.dtypes.items()
+        ]
+    )
