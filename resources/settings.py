@@ -87,9 +87,9 @@ class Settings:
                     f"The workspace {self.home} cannot be used: {directory} is a file, not a directory.",
                     hint="Choose another workspace directory (--home, home=, or $THANOSQL_HOME).",
                 ) from None
-            except PermissionError:
+            except OSError as error:
                 raise ThanoSQLError(
-                    f"The workspace {self.home} cannot be used: no permission to create {directory}.",
+                    f"The workspace {self.home} cannot be used: cannot create {directory} ({error.strerror}).",
                     hint="Choose a workspace directory you can write to.",
                 ) from None
         dagster_yaml = self.dagster_home / "dagster.yaml"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -59,7 +60,18 @@ class WorkspaceResource(dg.ConfigurableResource):
     def files_under(self, folder: str | Path, file_types: Iterable[str]) -> list[Path]:
         """The files under `folder` (recursively) whose suffix is one of `file_types` ('.jpg' or 'jpg'), sorted."""
         suffixes = suffix_set(file_types)
-        return sorted(path for path in self.resolve(folder).rglob("*") if path.is_file() and path.suffix.lower() in suffixes)
+        found = []
+        # Folders it may not read are passed over, as `find` would report them, rather than ending the scan.
+        for directory, _subdirectories, names in os.walk(self.resolve(folder), onerror=lambda _error: None):
+            found.extend(Path(directory) / name for name in names if Path(name).suffix.lower() in suffixes)
+        return sorted(path for path in found if _is_file(path))
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.is_file()
+    except OSError:  # a file it may not look at counts as absent
+        return False
 
 
 def suffix_set(file_types: Iterable[str]) -> set[str]:

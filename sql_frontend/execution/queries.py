@@ -48,7 +48,7 @@ from sql_frontend.language.positions import locate
 from sql_frontend.planning.planner import embedding_column, search_target, unsearchable
 from sql_frontend.planning.query_errors import located
 from sql_frontend.planning.top_k import TopK, find_top_k
-from thanosql.errors import DataError, QueryError, SQLError, ThanoSQLError
+from thanosql.errors import DataError, QueryError, SQLError
 from thanosql_assets.models.vectors import l2_normalize
 
 _GENERATION = "__thanosql_generation"
@@ -214,7 +214,8 @@ class QueryEngine:
                     by_key = self.vector_store.scores(search.collection, vector, keys)
                     scores.insert(number, [by_key.get(key) for key in keys])
             rows = self.warehouse.query(sql, relations, parameters=candidates_parameters(keys, scores))
-            self.warehouse.check_generation(rows.pop(_GENERATION).iloc[0] if len(rows) else None, search.generation)
+            comments = rows.pop(_GENERATION)
+            self.warehouse.check_generation(comments.iloc[0] if len(rows) else None, search.generation)
             exhausted = len(hits) >= total or len(hits) < wanted
             if exhausted or (len(rows) == top_k.needed and hits and rows[_RANK].iloc[-1] > hits[-1].score):
                 self.last_plan = f"top-k ({len(hits)} of {total} images)"
@@ -235,8 +236,9 @@ class QueryEngine:
         rows = self._run(node.args["query"], relations)
         column = self._image_column(rows)
         if column is None:
-            raise ThanoSQLError(
+            raise SQLError(
                 f"PRINT IMAGE found no column of image paths among {', '.join(rows.columns) or 'no columns'}.",
+                **locate(self.sql, node.args["query"]),
                 hint="Select the image path column, e.g. SELECT image_path, ... in PRINT IMAGE AS (...).",
             )
         rows.attrs[PRINT_ATTR] = {

@@ -15,6 +15,7 @@ from sql_frontend.interfaces.boundary import user_errors
 from sql_frontend.interfaces.connection import ConnectionBase, Result
 from sql_frontend.language.parser import ParsedStatement, parse_script, parse_statement
 from sql_frontend.planning.planner import Planner
+from thanosql.errors import ThanoSQLError
 from thanosql_assets.defs.recovery import recover
 
 if TYPE_CHECKING:
@@ -62,6 +63,14 @@ def _ignore_harmless_kernel_warnings() -> None:
     warnings.filterwarnings("ignore", message="IProgress not found", module=r"tqdm\.")
 
 
+def _require_text(sql: object) -> None:
+    if not isinstance(sql, str):
+        raise ThanoSQLError(
+            f"execute() takes the statement as a str, not {type(sql).__name__}.",
+            hint="Pass SQL text, e.g. conn.execute('SELECT * FROM mnist_train LIMIT 5'); decode bytes with .decode('utf-8').",
+        )
+
+
 class Connection(ConnectionBase):
     """A ThanoSQL session on one workspace (embedded mode: everything under `home`).
 
@@ -93,11 +102,13 @@ class Connection(ConnectionBase):
         return self._runner.last_plan
 
     def execute(self, sql: str) -> Result:
+        _require_text(sql)
         with user_errors(sql):
             statement = parse_statement(sql)
         return self.execute_statement(statement)
 
     def execute_script(self, sql: str) -> list[Result]:
+        _require_text(sql)
         with user_errors(sql):
             statements = parse_script(sql)
         return [self.execute_statement(statement) for statement in statements]

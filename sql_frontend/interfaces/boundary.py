@@ -49,6 +49,7 @@ def _foreseen_cause(error: BaseException) -> ThanoSQLError | None:
     return None
 
 
-def _quoted(statement: str) -> str:
-    first_line = statement.strip().splitlines()[0] if statement.strip() else ""
+def _quoted(statement: object) -> str:
+    text = statement.strip() if isinstance(statement, str) else ""
+    first_line = text.splitlines()[0] if text else ""
     return f" in `{first_line[:80]}{'...' if len(first_line) > 80 else ''}`" if first_line else ""

@@ -72,6 +72,8 @@ def _read_script(name: str) -> str:
 def _query(args) -> int:
     from sql_frontend.interfaces.api import connect
 
+    if not args.sql.strip():
+        raise ThanoSQLError("thanosql query got no statement.", hint='Quote the SQL: thanosql query "SELECT * FROM mnist_train LIMIT 5"')
     conn = connect(args.home, url=args.url, api_token=args.api_token)
     for result in conn.execute_script(args.sql):
         _echo(result, conn)

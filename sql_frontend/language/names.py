@@ -29,15 +29,15 @@ def referenced_tables(query: exp.Expression, outside: tuple[type[exp.Expression]
 
 
 def with_postgres_output_names(query: exp.Expression) -> exp.Expression:
-    """`query` with its unnamed function columns named as PostgreSQL names them (`count`, `avg`),
+    """`query` with its unnamed aggregate columns named as PostgreSQL names them (`count`, `avg`),
     whichever engine runs it: DuckDB would say `count_star()`."""
     if not isinstance(query, exp.Select):
         return query
     named = query.copy()
     taken = {projection.alias_or_name for projection in named.expressions}
     for projection in named.expressions:
-        if isinstance(projection, exp.Func) and not isinstance(projection, exp.Alias):
-            name = (projection.name if isinstance(projection, exp.Anonymous) else projection.sql_name()).lower()
+        if isinstance(projection, exp.AggFunc):
+            name = projection.sql_name().lower()
             if name and name not in taken:
                 projection.replace(exp.alias_(projection.copy(), name))
     return named

@@ -55,6 +55,16 @@ def parse_statement(sql: str) -> ParsedStatement:
 
 
 def _tokenize(sql: str) -> list[Token]:
+    try:
+        sql.encode("utf-8")
+    except UnicodeEncodeError as error:  # a lone surrogate, e.g. an undecodable byte of a command line
+        line, col = line_col(sql, error.start)
+        raise ThanoSQLSyntaxError(
+            "The statement holds a character that is not valid Unicode.",
+            line=line,
+            col=col,
+            hint="Write the statement as UTF-8 text; remove or retype the character at that position.",
+        ) from None
     tokenizer = _DIALECT.tokenizer()
     try:
         return tokenizer.tokenize(sql)

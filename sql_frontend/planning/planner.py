@@ -34,7 +34,7 @@ from sql_frontend.language.dialect import (
 )
 from sql_frontend.language.names import object_name, referenced_tables
 from sql_frontend.language.parser import ParsedStatement
-from sql_frontend.language.positions import locate
+from sql_frontend.language.positions import locate, span_location
 from sql_frontend.planning.options import (
     CONVERT_OPTIONS,
     COPY_OPTIONS,
@@ -45,7 +45,7 @@ from sql_frontend.planning.options import (
 )
 from sql_frontend.planning.plans import Materialize, Plan, Query
 from sql_frontend.planning.query_errors import located
-from sql_frontend.planning.read_only import check_read_only
+from sql_frontend.planning.read_only import check_limits, check_read_only
 from sql_frontend.planning.top_k import find_top_k
 from thanosql.errors import ObjectExistsError, ObjectNotFoundError, OptionError, PathNotAllowedError, QueryError, SQLError
 from thanosql_assets.defs.checks import require_column
@@ -57,7 +57,7 @@ from thanosql_assets.models.algorithms import ALGORITHMS
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit
-_STATEMENTS = "GET THANOSQL DATASET, COPY, BUILD MODEL, CONVERT, SEARCH, PRINT and SELECT"
+_STATEMENTS = "GET THANOSQL DATASET, COPY, BUILD MODEL, CONVERT, CREATE TABLE ... USING, SEARCH, PRINT and SELECT"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -134,15 +134,16 @@ class Planner:
         return cls(workspace=resources["workspace"], warehouse=resources["warehouse"], catalog=resources["catalog"])
 
     def plan(self, statement: ParsedStatement) -> Plan:
-        return _StatementPlanner(self, statement.sql).plan(statement.expression)
+        return _StatementPlanner(self, statement.sql, statement.start).plan(statement.expression)
 
 
 class _StatementPlanner:
     """The planning of one statement (`sql`: its script, for error positions)."""
 
-    def __init__(self, planner: Planner, sql: str):
+    def __init__(self, planner: Planner, sql: str, start: int = 0):
         self._workspace, self._warehouse, self._catalog = planner.workspace, planner.warehouse, planner.catalog
         self._sql = sql
+        self._start = start  # where the statement begins in `sql`
 
     def plan(self, node: exp.Expression) -> Plan:
         handlers = {
@@ -157,9 +158,10 @@ class _StatementPlanner:
                 return handler(node)
         if isinstance(node, (SearchMedia, PrintMedia, exp.Query)):
             return self._query(node)
+        keyword = str(node.this) if isinstance(node, exp.Command) else node.sql(dialect=ThanoSQL).split(" ", 1)[0]
         raise SQLError(
-            f"{type(node).__name__.upper()} statements are not supported.",
-            **self._at(node),
+            f"{keyword.upper()} statements are not supported.",
+            **(self._at(node) or span_location(self._sql, self._start, self._start)),
             hint=f"ThanoSQL runs {_STATEMENTS}.",
         )
 
@@ -292,7 +294,7 @@ class _StatementPlanner:
         table = options["table_name"] or (tables[0] if len(tables) == 1 else None)
         if table is None:
             raise OptionError(
-                "CONVERT needs OPTIONS (table_name='...') when its query reads several tables.",
+                f"CONVERT needs OPTIONS (table_name='...') when its query reads {'no table' if not tables else 'several tables'}.",
                 **self._at(node.args["query"]),
                 hint="table_name names the table that receives the embedding column.",
             )
@@ -315,6 +317,7 @@ class _StatementPlanner:
             batch_size=options["batch_size"],
             on_error=options["on_error"],
         )
+        self._check_embedding_column_is_free(node, spec, query, tables)
         return Materialize(
             MaterializationRequest((spec,), (spec.asset_key, spec.collection_key), rebuild_run_config(spec)),
             result_query=f"SELECT * FROM {quote(table)} WHERE {quote(spec.column)} IS NOT NULL",
@@ -341,7 +344,7 @@ class _StatementPlanner:
         folder = self._resolve(source_node)
         if not folder.is_dir():
             raise ObjectNotFoundError(
-                f"Folder {source_node.this!r} does not exist (looked at {folder}).",
+                f"Folder {source_node.this!r} " + ("is a file, not a folder." if folder.is_file() else f"does not exist (looked at {folder})."),
                 **self._at(source_node),
                 hint="Relative paths start at the workspace directory.",
             )
@@ -419,6 +422,14 @@ class _StatementPlanner:
             embedding_column(self._warehouse.table_generations(fresh=True), target.table, target.model) is None
         ):
             unsearchable(node, target, self._sql, self._catalog, self._warehouse)
+        prefix = embedding_column(self._warehouse.table_generations(), target.table, target.model).column
+        taken = [column for column in self._warehouse.columns(target.table) if column.lower().startswith(f"{prefix}_similarity".lower())]
+        if taken:
+            raise SQLError(
+                f"Table {target.table!r} has a column {taken[0]!r}, a name SEARCH gives its similarity columns.",
+                **self._at(node.args["query"]),
+                hint=f"Name the columns the SEARCH's query selects and give that one another name ({taken[0]} AS my_score).",
+            )
         paths = [self._resolve(images_node, image) for image in target.images]
         missing = [image for image, path in zip(target.images, paths) if not path.is_file()]
         if missing:
@@ -446,6 +457,7 @@ class _StatementPlanner:
         """`query` only reads tables, and every table it reads exists (tables under `outside` nodes
         are checked by their own statement)."""
         check_read_only(query, self._sql)
+        check_limits(query, self._sql)
         existing = None
         for table in referenced_tables(query, outside):
             name = object_name(table.this)
@@ -465,6 +477,17 @@ class _StatementPlanner:
             )
         self._check_tables(query)
         return query, [object_name(table.this) for table in referenced_tables(query)]
+
+    def _check_embedding_column_is_free(self, node: ConvertUsing, spec: EmbeddingSpec, query: exp.Expression, tables: list[str]) -> None:
+        """CONVERT writes `<model>_<algorithm>`: refuse when that name is a column of the user's, not an embedding."""
+        embedded = {column for name in tables for column in self._warehouse.table_generations().get(name, {})}
+        columns = self._warehouse.query_columns(query.sql(dialect=self._warehouse.dialect))
+        if spec.column in columns and spec.column not in embedded:
+            raise ObjectExistsError(
+                f"The rows already have a column {spec.column!r} that is not {spec.model}'s embedding; CONVERT would overwrite it.",
+                **self._at(node.args["query"]),
+                hint=f"Rename that column in the query (SELECT ..., {spec.column} AS other_name ...) or in its table.",
+            )
 
     def _check_column(self, node: exp.Expression, query: exp.Expression, option: str, column: str) -> None:
         try:

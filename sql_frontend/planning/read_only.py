@@ -28,6 +28,12 @@ _STATEMENTS = (
 def check_read_only(query: exp.Expression, sql: str) -> None:
     """Raise SQLError (at the offending text of `sql`) if `query` could change data or read files."""
     for node in query.walk():
+        if isinstance(node, exp.Select) and node.args.get("into"):
+            raise SQLError(
+                "SELECT ... INTO creates a table; a query only reads tables.",
+                **locate(sql, node.args["into"]),
+                hint="COPY creates tables from files and CONVERT from a query's rows; or just SELECT the rows.",
+            )
         if isinstance(node, _STATEMENTS):
             keyword = str(node.this).upper() if isinstance(node, exp.Command) else node.key.upper()
             raise SQLError(
@@ -40,7 +46,7 @@ def check_read_only(query: exp.Expression, sql: str) -> None:
             raise SQLError(
                 f"A query reads tables only; the table function {name.lower()}() is not allowed.",
                 **locate(sql, node),
-                hint="Load a file into a table with COPY <table> FROM 'file.csv', then query the table.",
+                hint="Query the workspace's tables (FROM table_name); to load a file, COPY <table> FROM 'file.csv' first.",
             )
 
 
@@ -49,3 +55,15 @@ def _generates_rows(function: exp.Func) -> bool:
         return True
     return isinstance(function, exp.Anonymous) and str(function.this).lower() in _GENERATOR_NAMES
 
+
+
+def check_limits(query: exp.Expression, sql: str) -> None:
+    """LIMIT and OFFSET are counts of rows: whole numbers from 0 to 2^63 - 1."""
+    for clause in query.find_all(exp.Limit, exp.Offset):
+        value = clause.args.get("expression")
+        if isinstance(value, exp.Neg) or (isinstance(value, exp.Literal) and value.is_int and int(value.this) > 2**63 - 1):
+            raise SQLError(
+                f"{clause.key.upper()} {value.sql()} is not a row count.",
+                **locate(sql, value),
+                hint=f"Use a whole number from 0 to {2**63 - 1}.",
+            )

@@ -56,6 +56,8 @@ def find_top_k(query: exp.Expression) -> TopK | None:
     offset_value = _int_literal(offset.args.get("expression")) if offset else 0
     if not limit_value or offset_value is None:  # LIMIT 0 asks for no rows: nothing to rank
         return None
+    if limit_value + offset_value > 2**63 - 1:  # past every row: the exhaustive plan answers without overflowing
+        return None
     return TopK(subquery, subquery.this, column, int(match.group(2)) - 1, limit_value + offset_value, offset_value)
 
 

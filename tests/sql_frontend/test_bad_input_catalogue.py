@@ -142,3 +142,87 @@ def test_paths_outside_the_workspace_are_refused_where_paths_are_confined(tutori
         conn.execute(sql)
     assert caught.value.line == 1 and caught.value.hint
     assert snapshot(tutorial_home) == before
+
+
+MORE = [
+    pytest.param("SELECT * INTO newtab FROM mnist_train", ["INTO creates a table"], id="select-into"),
+    pytest.param("VACUUM", ["VACUUM statements are not supported"], id="vacuum"),
+    pytest.param("TRUNCATE mnist_train", ["TRUNCATE statements are not supported"], id="truncate"),
+    pytest.param("SELECT '\ud800'", ["not valid Unicode"], id="lone-surrogate"),
+    pytest.param("PRINT IMAGE AS (SELECT label FROM mnist_test LIMIT 2)", ["no column of image paths"], id="print-without-images"),
+]
+
+
+@pytest.mark.parametrize("sql, words", MORE)
+def test_more_bad_statements_are_refused_at_their_place(tutorial_conn, sql, words):
+    before = snapshot(tutorial_conn.settings.home)
+    with pytest.raises(ThanoSQLError) as caught:
+        tutorial_conn.execute(sql)
+    for word in words:
+        assert word in str(caught.value)
+    assert caught.value.line == 1 and caught.value.hint
+    assert snapshot(tutorial_conn.settings.home) == before
+
+
+@pytest.mark.parametrize("value", [None, 42, b"SELECT 1", ["SELECT 1"]], ids=["none", "int", "bytes", "list"])
+def test_the_api_takes_text_only(tutorial_conn, value):
+    with pytest.raises(ThanoSQLError, match="takes the statement as a str"):
+        tutorial_conn.execute(value)
+    with pytest.raises(ThanoSQLError, match="takes the statement as a str"):
+        tutorial_conn.execute_script(value)
+
+
+def _copy_with_columns(conn, name: str, header: str, rows: list[str]) -> None:
+    (conn.settings.home / f"{name}.csv").write_text(header + "\n" + "\n".join(rows) + "\n")
+    conn.execute(f"COPY {name} FROM '{name}.csv'")
+
+
+def test_convert_will_not_overwrite_a_column_named_like_its_embedding(scratch_conn):
+    _copy_with_columns(scratch_conn, "clash", "image_path,my_image_search_model_simclr", ["thanosql-dataset/mnist_data/test/923.jpg,1"])
+    before = snapshot(scratch_conn.settings.home)
+    with pytest.raises(ThanoSQLError, match="not my_image_search_model's embedding"):
+        scratch_conn.execute("CONVERT USING my_image_search_model AS SELECT * FROM clash")
+    assert snapshot(scratch_conn.settings.home) == before
+
+
+def test_search_refuses_a_table_with_a_column_named_like_its_similarity(scratch_conn):
+    _copy_with_columns(scratch_conn, "clash", "image_path,label", ["thanosql-dataset/mnist_data/test/923.jpg,1"])
+    scratch_conn.execute("CONVERT USING my_image_search_model AS SELECT * FROM clash")
+    _copy_with_columns(scratch_conn, "clash2", "image_path,my_image_search_model_simclr_similarity1", ["thanosql-dataset/mnist_data/test/923.jpg,5"])
+    scratch_conn.execute("CONVERT USING my_image_search_model AS SELECT * FROM clash2")
+    with pytest.raises(ThanoSQLError, match="a name SEARCH gives its similarity columns"):
+        scratch_conn.execute("SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS SELECT * FROM clash2")
+
+
+def test_copy_refuses_reserved_column_names(scratch_conn):
+    (scratch_conn.settings.home / "reserved.csv").write_text("image_path,__thanosql_generation\na.jpg,1\n")
+    with pytest.raises(ThanoSQLError, match="reserved for ThanoSQL"):
+        scratch_conn.execute("COPY reserved FROM 'reserved.csv'")
+
+
+def test_an_empty_top_k_result_has_only_the_selected_columns(tutorial_conn):
+    rows = tutorial_conn.execute(
+        "SELECT image_path FROM (SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model "
+        "AS SELECT * FROM mnist_test) WHERE label = 99 ORDER BY my_image_search_model_simclr_similarity1 DESC LIMIT 3"
+    )
+    assert list(rows.columns) == ["image_path"] and rows.empty
+    assert tutorial_conn.last_plan.startswith("top-k")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    ["SELECT * FROM mnist_test LIMIT -1", "SELECT * FROM mnist_test OFFSET -5", "SELECT * FROM mnist_test LIMIT 99999999999999999999"],
+    ids=["negative-limit", "negative-offset", "huge-limit"],
+)
+def test_limits_are_row_counts(tutorial_conn, sql):
+    with pytest.raises(ThanoSQLError, match="is not a row count") as caught:
+        tutorial_conn.execute(sql)
+    assert caught.value.col > 20  # at the number, not the start of the query
+
+
+def test_a_top_k_past_every_row_is_empty(tutorial_conn):
+    rows = tutorial_conn.execute(
+        "SELECT image_path FROM (SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model "
+        "AS SELECT * FROM mnist_test) ORDER BY my_image_search_model_simclr_similarity1 DESC LIMIT 3 OFFSET 9223372036854775807"
+    )
+    assert rows.empty and list(rows.columns) == ["image_path"]

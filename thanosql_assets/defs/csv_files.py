@@ -15,11 +15,14 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
 
 from thanosql.errors import DataError
 
 _LOOKS_LIKE_DATA = re.compile(r"^[-+]?\d+(\.\d+)?$|[/\\]|\.(jpe?g|png|bmp|gif|tiff?|webp|csv)$", re.IGNORECASE)
+_LEADING_ZERO = r"^\s*[+-]?0\d"
+_LONG_INTEGER = r"^\s*[+-]?\d{16,}\s*$"
 _HEADER_HINT = "COPY needs a first line of column names, e.g. image_path,filename,label."
 
 
@@ -45,13 +48,27 @@ def _read_one(source: str, path: Path) -> pa.Table:
     if not text.strip():
         raise DataError(f'COPY: "{source}" is empty.', hint=_HEADER_HINT)
     header = _check_structure(source, text)
-    table = pa_csv.read_csv(
-        io.BytesIO(text.encode()),
-        parse_options=pa_csv.ParseOptions(newlines_in_values=True),
-        convert_options=pa_csv.ConvertOptions(strings_can_be_null=False),
-    )
-    # A file with a header and no rows gives columns of type null: text, until rows say otherwise.
-    return table.cast(pa.schema([pa.field(name, pa.string() if table.schema.field(name).type == pa.null() else table.schema.field(name).type) for name in header]))
+    typed = _parse(text, pa_csv.ConvertOptions(strings_can_be_null=False))
+    as_text = _parse(text, pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False))
+    columns = [_exact_column(typed.column(name), as_text.column(name)) for name in header]
+    return pa.table(columns, names=header)
+
+
+def _parse(text: str, convert_options: pa_csv.ConvertOptions) -> pa.Table:
+    return pa_csv.read_csv(io.BytesIO(text.encode()), parse_options=pa_csv.ParseOptions(newlines_in_values=True), convert_options=convert_options)
+
+
+def _exact_column(typed: pa.ChunkedArray, text: pa.ChunkedArray) -> pa.ChunkedArray:
+    """The inferred column, unless its type would change what the file says: text stays text when
+    numbers have leading zeros (ids, zip codes) or are integers too long for a 64-bit integer
+    (which pyarrow would round to a float); a column without rows is text."""
+    if pa.types.is_null(typed.type):
+        return text
+    if pa.types.is_integer(typed.type) or pa.types.is_floating(typed.type):
+        pattern = _LEADING_ZERO if pa.types.is_integer(typed.type) else _LONG_INTEGER
+        if pc.any(pc.match_substring_regex(text, pattern)).as_py():
+            return text
+    return typed
 
 
 def _check_structure(source: str, text: str) -> list[str]:
@@ -65,7 +82,8 @@ def _check_structure(source: str, text: str) -> list[str]:
         for row in reader:
             if row and len(row) != len(header):
                 raise DataError(
-                    f'COPY: "{source}" line {row_start} has {len(row)} values; the header has {len(header)} columns ({", ".join(header)}).',
+                    f'COPY: "{source}" line {row_start} has {len(row)} value{"s" if len(row) != 1 else ""}; '
+                    f'the header has {len(header)} columns ({", ".join(header)}).',
                     hint="Every line needs one value per column (quote values that contain commas); nothing was copied.",
                 )
             row_start = reader.line_num + 1
@@ -87,6 +105,9 @@ def _check_header(source: str, header: list[str]) -> None:
             f'COPY: "{source}" line 1 looks like data ({data_like[0]!r}), not column names: the file has no header row.',
             hint=_HEADER_HINT + " Add that line at the top of the file.",
         )
+    reserved = [name for name in names if name.lower().startswith("__thanosql")]
+    if reserved:
+        raise DataError(f'COPY: "{source}" line 1: column name {reserved[0]!r} is reserved for ThanoSQL.', hint="Rename that column.")
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise DataError(f'COPY: "{source}" line 1 names column {duplicates[0]!r} twice.', hint="Give every column its own name.")

@@ -245,11 +245,14 @@ def _as_tensor(data: bytes):
 
 
 def _decode_torchvision(data: bytes, geometry: ImageGeometry) -> np.ndarray:
+    import torchvision.transforms.v2.functional as F
     from torchvision.io import decode_image
 
     image = decode_image(_as_tensor(data), mode=_read_mode(geometry))
     if image.ndim == 4:  # an animated GIF, frames x C x H x W: its first frame, as Pillow reads it
         image = image[0]
+    if image.shape[0] != geometry.channels:  # GIFs come back RGB whatever the mode asked
+        image = F.rgb_to_grayscale(image[:3]) if geometry.channels == 1 else image[:1].expand(3, -1, -1)
     return _fit(image, geometry)
 
 

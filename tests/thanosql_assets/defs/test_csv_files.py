@@ -83,3 +83,10 @@ def test_appended_values_are_converted_to_the_tables_types(tmp_path):
     files = _files(tmp_path, a="x,y\n1.5,a\n", b="x,y\n2,b\n")
     table = read_csv_files(files)
     assert table.column("x").to_pylist() == [1.5, 2.0]
+
+
+def test_numbers_keep_their_text_when_a_number_type_would_change_it(tmp_path):
+    table = read_csv_files(_files(tmp_path, a="id,big,n,x\n00123,12345678901234567890123,7,0.5\n042,1,8,1.25\n"))
+    assert table.column("id").to_pylist() == ["00123", "042"]  # leading zeros kept
+    assert table.column("big").to_pylist() == ["12345678901234567890123", "1"]  # not rounded to a float
+    assert table.column("n").to_pylist() == [7, 8] and table.column("x").to_pylist() == [0.5, 1.25]

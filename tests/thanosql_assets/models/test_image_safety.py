@@ -260,3 +260,14 @@ def test_embed_files_keeps_its_signature_and_raises_for_a_bad_file(tmp_path, goo
 def test_a_pickled_embedder_keeps_working(good, embedder):
     restored = pickle.loads(pickle.dumps(embedder))
     assert restored.embed_files_checked(good, on_error="skip").kept == [0, 1, 2, 3]
+
+
+@pytest.mark.parametrize("channels", [1, 3])
+def test_a_single_frame_gif_decodes_to_the_geometrys_channels(tmp_path, channels):
+    gif = save(tmp_path / "one.gif")  # a palette image, which torchvision decodes as RGB whatever the mode asked
+    geometry = ImageGeometry(channels, 16, 16)
+    (image,) = load_images([gif], geometry)
+    with Image.open(gif) as reference:
+        expected = np.asarray(reference.convert("L" if channels == 1 else "RGB"), dtype=np.int16)
+    assert image.shape == (channels, 16, 16)
+    assert np.abs(image.astype(np.int16) - (expected[None] if channels == 1 else expected.transpose(2, 0, 1))).max() <= 2
