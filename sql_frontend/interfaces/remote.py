@@ -15,6 +15,8 @@ import logging
 import tempfile
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,7 +64,8 @@ class RemoteConnection(ConnectionBase):
         watcher = threading.Thread(target=self._show_progress, args=(statement_id, done), daemon=True)
         watcher.start()
         try:
-            response = self._client.post("/v1/statements", json={"sql": sql, "statement_id": statement_id})
+            with self._reaching_server():
+                response = self._client.post("/v1/statements", json={"sql": sql, "statement_id": statement_id})
         finally:
             done.set()
         body = self._checked(response)
@@ -72,7 +75,7 @@ class RemoteConnection(ConnectionBase):
         """Yield (statement number, DataFrame chunk) as the server streams rows (NDJSON)."""
         import json
 
-        with self._client.stream(
+        with self._reaching_server(), self._client.stream(
             "POST", "/v1/statements", json={"sql": sql}, headers={"Accept": "application/x-ndjson"}
         ) as response:
             if response.status_code != 200:
@@ -87,6 +90,17 @@ class RemoteConnection(ConnectionBase):
                     header = item
                 elif item.get("rows") is not None and header is not None:
                     yield item["statement"], wire.decode(header, item["rows"])
+
+    @contextmanager
+    def _reaching_server(self) -> Iterator[None]:
+        """Network failures as ThanoSQL errors: the server is down, unreachable or timed out."""
+        try:
+            yield
+        except httpx.HTTPError as error:
+            raise ThanoSQLError(
+                f"Cannot reach the ThanoSQL SQL server at {self.url}: {type(error).__name__}: {error}",
+                hint="Check the URL (thanosql.connect(url=...), %thanosql URL=..., $THANOSQL_URL) and that `thanosql serve` runs there.",
+            ) from None
 
     def _checked(self, response: httpx.Response) -> dict:
         if response.status_code == 401:
@@ -126,7 +140,8 @@ class RemoteConnection(ConnectionBase):
         for value in rows[printed["column"]]:
             local = self._images / hashlib.sha1(str(value).encode()).hexdigest()[:16] / Path(str(value)).name
             if not local.exists():
-                response = self._client.get("/v1/images", params={"path": str(value)})
+                with self._reaching_server():
+                    response = self._client.get("/v1/images", params={"path": str(value)})
                 self._checked(response) if response.status_code != 200 else None
                 local.parent.mkdir(parents=True, exist_ok=True)
                 local.write_bytes(response.content)

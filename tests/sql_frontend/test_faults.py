@@ -135,12 +135,14 @@ def _mixed_csv(home: Path) -> str:
     return "mixed.csv"
 
 
-@pytest.mark.parametrize("via", ["api", "server"])
-def test_copy_killed_after_its_collection_is_built_leaves_the_old_table_and_embeddings(home, via):
+@pytest.mark.parametrize(
+    "point, via", [("collection built", "api"), ("collection built", "server"), ("staging written", "api")]
+)
+def test_copy_killed_midway_leaves_the_old_table_and_embeddings(home, point, via):
     before = state(home)
     source = _mixed_csv(home)
     copy = f"COPY mnist_test OPTIONS (overwrite=True) FROM '{source}'"
-    run_and_kill(home, copy, "collection built", via=via)
+    run_and_kill(home, copy, point, via=via)
     after = state(home)
     assert_same(before, after)
     assert leftovers(home) == NOTHING_LEFT
@@ -149,11 +151,13 @@ def test_copy_killed_after_its_collection_is_built_leaves_the_old_table_and_embe
     assert rows.iloc[0].tolist() == [200, 200]
 
 
-def test_convert_killed_while_writing_its_collection_leaves_no_staging_files(home):
+@pytest.mark.parametrize("point", ["staging written", "collection built"])
+def test_convert_killed_midway_leaves_the_old_embeddings_and_nothing_behind(home, point):
     before = state(home)
     convert = "CONVERT USING my_image_search_model OPTIONS (table_name='mnist_test') AS SELECT * FROM mnist_test"
-    run_and_kill(home, convert, "staging written")
-    assert list((home / "vectors").glob(".staging-*")), "the kill should leave a staging directory to clean up"
+    run_and_kill(home, convert, point)
+    if point == "staging written":
+        assert list((home / "vectors").glob(".staging-*")), "the kill should leave a staging directory to clean up"
     after = state(home)
     assert_same(before, after)
     assert leftovers(home) == NOTHING_LEFT

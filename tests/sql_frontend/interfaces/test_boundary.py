@@ -49,3 +49,11 @@ def test_a_thanosql_error_wrapped_by_a_library_comes_out_as_itself():
 def test_too_deep_nesting_is_a_thanosql_error():
     with pytest.raises(ThanoSQLError, match="nested too deeply"), user_errors("SELECT ((((...))))"):
         raise RecursionError("maximum recursion depth exceeded")
+
+
+def test_an_unreachable_sql_server_is_a_thanosql_error():
+    from sql_frontend.interfaces.remote import RemoteConnection
+
+    conn = RemoteConnection("http://127.0.0.1:9", "token")  # the discard port: nothing listens there
+    with pytest.raises(ThanoSQLError, match="Cannot reach the ThanoSQL SQL server at http://127.0.0.1:9"):
+        conn.execute("SELECT 1")
