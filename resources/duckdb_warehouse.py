@@ -45,6 +45,15 @@ def _columns(con: Any, select: str, parameters: list) -> list[str]:
     return [column[0] for column in con.execute(f"SELECT * FROM ({select}) LIMIT 0", parameters).description]
 
 
+def _roll_back(con: Any) -> None:
+    import duckdb
+
+    try:
+        con.execute("ROLLBACK")
+    except duckdb.TransactionException:
+        pass  # the query's error already ended the transaction
+
+
 class _OpenDatabase:
     """One process's open DuckDB database, shared by its threads, closed after an idle spell."""
 
@@ -146,17 +155,20 @@ class DuckDBWarehouseResource(WarehouseResource):
         import duckdb
 
         with self.connect() as con:
-            for name, data in (relations or {}).items():
-                con.register(name, data)
-            # Whatever the query's text, its transaction is rolled back: a data-changing statement
-            # hidden in it (a DELETE ... RETURNING in a WITH) changes nothing.
-            con.execute("BEGIN TRANSACTION")
             try:
-                return con.execute(sql, dict(parameters) if parameters else None).df()
+                for name, data in (relations or {}).items():
+                    con.register(name, data)
+                # Whatever the query's text, its transaction is rolled back: a data-changing statement
+                # hidden in it (a DELETE ... RETURNING in a WITH) changes nothing.
+                con.execute("BEGIN TRANSACTION")
+                try:
+                    return con.execute(sql, dict(parameters) if parameters else None).df()
+                finally:
+                    _roll_back(con)
+            except duckdb.InterruptException:
+                raise KeyboardInterrupt from None
             except duckdb.Error as error:
                 raise query_error(str(error)) from None
-            finally:
-                con.execute("ROLLBACK")
 
     def parameter(self, name: str) -> str:
         return f"${name}"

@@ -43,6 +43,23 @@ def _engine(url: str) -> sa.Engine:
         return _engines[url]
 
 
+def _end(conn: sa.Connection, transaction: sa.RootTransaction) -> None:
+    """Roll the query's transaction back and release what a query may hold past it (advisory locks)."""
+    try:
+        transaction.rollback()
+        conn.execute(sa.text("SELECT pg_advisory_unlock_all()"))
+        conn.commit()
+    except sa.exc.DBAPIError:
+        conn.invalidate()  # a broken connection is not given back to the pool
+
+
+def _unavailable(url: str, error: sa.exc.OperationalError) -> ThanoSQLError:
+    return ThanoSQLError(
+        f"The table store is unavailable: {str(error.orig).strip().splitlines()[0]}",
+        hint=f"Check that PostgreSQL at {sa.engine.make_url(url).render_as_string(hide_password=True)} runs and accepts connections.",
+    )
+
+
 def _to_sql_frame(data: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
     """A DataFrame ready for to_sql: vectors as lists of floats typed real[]."""
     from sqlalchemy.dialects.postgresql import ARRAY, REAL
@@ -76,7 +93,11 @@ class PostgresWarehouseResource(WarehouseResource):
 
     url: str
     schema_name: str = "public"
-    reader_role: str = "thanosql_reader"  # the read-only role queries run as (created when missing)
+    # Queries run read-only as `reader_role`: by logging in as it (`reader_url`, production), or
+    # by switching to it from the warehouse user (created when missing).
+    reader_url: str | None = None
+    reader_role: str = "thanosql_reader"
+    query_timeout_s: float = 300.0
 
     @property
     def dialect(self) -> str:
@@ -87,8 +108,8 @@ class PostgresWarehouseResource(WarehouseResource):
         return self.url
 
     def query(self, sql: str, relations: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
-        engine = _engine(self.url)
-        self._ensure_reader(engine)
+        self._ensure_reader(_engine(self.url))
+        engine = _engine(self.reader_url or self.url)
         with engine.connect() as conn:
             transaction = conn.begin()
             try:
@@ -96,11 +117,15 @@ class PostgresWarehouseResource(WarehouseResource):
                     # Temporary tables of this transaction: concurrent queries do not share names.
                     frame, types = _to_sql_frame(data)
                     frame.to_sql(name, conn, schema="pg_temp", index=False, dtype=types, method="multi", chunksize=1000)
-                    conn.execute(sa.text(f"GRANT SELECT ON pg_temp.{quote(name)} TO {quote(self.reader_role)}"))
-                # The query runs as a role that may only read the tables, in a read-only transaction
-                # that is rolled back: no data change and no server-side file access (pg_read_file).
-                conn.execute(sa.text(f"SET LOCAL ROLE {quote(self.reader_role)}"))
+                    if not self.reader_url:
+                        conn.execute(sa.text(f"GRANT SELECT ON pg_temp.{quote(name)} TO {quote(self.reader_role)}"))
+                if not self.reader_url:
+                    # The warehouse user may be a superuser: the query runs as the reader role. A
+                    # query could switch back (set_config('role', ...)), which the planner refuses;
+                    # a reader login (`reader_url`) has nothing to switch back to.
+                    conn.execute(sa.text(f"SET LOCAL ROLE {quote(self.reader_role)}"))
                 conn.execute(sa.text("SET LOCAL transaction_read_only = on"))
+                conn.execute(sa.text(f"SET LOCAL statement_timeout = {int(self.query_timeout_s * 1000)}"))
                 raw = conn.connection.cursor()
                 try:
                     raw.execute(_pyformat(sql, list(parameters)) if parameters else sql, dict(parameters) if parameters else None)
@@ -108,31 +133,37 @@ class PostgresWarehouseResource(WarehouseResource):
                     rows = raw.fetchall()
                 finally:
                     raw.close()
+            except sa.exc.OperationalError as error:
+                conn.invalidate()
+                raise _unavailable(self.reader_url or self.url, error) from None
             except sa.exc.DBAPIError as error:
                 raise query_error(str(error.orig)) from None
             except psycopg2.Error as error:
                 raise query_error(str(error)) from None
             finally:
-                transaction.rollback()
+                _end(conn, transaction)
         return _from_sql_frame(pd.DataFrame(rows, columns=columns))
 
     def _ensure_reader(self, engine: sa.Engine) -> None:
-        """Create the read-only role queries run as (once per process), with SELECT on every table."""
+        """Give the reader role SELECT on every table (once per process), creating it when missing
+        (a NOLOGIN role the warehouse user switches to, unless `reader_url` logs in as it)."""
         if self.url in _readers:
             return
         role = quote(self.reader_role)
-        for attempt in range(2):  # a second try when another process created the role meanwhile
+        for attempt in range(2):  # a second try when another process set it up at the same moment
             try:
                 with engine.begin() as conn:
                     exists = conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = :role"), {"role": self.reader_role}).first()
                     if not exists:
                         conn.execute(sa.text(f"CREATE ROLE {role} NOLOGIN"))
-                    conn.execute(sa.text(f"GRANT {role} TO CURRENT_USER"))
+                    member = conn.execute(sa.text("SELECT pg_has_role(current_user, :role, 'MEMBER')"), {"role": self.reader_role}).scalar()
+                    if not self.reader_url and not member:
+                        conn.execute(sa.text(f"GRANT {role} TO CURRENT_USER"))
                     conn.execute(sa.text(f"GRANT USAGE ON SCHEMA {quote(self.schema_name)} TO {role}"))
                     conn.execute(sa.text(f"GRANT SELECT ON ALL TABLES IN SCHEMA {quote(self.schema_name)} TO {role}"))
                 break
             except sa.exc.DBAPIError as error:
-                if attempt == 0 and "already exists" in str(error.orig):
+                if attempt == 0:
                     continue
                 raise ThanoSQLError(
                     f"Could not set up the read-only role {self.reader_role!r} that queries run as: {str(error.orig).strip()}",

@@ -14,6 +14,7 @@ and renames it in under a new name.
 import os
 import shutil
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -22,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from resources.processes import ProcessId
 from resources.vector_store import LAYOUT, CollectionNotFound, ScoredImage, VectorStoreResource
 
 FULL_SCAN_THRESHOLD_KB = 10_000  # below this a segment is searched exhaustively (exact)
@@ -58,6 +60,14 @@ def _copy_sparse(source: str, target: str) -> None:
     shutil.copystat(source, target)
 
 
+def _abandoned(staging: Path) -> bool:
+    """Whether the process writing this staging directory is gone (unnamed ones: after an hour)."""
+    process = ProcessId.from_name(staging.name.rpartition("@")[2]) if "@" in staging.name else None
+    if process is not None:
+        return not process.alive
+    return time.time() - staging.stat().st_mtime > 3600
+
+
 class QdrantEdgeResource(VectorStoreResource):
     """`path`: directory of embedded collections (Qdrant Edge shards)."""
 
@@ -73,7 +83,8 @@ class QdrantEdgeResource(VectorStoreResource):
     @contextmanager
     def _staged(self, name: str) -> Iterator[Path]:
         """A staging directory for collection `name`, renamed into place if the block succeeds, removed if not."""
-        staging = Path(self.path) / f".staging-{name}-{uuid.uuid4().hex[:8]}"
+        # Named after this process: `discard_unfinished` removes what dead processes left, only.
+        staging = Path(self.path) / f".staging-{name}-{uuid.uuid4().hex[:8]}@{ProcessId.current().as_name()}"
         staging.parent.mkdir(parents=True, exist_ok=True)
         try:
             yield staging
@@ -94,9 +105,10 @@ class QdrantEdgeResource(VectorStoreResource):
 
     def discard_unfinished(self) -> list[str]:
         staged = sorted(Path(self.path).glob(".staging-*")) if Path(self.path).is_dir() else []
-        for path in staged:
+        abandoned = [path for path in staged if _abandoned(path)]
+        for path in abandoned:
             shutil.rmtree(path, ignore_errors=True)
-        return [path.name for path in staged]
+        return [path.name for path in abandoned]
 
     def build_collection(self, name: str, keys: Sequence[str], vectors: np.ndarray) -> int:
         from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, HnswIndexConfig

@@ -9,6 +9,7 @@ Production mode replaces each embedded store by a server, each chosen by one var
 | variable | what |
 | --- | --- |
 | `THANOSQL_WAREHOUSE_URL` | the tables' database (`postgresql+psycopg2://...`) instead of DuckDB |
+| `THANOSQL_WAREHOUSE_READER_URL` | a login that may only read the tables, which queries run as (default: the warehouse user switches to a NOLOGIN role `thanosql_reader`) |
 | `THANOSQL_CATALOG_URL` | the object catalog's database (`postgresql+psycopg2://...`) |
 | `THANOSQL_MLFLOW_URI` | an MLflow tracking server (`http://mlflow:5000`); artifacts go where the server says. Not MLFLOW_TRACKING_URI: MLflow sets that itself in-process |
 | `THANOSQL_MLFLOW_UI_URL` | the MLflow UI as a browser reaches it, for links from Dagster (default: `THANOSQL_MLFLOW_URI` when it is http(s); none in embedded mode unless you run `mlflow ui` on the workspace's `mlflow/mlflow.db`) |
@@ -49,6 +50,7 @@ class Settings:
     dataset_mirror: str | None = None
     catalog_url: str | None = None
     warehouse_url: str | None = None
+    warehouse_reader_url: str | None = None
     mlflow_tracking_uri: str | None = None
     mlflow_ui_url: str | None = None
     qdrant_url: str | None = None
@@ -71,6 +73,7 @@ class Settings:
             dataset_mirror=os.environ.get("THANOSQL_DATASET_MIRROR") or None,
             catalog_url=os.environ.get("THANOSQL_CATALOG_URL") or None,
             warehouse_url=os.environ.get("THANOSQL_WAREHOUSE_URL") or None,
+            warehouse_reader_url=os.environ.get("THANOSQL_WAREHOUSE_READER_URL") or None,
             mlflow_tracking_uri=mlflow_tracking_uri,
             mlflow_ui_url=os.environ.get("THANOSQL_MLFLOW_UI_URL") or _served_ui(mlflow_tracking_uri),
             qdrant_url=os.environ.get("THANOSQL_QDRANT_URL") or None,
@@ -106,6 +109,12 @@ def _served_ui(tracking_uri: str | None) -> str | None:
     return tracking_uri if tracking_uri and tracking_uri.startswith(("http://", "https://")) else None
 
 
+def _url_user(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(url).username or "thanosql_reader"
+
+
 def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     """One resource per external system, the embedded one unless the settings name a server."""
     home = settings.home
@@ -131,7 +140,12 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
     if settings.warehouse_url:
         from resources.postgres_warehouse import PostgresWarehouseResource
 
-        warehouse = PostgresWarehouseResource(url=settings.warehouse_url)
+        reader = settings.warehouse_reader_url
+        warehouse = PostgresWarehouseResource(
+            url=settings.warehouse_url,
+            reader_url=reader,
+            **({"reader_role": _url_user(reader)} if reader else {}),
+        )
     else:
         from resources.duckdb_warehouse import DuckDBWarehouseResource
 

@@ -87,6 +87,7 @@ class QueryEngine:
         model_registry: ModelRegistryResource,
         vector_store: VectorStoreResource,
         sql: str = "",
+        start: int = 0,
     ):
         self.workspace = workspace
         self.warehouse = warehouse
@@ -94,6 +95,7 @@ class QueryEngine:
         self.model_registry = model_registry
         self.vector_store = vector_store
         self.sql = sql  # the statement's script, for error positions
+        self.start = start  # where the statement begins in it
         self._tables: dict[str, dict[str, Generation]] | None = None  # this attempt's view of the tables' generations
         self._fresh = False  # whether this attempt reads them from the store rather than this process's memory
         self.last_plan = ""  # "exhaustive" or "top-k (m of n images)", for tests and EXPLAIN-like output
@@ -105,7 +107,7 @@ class QueryEngine:
             try:
                 return self._run(statement, relations)
             except QueryError as error:
-                raise located(error, self.sql, statement) from None
+                raise located(error, self.sql, statement, self.start) from None
             except (StaleGeneration, CollectionNotFound):
                 # Another process switched a table's embeddings (and maybe dropped the collection
                 # this process knew): read the tables again and start over.

@@ -64,7 +64,7 @@ class StatementRunner:
             name = f"__thanosql_convert_{index}"
             relations[name] = self.result_rows(convert)
             subquery.replace(exp.Table(this=exp.to_identifier(name), alias=subquery.args.get("alias")))
-        engine = QueryEngine(sql=statement.sql, **{key: self.resources[key] for key in QUERY_RESOURCES})
+        engine = QueryEngine(sql=statement.sql, start=statement.start, **{key: self.resources[key] for key in QUERY_RESOURCES})
         try:
             return engine.run(plan.expression, relations)
         finally:

@@ -32,8 +32,8 @@ def user_errors(statement: str = "") -> Iterator[None]:
             raise foreseen from None
         raise InternalError(
             f"ThanoSQL failed unexpectedly{_quoted(statement)}: {type(error).__name__}: {str(error)[:300]}",
-            hint="This is a bug in ThanoSQL; please report it with the statement. The statement's results were "
-            "not switched in, so the previous tables, models and collections still serve.",
+            hint="This is a bug in ThanoSQL; please report it with the statement. Statements switch their results "
+            "in last, in one step, so the workspace holds either the previous state or the statement's whole result.",
         ) from error
 
 
@@ -45,7 +45,9 @@ def _foreseen_cause(error: BaseException) -> ThanoSQLError | None:
         seen.add(id(current))
         if isinstance(current, ThanoSQLError):
             return current
-        current = getattr(current, "user_exception", None) or current.__cause__ or current.__context__
+        # Only what the library says it wrapped: a bug raised while handling a ThanoSQLError
+        # (its __context__) is a bug, not that error.
+        current = getattr(current, "user_exception", None) or current.__cause__
     return None
 
 

@@ -216,7 +216,18 @@ class _StatementPlanner:
                         hint="COPY into a new table, or into one COPY created.",
                     )
                 sources = (*current.spec["sources"], source)
-            elif not options["overwrite"]:
+            derived = [
+                entry.spec for entry in self._catalog.list("embedding")
+                if entry.spec.get("table") == name and not entry.spec.get("folder") and name not in entry.spec.get("tables", ())
+            ]
+            if derived:
+                raise ObjectExistsError(
+                    f"Table {name!r} is CONVERT's output from {', '.join(derived[0]['tables'])}; a COPY over it would be "
+                    "undone when that table changes.",
+                    **self._at(node.this),
+                    hint="COPY into another table name.",
+                )
+            if not options["overwrite"] and not options["append"]:
                 raise ObjectExistsError(
                     f"Table {name!r} already exists.",
                     **self._at(node.this),
@@ -493,7 +504,7 @@ class _StatementPlanner:
         try:
             columns = self._warehouse.query_columns(query.sql(dialect=self._warehouse.dialect))
         except QueryError as error:
-            raise located(error, self._sql, query) from None
+            raise located(error, self._sql, query, self._start) from None
         require_column(column, columns, option=option, **(self._option_at(node, option) or self._at(query)))
 
     def _resolve(self, node: exp.Expression, path: str | None = None) -> Path:

@@ -14,11 +14,12 @@ from sql_frontend.language.positions import caret_snippet, line_col, locate
 from thanosql.errors import QueryError
 
 
-def located(error: QueryError, sql: str, query: exp.Expression) -> QueryError:
-    """The store's `error` pointing into the user's text: at the first name it quotes that `sql`
-    holds (`Referenced column "foo" not found` points at foo), else at the query."""
+def located(error: QueryError, sql: str, query: exp.Expression, start: int = 0) -> QueryError:
+    """The store's `error` pointing into the user's text: at the first name it quotes that the
+    statement (`sql` from offset `start` on) holds (`Referenced column "foo" not found` points
+    at foo), else at the query."""
     for name in re.findall(r'"([^"]+)"', error.bare_message):
-        match = re.search(rf"(?<![\w.]){re.escape(name)}(?!\w)", sql, flags=re.IGNORECASE)
+        match = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)", flags=re.IGNORECASE).search(sql, start)
         if match:
             line, col = line_col(sql, match.start())
             snippet = caret_snippet(sql, match.start(), match.end() - 1)

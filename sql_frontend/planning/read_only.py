@@ -9,11 +9,22 @@ in PostgreSQL); this check says so before anything runs, at the offending text.
 
 from __future__ import annotations
 
+import re
+
 from sqlglot import exp
 
 from sql_frontend.language.positions import locate
 from thanosql.errors import SQLError
 
+# Functions that reach past the tables: run SQL given as text, change settings or the session
+# (set_config('role', ...) would leave PostgreSQL's reader role), read server files, hold locks,
+# sleep, signal other sessions, or advance sequences.
+_FORBIDDEN_FUNCTIONS = re.compile(
+    r"^(set_config|query_to_xml\w*|cursor_to_xml\w*|dblink\w*|pg_read_\w+|pg_ls_\w+|pg_stat_file|lo_\w+|"
+    r"pg_(try_)?advisory_\w+|pg_sleep\w*|pg_terminate_backend|pg_cancel_backend|pg_reload_conf|pg_rotate_logfile|"
+    r"pg_switch_wal|pg_create_\w+|pg_drop_\w+|nextval|setval|query|query_table|read_\w+|glob)$",
+    re.IGNORECASE,
+)
 # Table functions that compute rows from their arguments alone.
 _ROW_GENERATORS = (exp.GenerateSeries, exp.ExplodingGenerateSeries, exp.Unnest)
 _GENERATOR_NAMES = {"range", "generate_series", "unnest"}
@@ -41,13 +52,23 @@ def check_read_only(query: exp.Expression, sql: str) -> None:
                 **locate(sql, node),
                 hint="Queries only read tables. COPY replaces or appends to a table; CONVERT adds embeddings.",
             )
-        if isinstance(node, exp.Table) and isinstance(node.this, exp.Func) and not _generates_rows(node.this):
-            name = node.this.sql_name() if not isinstance(node.this, exp.Anonymous) else str(node.this.this)
+        if isinstance(node, exp.Func) and _FORBIDDEN_FUNCTIONS.match(_function_name(node)):
+            raise SQLError(
+                f"A query reads tables only; the function {_function_name(node).lower()}() is not allowed.",
+                **locate(sql, node),
+                hint="Queries compute from the tables' rows; settings, files, locks and other SQL are out of their reach.",
+            )
+        if isinstance(node, (exp.Table, exp.Lateral)) and isinstance(node.this, exp.Func) and not _generates_rows(node.this):
+            name = _function_name(node.this)
             raise SQLError(
                 f"A query reads tables only; the table function {name.lower()}() is not allowed.",
                 **locate(sql, node),
                 hint="Query the workspace's tables (FROM table_name); to load a file, COPY <table> FROM 'file.csv' first.",
             )
+
+
+def _function_name(function: exp.Func) -> str:
+    return str(function.this) if isinstance(function, exp.Anonymous) else function.sql_name()
 
 
 def _generates_rows(function: exp.Func) -> bool:

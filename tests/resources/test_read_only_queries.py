@@ -75,3 +75,47 @@ def test_postgres_runs_queries_read_only_as_a_reader(postgres_store, sql):
 def test_postgres_queries_still_read_relations_passed_to_them(postgres_store):
     rows = postgres_store.query("SELECT t.a, r.b FROM t JOIN r ON r.a = t.a ORDER BY t.a", relations={"r": pd.DataFrame({"a": [2], "b": ["x"]})})
     assert rows.to_dict("records") == [{"a": 2, "b": "x"}]
+
+
+@pytest.fixture(scope="module")
+def postgres_reader_store():
+    """A warehouse whose queries log in as a reader login, as docker-compose sets it up."""
+    if not postgres_available():
+        pytest.skip("needs the PostgreSQL server on 127.0.0.1:5432")
+    import sqlalchemy as sa
+
+    from resources.postgres_warehouse import PostgresWarehouseResource
+
+    database = f"thanosql_reader_{uuid.uuid4().hex[:10]}"
+    create_database(database)
+    admin = sa.create_engine(f"postgresql+psycopg2://{PG}/{database}")
+    with admin.begin() as conn:
+        if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'thanosql_test_reader'")).first():
+            conn.execute(sa.text("CREATE ROLE thanosql_test_reader LOGIN"))
+    admin.dispose()
+    host = PG.split("@")[-1]
+    try:
+        store = PostgresWarehouseResource(
+            url=f"postgresql+psycopg2://{PG}/{database}",
+            reader_url=f"postgresql+psycopg2://thanosql_test_reader@{host}/{database}",
+            reader_role="thanosql_test_reader",
+        )
+        store.replace_table("t", pd.DataFrame({"a": [1, 2, 3]}))
+        yield store
+    finally:
+        drop_database(database)
+
+
+def test_a_reader_login_cannot_switch_back_to_the_warehouse_user(postgres_reader_store):
+    # The planner refuses set_config; the store alone must hold too: the session user is the reader.
+    with pytest.raises(QueryError, match="permission denied"):
+        postgres_reader_store.query(
+            "SELECT set_config('role', 'none', true) AS r, query_to_xml('SELECT pg_read_file(''/etc/hostname'')', true, false, '') AS x"
+        )
+    assert postgres_reader_store.query("SELECT a FROM t ORDER BY a")["a"].tolist() == [1, 2, 3]
+
+
+def test_a_readers_query_holds_no_lock_past_its_end(postgres_reader_store):
+    postgres_reader_store.query("SELECT pg_advisory_lock(4242) AS locked")
+    locks = postgres_reader_store.query("SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242")
+    assert locks["n"].iloc[0] == 0

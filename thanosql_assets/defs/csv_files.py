@@ -12,6 +12,7 @@ import csv
 import io
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
@@ -20,7 +21,10 @@ import pyarrow.csv as pa_csv
 
 from thanosql.errors import DataError
 
-_LOOKS_LIKE_DATA = re.compile(r"^[-+]?\d+(\.\d+)?$|[/\\]|\.(jpe?g|png|bmp|gif|tiff?|webp|csv)$", re.IGNORECASE)
+_NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?$")
+_FILE_LIKE = re.compile(r"[/\\]|\.(jpe?g|png|bmp|gif|tiff?|webp|csv)$", re.IGNORECASE)
+# A long value is still one value: the csv module's default cap (128 KiB) would call it invalid.
+csv.field_size_limit(2**31 - 1)
 _LEADING_ZERO = r"^\s*[+-]?0\d"
 _LONG_INTEGER = r"^\s*[+-]?\d{16,}\s*$"
 _HEADER_HINT = "COPY needs a first line of column names, e.g. image_path,filename,label."
@@ -31,15 +35,20 @@ def read_csv_files(files: Sequence[tuple[str, Path]]) -> pa.Table:
 
     Raises DataError naming the file and line of the first problem; nothing is read partially.
     """
-    tables = [_read_one(source, path) for source, path in files]
-    first_source, first = files[0][0], tables[0]
-    converted = [first]
-    for (source, _path), table in zip(files[1:], tables[1:]):
-        converted.append(_conform(table, first.schema, source, first_source))
-    return pa.concat_tables(converted)
+    read = [_read_one(source, path) for source, path in files]
+    first = read[0]
+    return pa.concat_tables([first.typed, *(_conform(file, first.typed.schema, first.source) for file in read[1:])])
 
 
-def _read_one(source: str, path: Path) -> pa.Table:
+@dataclass(frozen=True)
+class _CsvFile:
+    source: str  # as the statement names it
+    typed: pa.Table  # the values with inferred types
+    text: pa.Table  # the same values as written
+    lines: list[int]  # the line each row starts on
+
+
+def _read_one(source: str, path: Path) -> _CsvFile:
     try:
         text = path.read_bytes().decode("utf-8-sig")
     except UnicodeDecodeError as error:
@@ -47,11 +56,11 @@ def _read_one(source: str, path: Path) -> pa.Table:
         raise DataError(f'COPY: "{source}" line {line} is not UTF-8 text.', hint="Save the file as UTF-8 CSV.") from None
     if not text.strip():
         raise DataError(f'COPY: "{source}" is empty.', hint=_HEADER_HINT)
-    header = _check_structure(source, text)
+    header, lines = _check_structure(source, text)
     typed = _parse(text, pa_csv.ConvertOptions(strings_can_be_null=False))
     as_text = _parse(text, pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False))
     columns = [_exact_column(typed.column(name), as_text.column(name)) for name in header]
-    return pa.table(columns, names=header)
+    return _CsvFile(source, pa.table(columns, names=header), as_text, lines)
 
 
 def _parse(text: str, convert_options: pa_csv.ConvertOptions) -> pa.Table:
@@ -65,16 +74,18 @@ def _exact_column(typed: pa.ChunkedArray, text: pa.ChunkedArray) -> pa.ChunkedAr
     if pa.types.is_null(typed.type):
         return text
     if pa.types.is_integer(typed.type) or pa.types.is_floating(typed.type):
-        pattern = _LEADING_ZERO if pa.types.is_integer(typed.type) else _LONG_INTEGER
-        if pc.any(pc.match_substring_regex(text, pattern)).as_py():
+        patterns = [_LEADING_ZERO] + ([] if pa.types.is_integer(typed.type) else [_LONG_INTEGER])
+        if any(pc.any(pc.match_substring_regex(text, pattern)).as_py() for pattern in patterns):
             return text
     return typed
 
 
-def _check_structure(source: str, text: str) -> list[str]:
-    """The header; raises DataError at the first line that is not a row of the header's width."""
-    reader = csv.reader(io.StringIO(text), strict=True)
-    row_start = 1  # the line a row starts on (a quoted value may span lines)
+def _check_structure(source: str, text: str) -> tuple[list[str], list[int]]:
+    """The header and the line each row starts on (a quoted value may span lines); raises
+    DataError at the first line that is not a row of the header's width."""
+    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+    row_start = 1
+    lines = []
     try:
         header = next(reader)
         _check_header(source, header)
@@ -86,20 +97,23 @@ def _check_structure(source: str, text: str) -> list[str]:
                     f'the header has {len(header)} columns ({", ".join(header)}).',
                     hint="Every line needs one value per column (quote values that contain commas); nothing was copied.",
                 )
+            if row:
+                lines.append(row_start)
             row_start = reader.line_num + 1
     except csv.Error as error:
         raise DataError(
             f'COPY: "{source}" line {row_start} is not valid CSV: {error}.',
             hint="Close every quoted value with a double quote; write a quote inside one as two quotes.",
         ) from None
-    return header
+    return header, lines
 
 
 def _check_header(source: str, header: list[str]) -> None:
     names = [name.strip() for name in header]
     if any(not name for name in names):
         raise DataError(f'COPY: "{source}" line 1 has an empty column name.', hint=_HEADER_HINT)
-    data_like = [name for name in names if _LOOKS_LIKE_DATA.search(name)]
+    # Paths and file names are data; so is a line of numbers only (`year,2019` is a header).
+    data_like = [name for name in names if _FILE_LIKE.search(name)] or (names if all(_NUMBER.match(name) for name in names) else [])
     if data_like:
         raise DataError(
             f'COPY: "{source}" line 1 looks like data ({data_like[0]!r}), not column names: the file has no header row.',
@@ -108,13 +122,17 @@ def _check_header(source: str, header: list[str]) -> None:
     reserved = [name for name in names if name.lower().startswith("__thanosql")]
     if reserved:
         raise DataError(f'COPY: "{source}" line 1: column name {reserved[0]!r} is reserved for ThanoSQL.', hint="Rename that column.")
-    duplicates = sorted({name for name in names if names.count(name) > 1})
+    folded = [name.lower() for name in names]  # the table store folds them: Label and label clash
+    duplicates = sorted({name for name in names if folded.count(name.lower()) > 1})
     if duplicates:
         raise DataError(f'COPY: "{source}" line 1 names column {duplicates[0]!r} twice.', hint="Give every column its own name.")
 
 
-def _conform(table: pa.Table, schema: pa.Schema, source: str, first_source: str) -> pa.Table:
-    """`table` with `schema`'s columns and types, or DataError naming the first value that does not fit."""
+def _conform(file: _CsvFile, schema: pa.Schema, first_source: str) -> pa.Table:
+    """An appended file's rows with the table's columns and types, or DataError naming the first
+    value that does not fit: its text must read as the table's type (no `true` in an integer
+    column, no `007` where the table has numbers); whole numbers may join a float column."""
+    table, source = file.typed, file.source
     if sorted(table.column_names) != sorted(schema.names):
         missing = [name for name in schema.names if name not in table.column_names]
         extra = [name for name in table.column_names if name not in schema.names]
@@ -128,20 +146,26 @@ def _conform(table: pa.Table, schema: pa.Schema, source: str, first_source: str)
     columns = []
     for field in schema:
         column = table.column(field.name)
-        try:
+        if column.type == field.type or pa.types.is_string(field.type) or (pa.types.is_integer(column.type) and pa.types.is_floating(field.type)):
             columns.append(column.cast(field.type))
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            row = next(i for i, value in enumerate(column.to_pylist()) if not _fits(value, field.type))
-            raise DataError(
-                f'COPY ... append: "{source}" line {row + 2}: {field.name} = {column[row].as_py()!r} is not of the table\'s type {field.type}.',
-                hint=f"Fix that value, or replace the table with overwrite=True if {field.name} should hold {column.type} values.",
-            ) from None
+            continue
+        values = file.text.column(field.name).to_pylist()
+        row = next((i for i, value in enumerate(values) if not _reads_as(value, field.type)), 0)
+        raise DataError(
+            f'COPY ... append: "{source}" line {file.lines[row] if file.lines else 2}: {field.name} = {values[row] if values else None!r} '
+            f"is not of the table's type {field.type}.",
+            hint=f"Fix that value, or replace the table with overwrite=True if {field.name} should hold {column.type} values.",
+        )
     return pa.table(columns, schema=schema)
 
 
-def _fits(value, type_: pa.DataType) -> bool:
+def _reads_as(text: str, type_: pa.DataType) -> bool:
+    """Whether a value as written is one of `type_` as COPY infers types."""
+    if pa.types.is_integer(type_) or pa.types.is_floating(type_):
+        if re.match(_LEADING_ZERO, text) or re.match(r"^\s*$", text):
+            return False
     try:
-        pa.array([value]).cast(type_)
+        pa.array([text]).cast(type_)
         return True
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return False

@@ -23,6 +23,7 @@ image the query returned get their embedding. Otherwise a new table is written f
 """
 
 import datetime as dt
+import logging
 import re
 import time
 import uuid
@@ -47,6 +48,7 @@ from resources.workspace import suffix_set
 from thanosql.errors import DataError, ObjectNotFoundError
 from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.progress import Progress
+from thanosql_assets.defs.recovery import journal_collection
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, model_key, table_key
 from thanosql_assets.defs.table_metadata import table_metadata
@@ -156,7 +158,9 @@ class RefreshedEmbedding:
         }
 
 
-def refresh_vectors(spec: EmbeddingSpec, image_paths: pd.Series, stores: EmbeddingStores, progress, *, rebuild: bool) -> RefreshedEmbedding:
+def refresh_vectors(
+    spec: EmbeddingSpec, image_paths: pd.Series, stores: EmbeddingStores, progress, *, rebuild: bool, run_id: str
+) -> RefreshedEmbedding:
     """Vectors for the distinct `image_paths` with the model's serving version, in a new collection.
 
     Images the previous collection holds keep their vectors when the model version is the same
@@ -201,6 +205,7 @@ def refresh_vectors(spec: EmbeddingSpec, image_paths: pd.Series, stores: Embeddi
     if skipped:
         progress(f"skipped {len(skipped)} unusable images (on_error='skip'); their rows have no embedding: {skipped_summary(skipped)}")
     collection = collection_name(spec)
+    journal_collection(stores.workspace.root, run_id, collection)  # first: a kill from here on leaves it to recovery
     if reusable:
         stale = sorted(set(stores.vector_store.all_keys(previous_collection)) - set(keys))
         points = stores.vector_store.extend_collection(previous_collection, collection, new_keys, new_vectors, stale)
@@ -242,9 +247,13 @@ def publish(refreshed: RefreshedEmbedding, row_count: int, stores: EmbeddingStor
             "dim": refreshed.dim,
         },
     )
-    stores.vector_store.point_alias(_safe(f"{spec.table}__{spec.model}"), refreshed.collection)
-    if retired not in (None, refreshed.collection, previous_collection):
-        stores.vector_store.drop_collection(retired)
+    # The table and the catalog are switched: what follows only tidies up, and must not fail the statement.
+    try:
+        stores.vector_store.point_alias(_safe(f"{spec.table}__{spec.model}"), refreshed.collection)
+        if retired not in (None, refreshed.collection, previous_collection):
+            stores.vector_store.drop_collection(retired)
+    except Exception as error:  # noqa: BLE001
+        logging.getLogger("thanosql.progress").info("collection %s is live; tidying the store failed: %s", refreshed.collection, error)
 
 
 class EmbedConfig(dg.Config):
@@ -303,11 +312,11 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
         rows = folder_rows(workspace, spec) if spec.folder else warehouse.query_from(spec.query, QUERY_DIALECT)
         require_column(spec.image_col, list(rows.columns), rows="the rows to embed")
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
-        refreshed = refresh_vectors(spec, rows[spec.image_col], stores, progress, rebuild=config.rebuild)
+        refreshed = refresh_vectors(spec, rows[spec.image_col], stores, progress, rebuild=config.rebuild, run_id=context.run_id)
         in_place = not spec.folder and spec.table in spec.tables
-        target_rows = warehouse.query(f"SELECT * FROM {quote(spec.table)}") if in_place else rows
-        data = refreshed.add_column(target_rows)
         try:
+            target_rows = warehouse.query(f"SELECT * FROM {quote(spec.table)}") if in_place else rows
+            data = refreshed.add_column(target_rows)
             row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col], generations=[refreshed.generation])
         except BaseException:
             vector_store.drop_collection(refreshed.collection)

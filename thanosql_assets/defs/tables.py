@@ -10,6 +10,10 @@ that fails or is killed midway leaves them as they were.
 import time
 
 import dagster as dg
+import pandas as pd
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
 
 from resources import (
     CatalogResource,
@@ -22,7 +26,9 @@ from thanosql.errors import DataError
 from thanosql_assets.defs.csv_files import read_csv_files
 from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
 from thanosql_assets.defs.progress import Progress
-from thanosql_assets.defs.specs import EmbeddingSpec, TableSpec, spec_from_dict
+from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, TableSpec, spec_from_dict
+
+_STAGED = "__thanosql_staged"  # the name a table's new rows go by while its embeddings are refreshed
 from thanosql_assets.defs.table_metadata import column_schema
 
 
@@ -30,6 +36,22 @@ def in_place_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingS
     """The embeddings CONVERT wrote into `table` itself (its embedding columns)."""
     specs = [spec_from_dict("embedding", entry.spec) for entry in catalog.list("embedding")]
     return [spec for spec in specs if not spec.folder and spec.table == table and table in spec.tables]
+
+
+def embedded_images(warehouse: WarehouseResource, embedding: EmbeddingSpec, table: str, data: pa.Table) -> pd.Series:
+    """The images of `table`'s new rows (`data`) that the embedding's CONVERT query picks (its
+    WHERE, its joins): the query, run with the new rows in the table's place."""
+    query = sqlglot.parse_one(embedding.query, read=QUERY_DIALECT)
+    for node in query.find_all(exp.Table):
+        if isinstance(node.this, exp.Identifier) and _folded(node.this) == table and not node.args.get("db"):
+            node.set("alias", node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table)))
+            node.set("this", exp.to_identifier(_STAGED))
+    return warehouse.query(query.sql(dialect=warehouse.dialect), relations={_STAGED: data})[embedding.image_col]
+
+
+def _folded(identifier: exp.Identifier) -> str:
+    """A table name as PostgreSQL folds it: lower case unless quoted."""
+    return identifier.this if identifier.quoted else identifier.this.lower()
 
 
 def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -59,14 +81,13 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                 )
         data = read_csv_files(list(zip(spec.sources, paths)))
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
-        refreshed = [
-            refresh_vectors(embedding, data.column(embedding.image_col).to_pandas(), stores, progress, rebuild=False)
-            for embedding in in_place_embeddings(catalog, spec.name)
-            if embedding.image_col in data.column_names
-        ]
-        for embedding in refreshed:
-            data = embedding.add_column(data)
+        refreshed: list[RefreshedEmbedding] = []
         try:
+            for embedding in in_place_embeddings(catalog, spec.name):
+                if embedding.image_col in data.column_names:
+                    images = embedded_images(warehouse, embedding, spec.name, data)
+                    refreshed.append(refresh_vectors(embedding, images, stores, progress, rebuild=False, run_id=context.run_id))
+                    data = refreshed[-1].add_column(data)
             rows = warehouse.replace_table(
                 spec.name,
                 data,

@@ -90,3 +90,31 @@ def test_numbers_keep_their_text_when_a_number_type_would_change_it(tmp_path):
     assert table.column("id").to_pylist() == ["00123", "042"]  # leading zeros kept
     assert table.column("big").to_pylist() == ["12345678901234567890123", "1"]  # not rounded to a float
     assert table.column("n").to_pylist() == [7, 8] and table.column("x").to_pylist() == [0.5, 1.25]
+
+
+@pytest.mark.parametrize(
+    "appended, line, value",
+    [("x,y\n1,a\n007,b\n", 3, "'007'"), ("x,y\ntrue,a\n", 2, "'true'"), ('x,y\n1,"two\nlines"\n\n1.5,c\n', 5, "'1.5'")],
+    ids=["leading-zero", "bool", "after-a-multiline-value"],
+)
+def test_an_appended_value_is_checked_as_written_at_its_line(tmp_path, appended, line, value):
+    files = _files(tmp_path, a="x,y\n1,a\n", b=appended)
+    with pytest.raises(DataError, match=rf'b.csv" line {line}: x = {value}'):
+        read_csv_files(files)
+
+
+def test_headers_may_hold_numbers_but_not_only_numbers(tmp_path):
+    assert read_csv_files(_files(tmp_path, a="year,2019\n2020,5\n")).column_names == ["year", "2019"]
+    with pytest.raises(DataError, match="looks like data"):
+        read_csv_files(_files(tmp_path, b="2019,2020\n1,2\n"))
+
+
+def test_names_differing_only_in_case_are_one_column_twice(tmp_path):
+    with pytest.raises(DataError, match="twice"):
+        read_csv_files(_files(tmp_path, a="Label,label\n1,2\n"))
+
+
+def test_long_values_and_old_mac_line_endings_are_read(tmp_path):
+    long = "x" * 200_000
+    table = read_csv_files(_files(tmp_path, a=f"a,b\r{long},1\r"))
+    assert table.column("a").to_pylist() == [long]
