@@ -10,7 +10,7 @@ import re
 
 from sqlglot import exp
 
-from sql_frontend.language.positions import caret_snippet, line_col, locate
+from sql_frontend.language.positions import locate, span_location
 from thanosql.errors import QueryError
 
 
@@ -21,7 +21,5 @@ def located(error: QueryError, sql: str, query: exp.Expression, start: int = 0) 
     for name in re.findall(r'"([^"]+)"', error.bare_message):
         match = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)", flags=re.IGNORECASE).search(sql, start)
         if match:
-            line, col = line_col(sql, match.start())
-            snippet = caret_snippet(sql, match.start(), match.end() - 1)
-            return QueryError(error.bare_message, line=line, col=col, snippet=snippet, hint=error.hint)
+            return QueryError(error.bare_message, **span_location(sql, match.start(), match.end() - 1), hint=error.hint)
     return QueryError(error.bare_message, **locate(sql, query), hint=error.hint)

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import uuid
+from contextlib import contextmanager
 
 import pandas as pd
 import pytest
@@ -49,8 +50,10 @@ def test_duckdb_query_errors_are_query_errors_without_the_stores_sql(duckdb_stor
     assert "column" in caught.value.hint
 
 
-@pytest.fixture(scope="module")
-def postgres_store():
+@contextmanager
+def _postgres_store(**reader: str):
+    """A warehouse on a database of its own on the machine's PostgreSQL, holding table t (a: 1, 2, 3);
+    `reader` settings may name `{database}` in a URL."""
     if not postgres_available():
         pytest.skip("needs the PostgreSQL server on 127.0.0.1:5432")
     from resources.postgres_warehouse import PostgresWarehouseResource
@@ -58,11 +61,18 @@ def postgres_store():
     database = f"thanosql_read_only_{uuid.uuid4().hex[:10]}"
     create_database(database)
     try:
-        store = PostgresWarehouseResource(url=f"postgresql+psycopg2://{PG}/{database}")
+        settings = {key: value.format(database=database) for key, value in reader.items()}
+        store = PostgresWarehouseResource(url=f"postgresql+psycopg2://{PG}/{database}", **settings)
         store.replace_table("t", pd.DataFrame({"a": [1, 2, 3]}))
         yield store
     finally:
         drop_database(database)
+
+
+@pytest.fixture(scope="module")
+def postgres_store():
+    with _postgres_store() as store:
+        yield store
 
 
 @pytest.mark.parametrize("sql", [*CHANGES, "SELECT pg_read_file('/etc/passwd')", "SELECT * FROM pg_ls_dir('/')"])
@@ -80,30 +90,19 @@ def test_postgres_queries_still_read_relations_passed_to_them(postgres_store):
 @pytest.fixture(scope="module")
 def postgres_reader_store():
     """A warehouse whose queries log in as a reader login, as docker-compose sets it up."""
-    if not postgres_available():
-        pytest.skip("needs the PostgreSQL server on 127.0.0.1:5432")
-    import sqlalchemy as sa
+    if postgres_available():
+        import sqlalchemy as sa
 
-    from resources.postgres_warehouse import PostgresWarehouseResource
-
-    database = f"thanosql_reader_{uuid.uuid4().hex[:10]}"
-    create_database(database)
-    admin = sa.create_engine(f"postgresql+psycopg2://{PG}/{database}")
-    with admin.begin() as conn:
-        if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'thanosql_test_reader'")).first():
-            conn.execute(sa.text("CREATE ROLE thanosql_test_reader LOGIN"))
-    admin.dispose()
+        admin = sa.create_engine(f"postgresql+psycopg2://{PG}/postgres")
+        with admin.begin() as conn:
+            if not conn.execute(sa.text("SELECT 1 FROM pg_roles WHERE rolname = 'thanosql_test_reader'")).first():
+                conn.execute(sa.text("CREATE ROLE thanosql_test_reader LOGIN"))
+        admin.dispose()
     host = PG.split("@")[-1]
-    try:
-        store = PostgresWarehouseResource(
-            url=f"postgresql+psycopg2://{PG}/{database}",
-            reader_url=f"postgresql+psycopg2://thanosql_test_reader@{host}/{database}",
-            reader_role="thanosql_test_reader",
-        )
-        store.replace_table("t", pd.DataFrame({"a": [1, 2, 3]}))
+    with _postgres_store(
+        reader_url=f"postgresql+psycopg2://thanosql_test_reader@{host}/{{database}}", reader_role="thanosql_test_reader"
+    ) as store:
         yield store
-    finally:
-        drop_database(database)
 
 
 def test_a_reader_login_cannot_switch_back_to_the_warehouse_user(postgres_reader_store):

@@ -85,17 +85,23 @@ CASES = [
 ]
 
 
+def refused(conn, sql: str, error_type: type[ThanoSQLError] = ThanoSQLError) -> ThanoSQLError:
+    """The error `sql` gets, after checking that it has a hint and changed nothing in the workspace."""
+    home = conn.settings.home
+    before = snapshot(home)
+    with pytest.raises(error_type) as caught:
+        conn.execute(sql)
+    assert caught.value.hint, f"no hint in: {caught.value}"
+    assert snapshot(home) == before, "a refused statement changed the workspace"
+    return caught.value
+
+
 @pytest.mark.parametrize("sql, words", CASES)
 def test_bad_input_is_refused_cleanly(tutorial_conn, sql, words):
-    before = snapshot(tutorial_conn.settings.home)
-    with pytest.raises(ThanoSQLError) as caught:
-        tutorial_conn.execute(sql)
-    message = str(caught.value)
+    message = str(refused(tutorial_conn, sql))
     for word in words:
         assert word.lower() in message.lower(), message
-    assert caught.value.hint, f"no hint in: {message}"
     assert len(message) < 2000
-    assert snapshot(tutorial_conn.settings.home) == before, "a refused statement changed the workspace"
 
 
 def test_the_catalogue_is_large_enough():
@@ -114,11 +120,8 @@ KEYWORD_NAMES = [
 def test_keywords_as_names_are_syntax_errors_at_their_place(tutorial_conn, sql):
     from thanosql.errors import ThanoSQLSyntaxError
 
-    before = snapshot(tutorial_conn.settings.home)
-    with pytest.raises(ThanoSQLSyntaxError) as caught:
-        tutorial_conn.execute(sql)
-    assert caught.value.line == 1 and caught.value.col and caught.value.hint
-    assert snapshot(tutorial_conn.settings.home) == before
+    error = refused(tutorial_conn, sql, ThanoSQLSyntaxError)
+    assert error.line == 1 and error.col
 
 
 OUTSIDE = [
@@ -136,12 +139,8 @@ def test_paths_outside_the_workspace_are_refused_where_paths_are_confined(tutori
     import thanosql
 
     monkeypatch.setenv("THANOSQL_CONFINE_PATHS", "1")
-    conn = thanosql.connect(tutorial_home, progress=False)
-    before = snapshot(tutorial_home)
-    with pytest.raises(ThanoSQLError) as caught:
-        conn.execute(sql)
-    assert caught.value.line == 1 and caught.value.hint
-    assert snapshot(tutorial_home) == before
+    error = refused(thanosql.connect(tutorial_home, progress=False), sql)
+    assert error.line == 1
 
 
 MORE = [
@@ -155,13 +154,10 @@ MORE = [
 
 @pytest.mark.parametrize("sql, words", MORE)
 def test_more_bad_statements_are_refused_at_their_place(tutorial_conn, sql, words):
-    before = snapshot(tutorial_conn.settings.home)
-    with pytest.raises(ThanoSQLError) as caught:
-        tutorial_conn.execute(sql)
+    error = refused(tutorial_conn, sql)
     for word in words:
-        assert word in str(caught.value)
-    assert caught.value.line == 1 and caught.value.hint
-    assert snapshot(tutorial_conn.settings.home) == before
+        assert word in str(error)
+    assert error.line == 1
 
 
 @pytest.mark.parametrize("value", [None, 42, b"SELECT 1", ["SELECT 1"]], ids=["none", "int", "bytes", "list"])
@@ -179,10 +175,8 @@ def _copy_with_columns(conn, name: str, header: str, rows: list[str]) -> None:
 
 def test_convert_will_not_overwrite_a_column_named_like_its_embedding(scratch_conn):
     _copy_with_columns(scratch_conn, "clash", "image_path,my_image_search_model_simclr", ["thanosql-dataset/mnist_data/test/923.jpg,1"])
-    before = snapshot(scratch_conn.settings.home)
-    with pytest.raises(ThanoSQLError, match="not my_image_search_model's embedding"):
-        scratch_conn.execute("CONVERT USING my_image_search_model AS SELECT * FROM clash")
-    assert snapshot(scratch_conn.settings.home) == before
+    error = refused(scratch_conn, "CONVERT USING my_image_search_model AS SELECT * FROM clash")
+    assert "not my_image_search_model's embedding" in str(error)
 
 
 def test_search_refuses_a_table_with_a_column_named_like_its_similarity(scratch_conn):

@@ -1,8 +1,10 @@
 """Checks on the data a statement names, shared by the planner (before anything runs, with the
 error's position in the statement) and the assets (when they run: the data may have changed)."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
+
+import pandas as pd
 
 from thanosql.errors import ObjectNotFoundError
 
@@ -15,3 +17,8 @@ def require_column(column: str, columns: Sequence[str], *, option: str = "image_
             **where,
             hint=f"Set OPTIONS ({option}='<column with image paths>').",
         )
+
+
+def image_path_texts(values: Iterable[Any]) -> list[str | None]:
+    """A column's image paths as text; None for a row without one (NULL, NaN or empty)."""
+    return [None if pd.isna(value) or str(value) == "" else str(value) for value in values]

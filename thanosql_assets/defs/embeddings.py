@@ -46,7 +46,7 @@ from resources import (
 from resources.warehouse import quote
 from resources.workspace import suffix_set
 from thanosql.errors import DataError, ObjectNotFoundError
-from thanosql_assets.defs.checks import require_column
+from thanosql_assets.defs.checks import image_path_texts, require_column
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.recovery import journal_collection
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
@@ -171,7 +171,7 @@ def refresh_vectors(
     if model_entry is None:
         raise ObjectNotFoundError(f"Model {spec.model!r} does not exist.", hint="Create it with BUILD MODEL first.")
     version = model_entry.state["version"]
-    values = [None if pd.isna(value) or str(value) == "" else str(value) for value in image_paths]
+    values = image_path_texts(image_paths)
     keys = list(dict.fromkeys(value for value in values if value is not None))
     skipped = []
     if None in values:

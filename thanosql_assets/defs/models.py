@@ -18,11 +18,10 @@ from urllib.request import url2pathname
 
 import dagster as dg
 import numpy as np
-import pandas as pd
 
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
 from thanosql.errors import DataError
-from thanosql_assets.defs.checks import require_column
+from thanosql_assets.defs.checks import image_path_texts, require_column
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, ModelSpec, table_key
@@ -60,7 +59,7 @@ def model_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         rows = warehouse.query_from(spec.query, QUERY_DIALECT)
         image_col, label_col = spec.image_col, spec.label_col
         require_column(image_col, list(rows.columns), rows=f"the training rows of {spec.name}")
-        paths = [None if pd.isna(value) or str(value) == "" else workspace.resolve(str(value)) for value in rows[image_col]]
+        paths = [None if path is None else workspace.resolve(path) for path in image_path_texts(rows[image_col])]
         if spec.on_error == "raise":
             check_files_exist(paths, image_col)  # every missing file in one message, before any decoding
         geometry = infer_geometry(paths, config.image_size, column=image_col, on_error=spec.on_error)

@@ -27,9 +27,9 @@ from thanosql_assets.defs.csv_files import read_csv_files
 from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, TableSpec, spec_from_dict
+from thanosql_assets.defs.table_metadata import column_schema
 
 _STAGED = "__thanosql_staged"  # the name a table's new rows go by while its embeddings are refreshed
-from thanosql_assets.defs.table_metadata import column_schema
 
 
 def in_place_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingSpec]:
