@@ -145,6 +145,32 @@ class Stack:
         os.environ["DAGSTER_PG_URL"] = self.env()["DAGSTER_PG_URL"]
         return dg.DagsterInstance.from_config(str(self.dagster_home))
 
+    @contextmanager
+    def explained(self):
+        """On a failure inside the block, print what CI needs to tell why: the events of the failed
+        Dagster runs and the end of each server's log (pytest shows them with the failure)."""
+        try:
+            yield
+        except Exception:
+            self._print_failure_report()
+            raise
+
+    def _print_failure_report(self) -> None:
+        import dagster as dg
+
+        try:
+            instance = self.instance()
+            for run in instance.get_runs(dg.RunsFilter(statuses=[dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED])):
+                print(f"--- Dagster run {run.run_id} ({run.job_name}, {run.status.value}) events:", file=sys.stderr)
+                for record in instance.all_logs(run.run_id):
+                    event = record.dagster_event
+                    kind = event.event_type_value if event else "LOG"
+                    print(f"{kind}: {record.message or record.user_message}"[:3000], file=sys.stderr)
+        except Exception as error:  # noqa: BLE001 - the report must not replace the failure
+            print(f"(could not read the Dagster runs: {error})", file=sys.stderr)
+        for path in sorted(self.logs.glob("*.log")):
+            print(f"--- {path.name} (last 4000 characters):\n{path.read_text(errors='replace')[-4000:]}", file=sys.stderr)
+
     def stop(self) -> None:
         for process in self.processes.values():
             if process.poll() is None:

@@ -123,7 +123,29 @@ def _run_error(logs, run_id: str) -> ThanoSQLError:
             message, _, hint = error.message.strip().partition("\n  hint: ")
             message = message.split(": ", 1)[1] if message.startswith("thanosql") else message
             return DataError(message.strip(), hint=hint.strip() or f"See run {run_id} in the Dagster UI for its logs.")
-    return ThanoSQLError(f"Dagster run {run_id} did not succeed.", hint="See the run's logs in the Dagster UI.")
+    # No step failed: the run itself did (its worker raised or died, or it was canceled).
+    return ThanoSQLError(f"Dagster run {run_id} did not succeed{_run_level_reason(logs)}", hint="See the run's logs in the Dagster UI.")
+
+
+def _run_level_reason(logs) -> str:
+    """': <why>' from the run's own failure event and the engine event just before it (a crashed
+    worker is reported as an engine event, then a bare failure), or '.' when they say nothing."""
+    from dagster import DagsterEventType
+
+    reasons, engine_message = [], None
+    for record in logs:
+        event = record.dagster_event
+        if event is None:
+            continue
+        error = getattr(event.event_specific_data, "error", None)
+        described = f"{error.cls_name}: {error.message.strip()}" if error is not None else None
+        if event.event_type == DagsterEventType.ENGINE_EVENT:
+            engine_message = described or event.message
+            if described:
+                reasons.append(described)
+        elif event.event_type in (DagsterEventType.RUN_FAILURE, DagsterEventType.RUN_CANCELED):
+            reasons += [reason for reason in (engine_message, described or event.message) if reason and reason not in reasons]
+    return f": {' '.join(reasons[-2:])}" if reasons else "."
 
 
 class StatementService:

@@ -35,3 +35,32 @@ def test_concurrent_appends_to_one_table_keep_every_row(scratch_conn):
     assert not errors, errors
     rows = scratch_conn.execute("SELECT image_path FROM mnist_test")
     assert len(rows) == 250 and set(train["image_path"].iloc[:50]) <= set(rows["image_path"])
+
+
+def test_a_run_that_failed_outside_its_steps_is_reported_with_its_reason():
+    import dagster as dg
+
+    from sql_frontend.interfaces.server import _run_error
+
+    @dg.op
+    def nothing():
+        pass
+
+    @dg.job
+    def statement():
+        nothing()
+
+    with dg.instance_for_test() as instance:
+        run = instance.create_run_for_job(statement)
+        instance.report_engine_event("Started process for run (pid: 1).", run)
+        # What Dagster's code server reports when a run's process dies.
+        instance.report_engine_event(f"Run execution process for {run.run_id} unexpectedly exited with code -11.", run)
+        instance.report_run_failed(run)
+        crashed = str(_run_error(instance.all_logs(run.run_id), run.run_id))
+        canceled_run = instance.create_run_for_job(statement)
+        instance.report_run_canceled(canceled_run, message="Canceled from the Dagster UI.")
+        canceled = str(_run_error(instance.all_logs(canceled_run.run_id), canceled_run.run_id))
+
+    assert crashed.startswith(f"Dagster run {run.run_id} did not succeed: Run execution process for {run.run_id} unexpectedly exited with code -11.")
+    assert "Started process" not in crashed
+    assert canceled.startswith(f"Dagster run {canceled_run.run_id} did not succeed: Canceled from the Dagster UI.")
