@@ -6,7 +6,7 @@
 - one asset per ThanoSQL object in the catalog (`thanosql_assets.defs`), and the retraining
   schedules of models built with OPTIONS (schedule=...);
 - the `statement` job, which materializes a statement the SQL server planned;
-- the `search` job: SEARCH, PRINT IMAGE and SELECT statements launched from the UI, parsed,
+- the `search` job: SEARCH, PREDICT, PRINT IMAGE and SELECT statements launched from the UI, parsed,
   planned and evaluated by the SQL frontend over the latest materialized assets (re-running
   nothing upstream), with a preview of the rows as metadata.
 """
@@ -38,7 +38,7 @@ RESULTS_IO_MANAGER = "search_results_io_manager"
 
 
 class SearchConfig(dg.Config):
-    sql: str = Field(description="A SEARCH, PRINT IMAGE or SELECT statement")
+    sql: str = Field(description="A SEARCH, PREDICT, PRINT IMAGE or SELECT statement")
 
 
 def result_preview(rows: pd.DataFrame, limit: int = 10) -> str:
@@ -60,7 +60,7 @@ def run_statement(
     plan = Planner(workspace=workspace, warehouse=warehouse, catalog=catalog).plan(statement)
     if not isinstance(plan, Query) or plan.converts:
         raise ThanoSQLError(
-            "The search job runs queries only: SEARCH, PRINT IMAGE and SELECT (without CONVERT).",
+            "The search job runs queries only: SEARCH, PREDICT, PRINT IMAGE and SELECT (without CONVERT).",
             hint="Run statements that create or change objects with the SQL frontend (thanosql.connect(), the CLI or %%thanosql).",
         )
     resources = {"workspace": workspace, "warehouse": warehouse, "catalog": catalog, "model_registry": model_registry, "vector_store": vector_store}

@@ -42,13 +42,15 @@ from resources import (
 )
 from sql_frontend.execution.candidates import CANDIDATES, KEY, SEARCH_RELATION, candidates_parameters, candidates_statement
 from sql_frontend.execution.results import PRINT_ATTR
-from sql_frontend.language.dialect import PrintMedia, SearchMedia
+from sql_frontend.language.dialect import PredictUsing, PrintMedia, SearchMedia
 from sql_frontend.language.names import object_name, with_postgres_output_names
 from sql_frontend.language.positions import locate
+from sql_frontend.planning.options import PREDICT_OPTIONS, validate_options
 from sql_frontend.planning.planner import embedding_column, search_target, unsearchable
 from sql_frontend.planning.query_errors import located
 from sql_frontend.planning.top_k import TopK, find_top_k
 from thanosql.errors import DataError, QueryError, SQLError
+from thanosql_assets.defs.predictions import predicted_rows, serving_classifier
 from thanosql_assets.models.vectors import l2_normalize
 
 _GENERATION = "__thanosql_generation"
@@ -56,6 +58,7 @@ _RANK = "__thanosql_rank"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
 MAX_ATTEMPTS = 5  # a query restarts when a CONVERT switches a table it reads; it gives up after this many
 FIRST_CANDIDATES = 32  # images asked of Qdrant on a top-k plan's first round, at least 4x k
+PREDICT_RELATION = "__thanosql_predict_{}"
 
 
 @dataclass
@@ -127,6 +130,9 @@ class QueryEngine:
         if isinstance(statement, SearchMedia):
             self.last_plan = "exhaustive"
             return self.search_all(self.prepare(statement))
+        if isinstance(statement, PredictUsing):
+            self.last_plan = "exhaustive"
+            return self.predict(statement)
         return self.select(statement, relations)
 
     # -- SELECT ---------------------------------------------------------------------------
@@ -134,6 +140,10 @@ class QueryEngine:
     def select(self, query: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
         query = with_postgres_output_names(query)
         relations = dict(relations or {})
+        for index, subquery in enumerate([s for s in query.find_all(exp.Subquery) if isinstance(s.this, PredictUsing)]):
+            name = PREDICT_RELATION.format(index)
+            relations[name] = self.predict(subquery.this)
+            subquery.replace(_relation(name, subquery.args.get("alias")))
         top_k = find_top_k(query)
         if top_k is not None:
             return self._select_top_k(query, top_k, relations)
@@ -231,6 +241,15 @@ class QueryEngine:
             return load_images([self.workspace.resolve(image) for image in images], geometry)
         except DataError as error:
             raise SQLError(f"A query image is unusable: {error.message}", **locate(self.sql, images_node), hint=error.hint) from None
+
+    # -- PREDICT --------------------------------------------------------------------------
+
+    def predict(self, node: PredictUsing) -> pd.DataFrame:
+        """The rows of a PREDICT's query with the serving version's predictions added."""
+        options = validate_options(node.args.get("options"), PREDICT_OPTIONS, statement="PREDICT", sql=self.sql)
+        rows = self.select(node.args["query"].copy())
+        classifier, _version = serving_classifier(self.catalog, self.model_registry, object_name(node.this))
+        return predicted_rows(rows, classifier, self.workspace, options["image_col"], options["batch_size"], options["top_k"])
 
     # -- PRINT ----------------------------------------------------------------------------
 

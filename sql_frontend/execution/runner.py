@@ -19,8 +19,10 @@ from sqlglot import exp
 
 from sql_frontend.execution.queries import QueryEngine
 from sql_frontend.language.parser import ParsedStatement
-from sql_frontend.planning.plans import Materialize, Plan, Query
+from sql_frontend.planning.plans import Evaluate, Materialize, Plan, Query
+from thanosql_assets.defs.evaluations import check_evaluation, evaluate, record
 from thanosql_assets.defs.materialize import materialize
+from thanosql_assets.defs.specs import model_key
 
 progress_log = logging.getLogger("thanosql.progress")
 QUERY_RESOURCES = ("workspace", "warehouse", "catalog", "model_registry", "vector_store")
@@ -48,7 +50,18 @@ class StatementRunner:
         if isinstance(plan, Materialize):
             self.materialize(plan, statement)
             return self.result_rows(plan)
+        if isinstance(plan, Evaluate):
+            return self.evaluate(plan)
         return self.query(plan, statement)
+
+    def evaluate(self, plan: Evaluate) -> pd.DataFrame:
+        """Score the model, log the evaluation to MLflow and report it as the model asset's `evaluation` check."""
+        names = ("warehouse", "workspace", "catalog", "model_registry")
+        warehouse, workspace, catalog, model_registry = (self.resources[name] for name in names)
+        evaluation = evaluate(plan.request, warehouse, workspace, catalog, model_registry)
+        links = record(evaluation, catalog, model_registry)
+        self.instance.report_runless_asset_event(check_evaluation(model_key(plan.request.model), evaluation, links))
+        return evaluation.table()
 
     def materialize(self, plan: Materialize, statement: ParsedStatement) -> None:
         materialize(plan.request, self.resources, self.instance, statement=statement.text)

@@ -119,7 +119,7 @@ def _token(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="thanosql", description="ThanoSQL image search on Dagster assets.")
+    parser = argparse.ArgumentParser(prog="thanosql", description="ThanoSQL image search and classification on Dagster assets.")
     parser.add_argument("--home", help="workspace directory (default: $THANOSQL_HOME or ./thanosql-workspace)")
     parser.add_argument("--url", help="a ThanoSQL SQL server to run statements on (default: $THANOSQL_URL; none: embedded)")
     parser.add_argument("--api-token", help="the SQL server's API token (default: $THANOSQL_API_TOKEN)")

@@ -34,17 +34,32 @@ def format_table(rows: pd.DataFrame, max_rows: int = 10) -> str:
     return f"{text}\n\n[{len(rows)} rows x {len(rows.columns)} columns]"
 
 
+def _shown(value) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def prediction_captions(rows: pd.DataFrame) -> list[str] | None:
+    """"predicted 8 (0.97)" for each row of a result with PREDICT's columns; None without them."""
+    if "predicted" not in rows.columns:
+        return None
+    confidence = rows["confidence"] if "confidence" in rows.columns else pd.Series([None] * len(rows), index=rows.index)
+    return [
+        f"predicted {label}" + ("" if pd.isna(score) else f" ({score:.2f})")
+        for label, score in zip(rows["predicted"], confidence)
+    ]
+
+
 def printed_images(rows: pd.DataFrame) -> list[tuple[str, str]]:
-    """(absolute path, caption) for each row of a PRINT IMAGE result; [] for other results."""
+    """(absolute path, caption) for each row of a PRINT IMAGE result; [] for other results.
+    The caption is the prediction when the rows have one (PREDICT's columns), else the other columns."""
     info = rows.attrs.get(PRINT_ATTR)
     if not info:
         return []
-    vectors = set(vector_columns(rows))
-    others = [c for c in rows.columns if c != info["column"] and c not in vectors]
-    captions = [
-        ", ".join(f"{value:.4f}" if isinstance(value, float) else str(value) for value in row)
-        for row in rows[others].itertuples(index=False)
-    ]
+    captions = prediction_captions(rows)
+    if captions is None:
+        vectors = set(vector_columns(rows))
+        others = [c for c in rows.columns if c != info["column"] and c not in vectors]
+        captions = [", ".join(_shown(value) for value in row) for row in rows[others].itertuples(index=False)]
     return list(zip(info["paths"], captions))
 
 

@@ -87,19 +87,22 @@ class ThanoSQLMagics(Magics):
             raise
 
     def _show(self, result, is_last: bool):
-        from sql_frontend.interfaces.display import printed_images
+        from sql_frontend.interfaces.display import prediction_captions, printed_images
 
         if result is None:
             print("Success")
             return None
         images = printed_images(result)
         if images:
-            for path, _caption in images:
+            predicted = prediction_captions(result) is not None
+            for path, caption in images:
                 print(path)
                 try:
                     display(Image(filename=path, width=112))
                 except (OSError, ValueError):
                     print("(cannot show this image: the file is missing or unreadable)")
+                if predicted:
+                    print(caption)
             return None
         if is_last:
             return result

@@ -4,13 +4,16 @@ Statements added on top of PostgreSQL (keywords in any case)::
 
     GET THANOSQL DATASET name [OPTIONS (...)]
     COPY table [OPTIONS (...)] FROM "file.csv"
-    BUILD MODEL name USING SimCLR [OPTIONS (...)] AS SELECT ...
+    BUILD MODEL name USING SimCLR | <classifier> [OPTIONS (...)] AS SELECT ...
+    FIT MODEL name USING model [OPTIONS (...)] AS SELECT ...
     CONVERT USING model [OPTIONS (...)] AS SELECT ...
+    PREDICT USING model [OPTIONS (...)] AS SELECT ...
+    EVALUATE USING model [OPTIONS (...)] AS SELECT ...
     SEARCH IMAGE images='a.jpg' | images=['a.jpg', 'b.jpg'] USING model AS SELECT ...
     PRINT IMAGE AS (SELECT ... FROM (SEARCH IMAGE ...) ORDER BY ... LIMIT n)
     CREATE TABLE name USING model OPTIONS (path_type='folder', ...) FROM 'folder'
 
-SEARCH and CONVERT may also stand where a subquery can, as in ``SELECT ... FROM (SEARCH ...)``.
+SEARCH, CONVERT and PREDICT may also stand where a subquery can, as in ``SELECT ... FROM (SEARCH ...)``.
 Inside OPTIONS and after COPY ... FROM, a double-quoted word is a string, as in the tutorials
 (``image_col="image_path"``); in the SELECT parts it stays a quoted identifier, as in PostgreSQL.
 """
@@ -53,7 +56,21 @@ class BuildModel(exp.Expression):
     arg_types = {"this": True, "algorithm": True, "options": False, "query": True}
 
 
+class FitModel(exp.Expression):
+    """``FIT MODEL name USING model``: train a copy of an existing model further, as a new model."""
+
+    arg_types = {"this": True, "model": True, "options": False, "query": True}
+
+
 class ConvertUsing(exp.Expression):
+    arg_types = {"this": True, "options": False, "query": True}
+
+
+class PredictUsing(exp.Expression):
+    arg_types = {"this": True, "options": False, "query": True}
+
+
+class EvaluateUsing(exp.Expression):
     arg_types = {"this": True, "options": False, "query": True}
 
 
@@ -73,7 +90,9 @@ class CreateTableUsing(exp.Expression):
     arg_types = {"this": True, "model": True, "options": False, "source": True}
 
 
-STATEMENT_TYPES = (GetDataset, CopyFrom, BuildModel, ConvertUsing, SearchMedia, PrintMedia, CreateTableUsing)
+STATEMENT_TYPES = (
+    GetDataset, CopyFrom, BuildModel, FitModel, ConvertUsing, PredictUsing, EvaluateUsing, SearchMedia, PrintMedia, CreateTableUsing
+)
 
 
 def option_value(node: exp.Expression) -> t.Any:
@@ -111,7 +130,10 @@ class Parser(Postgres.Parser):
     WORD_STATEMENT_PARSERS: dict[str, t.Callable[["Parser"], exp.Expression]] = {
         "GET": lambda self: self._parse_get_dataset(),
         "BUILD": lambda self: self._parse_build_model(),
+        "FIT": lambda self: self._parse_fit_model(),
         "CONVERT": lambda self: self._parse_convert_using(),
+        "PREDICT": lambda self: self._parse_using_query(PredictUsing, "PREDICT"),
+        "EVALUATE": lambda self: self._parse_using_query(EvaluateUsing, "EVALUATE"),
         "SEARCH": lambda self: self._parse_search(),
         "PRINT": lambda self: self._parse_print(),
     }
@@ -138,15 +160,15 @@ class Parser(Postgres.Parser):
         return super()._parse_statement()
 
     def _parse_wrapped_select(self, table: bool = False) -> exp.Expression | None:
-        # `( SEARCH ... )` and `( CONVERT ... )` work wherever a subquery does.
+        # `( SEARCH ... )`, `( CONVERT ... )` and `( PREDICT ... )` work wherever a subquery does.
         if self._curr and self._curr.token_type == TokenType.VAR:
             word = self._curr.text.upper()
             if word == "SEARCH":
                 self._advance()
                 return self._parse_search()
-            if word == "CONVERT" and self._next and self._next.token_type == TokenType.USING:
+            if word in ("CONVERT", "PREDICT") and self._next and self._next.token_type == TokenType.USING:
                 self._advance()
-                return self._parse_convert_using()
+                return self._parse_convert_using() if word == "CONVERT" else self._parse_using_query(PredictUsing, "PREDICT")
         return super()._parse_wrapped_select(table=table)
 
     # -- statements ---------------------------------------------------------------------------
@@ -172,12 +194,25 @@ class Parser(Postgres.Parser):
         options = self._parse_thanosql_options()
         return BuildModel(this=name, algorithm=algorithm, options=options, query=self._parse_as_query())
 
-    def _parse_convert_using(self) -> ConvertUsing:
+    def _parse_fit_model(self) -> FitModel:
+        self._expect_words("MODEL", after="FIT")
+        name = self._expect_name("a name for the new model")
         if not self._match(TokenType.USING):
-            self._fail("Expected USING <model> after CONVERT")
+            self._fail("Expected USING <model> after the new model's name (the model to train further)")
+        model = self._expect_name("the name of the model to train further")
+        options = self._parse_thanosql_options()
+        return FitModel(this=name, model=model, options=options, query=self._parse_as_query())
+
+    def _parse_convert_using(self) -> ConvertUsing:
+        return self._parse_using_query(ConvertUsing, "CONVERT")
+
+    def _parse_using_query(self, node_type: type[exp.Expression], keyword: str) -> exp.Expression:
+        """`<keyword> USING model [OPTIONS (...)] AS SELECT ...` (CONVERT, PREDICT, EVALUATE)."""
+        if not self._match(TokenType.USING):
+            self._fail(f"Expected USING <model> after {keyword}")
         model = self._expect_name("a model name")
         options = self._parse_thanosql_options()
-        return ConvertUsing(this=model, options=options, query=self._parse_as_query())
+        return node_type(this=model, options=options, query=self._parse_as_query())
 
     def _parse_search(self) -> SearchMedia:
         kind = self._expect_word_in(("IMAGE", "AUDIO", "VIDEO"), "IMAGE after SEARCH")
@@ -341,6 +376,10 @@ def _options_sql(gen: "Generator", node: Options | None) -> str:
     return f" OPTIONS ({entries})"
 
 
+def _using_query_sql(gen: "Generator", node: exp.Expression, keyword: str) -> str:
+    return f"{keyword} USING {gen.sql(node, 'this')}{_options_sql(gen, node.args.get('options'))} AS {gen.sql(node, 'query')}"
+
+
 class Generator(Postgres.Generator):
     TRANSFORMS = {
         **Postgres.Generator.TRANSFORMS,
@@ -353,9 +392,13 @@ class Generator(Postgres.Generator):
             f"BUILD MODEL {self.sql(e, 'this')} USING {self.sql(e, 'algorithm')}"
             f"{_options_sql(self, e.args.get('options'))} AS {self.sql(e, 'query')}"
         ),
-        ConvertUsing: lambda self, e: (
-            f"CONVERT USING {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))} AS {self.sql(e, 'query')}"
+        FitModel: lambda self, e: (
+            f"FIT MODEL {self.sql(e, 'this')} USING {self.sql(e, 'model')}"
+            f"{_options_sql(self, e.args.get('options'))} AS {self.sql(e, 'query')}"
         ),
+        ConvertUsing: lambda self, e: _using_query_sql(self, e, "CONVERT"),
+        PredictUsing: lambda self, e: _using_query_sql(self, e, "PREDICT"),
+        EvaluateUsing: lambda self, e: _using_query_sql(self, e, "EVALUATE"),
         SearchMedia: lambda self, e: (
             f"SEARCH {e.args['kind']} {self.sql(e, 'param')}={_value_sql(self, e.args['images'])} "
             f"USING {self.sql(e, 'this')} AS {self.sql(e, 'query')}"

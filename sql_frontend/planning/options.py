@@ -68,9 +68,10 @@ CONVERT_OPTIONS = (
     OptionSpec("batch_size", int, 256, "images embedded per forward pass", minimum=1, maximum=65_536),
     ON_ERROR,
 )
-# BUILD MODEL options of every algorithm: which rows, which columns, how quality is measured, when to retrain.
-BUILD_MODEL_OPTIONS = (
-    OptionSpec("image_col", str, "image_path", "column holding the image file paths"),
+IMAGE_COL = OptionSpec("image_col", str, "image_path", "column holding the image file paths")
+# BUILD MODEL options of SimCLR: which rows, which columns, how quality is measured, when to retrain.
+SIMCLR_MODEL_OPTIONS = (
+    IMAGE_COL,
     OptionSpec(
         "label_col", str, "label",
         "column of labels used only to measure retrieval quality on held-out rows (never for training); ignored when absent",
@@ -82,6 +83,42 @@ BUILD_MODEL_OPTIONS = (
     SCHEDULE,
     ON_ERROR,
     OVERWRITE,
+)
+LABEL_COL = OptionSpec("label_col", str, "label", "column of the labels (integers, text or booleans; no NULLs)")
+# BUILD MODEL options of classifiers.
+CLASSIFIER_MODEL_OPTIONS = (
+    IMAGE_COL,
+    LABEL_COL,
+    OptionSpec(
+        "holdout", float, 0.1, "share of the rows held out of training to measure accuracy (0 = train on all rows)",
+        minimum=0, maximum=0.5,
+    ),
+    OptionSpec(
+        "base_model", str, None,
+        "a SimCLR model of the workspace whose encoder is fine-tuned with the labels (few labels go a long way)",
+    ),
+    OptionSpec(
+        "schedule", str, None,
+        "cron string (e.g. '0 3 * * *'): retrain on this schedule; the new version serves if held-out accuracy does not drop",
+    ),
+    ON_ERROR,
+    OVERWRITE,
+)
+# Options that fix what a model is: FIT MODEL keeps them from the model it trains further.
+MODEL_SHAPE_OPTIONS = frozenset(
+    {"base_model", "input_size", "image_size", "backbone", "embedding_dim", "projection_head", "projection_dim"}
+)
+PREDICT_OPTIONS = (
+    IMAGE_COL,
+    OptionSpec("batch_size", int, 256, "images classified per forward pass", minimum=1, maximum=65_536),
+    OptionSpec("top_k", int, None, "also add the k most likely labels and their probabilities (predicted_1, confidence_1, ...)", minimum=1),
+    OptionSpec("table_name", str, None, "save the result as this new table (a Dagster asset) instead of only returning it"),
+    OptionSpec("overwrite", bool, False, "replace the table_name table if PREDICT made it before"),
+)
+EVALUATE_OPTIONS = (
+    IMAGE_COL,
+    LABEL_COL,
+    OptionSpec("batch_size", int, 256, "images classified per forward pass", minimum=1, maximum=65_536),
 )
 
 
@@ -102,7 +139,13 @@ def config_options(config: type) -> tuple[OptionSpec, ...]:
 
 def build_model_options(algorithm: Algorithm) -> tuple[OptionSpec, ...]:
     """Every option of BUILD MODEL ... USING `algorithm`."""
-    return (*BUILD_MODEL_OPTIONS, *config_options(algorithm.config))
+    common = CLASSIFIER_MODEL_OPTIONS if algorithm.kind == "classifier" else SIMCLR_MODEL_OPTIONS
+    return (*common, *config_options(algorithm.config))
+
+
+def fit_model_options(algorithm: Algorithm) -> tuple[OptionSpec, ...]:
+    """Every option of FIT MODEL ... USING a model of `algorithm`: BUILD's, less those that fix the model's shape."""
+    return tuple(spec for spec in build_model_options(algorithm) if spec.name not in MODEL_SHAPE_OPTIONS)
 
 
 def _option_type(annotation: Any) -> tuple[type, tuple[str, ...] | None]:
@@ -115,14 +158,16 @@ def _option_type(annotation: Any) -> tuple[type, tuple[str, ...] | None]:
 
 
 def validate_options(
-    node: Options | None, specs: Sequence[OptionSpec], *, statement: str, sql: str
+    node: Options | None, specs: Sequence[OptionSpec], *, statement: str, sql: str, aliases: dict[str, str] | None = None
 ) -> dict[str, Any]:
-    """Option values by name, defaults filled in; raises OptionError pointing at the first bad one."""
+    """Option values by name, defaults filled in; raises OptionError pointing at the first bad one.
+    `aliases` maps older option names (ThanoSQL's `epochs`) to the current ones."""
     by_name = {spec.name: spec for spec in specs}
     values: dict[str, Any] = {}
     for entry in node.entries() if node else []:
         key_node = entry.this
         name = key_node.this.lower()
+        name = (aliases or {}).get(name, name) if (aliases or {}).get(name) in by_name else name
         spec = by_name.get(name)
         if spec is None:
             close = difflib.get_close_matches(name, by_name, n=1)
@@ -133,7 +178,9 @@ def validate_options(
                 + f"Valid options: {', '.join(sorted(by_name))}.",
             )
         if name in values:
-            raise OptionError(f"Option {name!r} is given twice.", **locate(sql, key_node), hint="Keep one of them.")
+            written = key_node.this.lower()
+            twice = f"Option {name!r} is given twice" + (f" ({written} is another name for it)" if written != name else "")
+            raise OptionError(f"{twice}.", **locate(sql, key_node), hint="Keep one of them.")
         value_node = entry.args["value"]
         values[name] = _check(spec, option_value(value_node), statement, **locate(sql, value_node))
     for spec in specs:

@@ -19,6 +19,7 @@ from dagster._utils.schedules import is_valid_cron_string
 from sqlglot import exp
 
 from resources import CatalogResource, WarehouseResource, WorkspaceResource
+from resources.catalog import CatalogEntry
 from resources.warehouse import Generation, quote
 from resources.workspace import suffix_set
 from sql_frontend.language.dialect import (
@@ -26,7 +27,10 @@ from sql_frontend.language.dialect import (
     ConvertUsing,
     CopyFrom,
     CreateTableUsing,
+    EvaluateUsing,
+    FitModel,
     GetDataset,
+    PredictUsing,
     PrintMedia,
     SearchMedia,
     ThanoSQL,
@@ -39,25 +43,56 @@ from sql_frontend.planning.options import (
     CONVERT_OPTIONS,
     COPY_OPTIONS,
     CREATE_TABLE_USING_OPTIONS,
+    EVALUATE_OPTIONS,
     GET_DATASET_OPTIONS,
+    PREDICT_OPTIONS,
     build_model_options,
+    fit_model_options,
     validate_options,
 )
-from sql_frontend.planning.plans import Materialize, Plan, Query
+from sql_frontend.planning.plans import Evaluate, Materialize, Plan, Query
 from sql_frontend.planning.query_errors import located
 from sql_frontend.planning.read_only import check_limits, check_read_only
 from sql_frontend.planning.top_k import find_top_k
-from thanosql.errors import ObjectExistsError, ObjectNotFoundError, OptionError, PathNotAllowedError, QueryError, SQLError
+from thanosql.errors import (
+    DataError,
+    ObjectExistsError,
+    ObjectNotFoundError,
+    OptionError,
+    PathNotAllowedError,
+    QueryError,
+    SQLError,
+)
 from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.datasets import DATASETS
 from thanosql_assets.defs.embeddings import rebuild_run_config
+from thanosql_assets.defs.evaluations import EvaluationRequest
+from thanosql_assets.defs.labels import check_classes, check_known_labels, check_labels
 from thanosql_assets.defs.materialize import MaterializationRequest
-from thanosql_assets.defs.specs import DatasetSpec, EmbeddingSpec, ModelSpec, TableSpec, embedding_name, spec_from_dict, table_key
-from thanosql_assets.models.algorithms import ALGORITHMS
+from thanosql_assets.defs.predictions import prediction_columns
+from thanosql_assets.defs.specs import (
+    DatasetSpec,
+    EmbeddingSpec,
+    ModelSpec,
+    PredictionSpec,
+    TableSpec,
+    embedding_name,
+    spec_from_dict,
+    table_key,
+)
+from thanosql_assets.models.algorithms import ALGORITHMS, Algorithm, algorithm_of
+from thanosql_assets.models.classifiers.config import OPTION_ALIASES
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit
-_STATEMENTS = "GET THANOSQL DATASET, COPY, BUILD MODEL, CONVERT, CREATE TABLE ... USING, SEARCH, PRINT and SELECT"
+_STATEMENTS = (
+    "GET THANOSQL DATASET, COPY, BUILD MODEL, FIT MODEL, CONVERT, CREATE TABLE ... USING, PREDICT, EVALUATE, SEARCH, PRINT and SELECT"
+)
+_KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
+_KIND_USES = {
+    "simclr": "SimCLR models embed and search images: CONVERT, CREATE TABLE ... USING and SEARCH.",
+    "classifier": "Classifiers label images: PREDICT and EVALUATE.",
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,8 +151,11 @@ def embedding_column(tables: Mapping[str, Mapping[str, Generation]], table: str,
 
 
 def changes_objects(statement: exp.Expression) -> bool:
-    """Whether a statement may create or change objects: anything but a query, or a query with a CONVERT."""
-    is_query = isinstance(statement, (SearchMedia, PrintMedia, exp.Query))
+    """Whether a statement may create or change objects: anything but a query (EVALUATE is one),
+    a query with a CONVERT, or a PREDICT that saves a table."""
+    if isinstance(statement, PredictUsing):
+        return any(entry.this.this.lower() == "table_name" for entry in (statement.args.get("options") or exp.Tuple()).expressions)
+    is_query = isinstance(statement, (SearchMedia, PrintMedia, EvaluateUsing, exp.Query))
     return not is_query or any(True for _ in statement.find_all(ConvertUsing))
 
 
@@ -150,8 +188,11 @@ class _StatementPlanner:
             GetDataset: self._get_dataset,
             CopyFrom: self._copy,
             BuildModel: self._build_model,
+            FitModel: self._fit_model,
             ConvertUsing: self._convert,
             CreateTableUsing: self._create_table_using,
+            PredictUsing: self._predict,
+            EvaluateUsing: self._evaluate,
         }
         for node_type, handler in handlers.items():
             if isinstance(node, node_type):
@@ -227,6 +268,12 @@ class _StatementPlanner:
                     **self._at(node.this),
                     hint="COPY into another table name.",
                 )
+            if self._catalog.get("prediction", name) is not None:
+                raise ObjectExistsError(
+                    f"Table {name!r} holds PREDICT's results; COPY will not replace it.",
+                    **self._at(node.this),
+                    hint="COPY into another table name.",
+                )
             if not options["overwrite"] and not options["append"]:
                 raise ObjectExistsError(
                     f"Table {name!r} already exists.",
@@ -259,24 +306,65 @@ class _StatementPlanner:
                 hint=f"Available: {', '.join(a.name for a in ALGORITHMS.values())}.",
             )
         options = validate_options(
-            node.args.get("options"), build_model_options(algorithm), statement=f"BUILD MODEL ... USING {algorithm.name}", sql=self._sql
+            node.args.get("options"), build_model_options(algorithm), statement=f"BUILD MODEL ... USING {algorithm.name}",
+            sql=self._sql, aliases=OPTION_ALIASES,
         )
-        if self._catalog.get("model", name) is not None and not options["overwrite"]:
-            raise ObjectExistsError(
-                f"Model {name!r} already exists.",
-                **self._at(node.this),
-                hint="Add overwrite=True to its OPTIONS to train it again as a new version, or choose another name.",
-            )
+        self._check_model_is_new(name, node, options)
         query, tables = self._source_query(node)
-        self._check_column(node, query, "image_col", options["image_col"])
-        if options["schedule"] is not None and not is_valid_cron_string(options["schedule"]):
-            raise OptionError(
-                f"schedule {options['schedule']!r} is not a cron string.",
-                **self._option_at(node, "schedule"),
-                hint="Five fields: minute hour day-of-month month day-of-week, e.g. schedule='0 3 * * *' (03:00 every day).",
+        self._check_training_rows(node, query, options)
+        base_model = options.get("base_model")
+        if base_model is not None:
+            self._model_entry(base_model, node, "simclr", "base_model", option="base_model")
+            if base_model == name:
+                raise OptionError(f"Model {name!r} cannot start from itself.", **self._option_at(node, "base_model"), hint="Name a SimCLR model of the workspace.")
+            if options["input_size"] is not None:
+                raise OptionError(
+                    "input_size comes from base_model: the classifier sees images as its SimCLR model does.",
+                    **self._option_at(node, "input_size"),
+                    hint="Leave input_size out, or build without base_model.",
+                )
+        if algorithm.kind == "classifier":
+            labels = self._check_labels(node, query, options)
+            self._located_data_error(node, "label_col", query, lambda: check_classes(labels, options["label_col"], "the query's rows"))
+        spec = self._model_spec(name, algorithm, query, tables, options, algorithm.config(**self._training_options(algorithm, options)), base_model)
+        return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce="Building model...")
+
+    def _fit_model(self, node: FitModel) -> Plan:
+        name = object_name(node.this)
+        self._check_new_name(name, node.this, "Model")
+        base_node = node.args["model"]
+        base = object_name(base_node)
+        entry = self._model_entry(base, base_node, None, "FIT MODEL")
+        if base == name:
+            raise SQLError(
+                f"FIT MODEL makes a new model from {base!r}: give it another name.",
+                **self._at(node.this),
+                hint=f"To train {base} again as a new version, use BUILD MODEL {base} ... OPTIONS (overwrite=True).",
             )
-        training_fields = {item.name for item in dataclasses.fields(algorithm.config)}
-        spec = ModelSpec(
+        algorithm = algorithm_of(entry.spec["algorithm"])
+        options = validate_options(
+            node.args.get("options"), fit_model_options(algorithm), statement=f"FIT MODEL (a {algorithm.name} model)",
+            sql=self._sql, aliases=OPTION_ALIASES,
+        )
+        self._check_model_is_new(name, node, options)
+        query, tables = self._source_query(node)
+        self._check_training_rows(node, query, options)
+        if algorithm.kind == "classifier":
+            labels = self._check_labels(node, query, options)
+            self._located_data_error(
+                node, "label_col", query, lambda: check_known_labels(labels, entry.state["classes"], base, options["label_col"])
+            )
+        # Training options not written keep the values the base model trained with.
+        written = {OPTION_ALIASES.get(key, key) for key in self._written_options(node)}
+        base_training = spec_from_dict("model", entry.spec).training
+        training = dataclasses.replace(base_training, **{key: options[key] for key in written if hasattr(base_training, key)})
+        spec = self._model_spec(name, algorithm, query, tables, options, training, base, fit=True)
+        return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce="Training model...")
+
+    def _model_spec(
+        self, name: str, algorithm: Algorithm, query: exp.Expression, tables: list[str], options: dict, training, base_model: str | None, fit: bool = False
+    ) -> ModelSpec:
+        return ModelSpec(
             name=name,
             algorithm=algorithm.name,
             query=query.sql(dialect=ThanoSQL),
@@ -286,20 +374,76 @@ class _StatementPlanner:
             holdout=options["holdout"],
             schedule=options["schedule"],
             on_error=options["on_error"],
-            training=algorithm.config(**{key: value for key, value in options.items() if key in training_fields}),
+            base_model=base_model,
+            fit=fit,
+            training=training,
         )
-        return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce="Building model...")
+
+    @staticmethod
+    def _training_options(algorithm: Algorithm, options: dict) -> dict:
+        fields = {item.name for item in dataclasses.fields(algorithm.config)}
+        return {key: value for key, value in options.items() if key in fields}
+
+    def _check_model_is_new(self, name: str, node: exp.Expression, options: dict) -> None:
+        if self._catalog.get("model", name) is not None and not options["overwrite"]:
+            raise ObjectExistsError(
+                f"Model {name!r} already exists.",
+                **self._at(node.this),
+                hint="Add overwrite=True to its OPTIONS to train it again as a new version, or choose another name.",
+            )
+
+    def _check_training_rows(self, node: exp.Expression, query: exp.Expression, options: dict) -> None:
+        self._check_column(node, query, "image_col", options["image_col"])
+        if options["schedule"] is not None and not is_valid_cron_string(options["schedule"]):
+            raise OptionError(
+                f"schedule {options['schedule']!r} is not a cron string.",
+                **self._option_at(node, "schedule"),
+                hint="Five fields: minute hour day-of-month month day-of-week, e.g. schedule='0 3 * * *' (03:00 every day).",
+            )
+
+    def _check_labels(self, node: exp.Expression, query: exp.Expression, options: dict) -> list:
+        """The distinct labels of the query's `label_col` (checked: no NULLs, not floats, one type)."""
+        label_col = options["label_col"]
+        self._check_column(node, query, "label_col", label_col)
+        dialect = self._warehouse.dialect
+        distinct = self._warehouse.query(f"SELECT {quote(label_col)} FROM ({query.sql(dialect=dialect)}) AS q GROUP BY 1")
+        return self._located_data_error(node, "label_col", query, lambda: check_labels(distinct[label_col], label_col, "the query's rows"))
+
+    def _located_data_error(self, node: exp.Expression, option: str, query: exp.Expression, check):
+        """Run `check`; a DataError it raises is reported at `option` (or the query) of the statement."""
+        try:
+            return check()
+        except DataError as error:
+            raise OptionError(error.message, **(self._option_at(node, option) or self._at(query)), hint=error.hint) from None
+
+    def _model_entry(self, name: str, node: exp.Expression, kind: str | None, use: str, option: str | None = None) -> CatalogEntry:
+        """The catalog entry of model `name`, which `use` (a statement or an option) needs to be of `kind` (None: any)."""
+        where = (self._option_at(node, option) if option else {}) or self._at(node)
+        entry = self._catalog.get("model", name)
+        if entry is None:
+            models = [e.name for e in self._catalog.list("model") if kind is None or algorithm_of(e.spec["algorithm"]).kind == kind]
+            plural = {None: "models", "simclr": "SimCLR models", "classifier": "classifiers"}[kind]
+            raise ObjectNotFoundError(
+                f"Model {name!r} does not exist.",
+                **where,
+                hint=(f"Existing {plural}: {', '.join(models)}. " if models else "")
+                + ("BUILD MODEL ... USING SimCLR creates one." if kind == "simclr" else "Create it with BUILD MODEL first."),
+            )
+        actual = algorithm_of(entry.spec["algorithm"])
+        if kind is not None and actual.kind != kind:
+            raise SQLError(
+                f"Model {name!r} is {_KIND_NAMES[actual.kind]} ({actual.name}); {use} needs {_KIND_NAMES[kind]}.",
+                **where,
+                hint=_KIND_USES[actual.kind],
+            )
+        return entry
+
+    def _written_options(self, node: exp.Expression) -> list[str]:
+        return [entry.this.this.lower() for entry in node.args.get("options").entries()] if node.args.get("options") else []
 
     def _convert(self, node: ConvertUsing) -> Materialize:
         model = object_name(node.this)
-        model_entry = self._catalog.get("model", model)
-        if model_entry is None:
-            models = [entry.name for entry in self._catalog.list("model")]
-            raise ObjectNotFoundError(
-                f"Model {model!r} does not exist.",
-                **self._at(node.this),
-                hint=(f"Existing models: {', '.join(models)}. " if models else "") + "Create it with BUILD MODEL first.",
-            )
+        model_entry = self._model_entry(model, node.this, "simclr", "CONVERT")
         options = validate_options(node.args.get("options"), CONVERT_OPTIONS, statement="CONVERT", sql=self._sql)
         query, tables = self._source_query(node)
         table = options["table_name"] or (tables[0] if len(tables) == 1 else None)
@@ -311,6 +455,12 @@ class _StatementPlanner:
             )
         if options["table_name"]:
             self._check_new_name(table, node, "Table", option="table_name")
+        if self._catalog.get("prediction", table) is not None:
+            raise ObjectExistsError(
+                f"Table {table!r} holds PREDICT's results, which PREDICT rewrites without embeddings.",
+                **(self._option_at(node, "table_name") or self._at(node.args["query"])),
+                hint="Give CONVERT another table_name: OPTIONS (table_name='my_embedded_table').",
+            )
         if table not in tables and self._warehouse.table_exists(table):
             raise ObjectExistsError(
                 f"CONVERT would replace table {table!r}, which its query does not read.",
@@ -338,9 +488,7 @@ class _StatementPlanner:
         name = object_name(node.this)
         self._check_new_name(name, node.this, "Table")
         model = object_name(node.args["model"])
-        model_entry = self._catalog.get("model", model)
-        if model_entry is None:
-            raise ObjectNotFoundError(f"Model {model!r} does not exist.", **self._at(node.args["model"]), hint="Create it with BUILD MODEL first.")
+        model_entry = self._model_entry(model, node.args["model"], "simclr", "CREATE TABLE ... USING")
         options = validate_options(
             node.args.get("options"), CREATE_TABLE_USING_OPTIONS, statement="CREATE TABLE ... USING", sql=self._sql
         )
@@ -399,9 +547,95 @@ class _StatementPlanner:
         searches = list(node.find_all(SearchMedia))
         for search in searches:
             self._check_search(search)
+        for prediction in node.find_all(PredictUsing):
+            self._check_predict(prediction, nested=True)
         self._check_ranking(node.args["query"] if isinstance(node, PrintMedia) else node)
-        self._check_tables(node, outside=(SearchMedia, ConvertUsing))
+        self._check_tables(node, outside=(SearchMedia, ConvertUsing, PredictUsing))
         return Query(node, converts=converts)
+
+    def _predict(self, node: PredictUsing) -> Plan:
+        options, tables = self._check_predict(node)
+        table = options["table_name"]
+        if table is None:
+            return Query(node)
+        self._check_new_name(table, node, "Table", option="table_name")
+        where = self._option_at(node, "table_name")
+        if table in tables:
+            raise ObjectExistsError(
+                f"PREDICT would replace table {table!r}, which its query reads.", **where, hint="Choose a new table_name for the predictions."
+            )
+        if self._warehouse.table_exists(table):
+            if self._catalog.get("prediction", table) is None:
+                raise ObjectExistsError(
+                    f"Table {table!r} already exists and was not made by PREDICT; PREDICT will not replace it.",
+                    **where,
+                    hint="Choose a new table_name for the predictions.",
+                )
+            if not options["overwrite"]:
+                raise ObjectExistsError(
+                    f"Table {table!r} already exists.", **where, hint="Add overwrite=True to OPTIONS to replace it, or choose another table_name."
+                )
+        spec = PredictionSpec(
+            table=table,
+            model=object_name(node.this),
+            query=node.args["query"].sql(dialect=ThanoSQL),
+            tables=tuple(tables),
+            image_col=options["image_col"],
+            batch_size=options["batch_size"],
+            top_k=options["top_k"],
+        )
+        return Materialize(
+            MaterializationRequest((spec,), (spec.asset_key,)), announce="Predicting...", result_query=f"SELECT * FROM {quote(table)}"
+        )
+
+    def _check_predict(self, node: PredictUsing, nested: bool = False) -> tuple[dict, list[str]]:
+        """A PREDICT's options, and the tables its query reads: its model is a classifier, its rows have
+        the image column and none of the columns it adds, `top_k` is at most the number of classes."""
+        entry = self._model_entry(object_name(node.this), node.this, "classifier", "PREDICT")
+        options = validate_options(node.args.get("options"), PREDICT_OPTIONS, statement="PREDICT", sql=self._sql)
+        if nested and options["table_name"] is not None:
+            raise OptionError(
+                "table_name saves a PREDICT statement's result; this PREDICT is inside another query.",
+                **self._option_at(node, "table_name"),
+                hint="Run PREDICT ... OPTIONS (table_name='...') AS SELECT ... on its own, then query that table.",
+            )
+        classes = entry.state.get("classes", [])
+        if options["top_k"] is not None and options["top_k"] > len(classes):
+            raise OptionError(
+                f"top_k={options['top_k']} is more than the {len(classes)} classes model {object_name(node.this)!r} knows.",
+                **self._option_at(node, "top_k"),
+                hint=f"Use top_k={len(classes)} or less.",
+            )
+        query, tables = self._source_query(node)
+        self._check_column(node, query, "image_col", options["image_col"])
+        columns = self._warehouse.query_columns(query.sql(dialect=self._warehouse.dialect))
+        taken = [column for column in prediction_columns(options["top_k"]) if column in columns]
+        if taken:
+            raise SQLError(
+                f"The rows already have a column {taken[0]!r}, which PREDICT adds.",
+                **self._at(query),
+                hint=f"Select the columns by name and rename that one ({taken[0]} AS earlier_{taken[0]}).",
+            )
+        return options, tables
+
+    def _evaluate(self, node: EvaluateUsing) -> Plan:
+        model = object_name(node.this)
+        entry = self._model_entry(model, node.this, "classifier", "EVALUATE")
+        options = validate_options(node.args.get("options"), EVALUATE_OPTIONS, statement="EVALUATE", sql=self._sql)
+        query, _tables = self._source_query(node)
+        self._check_column(node, query, "image_col", options["image_col"])
+        labels = self._check_labels(node, query, options)
+        if not labels:
+            raise DataError("EVALUATE's query returned no rows: there is nothing to evaluate.", hint="Check the query's WHERE.")
+        self._located_data_error(node, "label_col", query, lambda: check_known_labels(labels, entry.state["classes"], model, options["label_col"]))
+        request = EvaluationRequest(
+            model=model,
+            query=query.sql(dialect=ThanoSQL),
+            image_col=options["image_col"],
+            label_col=options["label_col"],
+            batch_size=options["batch_size"],
+        )
+        return Evaluate(node, request)
 
     # -- checks -------------------------------------------------------------------------------
 
@@ -420,6 +654,8 @@ class _StatementPlanner:
                 **self._at(images_node),
                 hint="e.g. images='thanosql-dataset/mnist_data/test/923.jpg' or images=['a.jpg', 'b.jpg']",
             )
+        if self._catalog.get("model", target.model) is not None:
+            self._model_entry(target.model, node.this, "simclr", "SEARCH")
         query = node.args["query"]
         count = len(referenced_tables(query))
         if count != 1:
@@ -480,9 +716,9 @@ class _StatementPlanner:
 
     def _source_query(self, node: exp.Expression) -> tuple[exp.Expression, list[str]]:
         query = node.args["query"]
-        if any(True for _ in query.find_all(SearchMedia, ConvertUsing)):
+        if any(True for _ in query.find_all(SearchMedia, ConvertUsing, PredictUsing)):
             raise SQLError(
-                "The AS query of this statement cannot contain SEARCH or CONVERT.",
+                "The AS query of this statement cannot contain SEARCH, CONVERT or PREDICT.",
                 **self._at(query),
                 hint="Read from tables here; search in a separate statement.",
             )

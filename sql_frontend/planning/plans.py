@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 
 from sqlglot import exp
 
+from thanosql_assets.defs.evaluations import EvaluationRequest
 from thanosql_assets.defs.materialize import MaterializationRequest
 
 
@@ -28,4 +29,14 @@ class Query:
     converts: list[tuple[exp.Subquery, Materialize]] = field(default_factory=list)
 
 
-Plan = Materialize | Query
+@dataclass(frozen=True)
+class Evaluate:
+    """EVALUATE: score a classifier on labelled rows (returned as metrics/value rows), logged to
+    MLflow and reported as the model asset's `evaluation` check."""
+
+    expression: exp.Expression
+    request: EvaluationRequest
+    announce: str | None = "Evaluating..."
+
+
+Plan = Materialize | Query | Evaluate

@@ -39,8 +39,9 @@ def remote(stack, token):
 
 
 @pytest.fixture(scope="module")
-def remote_results(remote):
-    return [remote.execute(cell) for cell in seed_cells("001")]
+def remote_results(stack, remote):
+    with stack.explained():
+        return [remote.execute(cell) for cell in seed_cells("001")]
 
 
 def test_the_tutorial_over_http_gives_the_embedded_results(remote_results, tutorial_results):
@@ -158,3 +159,27 @@ def test_the_notebook_magic_talks_to_the_server(stack, token, remote_results):
     finally:
         magics = shell.magics_manager.registry["ThanoSQLMagics"]
         magics.url, magics._connection = None, None  # the IPython shell is shared with the other notebook tests
+
+
+def test_classifiers_over_http_on_postgresql_mlflow_and_qdrant_servers(stack, remote, remote_results):
+    import dagster as dg
+
+    with stack.explained():
+        remote.execute(
+            "BUILD MODEL digits USING ResNet18 OPTIONS (base_model='my_image_search_model', max_epochs=1) AS SELECT * FROM mnist_train"
+        )
+        predicted = remote.execute("PREDICT USING digits OPTIONS (top_k=2) AS SELECT * FROM mnist_test")
+    assert len(predicted) == 200 and {"predicted", "confidence", "predicted_2", "confidence_2"} <= set(predicted.columns)
+    assert predicted["predicted"].dtype == predicted["label"].dtype
+    unsure = remote.execute("SELECT image_path FROM (PREDICT USING digits AS SELECT * FROM mnist_test) AS p WHERE confidence < 0.99")
+    assert set(unsure["image_path"]) == set(predicted.loc[predicted["confidence"] < 0.99, "image_path"])
+    saved = remote.execute("PREDICT USING digits OPTIONS (table_name='test_predictions') AS SELECT * FROM mnist_test")
+    assert len(saved) == 200 and len(remote.execute("SELECT * FROM test_predictions")) == 200
+    metrics = remote.execute("EVALUATE USING digits AS SELECT * FROM mnist_test")
+    assert list(metrics["metrics"]) == ["Accuracy", "macro-Recall", "macro-Precision", "macro-f1-score"]
+    assert float(metrics["value"].iloc[0]) == pytest.approx((predicted["predicted"] == predicted["label"]).mean())
+    instance = stack.instance()
+    key = dg.AssetCheckKey(dg.AssetKey(["model", "digits"]), "evaluation")
+    assert key in instance.event_log_storage.get_latest_asset_check_execution_by_key([key])
+    keys = {key.to_user_string() for key in instance.get_asset_keys()}
+    assert {"model/digits", "table/test_predictions"} <= keys

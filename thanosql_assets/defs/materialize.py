@@ -18,10 +18,10 @@ from typing import Any
 
 import dagster as dg
 
-from thanosql_assets.defs.models import STATEMENT_TAG
 from thanosql_assets.defs.objects import build_definitions, catalog_specs
 from thanosql_assets.defs.recovery import in_flight
 from thanosql_assets.defs.specs import Spec, spec_from_dict
+from thanosql_assets.defs.training_runs import STATEMENT_TAG
 
 # In-process runs log to the Dagster event log (the UI); the console gets our progress lines only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
@@ -64,8 +64,11 @@ def materialize(request: MaterializationRequest, resources: dict[str, Any], inst
     run_id = str(uuid.uuid4())
     try:
         with in_flight(resources["workspace"].root, run_id):
-            definitions.resolve_implicit_global_asset_job_def().execute_in_process(
-                asset_selection=list(request.selection),
+            # A statement materializes its assets only: checks (EVALUATE's) run when asked for.
+            job = definitions.resolve_implicit_global_asset_job_def().get_subset(
+                asset_selection=set(request.selection), asset_check_selection=set()
+            )
+            job.execute_in_process(
                 instance=instance,
                 run_config={**_QUIET, **request.run_config},
                 tags={STATEMENT_TAG: statement[:_TAG_LIMIT]},

@@ -9,8 +9,10 @@ import dagster as dg
 from resources import CatalogResource
 from thanosql_assets.defs.datasets import dataset_asset
 from thanosql_assets.defs.embeddings import embedding_assets
+from thanosql_assets.defs.evaluations import evaluation_check
 from thanosql_assets.defs.models import model_asset, retraining_schedule
-from thanosql_assets.defs.specs import DatasetSpec, EmbeddingSpec, ModelSpec, Spec, TableSpec, spec_from_dict
+from thanosql_assets.defs.predictions import prediction_asset
+from thanosql_assets.defs.specs import DatasetSpec, EmbeddingSpec, ModelSpec, PredictionSpec, Spec, TableSpec, spec_from_dict
 from thanosql_assets.defs.tables import table_asset
 
 _FACTORIES = {
@@ -18,6 +20,7 @@ _FACTORIES = {
     TableSpec: table_asset,
     ModelSpec: model_asset,
     EmbeddingSpec: embedding_assets,
+    PredictionSpec: prediction_asset,
 }
 
 
@@ -29,10 +32,12 @@ def catalog_specs(catalog: CatalogResource) -> list[Spec]:
 def build_definitions(
     specs: Iterable[Spec], resources: dict[str, object], jobs: Sequence[dg.JobDefinition] = ()
 ) -> dg.Definitions:
-    """The assets of `specs`, the retraining schedules of their models, and `jobs`, bound to `resources`."""
+    """The assets of `specs`, the evaluation checks and retraining schedules of their models, and
+    `jobs`, bound to `resources`."""
     specs = list(specs)
     return dg.Definitions(
         assets=[_FACTORIES[type(spec)](spec) for spec in specs],
+        asset_checks=[evaluation_check(spec) for spec in specs if isinstance(spec, ModelSpec) and spec.is_classifier],
         jobs=list(jobs),
         schedules=[retraining_schedule(spec, spec.schedule) for spec in specs if isinstance(spec, ModelSpec) and spec.schedule],
         resources=resources,

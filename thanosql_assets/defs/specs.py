@@ -14,7 +14,8 @@ from typing import Any, ClassVar
 
 import dagster as dg
 
-from thanosql_assets.models.algorithms import ALGORITHMS
+from thanosql_assets.models.algorithms import Algorithm, algorithm_of
+from thanosql_assets.models.classifiers.config import ClassifierConfig
 from thanosql_assets.models.simclr.config import SimCLRConfig
 
 QUERY_DIALECT = "postgres"
@@ -89,9 +90,12 @@ class TableSpec(_NamedSpec):
 
 @dataclass(frozen=True)
 class ModelSpec(_NamedSpec):
-    """A model trained on the rows of a query (BUILD MODEL name USING algorithm OPTIONS (...) AS SELECT ...).
+    """A model trained on the rows of a query: BUILD MODEL name USING algorithm OPTIONS (...) AS SELECT ...,
+    or FIT MODEL name USING base_model ... (`fit`: a copy of `base_model` trained further).
 
-    The catalog keeps every option in one `options` mapping, as the statement wrote them.
+    SimCLR models learn embeddings (labels only measure quality); classifiers learn `label_col`,
+    from scratch or, with `base_model` (a SimCLR model), from its encoder. The catalog keeps
+    every option in one `options` mapping, as the statement wrote them.
     """
 
     kind: ClassVar[str] = "model"
@@ -99,11 +103,21 @@ class ModelSpec(_NamedSpec):
     query: str
     tables: tuple[str, ...]
     image_col: str = "image_path"
-    label_col: str = "label"  # labels only measure quality for SimCLR: never used for training
+    label_col: str = "label"  # SimCLR: labels only measure quality, never used for training
     holdout: float = 0.1  # share of labelled rows kept out of training to measure quality
     schedule: str | None = None  # cron string of scheduled retraining
     on_error: str = "raise"  # an unreadable image: "raise" (nothing changes) or "skip" (trained without it, listed)
-    training: SimCLRConfig = field(default_factory=SimCLRConfig)
+    base_model: str | None = None  # the model this one starts from (its serving version)
+    fit: bool = False  # FIT MODEL: `base_model` is of the same algorithm and trained further
+    training: SimCLRConfig | ClassifierConfig = field(default_factory=SimCLRConfig)
+
+    @property
+    def algorithm_spec(self) -> Algorithm:
+        return algorithm_of(self.algorithm)
+
+    @property
+    def is_classifier(self) -> bool:
+        return self.algorithm_spec.kind == "classifier"
 
     @property
     def options(self) -> dict[str, Any]:
@@ -114,15 +128,25 @@ class ModelSpec(_NamedSpec):
             "holdout": self.holdout,
             "schedule": self.schedule,
             "on_error": self.on_error,
+            "base_model": self.base_model,
+            "fit": self.fit,
             **dataclasses.asdict(self.training),
         }
 
     @property
     def statement(self) -> str:
-        """The BUILD MODEL statement of this spec: its image_col and every option that is not the default."""
-        default = ModelSpec(self.name, self.algorithm, self.query, self.tables, training=ALGORITHMS[self.algorithm.lower()].config())
+        """The BUILD (or FIT) MODEL statement of this spec: its image_col and every option that is not the default."""
+        default = ModelSpec(self.name, self.algorithm, self.query, self.tables, training=self.algorithm_spec.config())
         defaults = {name: value for name, value in default.options.items() if name != "image_col"}
+        if self.fit:
+            options = {name: value for name, value in self.options.items() if name not in ("base_model", "fit")}
+            return f"FIT MODEL {self.name} USING {self.base_model}{_options_sql(options, defaults)} AS {self.query}"
         return f"BUILD MODEL {self.name} USING {self.algorithm}{_options_sql(self.options, defaults)} AS {self.query}"
+
+    @property
+    def upstream_keys(self) -> list[dg.AssetKey]:
+        """What it is trained from: its tables, and the model it starts from."""
+        return [table_key(name) for name in self.tables] + ([model_key(self.base_model)] if self.base_model else [])
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "algorithm": self.algorithm, "query": self.query, "tables": list(self.tables), "options": self.options}
@@ -130,7 +154,7 @@ class ModelSpec(_NamedSpec):
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
         options = dict(data["options"])
-        config_type = ALGORITHMS[data["algorithm"].lower()].config
+        config_type = algorithm_of(data["algorithm"]).config
         training_fields = {f.name for f in dataclasses.fields(config_type)}
         return cls(
             name=data["name"],
@@ -140,6 +164,40 @@ class ModelSpec(_NamedSpec):
             training=config_type(**{name: value for name, value in options.items() if name in training_fields}),
             **{name: value for name, value in options.items() if name not in training_fields},
         )
+
+
+@dataclass(frozen=True)
+class PredictionSpec(_Record):
+    """A table of a classifier's predictions: PREDICT USING model OPTIONS (table_name=...) AS SELECT ...
+
+    The query's rows with `predicted` and `confidence` (and the top_k labels), by the model's
+    serving version; downstream of the tables read and of the model.
+    """
+
+    kind: ClassVar[str] = "prediction"
+    table: str
+    model: str
+    query: str
+    tables: tuple[str, ...]
+    image_col: str = "image_path"
+    batch_size: int = 256
+    top_k: int | None = None
+
+    @property
+    def catalog_name(self) -> str:
+        return self.table
+
+    @property
+    def asset_key(self) -> dg.AssetKey:
+        return table_key(self.table)
+
+    @property
+    def statement(self) -> str:
+        options = {"image_col": self.image_col, "batch_size": self.batch_size, "top_k": self.top_k}
+        defaults = {"image_col": "image_path", "batch_size": 256, "top_k": None}
+        written = _options_sql(options, defaults).removeprefix(" OPTIONS (").removesuffix(")")
+        table = f"table_name={_sql_value(self.table)}"
+        return f"PREDICT USING {self.model} OPTIONS ({', '.join(filter(None, [table, written]))}) AS {self.query}"
 
 
 @dataclass(frozen=True)
@@ -194,8 +252,8 @@ class EmbeddingSpec(_Record):
         return dg.AssetKey(["collection", self.table, f"{self.column}_vectors"])
 
 
-Spec = DatasetSpec | TableSpec | ModelSpec | EmbeddingSpec
-SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (DatasetSpec, TableSpec, ModelSpec, EmbeddingSpec)}
+Spec = DatasetSpec | TableSpec | ModelSpec | EmbeddingSpec | PredictionSpec
+SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (DatasetSpec, TableSpec, ModelSpec, EmbeddingSpec, PredictionSpec)}
 
 
 def spec_from_dict(kind: str, data: dict[str, Any]) -> Spec:

@@ -1,5 +1,8 @@
 """The algorithms BUILD MODEL ... USING <algorithm> accepts, each with its typed config.
 
+Two kinds: `simclr` learns image embeddings without labels (CONVERT, SEARCH), `classifier`
+learns labels (PREDICT, EVALUATE). Classifiers are torchvision networks named as ThanoSQL and
+seed 004 name them; `network` is the name `classifiers.networks.build_network` builds.
 Kept free of torch imports: the SQL frontend checks options and the code location builds
 assets without loading training code.
 """
@@ -7,14 +10,20 @@ assets without loading training code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
+from thanosql_assets.models.classifiers.config import ClassifierConfig
 from thanosql_assets.models.simclr.config import SimCLRConfig
+
+Kind = Literal["simclr", "classifier"]
 
 
 @dataclass(frozen=True)
 class Algorithm:
-    name: str  # as users write it, e.g. SimCLR
+    name: str  # as users write it, e.g. SimCLR or ConvNeXt_Tiny
     config: type  # the frozen dataclass of its training OPTIONS
+    kind: Kind = "simclr"
+    network: str | None = None  # classifiers: the torchvision network
 
     @property
     def column_suffix(self) -> str:
@@ -22,6 +31,26 @@ class Algorithm:
         return self.name.lower()
 
 
+def _classifier(name: str, network: str) -> Algorithm:
+    return Algorithm(name, ClassifierConfig, kind="classifier", network=network)
+
+
 ALGORITHMS: dict[str, Algorithm] = {
-    "simclr": Algorithm("SimCLR", SimCLRConfig),
+    algorithm.name.lower(): algorithm
+    for algorithm in (
+        Algorithm("SimCLR", SimCLRConfig),
+        _classifier("ConvNeXt_Tiny", "convnext_tiny"),
+        _classifier("ConvNeXt_Base", "convnext_base"),
+        _classifier("EfficientNetV2S", "efficientnet_v2_s"),
+        _classifier("EfficientNetV2M", "efficientnet_v2_m"),
+        _classifier("ResNet18", "resnet18"),
+        _classifier("ResNet50", "resnet50"),
+        _classifier("MobileNetV3", "mobilenet_v3_large"),
+        _classifier("ViT", "vit_b_16"),
+    )
 }
+
+
+def algorithm_of(name: str) -> Algorithm:
+    """The algorithm a catalog entry names (as written, any case)."""
+    return ALGORITHMS[name.lower()]

@@ -1,4 +1,5 @@
-"""Pictures logged with each model: augmented pairs (what the model learned to match) and the loss curve."""
+"""Pictures logged with each model: augmented pairs (what the model learned to match), the loss curve,
+and a classifier's confusion matrix."""
 
 import numpy as np
 import torch
@@ -26,18 +27,46 @@ def augmented_pairs(images: np.ndarray, augment: BatchAugment, count: int = 8, s
     return grid.repeat(scale, axis=0).repeat(scale, axis=1)
 
 
-def loss_curve(losses: list[float], title: str):
+def loss_curve(losses: list[float], title: str, ylabel: str = "NT-Xent loss"):
     """A matplotlib figure of the training loss per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
-    figure, axes = plt.subplots(figsize=(6, 3.5), dpi=100)
+    figure, axes = _figure(6, 3.5)
     axes.plot(range(1, len(losses) + 1), losses, marker="o" if len(losses) < 40 else None)
     axes.set_xlabel("epoch")
-    axes.set_ylabel("NT-Xent loss")
+    axes.set_ylabel(ylabel)
     axes.set_title(title)
     axes.grid(alpha=0.3)
     figure.tight_layout()
     return figure
+
+
+def confusion_matrix_figure(targets, predictions, classes: list, title: str):
+    """A matplotlib figure of the confusion matrix, counts in the cells: rows are the true
+    classes, columns the predicted ones, both indices into `classes` (whose values label them)."""
+    size = len(classes)
+    counts = np.zeros((size, size), dtype=np.int64)
+    np.add.at(counts, (np.asarray(targets, dtype=np.int64), np.asarray(predictions, dtype=np.int64)), 1)
+    side = min(12.0, 2.5 + 0.45 * size)
+    figure, axes = _figure(side, side)
+    axes.imshow(counts, cmap="Blues")
+    names = [str(label) for label in classes]
+    axes.set_xticks(range(size), names, rotation=90 if max(map(len, names), default=0) > 3 else 0)
+    axes.set_yticks(range(size), names)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("true")
+    axes.set_title(title)
+    if size <= 30:  # beyond that the numbers would not fit their cells
+        threshold = counts.max() / 2
+        for row in range(size):
+            for column in range(size):
+                colour = "white" if counts[row, column] > threshold else "black"
+                axes.text(column, row, str(counts[row, column]), ha="center", va="center", color=colour, fontsize=8)
+    figure.tight_layout()
+    return figure
+
+
+def _figure(width: float, height: float):
+    """A figure outside pyplot: nothing global to close, and a notebook's backend stays as it was."""
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(width, height), dpi=100)
+    return figure, figure.subplots()

@@ -62,9 +62,19 @@ def tutorial(jupyter_path, tmp_path_factory):
         f"%thanosql home={home}",
         "%thanosql API_TOKEN=test-token",
         *(f"%%thanosql\n{cell}" for cell in seed_cells("001")),
+        *(f"%%thanosql\n{cell}" for cell in CLASSIFICATION_CELLS),
     )
     run(nb, root)
     return nb, home
+
+
+# After the seed tutorial: a classifier fine-tuned from its search model (lower-case keywords,
+# which also keeps them apart from the seed's cells in `statement_cell`).
+CLASSIFICATION_CELLS = (
+    "build model digit_classifier using ResNet18 options (base_model='my_image_search_model', max_epochs=1) as select * from mnist_train",
+    "print image as (select image_path, predicted, confidence from (predict using digit_classifier as select * from mnist_test) limit 2)",
+    "evaluate using digit_classifier as select * from mnist_test",
+)
 
 
 def test_every_cell_runs(tutorial):
@@ -102,6 +112,16 @@ def test_print_image_cell_shows_four_images_under_their_paths(tutorial):
     assert len(images) == 4
     paths = [line for line in streams(printed, "stdout").splitlines() if line.endswith(".jpg")]
     assert paths[0] == str(home / "thanosql-dataset/mnist_data/test/923.jpg") and len(paths) == 4
+
+
+def test_classification_cells_caption_pictures_and_show_metrics(tutorial):
+    nb, home = tutorial
+    printed = statement_cell(nb, "print image")
+    images = [output for output in printed.outputs if output.output_type == "display_data" and "image/jpeg" in output.data]
+    lines = streams(printed, "stdout").splitlines()
+    assert len(images) == 2 and len([line for line in lines if line.startswith("predicted ")]) == 2
+    (result,) = [output for output in statement_cell(nb, "evaluate").outputs if output.output_type == "execute_result"]
+    assert "macro-f1-score" in result.data["text/plain"]
 
 
 def test_python_api_searches_quietly(tutorial, capfd):

@@ -126,3 +126,37 @@ def test_syntax_errors_name_line_col_and_what_was_expected(sql, line, col, words
     assert words in str(error)
     assert str(error).startswith(f"line {line}:{col}: ")
     assert "^" in error.snippet and error.hint
+
+
+CLASSIFIER_STATEMENTS = [
+    "BUILD MODEL c USING ConvNeXt_Tiny OPTIONS (image_col='image_path', label_col='label', epochs=3, batch_size=16) AS SELECT * FROM t",
+    "FIT MODEL c2 USING c OPTIONS (max_epochs=1) AS SELECT * FROM t WHERE label < 5",
+    "PREDICT USING c OPTIONS (top_k=3, table_name='p') AS SELECT * FROM t",
+    "EVALUATE USING c OPTIONS (label_col='y') AS SELECT image_path, y FROM t",
+    "SELECT image_path FROM (PREDICT USING c AS SELECT * FROM t) WHERE confidence < 0.6",
+    "SELECT t.image_path, p.predicted FROM t JOIN (PREDICT USING c AS SELECT * FROM t) AS p ON t.image_path = p.image_path",
+    "PRINT IMAGE AS (SELECT image_path, predicted, confidence FROM (PREDICT USING c AS SELECT * FROM t) LIMIT 4)",
+]
+
+
+@pytest.mark.parametrize("sql", CLASSIFIER_STATEMENTS)
+def test_classifier_statements_parse_and_round_trip(sql):
+    statement = parse_statement(sql)
+    generated = statement.expression.sql(dialect=ThanoSQL)
+    assert sqlglot.parse_one(generated, read=ThanoSQL) == statement.expression
+    assert sqlglot.parse_one(generated, read=ThanoSQL).sql(dialect=ThanoSQL) == generated
+
+
+@pytest.mark.parametrize(
+    ("sql", "col", "words"),
+    [
+        ("PREDICT c AS SELECT 1", 9, "Expected USING <model> after PREDICT"),
+        ("EVALUATE USING c SELECT 1", 18, "Expected AS SELECT"),
+        ("FIT m USING c AS SELECT 1", 5, "Expected MODEL after FIT"),
+        ("FIT MODEL m2 c AS SELECT 1", 14, "Expected USING <model> after the new model's name"),
+    ],
+)
+def test_classifier_statement_syntax_errors(sql, col, words):
+    with pytest.raises(ThanoSQLSyntaxError) as caught:
+        parse_script(sql)
+    assert caught.value.col == col and words in str(caught.value), str(caught.value)

@@ -1,5 +1,6 @@
 """Training a SimCLR model with Lightning on images decoded once into memory."""
 
+import copy
 import time
 import warnings
 from collections.abc import Callable
@@ -51,8 +52,10 @@ def train_simclr(
     config: SimCLRConfig,
     progress: Callable[[str], None],
     on_epoch: EpochCallback | None = None,
+    start: ImageEmbedder | None = None,
 ) -> TrainingResult:
-    """Train on uint8 images (N x C x H x W) of `geometry`."""
+    """Train on uint8 images (N x C x H x W) of `geometry`; from a copy of `start`'s encoder and
+    pixel statistics when given (FIT MODEL; `geometry` is then `start.geometry`)."""
     if len(images) < 2:
         raise DataError(f"SimCLR needs at least 2 training images; the query returned {len(images)}.")
     device = pick_device(config.device)
@@ -60,10 +63,13 @@ def train_simclr(
     L.seed_everything(config.seed, workers=True, verbose=False)
 
     data = torch.from_numpy(np.ascontiguousarray(images).copy())
-    pixels = data.float().div_(255).transpose(0, 1).reshape(geometry.channels, -1)
-    mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-3)
-
-    backbone = build_backbone(config.backbone, geometry.channels, config.embedding_dim)
+    if start is not None:
+        mean, std = start.mean.flatten().clone(), start.std.flatten().clone()
+        backbone = copy.deepcopy(start.backbone).train()  # loaded models are in eval mode
+    else:
+        pixels = data.float().div_(255).transpose(0, 1).reshape(geometry.channels, -1)
+        mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-3)
+        backbone = build_backbone(config.backbone, geometry.channels, config.embedding_dim)
     module = SimCLRModule(
         backbone,
         mean=mean,

@@ -1,0 +1,105 @@
+"""Short CPU trainings on a task a random network cannot do: which half of the image is bright."""
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+
+from thanosql.errors import DataError
+from thanosql_assets.models.classifiers.classifier import ImageClassifier
+from thanosql_assets.models.classifiers.config import ClassifierConfig
+from thanosql_assets.models.classifiers.networks import default_learning_rate
+from thanosql_assets.models.classifiers.trainer import FINE_TUNE_LEARNING_RATE, LabelledBatches, train_classifier
+from thanosql_assets.models.embedder import ImageEmbedder
+from thanosql_assets.models.images import ImageGeometry
+from thanosql_assets.models.simclr.backbones import build_backbone
+
+GEOMETRY = ImageGeometry(1, 16, 16)
+CLASSES = ["left", "right"]
+CONFIG = ClassifierConfig(max_epochs=3, batch_size=8, device="cpu")
+
+
+def halves(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Noisy images, one half (left: class 0, right: class 1) brighter than the other."""
+    rng = np.random.default_rng(seed)
+    targets = rng.integers(0, 2, count)
+    images = rng.integers(0, 120, (count, 1, 16, 16))
+    for image, target in zip(images, targets):
+        image[:, :, 8 * target : 8 * target + 8] += 120
+    return images.astype(np.uint8), targets
+
+
+def train(images, targets, network="resnet18", config=CONFIG, **options):
+    return train_classifier(images, targets, CLASSES, GEOMETRY, config, network, progress=lambda _: None, **options)
+
+
+def accuracy(classifier: ImageClassifier, images, targets) -> float:
+    return float((classifier.predict_proba(images).argmax(axis=1) == targets).mean())
+
+
+def test_a_new_network_learns_the_task():
+    images, targets = halves(48, seed=0)
+    messages = []
+    result = train_classifier(images, targets, CLASSES, GEOMETRY, CONFIG, "resnet18", messages.append)
+    assert accuracy(result.classifier, *halves(64, seed=1)) == 1.0
+    assert result.classifier.classes == CLASSES and not result.classifier.training
+    assert result.config == replace(CONFIG, input_size=16, learning_rate=default_learning_rate("resnet18"))
+    assert result.network == "torchvision resnet18, 3x3 stride-1 stem, no max-pool (1-channel 16 px input)"
+    assert len(result.epoch_losses) == 3 and result.epoch_losses[-1] < result.epoch_losses[0]
+    assert [m.split(":")[0] for m in messages if "images/s" in m] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+    assert result.images_per_second > 0 and result.device == "cpu"
+
+
+def test_same_seed_same_data_same_model():
+    images, targets = halves(24, seed=0)
+    config = replace(CONFIG, max_epochs=1)
+    probe = halves(8, seed=2)[0]
+    first = train(images, targets, "mobilenet_v3_large", config).classifier.predict_proba(probe)
+    second = train(images, targets, "mobilenet_v3_large", config).classifier.predict_proba(probe)
+    other = train(images, targets, "mobilenet_v3_large", replace(config, seed=1)).classifier.predict_proba(probe)
+    np.testing.assert_array_equal(first, second)
+    assert not np.allclose(first, other)
+
+
+def test_a_simclr_encoder_is_fine_tuned_with_a_new_head_and_left_unchanged():
+    torch.manual_seed(0)
+    embedder = ImageEmbedder(build_backbone("small_cnn", 1), GEOMETRY, torch.tensor([0.4]), torch.tensor([0.25])).eval()
+    weights = {name: value.clone() for name, value in embedder.state_dict().items()}
+    images, targets = halves(32, seed=0)
+    result = train(images, targets, start=embedder)
+    assert accuracy(result.classifier, *halves(64, seed=1)) > 0.9  # an untrained encoder's features, a fitted head
+    assert result.network == "encoder of the SimCLR model (small_cnn) + linear head"
+    assert result.config.learning_rate == FINE_TUNE_LEARNING_RATE
+    for name, value in embedder.state_dict().items():
+        torch.testing.assert_close(value, weights[name], rtol=0, atol=0)
+
+
+def test_a_trained_classifier_trains_further_as_a_copy_with_its_classes():
+    images, targets = halves(32, seed=0)
+    first = train(images, targets).classifier
+    head = first.head.weight.clone()
+    more = train(*halves(32, seed=3), start=first)
+    assert more.classifier is not first and more.classifier.classes == CLASSES
+    assert more.network.endswith("(1-channel 16 px input), trained further")
+    torch.testing.assert_close(first.head.weight, head, rtol=0, atol=0)
+    assert accuracy(more.classifier, *halves(64, seed=1)) == 1.0
+    with pytest.raises(ValueError, match="classes"):
+        train_classifier(images, targets, ["a", "b"], GEOMETRY, CONFIG, "resnet18", lambda _: None, start=first)
+
+
+def test_one_class_or_one_image_is_a_clear_error():
+    images, _ = halves(4, seed=0)
+    with pytest.raises(DataError, match="at least 2 classes; every training image has the label 'left'"):
+        train_classifier(images, np.zeros(4), ["left"], GEOMETRY, CONFIG, "resnet18", lambda _: None)
+    with pytest.raises(DataError, match="at least 2 training images"):
+        train(images[:1], np.zeros(1))
+
+
+def test_every_image_is_in_one_batch_per_epoch_and_no_batch_has_one():
+    images = torch.arange(33).reshape(33, 1, 1, 1)
+    batches = LabelledBatches(images, torch.arange(33), batch_size=8, seed=0)
+    epoch = [targets.tolist() for _, targets in batches]
+    assert [len(batch) for batch in epoch] == [8, 8, 8, 9] and len(batches) == 4
+    assert sorted(sum(epoch, [])) == list(range(33))
+    assert [len(batch) for _, batch in LabelledBatches(images[:5], torch.arange(5), batch_size=1, seed=0)] == [2, 3]

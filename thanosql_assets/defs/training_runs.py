@@ -1,0 +1,130 @@
+"""What every model asset shares: its training images, its MLflow links, and whether a new
+version replaces the serving one."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+from urllib.request import url2pathname
+
+import dagster as dg
+import numpy as np
+import pandas as pd
+
+from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
+from thanosql.errors import DataError
+from thanosql_assets.defs.checks import image_path_texts, require_column
+from thanosql_assets.defs.progress import Progress
+from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
+from thanosql_assets.defs.specs import QUERY_DIALECT, ModelSpec
+from thanosql_assets.models.images import ImageGeometry
+
+MIN_LABELLED_ROWS = 20  # below this a held-out measurement says nothing
+STATEMENT_TAG = "thanosql/statement"  # set on runs a ThanoSQL statement started
+
+
+@dataclass(frozen=True)
+class TrainingImages:
+    """A model's training rows with their images decoded (rows without a usable image left out under on_error='skip')."""
+
+    images: np.ndarray  # uint8 N x C x H x W
+    rows: pd.DataFrame  # the N rows they come from
+    geometry: ImageGeometry
+    skipped: list[tuple[str, str]]  # (path or "NULL", why) of each row left out
+
+    def skipped_metadata(self) -> dict[str, Any]:
+        return {
+            "skipped_images": len(self.skipped),
+            **({"skipped": dg.MetadataValue.md(skipped_markdown(self.skipped))} if self.skipped else {}),
+        }
+
+
+def starting_model(spec: ModelSpec, catalog: CatalogResource, model_registry: ModelRegistryResource) -> Any:
+    """The serving version of the model `spec` starts from (`base_model`), loaded."""
+    entry = catalog.get("model", spec.base_model)
+    if entry is None:
+        raise DataError(
+            f"Model {spec.name} starts from model {spec.base_model!r}, which no longer exists.",
+            hint=f"Build {spec.base_model} again, or build {spec.name} without it.",
+        )
+    return model_registry.load(spec.base_model, entry.state["version"])
+
+
+def training_images(
+    spec: ModelSpec,
+    workspace: WorkspaceResource,
+    warehouse: WarehouseResource,
+    progress: Progress,
+    image_size: int | None,
+    geometry: ImageGeometry | None = None,
+    columns: tuple[tuple[str, str], ...] = (),
+) -> TrainingImages:
+    """The rows of `spec.query` and their images, decoded at `geometry` (default: inferred from the
+    images, resized to `image_size` when large); `columns` ((option, column) pairs) must be among the rows' columns too."""
+    from thanosql_assets.models.images import check_files_exist, decode_images, infer_geometry
+
+    rows = warehouse.query_from(spec.query, QUERY_DIALECT)
+    image_col = spec.image_col
+    require_column(image_col, list(rows.columns), rows=f"the training rows of {spec.name}")
+    for option, column in columns:
+        require_column(column, list(rows.columns), option=option, rows=f"the training rows of {spec.name}")
+    paths = [None if path is None else workspace.resolve(path) for path in image_path_texts(rows[image_col])]
+    if spec.on_error == "raise":
+        check_files_exist(paths, image_col)  # every missing file in one message, before any decoding
+    geometry = geometry or infer_geometry(paths, image_size, column=image_col, on_error=spec.on_error)
+    started = time.perf_counter()
+    decoded = decode_images(paths, geometry, column=image_col, on_error=spec.on_error)
+    skipped = [(str(image.path) if image.path else "NULL", image.reason) for image in decoded.skipped]
+    progress(f"decoded {len(decoded.images)} images in {time.perf_counter() - started:.1f} s")
+    if skipped:
+        progress(f"skipped {len(skipped)} unusable images (on_error='skip'): {skipped_summary(skipped)}")
+    if not len(decoded.images):
+        raise DataError(f"No usable image to train {spec.name} on: all {len(skipped)} were skipped.", hint="Fix the image files or the query's rows.")
+    return TrainingImages(decoded.images, rows.iloc[decoded.kept].reset_index(drop=True), geometry, skipped)
+
+
+def mlflow_links(model_registry: ModelRegistryResource, run: Any, name: str, version: str) -> dict[str, Any]:
+    """Where to find the run, its artifacts and the model version: pages of the MLflow UI when there is one."""
+    run_url = model_registry.run_url(run.info.experiment_id, run.info.run_id)
+    if run_url is None:
+        return {"mlflow_run_id": run.info.run_id, "artifacts": _artifact_location(run.info.artifact_uri)}
+    return {
+        "mlflow_run_id": run.info.run_id,
+        "mlflow_run": dg.MetadataValue.url(run_url),
+        "mlflow_model_version": dg.MetadataValue.url(model_registry.model_version_url(name, version)),
+        "artifacts": dg.MetadataValue.url(f"{run_url}/artifacts"),
+    }
+
+
+def _artifact_location(uri: str) -> dg.MetadataValue:
+    """A local artifact directory as a path (browsers do not open file:// links from a web page)."""
+    parsed = urlparse(uri)
+    return dg.MetadataValue.path(url2pathname(parsed.path) if parsed.scheme == "file" else uri)
+
+
+def promotion(run_tags: dict[str, str], serving: dict | None, quality: dict[str, float], metric: str, label: str) -> str | None:
+    """Why a newly trained version must not replace the serving one, or None to promote it.
+
+    A BUILD MODEL statement always promotes (the user asked for this model). Retraining that no
+    statement asked for — a schedule's tick, a materialization from the UI — promotes only if the
+    held-out quality (`metric` of the state, shown as `label`) does not drop below the serving version's.
+    """
+    if STATEMENT_TAG in run_tags or serving is None:
+        return None
+    before, after = serving.get(metric), quality.get(metric)
+    if before is None or after is None or after >= before:
+        return None
+    return f"{label} {after:.4f} is below the serving version's {before:.4f}"
+
+
+def not_promoted(
+    model_registry: ModelRegistryResource, spec: ModelSpec, version: str, serving: dict, reason: str, progress: Progress, metadata: dict
+) -> dg.MaterializeResult:
+    """Keep the serving version: the new one stays registered in MLflow (tagged), not served."""
+    model_registry.client().set_model_version_tag(spec.name, version, "thanosql.promoted", "false")
+    progress(f"model {spec.name} version {version} not promoted: {reason}; version {serving['version']} keeps serving")
+    return dg.MaterializeResult(
+        metadata={**metadata, "model_version": int(serving["version"]), "candidate_version": int(version), "promoted": False, "reason": reason}
+    )
