@@ -36,6 +36,7 @@ from thanosql_assets.models.training import EpochCallback, ProgressReporter, lig
 
 LABEL_SMOOTHING = 0.1
 WEIGHT_DECAY = 0.05
+SHIFT = 0.05  # training images move by up to this share of their size (more costs accuracy in 3 epochs)
 WARMUP = 0.25  # share of the steps over which the learning rate rises to its peak
 FINE_TUNE_LEARNING_RATE = 5e-5  # default peak for a pretrained start: a SimCLR encoder, or a trained classifier
 # Linear probing: full-batch AdamW steps on the features of the images and of augmented views of
@@ -82,8 +83,8 @@ class LabelledBatches:
 
 
 class ClassifierModule(L.LightningModule):
-    """Cross-entropy with label smoothing, AdamW with a one-cycle schedule. Batches are uint8 images
-    and class indices."""
+    """Cross-entropy with label smoothing, AdamW with a one-cycle schedule, each training image
+    shifted at random by a few pixels (`random_shift`). Batches are uint8 images and class indices."""
 
     def __init__(self, classifier: ImageClassifier, learning_rate: float):
         super().__init__()
@@ -93,7 +94,7 @@ class ClassifierModule(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         images, targets = batch
-        inputs = self.classifier.normalize(images).contiguous(memory_format=torch.channels_last)
+        inputs = random_shift(self.classifier.normalize(images)).contiguous(memory_format=torch.channels_last)
         logits = self.classifier.head(self.classifier.encoder(inputs))
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=LABEL_SMOOTHING)
         self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(targets))
@@ -112,6 +113,19 @@ class ClassifierModule(L.LightningModule):
         warmup = WARMUP if WARMUP * total_steps != 1 else 1 / (2 * total_steps)
         schedule = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=self.learning_rate, total_steps=total_steps, pct_start=warmup)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": schedule, "interval": "step"}}
+
+
+def random_shift(images: torch.Tensor, fraction: float = SHIFT) -> torch.Tensor:
+    """Each image B x C x H x W moved by a random offset of up to `fraction` of its size in each
+    direction (bilinear, edges extended): the one augmentation that suits any photo or scan,
+    and what keeps a network trained from scratch on a thousand images from learning where
+    things sit rather than what they look like."""
+    offsets = (torch.rand(len(images), 2, device=images.device) * 2 - 1) * (2 * fraction)  # affine_grid's units: half sizes
+    theta = torch.zeros(len(images), 2, 3, device=images.device, dtype=images.dtype)
+    theta[:, 0, 0] = theta[:, 1, 1] = 1
+    theta[:, :, 2] = offsets.to(images.dtype)
+    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
+    return F.grid_sample(images, grid, mode="bilinear", padding_mode="border", align_corners=False)
 
 
 def train_classifier(

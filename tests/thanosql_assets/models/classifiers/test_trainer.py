@@ -10,7 +10,7 @@ from thanosql.errors import DataError
 from thanosql_assets.models.classifiers.classifier import ImageClassifier
 from thanosql_assets.models.classifiers.config import ClassifierConfig
 from thanosql_assets.models.classifiers.networks import default_learning_rate
-from thanosql_assets.models.classifiers.trainer import FINE_TUNE_LEARNING_RATE, LabelledBatches, train_classifier
+from thanosql_assets.models.classifiers.trainer import FINE_TUNE_LEARNING_RATE, LabelledBatches, random_shift, train_classifier
 from thanosql_assets.models.embedder import ImageEmbedder
 from thanosql_assets.models.images import ImageGeometry
 from thanosql_assets.models.simclr.backbones import build_backbone
@@ -83,7 +83,7 @@ def test_a_trained_classifier_trains_further_as_a_copy_with_its_classes():
     assert more.classifier is not first and more.classifier.classes == CLASSES
     assert more.network.endswith("(1-channel 16 px input), trained further")
     torch.testing.assert_close(first.head.weight, head, rtol=0, atol=0)
-    assert accuracy(more.classifier, *halves(64, seed=1)) == 1.0
+    assert accuracy(more.classifier, *halves(64, seed=1)) >= 0.95
     with pytest.raises(ValueError, match="classes"):
         train_classifier(images, targets, ["a", "b"], GEOMETRY, CONFIG, "resnet18", lambda _: None, start=first)
 
@@ -103,3 +103,21 @@ def test_every_image_is_in_one_batch_per_epoch_and_no_batch_has_one():
     assert [len(batch) for batch in epoch] == [8, 8, 8, 9] and len(batches) == 4
     assert sorted(sum(epoch, [])) == list(range(33))
     assert [len(batch) for _, batch in LabelledBatches(images[:5], torch.arange(5), batch_size=1, seed=0)] == [2, 3]
+
+
+def test_training_shifts_each_image_by_at_most_a_small_share_of_its_size():
+    images = torch.zeros(64, 1, 28, 28)
+    images[:, :, 12:16, 12:16] = 1.0  # a square in the middle
+    torch.manual_seed(0)
+    shifted = random_shift(images, fraction=0.05)
+    rows = torch.arange(28, dtype=torch.float32)
+
+    def centre(batch):  # centre of mass, B x 2 (row, column)
+        mass = batch[:, 0]
+        return torch.stack([(mass.sum(2) * rows).sum(1), (mass.sum(1) * rows).sum(1)], dim=1) / mass.sum((1, 2))[:, None]
+
+    moved = (centre(shifted) - centre(images)).abs()
+    assert shifted.shape == images.shape
+    assert moved.max() <= 0.05 * 28 + 1e-4 and moved.max() > 0.3  # each direction, up to 1.4 px
+    assert len({tuple(offset) for offset in moved.round(decimals=2).tolist()}) > 32  # a different shift per image
+    torch.testing.assert_close(random_shift(images, fraction=0.0), images)
