@@ -12,6 +12,7 @@ Statements added on top of PostgreSQL (keywords in any case)::
     SEARCH IMAGE images='a.jpg' | images=['a.jpg', 'b.jpg'] USING model AS SELECT ...
     PRINT IMAGE AS (SELECT ... FROM (SEARCH IMAGE ...) ORDER BY ... LIMIT n)
     CREATE TABLE name USING model OPTIONS (path_type='folder', ...) FROM 'folder'
+    UPLOAD MODEL name OPTIONS (framework='huggingface' | 'pytorch', ...) FROM "directory_or_file"
 
 SEARCH, CONVERT and PREDICT may also stand where a subquery can, as in ``SELECT ... FROM (SEARCH ...)``.
 Inside OPTIONS and after COPY ... FROM, a double-quoted word is a string, as in the tutorials
@@ -49,6 +50,12 @@ class GetDataset(exp.Expression):
 
 
 class CopyFrom(exp.Expression):
+    arg_types = {"this": True, "options": False, "source": True}
+
+
+class UploadModel(exp.Expression):
+    """``UPLOAD MODEL name OPTIONS (...) FROM "path"``: register a classifier trained elsewhere."""
+
     arg_types = {"this": True, "options": False, "source": True}
 
 
@@ -136,6 +143,7 @@ class Parser(Postgres.Parser):
         "EVALUATE": lambda self: self._parse_using_query(EvaluateUsing, "EVALUATE"),
         "SEARCH": lambda self: self._parse_search(),
         "PRINT": lambda self: self._parse_print(),
+        "UPLOAD": lambda self: self._parse_upload_model(),
     }
 
     # The token the last error blamed; None when the statement ended before it was complete.
@@ -184,6 +192,14 @@ class Parser(Postgres.Parser):
         if not self._match(TokenType.FROM):
             self._fail('Expected FROM "file.csv" after the table name and its OPTIONS')
         return CopyFrom(this=name, options=options, source=self._expect_string("a file path"))
+
+    def _parse_upload_model(self) -> UploadModel:
+        self._expect_words("MODEL", after="UPLOAD")
+        name = self._expect_name("a model name")
+        options = self._parse_thanosql_options()
+        if not self._match(TokenType.FROM):
+            self._fail('Expected FROM "directory" (or a weights file) after the model name and its OPTIONS')
+        return UploadModel(this=name, options=options, source=self._expect_string("a directory or file path"))
 
     def _parse_build_model(self) -> BuildModel:
         self._expect_words("MODEL", after="BUILD")
@@ -387,6 +403,9 @@ class Generator(Postgres.Generator):
         GetDataset: lambda self, e: f"GET THANOSQL DATASET {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))}",
         CopyFrom: lambda self, e: (
             f"COPY {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))} FROM {self.sql(e, 'source')}"
+        ),
+        UploadModel: lambda self, e: (
+            f"UPLOAD MODEL {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))} FROM {self.sql(e, 'source')}"
         ),
         BuildModel: lambda self, e: (
             f"BUILD MODEL {self.sql(e, 'this')} USING {self.sql(e, 'algorithm')}"

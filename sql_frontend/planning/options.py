@@ -108,6 +108,14 @@ CLASSIFIER_MODEL_OPTIONS = (
 MODEL_SHAPE_OPTIONS = frozenset(
     {"base_model", "input_size", "image_size", "backbone", "embedding_dim", "projection_head", "projection_dim"}
 )
+UPLOAD_MODEL_OPTIONS = (
+    OptionSpec(
+        "framework", str, None, "what the source is: 'huggingface' (a save_pretrained directory) or 'pytorch' (torchvision weights)",
+        choices=("huggingface", "pytorch"),
+    ),
+    OptionSpec("algorithm", str, None, "framework 'pytorch': the architecture of the weights, one of BUILD MODEL's classifiers (e.g. 'ResNet18')"),
+    OptionSpec("overwrite", bool, False, "register the source again as a new version of an existing model"),
+)
 PREDICT_OPTIONS = (
     IMAGE_COL,
     OptionSpec("batch_size", int, 256, "images classified per forward pass", minimum=1, maximum=65_536),

@@ -34,6 +34,7 @@ from sql_frontend.language.dialect import (
     PrintMedia,
     SearchMedia,
     ThanoSQL,
+    UploadModel,
     option_value,
 )
 from sql_frontend.language.names import object_name, referenced_tables
@@ -46,6 +47,7 @@ from sql_frontend.planning.options import (
     EVALUATE_OPTIONS,
     GET_DATASET_OPTIONS,
     PREDICT_OPTIONS,
+    UPLOAD_MODEL_OPTIONS,
     build_model_options,
     fit_model_options,
     validate_options,
@@ -76,6 +78,7 @@ from thanosql_assets.defs.specs import (
     ModelSpec,
     PredictionSpec,
     TableSpec,
+    UploadedModelSpec,
     embedding_name,
     spec_from_dict,
     table_key,
@@ -86,7 +89,7 @@ from thanosql_assets.models.classifiers.config import OPTION_ALIASES
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit
 _STATEMENTS = (
-    "GET THANOSQL DATASET, COPY, BUILD MODEL, FIT MODEL, CONVERT, CREATE TABLE ... USING, PREDICT, EVALUATE, SEARCH, PRINT and SELECT"
+    "GET THANOSQL DATASET, COPY, BUILD MODEL, FIT MODEL, UPLOAD MODEL, CONVERT, CREATE TABLE ... USING, PREDICT, EVALUATE, SEARCH, PRINT and SELECT"
 )
 _KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
 _KIND_USES = {
@@ -189,6 +192,7 @@ class _StatementPlanner:
             CopyFrom: self._copy,
             BuildModel: self._build_model,
             FitModel: self._fit_model,
+            UploadModel: self._upload_model,
             ConvertUsing: self._convert,
             CreateTableUsing: self._create_table_using,
             PredictUsing: self._predict,
@@ -342,6 +346,12 @@ class _StatementPlanner:
                 hint=f"To train {base} again as a new version, use BUILD MODEL {base} ... OPTIONS (overwrite=True).",
             )
         algorithm = algorithm_of(entry.spec["algorithm"])
+        if "source" in entry.spec:
+            raise SQLError(
+                f"Model {base!r} was uploaded ({algorithm.name}); FIT MODEL trains further models that BUILD MODEL trained.",
+                **self._at(base_node),
+                hint="Use it with PREDICT, EVALUATE or CREATE TABLE ... USING.",
+            )
         options = validate_options(
             node.args.get("options"), fit_model_options(algorithm), statement=f"FIT MODEL (a {algorithm.name} model)",
             sql=self._sql, aliases=OPTION_ALIASES,
@@ -360,6 +370,67 @@ class _StatementPlanner:
         training = dataclasses.replace(base_training, **{key: options[key] for key in written if hasattr(base_training, key)})
         spec = self._model_spec(name, algorithm, query, tables, options, training, base, fit=True)
         return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce="Training model...")
+
+    def _upload_model(self, node: UploadModel) -> Plan:
+        name = object_name(node.this)
+        self._check_new_name(name, node.this, "Model")
+        options = validate_options(node.args.get("options"), UPLOAD_MODEL_OPTIONS, statement="UPLOAD MODEL", sql=self._sql)
+        self._check_model_is_new(name, node, options)
+        framework = options["framework"]
+        if framework is None:
+            raise OptionError(
+                "UPLOAD MODEL needs OPTIONS (framework=...): what the source is.",
+                **self._at(node.args.get("options") or node.this),
+                hint="framework='huggingface' for a save_pretrained directory, framework='pytorch' (with algorithm='ResNet18', ...) for torchvision weights.",
+            )
+        entry = self._catalog.get("model", name)
+        if entry is not None and "source" not in entry.spec:
+            raise ObjectExistsError(
+                f"Model {name!r} was trained with BUILD MODEL; UPLOAD MODEL will not replace it.",
+                **self._at(node.this),
+                hint="Upload under another name.",
+            )
+        source_node = node.args["source"]
+        path = self._resolve(source_node)
+        if not path.exists():
+            raise ObjectNotFoundError(
+                f"{source_node.this!r} does not exist (looked at {path}).",
+                **self._at(source_node),
+                hint="Relative paths start at the workspace directory.",
+            )
+        network, base_algorithm = None, options["algorithm"]
+        if framework == "huggingface":
+            if base_algorithm is not None:
+                raise OptionError(
+                    "algorithm is for framework='pytorch': a Hugging Face model says its own architecture.",
+                    **self._option_at(node, "algorithm"),
+                    hint="Leave algorithm out.",
+                )
+            if not path.is_dir():
+                raise ObjectNotFoundError(
+                    f"{source_node.this!r} is a file; a Hugging Face model is a directory (config.json, weights, preprocessor_config.json).",
+                    **self._at(source_node),
+                    hint="Name the directory model.save_pretrained(...) wrote.",
+                )
+        else:
+            classifiers = [a.name for a in ALGORITHMS.values() if a.kind == "classifier"]
+            algorithm = ALGORITHMS.get((base_algorithm or "").lower())
+            if algorithm is None or algorithm.kind != "classifier":
+                raise OptionError(
+                    "framework='pytorch' needs algorithm=: the torchvision architecture of the weights."
+                    if base_algorithm is None else f"Unknown classifier algorithm {base_algorithm!r}.",
+                    **(self._option_at(node, "algorithm") or self._option_at(node, "framework")),
+                    hint=f"Available: {', '.join(classifiers)}.",
+                )
+            if not path.is_file():
+                raise ObjectNotFoundError(
+                    f"{source_node.this!r} is a directory; framework='pytorch' takes a weights file (a state dict saved with torch.save).",
+                    **self._at(source_node),
+                    hint="Name the .pth file, or use framework='huggingface' for a save_pretrained directory.",
+                )
+            network, base_algorithm = algorithm.network, algorithm.name
+        spec = UploadedModelSpec(name=name, framework=framework, source=source_node.this, network=network, base_algorithm=base_algorithm)
+        return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce="Uploading model...")
 
     def _model_spec(
         self, name: str, algorithm: Algorithm, query: exp.Expression, tables: list[str], options: dict, training, base_model: str | None, fit: bool = False

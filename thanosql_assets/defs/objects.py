@@ -12,13 +12,24 @@ from thanosql_assets.defs.embeddings import embedding_assets
 from thanosql_assets.defs.evaluations import evaluation_check
 from thanosql_assets.defs.models import model_asset, retraining_schedule
 from thanosql_assets.defs.predictions import prediction_asset
-from thanosql_assets.defs.specs import DatasetSpec, EmbeddingSpec, ModelSpec, PredictionSpec, Spec, TableSpec, spec_from_dict
+from thanosql_assets.defs.specs import (
+    DatasetSpec,
+    EmbeddingSpec,
+    ModelSpec,
+    PredictionSpec,
+    Spec,
+    TableSpec,
+    UploadedModelSpec,
+    spec_from_dict,
+)
 from thanosql_assets.defs.tables import table_asset
+from thanosql_assets.defs.uploads import uploaded_model_asset
 
 _FACTORIES = {
     DatasetSpec: dataset_asset,
     TableSpec: table_asset,
     ModelSpec: model_asset,
+    UploadedModelSpec: uploaded_model_asset,
     EmbeddingSpec: embedding_assets,
     PredictionSpec: prediction_asset,
 }
@@ -37,7 +48,7 @@ def build_definitions(
     specs = list(specs)
     return dg.Definitions(
         assets=[_FACTORIES[type(spec)](spec) for spec in specs],
-        asset_checks=[evaluation_check(spec) for spec in specs if isinstance(spec, ModelSpec) and spec.is_classifier],
+        asset_checks=[evaluation_check(spec) for spec in specs if isinstance(spec, (ModelSpec, UploadedModelSpec)) and spec.is_classifier],
         jobs=list(jobs),
         schedules=[retraining_schedule(spec, spec.schedule) for spec in specs if isinstance(spec, ModelSpec) and spec.schedule],
         resources=resources,

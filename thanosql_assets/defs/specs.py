@@ -167,6 +167,48 @@ class ModelSpec(_NamedSpec):
 
 
 @dataclass(frozen=True)
+class UploadedModelSpec(_NamedSpec):
+    """A classifier trained elsewhere: UPLOAD MODEL name OPTIONS (framework=...) FROM "path".
+
+    `source` is a Hugging Face `save_pretrained` directory (framework 'huggingface') or a
+    torchvision weights file for one of BUILD MODEL's classifier algorithms (framework
+    'pytorch', `network` its torchvision name); the asset loads and checks it, then registers
+    it in MLflow as a trained classifier is.
+    """
+
+    kind: ClassVar[str] = "model"
+    framework: str
+    source: str
+    network: str | None = None  # framework 'pytorch': the torchvision architecture of the weights
+    base_algorithm: str | None = None  # framework 'pytorch': that architecture's BUILD MODEL name, e.g. ResNet18
+
+    is_classifier: ClassVar[bool] = True
+    upstream_keys: ClassVar[list] = []
+    base_model: ClassVar[None] = None
+
+    @property
+    def algorithm(self) -> str:
+        """The model's class as ThanoSQL lists it."""
+        return "User_HuggingFace" if self.framework == "huggingface" else "User_PyTorch"
+
+    @property
+    def algorithm_spec(self) -> Algorithm:
+        return algorithm_of(self.algorithm)
+
+    @property
+    def statement(self) -> str:
+        options = {"framework": self.framework, **({"algorithm": self.base_algorithm} if self.base_algorithm else {})}
+        return f"UPLOAD MODEL {self.name}{_options_sql(options, {})} FROM {_sql_value(self.source)}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**dataclasses.asdict(self), "algorithm": self.algorithm}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> UploadedModelSpec:
+        return cls(**{key: value for key, value in data.items() if key != "algorithm"})
+
+
+@dataclass(frozen=True)
 class PredictionSpec(_Record):
     """A table of a classifier's predictions: PREDICT USING model OPTIONS (table_name=...) AS SELECT ...
 
@@ -252,9 +294,11 @@ class EmbeddingSpec(_Record):
         return dg.AssetKey(["collection", self.table, f"{self.column}_vectors"])
 
 
-Spec = DatasetSpec | TableSpec | ModelSpec | EmbeddingSpec | PredictionSpec
+Spec = DatasetSpec | TableSpec | ModelSpec | UploadedModelSpec | EmbeddingSpec | PredictionSpec
 SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (DatasetSpec, TableSpec, ModelSpec, EmbeddingSpec, PredictionSpec)}
 
 
 def spec_from_dict(kind: str, data: dict[str, Any]) -> Spec:
+    if kind == "model" and "source" in data:
+        return UploadedModelSpec.from_dict(data)
     return SPEC_TYPES[kind].from_dict(data)

@@ -51,6 +51,14 @@ ALGORITHMS: dict[str, Algorithm] = {
 }
 
 
+# Classifiers trained elsewhere and registered with UPLOAD MODEL, named as ThanoSQL's LIST
+# names their class: a Hugging Face `save_pretrained` directory, or torchvision weights.
+UPLOADED: dict[str, Algorithm] = {
+    algorithm.name.lower(): algorithm
+    for algorithm in (Algorithm("User_HuggingFace", ClassifierConfig, kind="classifier"), Algorithm("User_PyTorch", ClassifierConfig, kind="classifier"))
+}
+
+
 def algorithm_of(name: str) -> Algorithm:
-    """The algorithm a catalog entry names (as written, any case)."""
-    return ALGORITHMS[name.lower()]
+    """The algorithm a catalog entry names (as written, any case): one BUILD MODEL trains, or an uploaded model's class."""
+    return ALGORITHMS.get(name.lower()) or UPLOADED[name.lower()]

@@ -115,7 +115,7 @@ def build_network(name: str, in_channels: int, num_classes: int, input_size: int
         model.features[0][0] = _replace_conv(model.features[0][0], in_channels, stride)
     else:
         raise ValueError(f"no classifier network named {name!r}")
-    head = _detach_last_linear(model)
+    head = detach_last_linear(model)
     model.output_dim = head.in_features
     return model, head
 
@@ -197,7 +197,7 @@ def _vit(name: str, in_channels: int, num_classes: int, input_size: int) -> nn.M
     return PadToSquare(model, model.image_size)
 
 
-def _detach_last_linear(model: nn.Module) -> nn.Linear:
+def detach_last_linear(model: nn.Module) -> nn.Linear:
     """The model's last nn.Linear (its classification layer), replaced in the model by nn.Identity."""
     parent, child_name, last = None, None, None
     for module in model.modules():

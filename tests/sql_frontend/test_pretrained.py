@@ -1,0 +1,149 @@
+"""Pretrained classifiers in SQL: UPLOAD MODEL of a Hugging Face save_pretrained directory or of
+torchvision weights, then PREDICT, EVALUATE and CREATE TABLE ... USING with them, through the
+Python API on real stores (models the tests make: nothing is downloaded), and the bad inputs
+(each refused with a hint, changing nothing)."""
+
+from __future__ import annotations
+
+import shutil
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from resources import Settings
+from tests.sql_frontend.test_bad_input_catalogue import refused
+from tests.tiny_models import COLOURS, colour_images, save_colour_vit, write_image
+from thanosql.errors import DataError, ObjectNotFoundError, OptionError, SQLError
+
+UPLOAD_VIT = "UPLOAD MODEL colours OPTIONS (framework='huggingface') FROM \"models/colour-vit\""
+
+
+@pytest.fixture(scope="session")
+def pretrained_home(tutorial_home, tmp_path_factory):
+    """The tutorial's workspace plus a tiny colour-naming ViT in models/, 12 colour images in
+    colours/ (a table `colours` of them with their names), and that ViT uploaded as `colours`."""
+    import thanosql
+
+    home = tmp_path_factory.mktemp("pretrained") / "workspace"
+    shutil.copytree(tutorial_home, home)
+    save_colour_vit(home / "models" / "colour-vit")
+    images, classes = colour_images(12, seed=1000)
+    rows = []
+    for index, (pixels, target) in enumerate(zip(images, classes)):
+        suffix = (".png", ".jpg")[index % 2]
+        path = write_image(home / "colours" / ("more" if index >= 8 else "") / f"{index}{suffix}", pixels, **({"quality": 95} if suffix == ".jpg" else {}))
+        rows.append({"image_path": str(path.relative_to(home)), "colour": COLOURS[target]})
+    pd.DataFrame(rows).to_csv(home / "colours.csv", index=False)
+    conn = thanosql.connect(home)
+    conn.execute('COPY colours FROM "colours.csv"')
+    conn.execute(UPLOAD_VIT)
+    return home
+
+
+@pytest.fixture
+def conn(pretrained_home):
+    import thanosql
+
+    return thanosql.connect(pretrained_home)
+
+
+@pytest.fixture
+def scratch(pretrained_home, tmp_path):
+    import thanosql
+
+    home = tmp_path / "workspace"
+    shutil.copytree(pretrained_home, home)
+    return thanosql.connect(home)
+
+
+def _metadata(conn, key: list[str]) -> dict:
+    instance = Settings.from_env(conn.settings.home).dagster_instance()
+    return instance.get_latest_materialization_event(dg.AssetKey(key)).asset_materialization.metadata
+
+
+def test_an_uploaded_hugging_face_model_is_a_model_asset_with_an_mlflow_version(conn):
+    metadata = _metadata(conn, ["model", "colours"])
+    assert metadata["class_name"].value == "User_HuggingFace"
+    assert metadata["classes"].value == "red, green, blue"
+    assert metadata["model_version"].value == 1 and metadata["source"].value == "models/colour-vit"
+    assert metadata["network"].value.startswith("Hugging Face ViTForImageClassification")
+    from resources import build_resources
+
+    registry = build_resources(conn.settings)["model_registry"]
+    assert registry.serving_version("colours") == "1"
+
+
+def test_predict_with_an_uploaded_model_names_each_image_with_its_labels(conn):
+    predicted = conn.execute("PREDICT USING colours OPTIONS (top_k=2) AS SELECT * FROM colours")
+    assert list(predicted.columns) == ["image_path", "colour", "predicted", "confidence", "predicted_1", "confidence_1", "predicted_2", "confidence_2"]
+    assert (predicted["predicted"] == predicted["colour"]).all()
+    assert predicted["confidence"].between(0.34, 1).all() and (predicted["predicted_1"] == predicted["predicted"]).all()
+    unsure = conn.execute("SELECT image_path FROM (PREDICT USING colours AS SELECT * FROM colours) AS p WHERE predicted = 'red'")
+    assert set(unsure["image_path"]) == set(predicted.loc[predicted["colour"] == "red", "image_path"])
+
+
+def test_evaluate_an_uploaded_model_on_named_labels(conn):
+    metrics = conn.execute("EVALUATE USING colours OPTIONS (label_col='colour') AS SELECT * FROM colours")
+    assert list(metrics["metrics"]) == ["Accuracy", "macro-Recall", "macro-Precision", "macro-f1-score"]
+    assert float(metrics["value"].iloc[0]) == 1.0
+
+
+def test_upload_again_with_overwrite_is_a_new_version(scratch):
+    scratch.execute(UPLOAD_VIT.replace("framework='huggingface'", "framework='huggingface', overwrite=True"))
+    assert _metadata(scratch, ["model", "colours"])["model_version"].value == 2
+
+
+def test_torchvision_weights_upload_as_a_classifier_of_their_architecture(scratch):
+    import torch
+    import torchvision
+
+    torch.manual_seed(0)
+    network = torchvision.models.resnet18(weights=None, num_classes=3)
+    torch.save(network.state_dict(), scratch.settings.home / "models" / "resnet18.pth")
+    scratch.execute("UPLOAD MODEL resnet OPTIONS (framework='pytorch', algorithm='ResNet18') FROM 'models/resnet18.pth'")
+    metadata = _metadata(scratch, ["model", "resnet"])
+    assert metadata["class_name"].value == "User_PyTorch" and metadata["classes"].value == "0, 1, 2"
+    predicted = scratch.execute("PREDICT USING resnet AS SELECT * FROM colours")
+    assert len(predicted) == 12 and predicted["predicted"].isin(["0", "1", "2"]).all()
+
+
+# -- bad input ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "sql, error, words",
+    [
+        pytest.param("UPLOAD MODEL m FROM 'models/colour-vit'", OptionError, ["framework"], id="no-framework"),
+        pytest.param("UPLOAD MODEL m OPTIONS (framework='onnx') FROM 'models/colour-vit'", OptionError, ["framework", "huggingface"], id="unknown-framework"),
+        pytest.param("UPLOAD MODEL m OPTIONS (framework='pytorch') FROM 'colours.csv'", OptionError, ["algorithm", "ResNet18"], id="pytorch-without-algorithm"),
+        pytest.param("UPLOAD MODEL m OPTIONS (framework='pytorch', algorithm='SimCLR') FROM 'colours.csv'", OptionError, ["SimCLR"], id="pytorch-simclr"),
+        pytest.param("UPLOAD MODEL m OPTIONS (framework='huggingface') FROM 'models/missing'", ObjectNotFoundError, ["does not exist"], id="missing"),
+        pytest.param("UPLOAD MODEL m OPTIONS (framework='huggingface') FROM 'colours.csv'", ObjectNotFoundError, ["directory"], id="hf-file"),
+        pytest.param("UPLOAD MODEL m OPTIONS (framework='huggingface') FROM 'colours'", DataError, ["config.json"], id="not-a-model-dir"),
+        pytest.param("UPLOAD MODEL m OPTIONS (framework='pytorch', algorithm='ResNet18') FROM 'colours.csv'", DataError, ["colours.csv"], id="not-weights"),
+        pytest.param(UPLOAD_VIT, SQLError, ["already exists", "overwrite"], id="exists"),
+        pytest.param("UPLOAD MODEL my_image_search_model OPTIONS (framework='huggingface', overwrite=True) FROM 'models/colour-vit'", SQLError, ["BUILD MODEL"], id="replaces-a-trained-model"),
+        pytest.param("CONVERT USING colours AS SELECT * FROM colours", SQLError, ["classifier", "User_HuggingFace"], id="convert-with-classifier"),
+        pytest.param("FIT MODEL more USING colours AS SELECT * FROM colours", SQLError, ["uploaded"], id="fit-uploaded"),
+        pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (base_model='colours') AS SELECT * FROM mnist_train", SQLError, ["SimCLR"], id="base-model-uploaded"),
+    ],
+)
+def test_bad_uploads_are_refused_and_change_nothing(conn, sql, error, words):
+    message = str(refused(conn, sql, error))
+    for word in words:
+        assert word.lower() in message.lower(), message
+
+
+def test_a_text_model_and_weights_of_another_architecture_are_refused(scratch):
+    import torch
+    import torchvision
+    from transformers import BertConfig, BertForMaskedLM
+
+    home = scratch.settings.home
+    BertForMaskedLM(BertConfig(vocab_size=50, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, intermediate_size=32)).save_pretrained(home / "models" / "bert")
+    message = str(refused(scratch, "UPLOAD MODEL text OPTIONS (framework='huggingface') FROM 'models/bert'", DataError))
+    assert "Bert" in message and "image" in message.lower()
+    torch.save(torchvision.models.mobilenet_v3_large(weights=None, num_classes=3).state_dict(), home / "models" / "mobilenet.pth")
+    message = str(refused(scratch, "UPLOAD MODEL wrong OPTIONS (framework='pytorch', algorithm='ResNet18') FROM 'models/mobilenet.pth'", DataError))
+    assert "resnet18" in message.lower()

@@ -1,0 +1,104 @@
+"""UPLOAD MODEL: a classifier trained elsewhere, registered as a model asset with an MLflow version.
+
+The source is loaded and checked first (a Hugging Face `save_pretrained` directory, or a
+torchvision weights file for one of BUILD MODEL's classifier architectures); only a model that
+loads is logged, so a bad source changes nothing. What MLflow stores is the loaded classifier
+whole (network, preprocessing, labels), as for trained classifiers, so PREDICT, EVALUATE and
+CREATE TABLE ... USING treat every classifier the same. Materializing the asset again reads the
+source again, as a new version.
+"""
+
+
+import dagster as dg
+
+from resources import CatalogResource, ModelRegistryResource, WorkspaceResource
+from thanosql.errors import DataError
+from thanosql_assets.defs.classifiers import classifier_signature
+from thanosql_assets.defs.evaluations import LAST_EVALUATION
+from thanosql_assets.defs.progress import Progress
+from thanosql_assets.defs.specs import UploadedModelSpec
+from thanosql_assets.defs.training_runs import mlflow_links
+
+
+def load_uploaded(spec: UploadedModelSpec, workspace: WorkspaceResource):
+    """The classifier `spec.source` holds, loaded and checked (a DataError says what is wrong with it)."""
+    path = workspace.resolve(spec.source)
+    if spec.framework == "huggingface":
+        from thanosql_assets.models.pretrained.huggingface import load_huggingface_classifier
+
+        return load_huggingface_classifier(path, source=spec.source)
+    if spec.network is None:
+        raise DataError(f"Uploaded PyTorch model {spec.name} names no architecture.", hint="Upload it again with OPTIONS (algorithm='ResNet18', ...).")
+    from thanosql_assets.models.pretrained.torchvision_weights import load_torchvision_classifier
+
+    return load_torchvision_classifier(path, spec.network)
+
+
+def uploaded_model_asset(spec: UploadedModelSpec) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=spec.asset_key,
+        group_name="models",
+        kinds={"huggingface" if spec.framework == "huggingface" else "pytorch", "mlflow"},
+        description=spec.statement,
+    )
+    def _uploaded(
+        context: dg.AssetExecutionContext,
+        workspace: WorkspaceResource,
+        catalog: CatalogResource,
+        model_registry: ModelRegistryResource,
+    ) -> dg.MaterializeResult:
+        import mlflow
+        import mlflow.pytorch
+        import torch
+
+        progress = Progress(context)
+        progress(f"loading {spec.source} ({spec.algorithm})")
+        classifier = load_uploaded(spec, workspace)
+        classes = list(classifier.classes)
+        requirements = [f"torch=={torch.__version__.split('+')[0]}"]
+        if spec.framework == "huggingface":
+            import transformers
+
+            requirements.append(f"transformers=={transformers.__version__}")
+        with model_registry.start_run(run_name=spec.name, tags={"thanosql.model": spec.name, "dagster.run_id": context.run_id}) as run:
+            mlflow.log_params({"class_name": spec.algorithm, "source": spec.source[:500], "network": classifier.network[:500], "classes": len(classes)})
+            progress("logging the model to MLflow")
+            info = mlflow.pytorch.log_model(
+                classifier,
+                name="model",
+                registered_model_name=spec.name,
+                serialization_format="pickle",  # keeps the classifier whole: network, preprocessing, labels
+                pip_requirements=requirements,
+                signature=classifier_signature(classifier),
+            )
+            version = str(info.registered_model_version)
+        model_registry.describe_version(spec.name, version, f"```sql\n{spec.statement}\n```\n\n- network: {classifier.network}\n- classes: {len(classes)}")
+        model_registry.set_serving(spec.name, version)
+        geometry = classifier.geometry
+        previous = catalog.get(spec.kind, spec.catalog_name)
+        state = {
+            "run_id": run.info.run_id,
+            "version": version,
+            "uri": model_registry.model_uri(spec.name, version),
+            "classes": classes,
+            "geometry": [geometry.channels, geometry.height, geometry.width],
+            "network": classifier.network,
+            "class_name": spec.algorithm,
+            **({LAST_EVALUATION: previous.state[LAST_EVALUATION]} if previous and LAST_EVALUATION in previous.state else {}),
+        }
+        catalog.put(spec.kind, spec.catalog_name, spec.to_dict(), state)
+        progress(f"model {spec.name} version {version} registered in MLflow (run {run.info.run_id}): {len(classes)} classes")
+        return dg.MaterializeResult(
+            metadata={
+                **mlflow_links(model_registry, run, spec.name, version),
+                "model_version": int(version),
+                "model_uri": model_registry.model_uri(spec.name),
+                "class_name": spec.algorithm,
+                "source": spec.source,
+                "network": classifier.network,
+                "classes": dg.MetadataValue.json([str(label) for label in classes]) if len(classes) > 20 else ", ".join(map(str, classes)),
+                "input": f"{geometry.channels}x{geometry.height}x{geometry.width}",
+            }
+        )
+
+    return _uploaded
