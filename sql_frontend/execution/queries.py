@@ -249,7 +249,7 @@ class QueryEngine:
         options = validate_options(node.args.get("options"), PREDICT_OPTIONS, statement="PREDICT", sql=self.sql)
         rows = self.select(node.args["query"].copy())
         classifier, _version = serving_classifier(self.catalog, self.model_registry, object_name(node.this))
-        return predicted_rows(rows, classifier, self.workspace, options["image_col"], options["batch_size"], options["top_k"])
+        return predicted_rows(rows, classifier, self.workspace, options["image_col"], options["batch_size"], options["top_k"])[0]
 
     # -- PRINT ----------------------------------------------------------------------------
 

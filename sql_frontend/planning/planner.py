@@ -71,7 +71,7 @@ from thanosql_assets.defs.embeddings import rebuild_run_config
 from thanosql_assets.defs.evaluations import EvaluationRequest
 from thanosql_assets.defs.labels import check_classes, check_known_labels, check_labels
 from thanosql_assets.defs.materialize import MaterializationRequest
-from thanosql_assets.defs.predictions import prediction_columns
+from thanosql_assets.defs.predictions import CONFIDENCE, PREDICTED, prediction_columns
 from thanosql_assets.defs.specs import (
     DatasetSpec,
     EmbeddingSpec,
@@ -94,7 +94,7 @@ _STATEMENTS = (
 _KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
 _KIND_USES = {
     "simclr": "SimCLR models embed and search images: CONVERT, CREATE TABLE ... USING and SEARCH.",
-    "classifier": "Classifiers label images: PREDICT and EVALUATE.",
+    "classifier": "Classifiers label images: PREDICT, EVALUATE, and CREATE TABLE ... USING for a folder of images.",
 }
 
 
@@ -559,7 +559,8 @@ class _StatementPlanner:
         name = object_name(node.this)
         self._check_new_name(name, node.this, "Table")
         model = object_name(node.args["model"])
-        model_entry = self._model_entry(model, node.args["model"], "simclr", "CREATE TABLE ... USING")
+        model_entry = self._model_entry(model, node.args["model"], None, "CREATE TABLE ... USING")
+        classifies = algorithm_of(model_entry.spec["algorithm"]).kind == "classifier"
         options = validate_options(
             node.args.get("options"), CREATE_TABLE_USING_OPTIONS, statement="CREATE TABLE ... USING", sql=self._sql
         )
@@ -585,19 +586,33 @@ class _StatementPlanner:
                 hint="Check the folder and file_type.",
             )
         if self._warehouse.table_exists(name):
-            current = self._catalog.get("embedding", embedding_name(name, model))
+            current = self._catalog.get(*(("prediction", name) if classifies else ("embedding", embedding_name(name, model))))
             if not options["overwrite"]:
                 raise ObjectExistsError(
                     f"Table {name!r} already exists.",
                     **self._at(node.this),
-                    hint="Add overwrite=True to OPTIONS to scan the folder again (only new images are embedded), or choose another name.",
+                    hint=f"Add overwrite=True to OPTIONS to scan the folder again (only new images are {'classified' if classifies else 'embedded'}), or choose another name.",
                 )
-            if current is None or not current.spec.get("folder"):
+            if current is None or not current.spec.get("folder") or current.spec.get("model") != model:
                 raise ObjectExistsError(
                     f"Table {name!r} exists and was not made from a folder by {model!r}; CREATE TABLE ... USING will not replace it.",
                     **self._at(node.this),
                     hint="Choose another table name.",
                 )
+        if classifies:  # seed 004: a folder of images to labels
+            if options["image_col"] in (PREDICTED, CONFIDENCE, "filename"):
+                raise OptionError(
+                    f"image_col={options['image_col']!r} is a column the table gets anyway.",
+                    **self._option_at(node, "image_col"),
+                    hint="Name the image column otherwise, e.g. image_col='image_path'.",
+                )
+            prediction = PredictionSpec(
+                table=name, model=model, image_col=options["image_col"], folder=source_node.this, file_types=tuple(file_types),
+                on_error=options["on_error"],
+            )
+            return Materialize(
+                MaterializationRequest((prediction,), (prediction.asset_key,)), announce="Classifying images...", result_query=f"SELECT * FROM {quote(name)}"
+            )
         spec = EmbeddingSpec(
             table=name,
             model=model,

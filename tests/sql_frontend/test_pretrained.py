@@ -147,3 +147,52 @@ def test_a_text_model_and_weights_of_another_architecture_are_refused(scratch):
     torch.save(torchvision.models.mobilenet_v3_large(weights=None, num_classes=3).state_dict(), home / "models" / "mobilenet.pth")
     message = str(refused(scratch, "UPLOAD MODEL wrong OPTIONS (framework='pytorch', algorithm='ResNet18') FROM 'models/mobilenet.pth'", DataError))
     assert "resnet18" in message.lower()
+
+
+# -- seed 004: a folder of images to labels ------------------------------------------------------
+
+
+def test_create_table_using_a_classifier_labels_every_image_under_a_folder(scratch):
+    labels = scratch.execute("CREATE TABLE labels USING colours OPTIONS (path_type='folder', data_type='image') FROM 'colours'")
+    assert list(labels.columns) == ["image_path", "filename", "predicted", "confidence"]
+    assert len(labels) == 12 and sum(path.startswith("colours/more/") for path in labels["image_path"]) == 4  # recursive
+    expected = scratch.execute("SELECT image_path, colour FROM colours").set_index("image_path")["colour"]
+    assert (labels.set_index("image_path")["predicted"] == expected.reindex(labels["image_path"])).all()
+    graph = _definitions(scratch).resolve_asset_graph()
+    assert {tuple(key.path) for key in graph.get(dg.AssetKey(["table", "labels"])).parent_keys} == {("model", "colours")}
+    metadata = _metadata(scratch, ["table", "labels"])
+    assert metadata["classified"].value == 12 and metadata["skipped_images"].value == 0
+
+
+def test_a_rescan_classifies_only_new_files_and_drops_removed_ones(scratch):
+    home = scratch.settings.home
+    first = scratch.execute("CREATE TABLE labels USING colours FROM 'colours'")
+    (home / "colours" / "0.png").unlink()
+    images, _ = colour_images(2, seed=77)
+    write_image(home / "colours" / "new" / "a.png", images[0])
+    again = scratch.execute("CREATE TABLE labels USING colours OPTIONS (overwrite=True) FROM 'colours'")
+    assert len(again) == 12 and "colours/new/a.png" in set(again["image_path"]) and "colours/0.png" not in set(again["image_path"])
+    assert _metadata(scratch, ["table", "labels"])["classified"].value == 1
+    kept = again.set_index("image_path").loc[first["image_path"][1:]]
+    assert (kept["predicted"].to_numpy() == first.set_index("image_path").loc[first["image_path"][1:], "predicted"].to_numpy()).all()
+
+
+def test_unreadable_files_under_a_folder_are_named_or_skipped_aloud(scratch, capsys):
+    home = scratch.settings.home
+    (home / "colours" / "broken.png").write_bytes(b"not an image")
+    message = str(refused(scratch, "CREATE TABLE labels USING colours FROM 'colours'", DataError))
+    assert "broken.png" in message
+    labels = scratch.execute("CREATE TABLE labels USING colours OPTIONS (on_error='skip') FROM 'colours'")
+    broken = labels[labels["filename"] == "broken.png"]
+    assert len(labels) == 13 and broken["predicted"].isna().all() and broken["confidence"].isna().all()
+    assert scratch.execute("SELECT count(*) AS n FROM labels WHERE predicted IS NULL AND confidence IS NULL")["n"][0] == 1
+    metadata = _metadata(scratch, ["table", "labels"])
+    assert metadata["skipped_images"].value == 1 and "broken.png" in metadata["skipped"].value
+
+
+def _definitions(conn) -> dg.Definitions:
+    from resources import build_resources
+    from thanosql_assets.defs.objects import build_definitions, catalog_specs
+
+    resources = build_resources(conn.settings)
+    return build_definitions(catalog_specs(resources["catalog"]), resources)

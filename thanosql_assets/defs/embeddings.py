@@ -44,9 +44,9 @@ from resources import (
     WorkspaceResource,
 )
 from resources.warehouse import quote
-from resources.workspace import suffix_set
-from thanosql.errors import DataError, ObjectNotFoundError
+from thanosql.errors import ObjectNotFoundError
 from thanosql_assets.defs.checks import image_path_texts, require_column
+from thanosql_assets.defs.folders import folder_rows
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.recovery import journal_collection
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
@@ -78,22 +78,6 @@ def with_vector_column(rows, column: str, keys, vectors_by_key: dict[str, np.nda
     mask = np.array([key not in vectors_by_key for key in keys], dtype=bool)
     values = pa.FixedSizeListArray.from_arrays(pa.array(stacked.ravel(), type=pa.float32()), dim, mask=pa.array(mask))
     return table.append_column(column, values)
-
-
-def folder_rows(workspace: WorkspaceResource, spec: EmbeddingSpec) -> pd.DataFrame:
-    """One row per image file under the folder (recursively) whose suffix is in `file_types`."""
-    folder = workspace.resolve(spec.folder)
-    if not folder.is_dir():
-        raise ObjectNotFoundError(f"Folder {spec.folder!r} does not exist (looked at {folder}).", hint="Relative paths start at the workspace directory.")
-    files = workspace.files_under(folder, spec.file_types)
-    if not files:
-        raise DataError(
-            f"Folder {spec.folder!r} holds no files of type {', '.join(sorted(suffix_set(spec.file_types)))}.",
-            hint="Check the folder path and file_type, e.g. file_type=['.jpg', '.png'].",
-        )
-    return pd.DataFrame(
-        {spec.image_col: [workspace.display_path(path) for path in files], "filename": [path.name for path in files]}
-    )
 
 
 @dataclass(frozen=True)

@@ -16,9 +16,12 @@ import numpy as np
 import pandas as pd
 
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
+from resources.warehouse import quote
 from thanosql.errors import ObjectNotFoundError
 from thanosql_assets.defs.checks import image_path_texts, require_column
+from thanosql_assets.defs.folders import folder_rows
 from thanosql_assets.defs.progress import Progress
+from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, PredictionSpec, model_key, table_key
 from thanosql_assets.defs.table_metadata import table_metadata
 
@@ -40,28 +43,54 @@ def serving_classifier(catalog: CatalogResource, model_registry: ModelRegistryRe
 
 
 def predicted_rows(
-    rows: pd.DataFrame, classifier: Any, workspace: WorkspaceResource, image_col: str, batch_size: int, top_k: int | None
-) -> pd.DataFrame:
-    """`rows` with the prediction columns added (a DataError names the first unusable image)."""
+    rows: pd.DataFrame,
+    classifier: Any,
+    workspace: WorkspaceResource,
+    image_col: str,
+    batch_size: int,
+    top_k: int | None,
+    on_error: str = "raise",
+) -> tuple[pd.DataFrame, list[tuple[str, str]]]:
+    """`rows` with the prediction columns added, and the (path, why) of each unusable image.
+
+    on_error='raise': a DataError names the first unusable image. 'skip': its row keeps NULL
+    predictions, and it is listed."""
     require_column(image_col, list(rows.columns))
     paths = [None if path is None else workspace.resolve(path) for path in image_path_texts(rows[image_col])]
-    probabilities = classifier.predict_files_checked(paths, batch_size, column=image_col).probabilities
-    ranked = np.argsort(-probabilities, axis=1, kind="stable")
+    predicted = classifier.predict_files_checked(paths, batch_size, column=image_col, on_error=on_error)
+    probabilities = np.full((len(rows), classifier.num_classes), np.nan, dtype=np.float32)
+    probabilities[predicted.kept] = predicted.probabilities
+    usable = np.zeros(len(rows), dtype=bool)
+    usable[predicted.kept] = True
+    ranked = np.argsort(-np.nan_to_num(probabilities), axis=1, kind="stable")
     classes = classifier.classes
     result = rows.copy()
 
     def labels(indices: np.ndarray) -> pd.Series:
-        return pd.Series([classes[index] for index in indices], index=result.index, dtype=None if len(indices) else object)
+        values = [classes[index] if ok else None for index, ok in zip(indices, usable)]
+        return pd.Series(values, index=result.index, dtype=None if len(indices) and usable.all() else object)
 
     def scores(indices: np.ndarray) -> pd.Series:
-        return pd.Series(np.take_along_axis(probabilities, indices[:, None], axis=1)[:, 0].astype(np.float64), index=result.index)
+        values = pd.Series(np.take_along_axis(probabilities, indices[:, None], axis=1)[:, 0].astype(np.float64), index=result.index)
+        return values if usable.all() else values.astype("Float64").mask(~usable)  # NULL, not NaN, where nothing was predicted
 
     result[PREDICTED] = labels(ranked[:, 0])
     result[CONFIDENCE] = scores(ranked[:, 0])
     for rank in range(1, (top_k or 0) + 1):
         result[f"{PREDICTED}_{rank}"] = labels(ranked[:, rank - 1])
         result[f"{CONFIDENCE}_{rank}"] = scores(ranked[:, rank - 1])
-    return result
+    skipped = [(str(image.path) if image.path else "NULL", image.reason) for image in predicted.skipped]
+    return result, skipped
+
+
+def _reusable(warehouse: WarehouseResource, spec: PredictionSpec, previous: Any, version: str) -> pd.DataFrame | None:
+    """A folder table's rows already predicted by this model version (rescans predict only new files)."""
+    if not spec.folder or previous is None or previous.state.get("model_version") != version or not warehouse.table_exists(spec.table):
+        return None
+    if previous.spec.get("image_col") != spec.image_col or previous.spec.get("top_k") != spec.top_k:
+        return None
+    done = warehouse.query(f"SELECT * FROM {quote(spec.table)}")
+    return done[done[PREDICTED].notna()] if PREDICTED in done.columns else None
 
 
 def prediction_asset(spec: PredictionSpec) -> dg.AssetsDefinition:
@@ -81,21 +110,32 @@ def prediction_asset(spec: PredictionSpec) -> dg.AssetsDefinition:
     ) -> dg.MaterializeResult:
         started = time.perf_counter()
         progress = Progress(context)
-        rows = warehouse.query_from(spec.query, QUERY_DIALECT)
+        rows = folder_rows(workspace, spec) if spec.folder else warehouse.query_from(spec.query, QUERY_DIALECT)
         classifier, version = serving_classifier(catalog, model_registry, spec.model)
-        progress(f"classifying {len(rows)} images with {spec.model} version {version}")
-        result = predicted_rows(rows, classifier, workspace, spec.image_col, spec.batch_size, spec.top_k)
+        done = _reusable(warehouse, spec, catalog.get(spec.kind, spec.catalog_name), version)
+        new = rows if done is None else rows[~rows[spec.image_col].isin(done[spec.image_col])]
+        progress(f"classifying {len(new)} {'new ' if done is not None else ''}images with {spec.model} version {version}")
+        result, skipped = predicted_rows(new, classifier, workspace, spec.image_col, spec.batch_size, spec.top_k, spec.on_error)
+        if done is not None:
+            kept = done[done[spec.image_col].isin(rows[spec.image_col])]
+            result = pd.concat([kept, result], ignore_index=True).sort_values(spec.image_col, kind="stable", ignore_index=True)
+        if skipped:
+            progress(f"skipped {len(skipped)} unusable images (on_error='skip'); their rows have no prediction: {skipped_summary(skipped)}")
         count = warehouse.replace_table(spec.table, result)
         seconds = time.perf_counter() - started
         catalog.put(spec.kind, spec.catalog_name, spec.to_dict(), {"rows": count, "model_version": version})
-        progress(f"table {spec.table}: {count} rows classified in {seconds:.1f} s")
+        progress(f"table {spec.table}: {count} rows, {len(new) - len(skipped)} classified in {seconds:.1f} s")
         return dg.MaterializeResult(
             metadata={
                 **table_metadata(warehouse, spec.table, count),
                 "model_version": int(version),
                 "preview": dg.MetadataValue.md(warehouse.preview(spec.table).to_markdown(index=False)),
-                "images_per_second": round(count / seconds, 1) if seconds > 0 else None,
+                "classified": len(new) - len(skipped),
+                "images_per_second": round(len(new) / seconds, 1) if seconds > 0 else None,
                 "seconds": round(seconds, 2),
+                "skipped_images": len(skipped),
+                **({"skipped": dg.MetadataValue.md(skipped_markdown(skipped))} if skipped else {}),
+                **({"folder": dg.MetadataValue.path(str(workspace.resolve(spec.folder)))} if spec.folder else {}),
             }
         )
 

@@ -210,20 +210,25 @@ class UploadedModelSpec(_NamedSpec):
 
 @dataclass(frozen=True)
 class PredictionSpec(_Record):
-    """A table of a classifier's predictions: PREDICT USING model OPTIONS (table_name=...) AS SELECT ...
+    """A table of a classifier's predictions: PREDICT USING model OPTIONS (table_name=...) AS SELECT ...,
+    or, when `folder` is set, CREATE TABLE name USING model OPTIONS (...) FROM 'folder'.
 
-    The query's rows with `predicted` and `confidence` (and the top_k labels), by the model's
-    serving version; downstream of the tables read and of the model.
+    The query's rows (or one row per image file under the folder: `image_col`, `filename`) with
+    `predicted` and `confidence` (and the top_k labels), by the model's serving version;
+    downstream of the tables read and of the model.
     """
 
     kind: ClassVar[str] = "prediction"
     table: str
     model: str
-    query: str
-    tables: tuple[str, ...]
+    query: str | None = None
+    tables: tuple[str, ...] = ()
     image_col: str = "image_path"
     batch_size: int = 256
     top_k: int | None = None
+    folder: str | None = None
+    file_types: tuple[str, ...] = ()
+    on_error: str = "raise"  # an unreadable file under the folder: "raise" (nothing changes) or "skip" (NULL prediction, listed)
 
     @property
     def catalog_name(self) -> str:
@@ -235,6 +240,10 @@ class PredictionSpec(_Record):
 
     @property
     def statement(self) -> str:
+        if self.folder:
+            options = {"file_type": list(self.file_types), "image_col": self.image_col, "on_error": self.on_error}
+            defaults = {"image_col": "image_path", "on_error": "raise"}
+            return f"CREATE TABLE {self.table} USING {self.model}{_options_sql(options, defaults)} FROM {_sql_value(self.folder)}"
         options = {"image_col": self.image_col, "batch_size": self.batch_size, "top_k": self.top_k}
         defaults = {"image_col": "image_path", "batch_size": 256, "top_k": None}
         written = _options_sql(options, defaults).removeprefix(" OPTIONS (").removesuffix(")")
