@@ -7,7 +7,7 @@ its embedded and its server implementation share, and the settings that pick bet
 | vectors | `VectorStoreResource` | `QdrantEdgeResource` | `QdrantServerResource` |
 | catalog, API tokens | `CatalogResource`, `TokenStore` (SQLAlchemy) | SQLite | PostgreSQL |
 | models | `ModelRegistryResource` (MLflow) | SQLite + artifact directory | tracking server |
-| files | `WorkspaceResource`, `DatasetSourceResource` | the workspace directory, a download mirror | |
+| files | `WorkspaceResource`, `DatasetSourceResource`, `ModelSourceResource` | the workspace directory, download mirrors | |
 
 Resources import nothing of the project but `thanosql.errors`.
 """
@@ -15,6 +15,7 @@ Resources import nothing of the project but `thanosql.errors`.
 from resources.catalog import CatalogEntry, CatalogResource
 from resources.dataset_source import DatasetSourceResource
 from resources.model_registry import ModelRegistryResource
+from resources.model_source import ModelSourceResource
 from resources.settings import Settings, build_resources
 from resources.vector_store import CollectionNotFound, VectorStoreResource
 from resources.warehouse import Generation, StaleGeneration, WarehouseResource
@@ -27,6 +28,7 @@ __all__ = [
     "DatasetSourceResource",
     "Generation",
     "ModelRegistryResource",
+    "ModelSourceResource",
     "Settings",
     "StaleGeneration",
     "VectorStoreResource",

@@ -29,6 +29,7 @@ import dagster as dg
 from resources.catalog import CatalogResource
 from resources.dataset_source import DatasetSourceResource
 from resources.model_registry import ModelRegistryResource
+from resources.model_source import ModelSourceResource
 from resources.vector_store import VectorStoreResource
 from resources.warehouse import WarehouseResource
 from resources.workspace import WorkspaceResource
@@ -48,6 +49,7 @@ class Settings:
     home: Path
     dagster_home: Path
     dataset_mirror: str | None = None
+    model_mirror: str | None = None
     catalog_url: str | None = None
     warehouse_url: str | None = None
     warehouse_reader_url: str | None = None
@@ -71,6 +73,7 @@ class Settings:
             home=home_path,
             dagster_home=Path(dagster_home).resolve() if dagster_home else home_path / "dagster",
             dataset_mirror=os.environ.get("THANOSQL_DATASET_MIRROR") or None,
+            model_mirror=os.environ.get("THANOSQL_MODEL_MIRROR") or None,
             catalog_url=os.environ.get("THANOSQL_CATALOG_URL") or None,
             warehouse_url=os.environ.get("THANOSQL_WAREHOUSE_URL") or None,
             warehouse_reader_url=os.environ.get("THANOSQL_WAREHOUSE_READER_URL") or None,
@@ -159,4 +162,5 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
         "dataset_source": DatasetSourceResource(
             cache_dir=str(home / ".cache" / "downloads"), mirror=settings.dataset_mirror
         ),
+        "model_source": ModelSourceResource(cache_dir=str(home / ".cache" / "huggingface"), mirror=settings.model_mirror),
     }

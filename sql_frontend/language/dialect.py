@@ -3,6 +3,7 @@
 Statements added on top of PostgreSQL (keywords in any case)::
 
     GET THANOSQL DATASET name [OPTIONS (...)]
+    GET THANOSQL MODEL "hub/id" [OPTIONS (...)] [AS name]
     COPY table [OPTIONS (...)] FROM "file.csv"
     BUILD MODEL name USING SimCLR | <classifier> [OPTIONS (...)] AS SELECT ...
     FIT MODEL name USING model [OPTIONS (...)] AS SELECT ...
@@ -47,6 +48,12 @@ class Options(exp.Expression):
 
 class GetDataset(exp.Expression):
     arg_types = {"this": True, "options": False}
+
+
+class GetModel(exp.Expression):
+    """``GET THANOSQL MODEL "org/model" [OPTIONS (...)] [AS name]``: fetch a published model."""
+
+    arg_types = {"this": True, "options": False, "alias": False}
 
 
 class CopyFrom(exp.Expression):
@@ -135,7 +142,7 @@ class Parser(Postgres.Parser):
 
     # Statements whose first word sqlglot reads as a plain word (VAR), not as a keyword.
     WORD_STATEMENT_PARSERS: dict[str, t.Callable[["Parser"], exp.Expression]] = {
-        "GET": lambda self: self._parse_get_dataset(),
+        "GET": lambda self: self._parse_get(),
         "BUILD": lambda self: self._parse_build_model(),
         "FIT": lambda self: self._parse_fit_model(),
         "CONVERT": lambda self: self._parse_convert_using(),
@@ -181,10 +188,18 @@ class Parser(Postgres.Parser):
 
     # -- statements ---------------------------------------------------------------------------
 
-    def _parse_get_dataset(self) -> GetDataset:
-        self._expect_words("THANOSQL", "DATASET", after="GET")
-        name = self._expect_name("a dataset name")
-        return GetDataset(this=name, options=self._parse_thanosql_options())
+    def _parse_get(self) -> GetDataset | GetModel:
+        self._expect_words("THANOSQL", after="GET")
+        if self._expect_word_in(("DATASET", "MODEL"), "DATASET or MODEL after GET THANOSQL") == "DATASET":
+            name = self._expect_name("a dataset name")
+            return GetDataset(this=name, options=self._parse_thanosql_options())
+        if self._curr and self._curr.token_type in (TokenType.STRING, TokenType.IDENTIFIER):
+            model = self._expect_string("a model id")
+        else:
+            model = exp.Literal.string(self._expect_name("a model id, e.g. 'google/vit-base-patch16-224'").this)
+        options = self._parse_thanosql_options()
+        alias = self._expect_name("a name for the model after AS") if self._match(TokenType.ALIAS) else None
+        return GetModel(this=model, options=options, alias=alias)
 
     def _parse_copy_from(self) -> CopyFrom:
         name = self._expect_name("a table name")
@@ -401,6 +416,10 @@ class Generator(Postgres.Generator):
         **Postgres.Generator.TRANSFORMS,
         Options: lambda self, e: _options_sql(self, e).strip(),
         GetDataset: lambda self, e: f"GET THANOSQL DATASET {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))}",
+        GetModel: lambda self, e: (
+            f"GET THANOSQL MODEL {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))}"
+            + (f" AS {self.sql(e, 'alias')}" if e.args.get("alias") else "")
+        ),
         CopyFrom: lambda self, e: (
             f"COPY {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))} FROM {self.sql(e, 'source')}"
         ),

@@ -50,6 +50,7 @@ SCHEDULE = OptionSpec(
 )
 
 GET_DATASET_OPTIONS = (OVERWRITE,)
+GET_MODEL_OPTIONS = (OptionSpec("overwrite", bool, False, "fetch the model again as a new version of an existing model"),)
 COPY_OPTIONS = (
     OVERWRITE,
     OptionSpec("append", bool, False, "add the file's rows to the existing table (embeddings of the table are brought up to date)"),

@@ -30,6 +30,7 @@ from sql_frontend.language.dialect import (
     EvaluateUsing,
     FitModel,
     GetDataset,
+    GetModel,
     PredictUsing,
     PrintMedia,
     SearchMedia,
@@ -46,6 +47,7 @@ from sql_frontend.planning.options import (
     CREATE_TABLE_USING_OPTIONS,
     EVALUATE_OPTIONS,
     GET_DATASET_OPTIONS,
+    GET_MODEL_OPTIONS,
     PREDICT_OPTIONS,
     UPLOAD_MODEL_OPTIONS,
     build_model_options,
@@ -83,14 +85,16 @@ from thanosql_assets.defs.specs import (
     spec_from_dict,
     table_key,
 )
+from thanosql_assets.defs.uploads import MODELS_DIR
 from thanosql_assets.models.algorithms import ALGORITHMS, Algorithm, algorithm_of
 from thanosql_assets.models.classifiers.config import OPTION_ALIASES
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit
 _STATEMENTS = (
-    "GET THANOSQL DATASET, COPY, BUILD MODEL, FIT MODEL, UPLOAD MODEL, CONVERT, CREATE TABLE ... USING, PREDICT, EVALUATE, SEARCH, PRINT and SELECT"
+    "GET THANOSQL DATASET, GET THANOSQL MODEL, COPY, BUILD MODEL, FIT MODEL, UPLOAD MODEL, CONVERT, CREATE TABLE ... USING, PREDICT, EVALUATE, SEARCH, PRINT and SELECT"
 )
+_HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # organization/model, as the Hugging Face Hub names models
 _KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
 _KIND_USES = {
     "simclr": "SimCLR models embed and search images: CONVERT, CREATE TABLE ... USING and SEARCH.",
@@ -189,6 +193,7 @@ class _StatementPlanner:
     def plan(self, node: exp.Expression) -> Plan:
         handlers = {
             GetDataset: self._get_dataset,
+            GetModel: self._get_model,
             CopyFrom: self._copy,
             BuildModel: self._build_model,
             FitModel: self._fit_model,
@@ -230,6 +235,29 @@ class _StatementPlanner:
             )
         spec = DatasetSpec(name)
         return Materialize(MaterializationRequest((spec,), (spec.asset_key,)))
+
+    def _get_model(self, node: GetModel) -> Plan:
+        model_id = node.this.this.strip()
+        if not _HUB_ID.fullmatch(model_id):
+            raise SQLError(
+                f"{model_id[:100]!r} is not a Hugging Face model id.",
+                **self._at(node.this),
+                hint="Name it as the Hub does, 'organization/model', e.g. GET THANOSQL MODEL 'google/vit-base-patch16-224' AS vit.",
+            )
+        alias = node.args.get("alias")
+        name = object_name(alias) if alias else re.sub(r"\W+", "_", model_id.rsplit("/", 1)[-1]).strip("_").lower()
+        self._check_new_name(name, alias or node.this, "Model")
+        options = validate_options(node.args.get("options"), GET_MODEL_OPTIONS, statement="GET THANOSQL MODEL", sql=self._sql)
+        self._check_model_is_new(name, node, options)
+        entry = self._catalog.get("model", name)
+        if entry is not None and entry.spec.get("origin") != model_id:
+            raise ObjectExistsError(
+                f"Model {name!r} exists and is not {model_id}; GET THANOSQL MODEL will not replace it.",
+                **self._at(alias or node.this),
+                hint=f"Name the model otherwise: GET THANOSQL MODEL '{model_id}' AS another_name.",
+            )
+        spec = UploadedModelSpec(name=name, framework="huggingface", source=f"{MODELS_DIR}/{name}", origin=model_id)
+        return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce=f"Getting model {model_id}...")
 
     def _copy(self, node: CopyFrom) -> Plan:
         name = object_name(node.this)

@@ -196,3 +196,57 @@ def _definitions(conn) -> dg.Definitions:
 
     resources = build_resources(conn.settings)
     return build_definitions(catalog_specs(resources["catalog"]), resources)
+
+
+# -- GET THANOSQL MODEL, from a mirror directory ---------------------------------------------------
+
+
+@pytest.fixture
+def mirror(tmp_path, monkeypatch):
+    """A model mirror holding a tiny ViT as `tiny/colour-vit`, with its SHA256SUMS."""
+    import hashlib
+
+    directory = save_colour_vit(tmp_path / "mirror" / "tiny" / "colour-vit")
+    sums = [f"{hashlib.sha256(path.read_bytes()).hexdigest()}  {path.name}" for path in sorted(directory.iterdir())]
+    (directory / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+    monkeypatch.setenv("THANOSQL_MODEL_MIRROR", str(tmp_path / "mirror"))
+    return directory
+
+
+def _connect(conn):
+    import thanosql
+
+    return thanosql.connect(conn.settings.home)  # settings read THANOSQL_MODEL_MIRROR now
+
+
+def test_get_thanosql_model_fetches_a_verified_model_from_the_mirror(scratch, mirror):
+    conn = _connect(scratch)
+    conn.execute("GET THANOSQL MODEL 'tiny/colour-vit' AS fetched")
+    metadata = _metadata(conn, ["model", "fetched"])
+    assert metadata["origin"].value == "tiny/colour-vit" and metadata["fetched_from"].value.startswith("mirror ")
+    assert metadata["class_name"].value == "User_HuggingFace" and metadata["classes"].value == "red, green, blue"
+    home = conn.settings.home
+    assert sorted(path.name for path in (home / "thanosql-model").iterdir()) == ["fetched"]
+    predicted = conn.execute("PREDICT USING fetched AS SELECT * FROM colours")
+    assert (predicted["predicted"] == predicted["colour"]).all()
+    conn.execute("GET THANOSQL MODEL 'tiny/colour-vit' OPTIONS (overwrite=True) AS fetched")
+    assert _metadata(conn, ["model", "fetched"])["model_version"].value == 2
+
+
+def test_a_model_is_named_after_its_id_without_as(scratch, mirror):
+    conn = _connect(scratch)
+    conn.execute("GET THANOSQL MODEL 'tiny/colour-vit'")
+    assert _metadata(conn, ["model", "colour_vit"])["origin"].value == "tiny/colour-vit"
+
+
+def test_a_damaged_mirror_file_or_an_unknown_model_is_refused_and_changes_nothing(scratch, mirror):
+    conn = _connect(scratch)
+    message = str(refused(conn, "GET THANOSQL MODEL 'tiny/other-model' AS other", DataError))
+    assert "tiny/other-model" in message and str(mirror.parents[1]) in message and "tiny/colour-vit" in message
+    weights = next(mirror.glob("*.safetensors"))
+    weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
+    message = str(refused(conn, "GET THANOSQL MODEL 'tiny/colour-vit' AS damaged", DataError))
+    assert weights.name in message and "sha256" in message
+    assert not (conn.settings.home / "thanosql-model").exists() or not any((conn.settings.home / "thanosql-model").iterdir())
+    message = str(refused(conn, "GET THANOSQL MODEL 'colour-vit' AS x", SQLError))
+    assert "organization/model" in message

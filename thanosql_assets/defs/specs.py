@@ -168,7 +168,8 @@ class ModelSpec(_NamedSpec):
 
 @dataclass(frozen=True)
 class UploadedModelSpec(_NamedSpec):
-    """A classifier trained elsewhere: UPLOAD MODEL name OPTIONS (framework=...) FROM "path".
+    """A classifier trained elsewhere: UPLOAD MODEL name OPTIONS (framework=...) FROM "path", or
+    GET THANOSQL MODEL "org/model" AS name (`origin`), which fetches it into the workspace first.
 
     `source` is a Hugging Face `save_pretrained` directory (framework 'huggingface') or a
     torchvision weights file for one of BUILD MODEL's classifier algorithms (framework
@@ -181,6 +182,7 @@ class UploadedModelSpec(_NamedSpec):
     source: str
     network: str | None = None  # framework 'pytorch': the torchvision architecture of the weights
     base_algorithm: str | None = None  # framework 'pytorch': that architecture's BUILD MODEL name, e.g. ResNet18
+    origin: str | None = None  # GET THANOSQL MODEL: the published model's Hub id, fetched into `source`
 
     is_classifier: ClassVar[bool] = True
     upstream_keys: ClassVar[list] = []
@@ -197,6 +199,8 @@ class UploadedModelSpec(_NamedSpec):
 
     @property
     def statement(self) -> str:
+        if self.origin:
+            return f"GET THANOSQL MODEL {_sql_value(self.origin)} AS {self.name}"
         options = {"framework": self.framework, **({"algorithm": self.base_algorithm} if self.base_algorithm else {})}
         return f"UPLOAD MODEL {self.name}{_options_sql(options, {})} FROM {_sql_value(self.source)}"
 

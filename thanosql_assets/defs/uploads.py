@@ -9,9 +9,15 @@ source again, as a new version.
 """
 
 
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
 import dagster as dg
 
-from resources import CatalogResource, ModelRegistryResource, WorkspaceResource
+from resources import CatalogResource, ModelRegistryResource, ModelSourceResource, WorkspaceResource
 from thanosql.errors import DataError
 from thanosql_assets.defs.classifiers import classifier_signature
 from thanosql_assets.defs.evaluations import LAST_EVALUATION
@@ -20,9 +26,8 @@ from thanosql_assets.defs.specs import UploadedModelSpec
 from thanosql_assets.defs.training_runs import mlflow_links
 
 
-def load_uploaded(spec: UploadedModelSpec, workspace: WorkspaceResource):
-    """The classifier `spec.source` holds, loaded and checked (a DataError says what is wrong with it)."""
-    path = workspace.resolve(spec.source)
+def load_uploaded(spec: UploadedModelSpec, path: Path):
+    """The classifier `path` (the spec's source) holds, loaded and checked (a DataError says what is wrong with it)."""
     if spec.framework == "huggingface":
         from thanosql_assets.models.pretrained.huggingface import load_huggingface_classifier
 
@@ -32,6 +37,28 @@ def load_uploaded(spec: UploadedModelSpec, workspace: WorkspaceResource):
     from thanosql_assets.models.pretrained.torchvision_weights import load_torchvision_classifier
 
     return load_torchvision_classifier(path, spec.network)
+
+
+MODELS_DIR = "thanosql-model"  # where GET THANOSQL MODEL keeps the models it fetched
+
+
+@contextmanager
+def fetched(
+    spec: UploadedModelSpec, workspace: WorkspaceResource, model_source: ModelSourceResource, progress: Progress
+) -> Iterator[tuple[Path, str]]:
+    """GET THANOSQL MODEL: the model's files, verified, in a staging directory while the block
+    loads and registers them, then switched in at `spec.source` (removed if the block fails).
+    Yields that directory and where the files came from."""
+    final = workspace.resolve(spec.source)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".{final.name}.{uuid.uuid4().hex[:8]}"
+    try:
+        yield staging, model_source.fetch(spec.origin, staging, progress)
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def uploaded_model_asset(spec: UploadedModelSpec) -> dg.AssetsDefinition:
@@ -46,59 +73,77 @@ def uploaded_model_asset(spec: UploadedModelSpec) -> dg.AssetsDefinition:
         workspace: WorkspaceResource,
         catalog: CatalogResource,
         model_registry: ModelRegistryResource,
+        model_source: ModelSourceResource,
     ) -> dg.MaterializeResult:
-        import mlflow
-        import mlflow.pytorch
-        import torch
-
         progress = Progress(context)
-        progress(f"loading {spec.source} ({spec.algorithm})")
-        classifier = load_uploaded(spec, workspace)
-        classes = list(classifier.classes)
-        requirements = [f"torch=={torch.__version__.split('+')[0]}"]
-        if spec.framework == "huggingface":
-            import transformers
-
-            requirements.append(f"transformers=={transformers.__version__}")
-        with model_registry.start_run(run_name=spec.name, tags={"thanosql.model": spec.name, "dagster.run_id": context.run_id}) as run:
-            mlflow.log_params({"class_name": spec.algorithm, "source": spec.source[:500], "network": classifier.network[:500], "classes": len(classes)})
-            progress("logging the model to MLflow")
-            info = mlflow.pytorch.log_model(
-                classifier,
-                name="model",
-                registered_model_name=spec.name,
-                serialization_format="pickle",  # keeps the classifier whole: network, preprocessing, labels
-                pip_requirements=requirements,
-                signature=classifier_signature(classifier),
-            )
-            version = str(info.registered_model_version)
-        model_registry.describe_version(spec.name, version, f"```sql\n{spec.statement}\n```\n\n- network: {classifier.network}\n- classes: {len(classes)}")
-        model_registry.set_serving(spec.name, version)
-        geometry = classifier.geometry
-        previous = catalog.get(spec.kind, spec.catalog_name)
-        state = {
-            "run_id": run.info.run_id,
-            "version": version,
-            "uri": model_registry.model_uri(spec.name, version),
-            "classes": classes,
-            "geometry": [geometry.channels, geometry.height, geometry.width],
-            "network": classifier.network,
-            "class_name": spec.algorithm,
-            **({LAST_EVALUATION: previous.state[LAST_EVALUATION]} if previous and LAST_EVALUATION in previous.state else {}),
-        }
-        catalog.put(spec.kind, spec.catalog_name, spec.to_dict(), state)
-        progress(f"model {spec.name} version {version} registered in MLflow (run {run.info.run_id}): {len(classes)} classes")
-        return dg.MaterializeResult(
-            metadata={
-                **mlflow_links(model_registry, run, spec.name, version),
-                "model_version": int(version),
-                "model_uri": model_registry.model_uri(spec.name),
-                "class_name": spec.algorithm,
-                "source": spec.source,
-                "network": classifier.network,
-                "classes": dg.MetadataValue.json([str(label) for label in classes]) if len(classes) > 20 else ", ".join(map(str, classes)),
-                "input": f"{geometry.channels}x{geometry.height}x{geometry.width}",
-            }
-        )
+        if not spec.origin:
+            return _register(context, spec, workspace.resolve(spec.source), catalog, model_registry, progress)
+        with fetched(spec, workspace, model_source, progress) as (staging, origin):
+            return _register(context, spec, staging, catalog, model_registry, progress, origin)
 
     return _uploaded
+
+
+def _register(
+    context: dg.AssetExecutionContext,
+    spec: UploadedModelSpec,
+    path: Path,
+    catalog: CatalogResource,
+    model_registry: ModelRegistryResource,
+    progress: Progress,
+    origin: str | None = None,
+) -> dg.MaterializeResult:
+    import mlflow
+    import mlflow.pytorch
+    import torch
+
+    progress(f"loading {spec.origin or spec.source} ({spec.algorithm})")
+    classifier = load_uploaded(spec, path)
+    classes = list(classifier.classes)
+    requirements = [f"torch=={torch.__version__.split('+')[0]}"]
+    if spec.framework == "huggingface":
+        import transformers
+
+        requirements.append(f"transformers=={transformers.__version__}")
+    with model_registry.start_run(run_name=spec.name, tags={"thanosql.model": spec.name, "dagster.run_id": context.run_id}) as run:
+        mlflow.log_params({"class_name": spec.algorithm, "source": spec.source[:500], "network": classifier.network[:500], "classes": len(classes)})
+        progress("logging the model to MLflow")
+        info = mlflow.pytorch.log_model(
+            classifier,
+            name="model",
+            registered_model_name=spec.name,
+            serialization_format="pickle",  # keeps the classifier whole: network, preprocessing, labels
+            pip_requirements=requirements,
+            signature=classifier_signature(classifier),
+        )
+        version = str(info.registered_model_version)
+    model_registry.describe_version(spec.name, version, f"```sql\n{spec.statement}\n```\n\n- network: {classifier.network}\n- classes: {len(classes)}")
+    model_registry.set_serving(spec.name, version)
+    geometry = classifier.geometry
+    previous = catalog.get(spec.kind, spec.catalog_name)
+    state = {
+        "run_id": run.info.run_id,
+        "version": version,
+        "uri": model_registry.model_uri(spec.name, version),
+        "classes": classes,
+        "geometry": [geometry.channels, geometry.height, geometry.width],
+        "network": classifier.network,
+        "class_name": spec.algorithm,
+        **({"origin": spec.origin, "fetched_from": origin} if spec.origin else {}),
+        **({LAST_EVALUATION: previous.state[LAST_EVALUATION]} if previous and LAST_EVALUATION in previous.state else {}),
+    }
+    catalog.put(spec.kind, spec.catalog_name, spec.to_dict(), state)
+    progress(f"model {spec.name} version {version} registered in MLflow (run {run.info.run_id}): {len(classes)} classes")
+    return dg.MaterializeResult(
+        metadata={
+            **mlflow_links(model_registry, run, spec.name, version),
+            "model_version": int(version),
+            "model_uri": model_registry.model_uri(spec.name),
+            "class_name": spec.algorithm,
+            "source": spec.source,
+            "network": classifier.network,
+            "classes": dg.MetadataValue.json([str(label) for label in classes]) if len(classes) > 20 else ", ".join(map(str, classes)),
+            "input": f"{geometry.channels}x{geometry.height}x{geometry.width}",
+            **({"origin": spec.origin, "fetched_from": origin} if spec.origin else {}),
+        }
+    )

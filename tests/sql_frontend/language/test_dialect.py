@@ -112,7 +112,7 @@ def test_a_script_splits_on_semicolons_keeping_each_statements_text():
         ("COPY t\nOPTIONS (overwrite=)\nFROM 'x.csv'", 2, 20, "Expected an option value"),
         ("SEARCH IMAGE images='a.jpg'\nUSING m", 2, 8, "Expected AS SELECT"),
         ("SELECT *\nFROM (SELECT 1", 2, 15, "Missing ) to close the ( at line 2:6"),
-        ("GET THANOSQL DATASETS x", 1, 14, "Expected DATASET after THANOSQL"),
+        ("GET THANOSQL DATASETS x", 1, 14, "Expected DATASET or MODEL after GET THANOSQL"),
         ("BUILD MODEL m USING SimCLR OPTIONS (max_epochs 3) AS SELECT 1", 1, 48, "Expected = after option max_epochs"),
         ("COPY t OPTIONS (overwrite=True)", 1, 32, "the statement ends here"),
         ("SELECT * FROM t;\nCONVERT m AS SELECT 1", 2, 9, "Expected USING <model> after CONVERT"),
@@ -136,6 +136,11 @@ CLASSIFIER_STATEMENTS = [
     "SELECT image_path FROM (PREDICT USING c AS SELECT * FROM t) WHERE confidence < 0.6",
     "SELECT t.image_path, p.predicted FROM t JOIN (PREDICT USING c AS SELECT * FROM t) AS p ON t.image_path = p.image_path",
     "PRINT IMAGE AS (SELECT image_path, predicted, confidence FROM (PREDICT USING c AS SELECT * FROM t) LIMIT 4)",
+    'UPLOAD MODEL vit OPTIONS (framework="huggingface", overwrite=True) FROM "models/vit"',
+    "UPLOAD MODEL r OPTIONS (framework='pytorch', algorithm='ResNet18') FROM 'models/r.pth'",
+    "GET THANOSQL MODEL 'google/vit-base-patch16-224' OPTIONS (overwrite=True) AS vit",
+    'GET THANOSQL MODEL "google/vit-base-patch16-224"',
+    "CREATE TABLE labels USING vit OPTIONS (path_type='folder', data_type='image') FROM 'photos'",
 ]
 
 
@@ -154,6 +159,8 @@ def test_classifier_statements_parse_and_round_trip(sql):
         ("EVALUATE USING c SELECT 1", 18, "Expected AS SELECT"),
         ("FIT m USING c AS SELECT 1", 5, "Expected MODEL after FIT"),
         ("FIT MODEL m2 c AS SELECT 1", 14, "Expected USING <model> after the new model's name"),
+        ("UPLOAD MODEL m OPTIONS (framework='huggingface')", 49, 'Expected FROM "directory"'),
+        ("GET THANOSQL MODEL 'a/b' AS", 28, "Expected a name for the model after AS"),
     ],
 )
 def test_classifier_statement_syntax_errors(sql, col, words):
