@@ -248,7 +248,7 @@ class QueryEngine:
         """The rows of a PREDICT's query with the serving version's predictions added."""
         options = validate_options(node.args.get("options"), PREDICT_OPTIONS, statement="PREDICT", sql=self.sql)
         rows = self.select(node.args["query"].copy())
-        classifier, _version = serving_classifier(self.catalog, self.model_registry, object_name(node.this))
+        classifier, _version = serving_classifier(self.catalog, self.model_registry, object_name(node.this), options["labels"])
         return predicted_rows(rows, classifier, self.workspace, options["image_col"], options["batch_size"], options["top_k"])[0]
 
     # -- PRINT ----------------------------------------------------------------------------

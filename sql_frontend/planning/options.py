@@ -123,6 +123,7 @@ PREDICT_OPTIONS = (
     OptionSpec("top_k", int, None, "also add the k most likely labels and their probabilities (predicted_1, confidence_1, ...)", minimum=1),
     OptionSpec("table_name", str, None, "save the result as this new table (a Dagster asset) instead of only returning it"),
     OptionSpec("overwrite", bool, False, "replace the table_name table if PREDICT made it before"),
+    OptionSpec("labels", list, None, "zero-shot (CLIP) models: the candidate labels, e.g. ['cat', 'dog']"),
 )
 EVALUATE_OPTIONS = (
     IMAGE_COL,

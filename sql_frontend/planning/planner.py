@@ -589,6 +589,12 @@ class _StatementPlanner:
         model = object_name(node.args["model"])
         model_entry = self._model_entry(model, node.args["model"], None, "CREATE TABLE ... USING")
         classifies = algorithm_of(model_entry.spec["algorithm"]).kind == "classifier"
+        if model_entry.state.get("zero_shot"):
+            raise SQLError(
+                f"Model {model!r} is a zero-shot (CLIP) model, which needs candidate labels; CREATE TABLE ... USING takes none.",
+                **self._at(node.args["model"]),
+                hint="Classify a table of image paths with PREDICT USING ... OPTIONS (labels=[...], table_name='...') AS SELECT ...",
+            )
         options = validate_options(
             node.args.get("options"), CREATE_TABLE_USING_OPTIONS, statement="CREATE TABLE ... USING", sql=self._sql
         )
@@ -697,6 +703,7 @@ class _StatementPlanner:
             image_col=options["image_col"],
             batch_size=options["batch_size"],
             top_k=options["top_k"],
+            labels=tuple(options["labels"] or ()),
         )
         return Materialize(
             MaterializationRequest((spec,), (spec.asset_key,)), announce="Predicting...", result_query=f"SELECT * FROM {quote(table)}"
@@ -713,7 +720,7 @@ class _StatementPlanner:
                 **self._option_at(node, "table_name"),
                 hint="Run PREDICT ... OPTIONS (table_name='...') AS SELECT ... on its own, then query that table.",
             )
-        classes = entry.state.get("classes", [])
+        classes = self._prediction_classes(node, entry, options["labels"])
         if options["top_k"] is not None and options["top_k"] > len(classes):
             raise OptionError(
                 f"top_k={options['top_k']} is more than the {len(classes)} classes model {object_name(node.this)!r} knows.",
@@ -732,9 +739,36 @@ class _StatementPlanner:
             )
         return options, tables
 
+    def _prediction_classes(self, node: PredictUsing, entry: CatalogEntry, labels: list | None) -> list:
+        """What PREDICT's model chooses from: its classes, or for a zero-shot (CLIP) model the
+        `labels` option, which only such a model takes."""
+        model = object_name(node.this)
+        if not entry.state.get("zero_shot"):
+            if labels is not None:
+                raise OptionError(
+                    f"labels names candidate labels for zero-shot (CLIP) models; {model!r} has its own classes.",
+                    **self._option_at(node, "labels"),
+                    hint="Leave labels out.",
+                )
+            return entry.state.get("classes", [])
+        texts = [label.strip() for label in labels or [] if isinstance(label, str)]
+        if labels is None or len(texts) != len(labels) or len(set(texts)) < 2 or not all(texts):
+            raise OptionError(
+                f"Model {model!r} is a zero-shot (CLIP) model: PREDICT needs labels=, at least two different names.",
+                **(self._option_at(node, "labels") or self._at(node.this)),
+                hint="e.g. PREDICT USING clip OPTIONS (labels=['cat', 'dog', 'bird']) AS SELECT ...",
+            )
+        return texts
+
     def _evaluate(self, node: EvaluateUsing) -> Plan:
         model = object_name(node.this)
         entry = self._model_entry(model, node.this, "classifier", "EVALUATE")
+        if entry.state.get("zero_shot"):
+            raise SQLError(
+                f"Model {model!r} is a zero-shot (CLIP) model: it has no classes of its own to evaluate.",
+                **self._at(node.this),
+                hint="Measure it with PREDICT USING ... OPTIONS (labels=[...]) and compare predicted with your label column in a SELECT.",
+            )
         options = validate_options(node.args.get("options"), EVALUATE_OPTIONS, statement="EVALUATE", sql=self._sql)
         query, _tables = self._source_query(node)
         self._check_column(node, query, "image_col", options["image_col"])

@@ -8,12 +8,13 @@ from __future__ import annotations
 import shutil
 
 import dagster as dg
+import numpy as np
 import pandas as pd
 import pytest
 
 from resources import Settings
 from tests.sql_frontend.test_bad_input_catalogue import refused
-from tests.tiny_models import COLOURS, colour_images, save_colour_vit, write_image
+from tests.tiny_models import COLOURS, colour_images, save_colour_vit, save_tiny_clip, write_image
 from thanosql.errors import DataError, ObjectNotFoundError, OptionError, SQLError
 
 UPLOAD_VIT = "UPLOAD MODEL colours OPTIONS (framework='huggingface') FROM \"models/colour-vit\""
@@ -250,3 +251,46 @@ def test_a_damaged_mirror_file_or_an_unknown_model_is_refused_and_changes_nothin
     assert not (conn.settings.home / "thanosql-model").exists() or not any((conn.settings.home / "thanosql-model").iterdir())
     message = str(refused(conn, "GET THANOSQL MODEL 'colour-vit' AS x", SQLError))
     assert "organization/model" in message
+
+
+# -- zero-shot labels with CLIP ------------------------------------------------------------------
+
+
+@pytest.fixture
+def clip(scratch):
+    """`scratch` with a tiny CLIP model uploaded as `clip`."""
+    save_tiny_clip(scratch.settings.home / "models" / "clip")
+    scratch.execute("UPLOAD MODEL clip OPTIONS (framework='huggingface') FROM 'models/clip'")
+    return scratch
+
+
+def test_zero_shot_predict_chooses_among_the_labels_it_is_given(clip):
+    from thanosql_assets.models.pretrained.huggingface import load_clip_zero_shot
+
+    assert _metadata(clip, ["model", "clip"])["classes"].value.startswith("zero-shot")
+    predicted = clip.execute("PREDICT USING clip OPTIONS (labels=['cat', 'dog', 'hen'], top_k=3) AS SELECT * FROM colours")
+    assert predicted["predicted"].isin(["cat", "dog", "hen"]).all()
+    assert set(predicted.iloc[0][["predicted_1", "predicted_2", "predicted_3"]]) == {"cat", "dog", "hen"}
+    home = clip.settings.home
+    direct = load_clip_zero_shot(home / "models" / "clip", ["cat", "dog", "hen"])
+    probabilities = direct.predict_files_checked([home / path for path in predicted["image_path"]]).probabilities
+    np.testing.assert_allclose(predicted["confidence"], probabilities.max(axis=1), atol=1e-5)
+    saved = clip.execute("PREDICT USING clip OPTIONS (labels=['cat', 'dog'], table_name='animals') AS SELECT * FROM colours")
+    assert saved["predicted"].isin(["cat", "dog"]).all() and len(clip.execute("SELECT * FROM animals")) == 12
+
+
+@pytest.mark.parametrize(
+    "sql, words",
+    [
+        pytest.param("PREDICT USING clip AS SELECT * FROM colours", ["zero-shot", "labels"], id="no-labels"),
+        pytest.param("PREDICT USING clip OPTIONS (labels=['cat']) AS SELECT * FROM colours", ["two"], id="one-label"),
+        pytest.param("PREDICT USING clip OPTIONS (labels=['cat', 'dog'], top_k=3) AS SELECT * FROM colours", ["top_k"], id="top-k-over-labels"),
+        pytest.param("PREDICT USING colours OPTIONS (labels=['cat', 'dog']) AS SELECT * FROM colours", ["its own classes"], id="labels-for-a-classifier"),
+        pytest.param("EVALUATE USING clip OPTIONS (label_col='colour') AS SELECT * FROM colours", ["zero-shot"], id="evaluate"),
+        pytest.param("CREATE TABLE t USING clip FROM 'colours'", ["zero-shot", "labels"], id="folder"),
+    ],
+)
+def test_zero_shot_misuse_is_refused(clip, sql, words):
+    message = str(refused(clip, sql))
+    for word in words:
+        assert word.lower() in message.lower(), message

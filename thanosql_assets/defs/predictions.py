@@ -9,6 +9,7 @@ label (of the label column's type), `confidence` its softmax probability, and `t
 
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import dagster as dg
@@ -17,7 +18,7 @@ import pandas as pd
 
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
 from resources.warehouse import quote
-from thanosql.errors import ObjectNotFoundError
+from thanosql.errors import DataError, ObjectNotFoundError
 from thanosql_assets.defs.checks import image_path_texts, require_column
 from thanosql_assets.defs.folders import folder_rows
 from thanosql_assets.defs.progress import Progress
@@ -34,12 +35,20 @@ def prediction_columns(top_k: int | None) -> list[str]:
     return [PREDICTED, CONFIDENCE, *ranked]
 
 
-def serving_classifier(catalog: CatalogResource, model_registry: ModelRegistryResource, model: str) -> tuple[Any, str]:
-    """The serving version of classifier `model`, loaded, and its version."""
+def serving_classifier(
+    catalog: CatalogResource, model_registry: ModelRegistryResource, model: str, labels: Sequence[str] | None = None
+) -> tuple[Any, str]:
+    """The serving version of classifier `model`, loaded, and its version; a zero-shot (CLIP)
+    model classifies into `labels`."""
     entry = catalog.get("model", model)
     if entry is None:
         raise ObjectNotFoundError(f"Model {model!r} does not exist.", hint="Create it with BUILD MODEL first.")
-    return model_registry.load(model, entry.state["version"]), entry.state["version"]
+    loaded = model_registry.load(model, entry.state["version"])
+    if getattr(loaded, "zero_shot", False):
+        if not labels:
+            raise DataError(f"Model {model!r} is a zero-shot (CLIP) model: it needs candidate labels.", hint="Add OPTIONS (labels=['cat', 'dog', ...]).")
+        loaded = loaded.for_labels(list(labels))
+    return loaded, entry.state["version"]
 
 
 def predicted_rows(
@@ -111,7 +120,7 @@ def prediction_asset(spec: PredictionSpec) -> dg.AssetsDefinition:
         started = time.perf_counter()
         progress = Progress(context)
         rows = folder_rows(workspace, spec) if spec.folder else warehouse.query_from(spec.query, QUERY_DIALECT)
-        classifier, version = serving_classifier(catalog, model_registry, spec.model)
+        classifier, version = serving_classifier(catalog, model_registry, spec.model, spec.labels)
         done = _reusable(warehouse, spec, catalog.get(spec.kind, spec.catalog_name), version)
         new = rows if done is None else rows[~rows[spec.image_col].isin(done[spec.image_col])]
         progress(f"classifying {len(new)} {'new ' if done is not None else ''}images with {spec.model} version {version}")

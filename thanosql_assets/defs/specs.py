@@ -233,6 +233,7 @@ class PredictionSpec(_Record):
     folder: str | None = None
     file_types: tuple[str, ...] = ()
     on_error: str = "raise"  # an unreadable file under the folder: "raise" (nothing changes) or "skip" (NULL prediction, listed)
+    labels: tuple[str, ...] = ()  # a zero-shot (CLIP) model's candidate labels
 
     @property
     def catalog_name(self) -> str:
@@ -248,8 +249,8 @@ class PredictionSpec(_Record):
             options = {"file_type": list(self.file_types), "image_col": self.image_col, "on_error": self.on_error}
             defaults = {"image_col": "image_path", "on_error": "raise"}
             return f"CREATE TABLE {self.table} USING {self.model}{_options_sql(options, defaults)} FROM {_sql_value(self.folder)}"
-        options = {"image_col": self.image_col, "batch_size": self.batch_size, "top_k": self.top_k}
-        defaults = {"image_col": "image_path", "batch_size": 256, "top_k": None}
+        options = {"image_col": self.image_col, "batch_size": self.batch_size, "top_k": self.top_k, "labels": list(self.labels)}
+        defaults = {"image_col": "image_path", "batch_size": 256, "top_k": None, "labels": []}
         written = _options_sql(options, defaults).removeprefix(" OPTIONS (").removesuffix(")")
         table = f"table_name={_sql_value(self.table)}"
         return f"PREDICT USING {self.model} OPTIONS ({', '.join(filter(None, [table, written]))}) AS {self.query}"

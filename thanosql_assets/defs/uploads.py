@@ -29,9 +29,11 @@ from thanosql_assets.defs.training_runs import mlflow_links
 def load_uploaded(spec: UploadedModelSpec, path: Path):
     """The classifier `path` (the spec's source) holds, loaded and checked (a DataError says what is wrong with it)."""
     if spec.framework == "huggingface":
-        from thanosql_assets.models.pretrained.huggingface import load_huggingface_classifier
+        from thanosql_assets.models.pretrained.huggingface import is_clip_model_dir, load_clip_model, load_huggingface_classifier
 
-        return load_huggingface_classifier(path, source=spec.source)
+        if is_clip_model_dir(path):  # zero-shot: PREDICT names the candidate labels
+            return load_clip_model(path, source=spec.origin or spec.source)
+        return load_huggingface_classifier(path, source=spec.origin or spec.source)
     if spec.network is None:
         raise DataError(f"Uploaded PyTorch model {spec.name} names no architecture.", hint="Upload it again with OPTIONS (algorithm='ResNet18', ...).")
     from thanosql_assets.models.pretrained.torchvision_weights import load_torchvision_classifier
@@ -100,6 +102,7 @@ def _register(
     progress(f"loading {spec.origin or spec.source} ({spec.algorithm})")
     classifier = load_uploaded(spec, path)
     classes = list(classifier.classes)
+    zero_shot = getattr(classifier, "zero_shot", False)
     requirements = [f"torch=={torch.__version__.split('+')[0]}"]
     if spec.framework == "huggingface":
         import transformers
@@ -114,7 +117,7 @@ def _register(
             registered_model_name=spec.name,
             serialization_format="pickle",  # keeps the classifier whole: network, preprocessing, labels
             pip_requirements=requirements,
-            signature=classifier_signature(classifier),
+            signature=None if zero_shot else classifier_signature(classifier),
         )
         version = str(info.registered_model_version)
     model_registry.describe_version(spec.name, version, f"```sql\n{spec.statement}\n```\n\n- network: {classifier.network}\n- classes: {len(classes)}")
@@ -129,11 +132,13 @@ def _register(
         "geometry": [geometry.channels, geometry.height, geometry.width],
         "network": classifier.network,
         "class_name": spec.algorithm,
+        "zero_shot": zero_shot,
         **({"origin": spec.origin, "fetched_from": origin} if spec.origin else {}),
         **({LAST_EVALUATION: previous.state[LAST_EVALUATION]} if previous and LAST_EVALUATION in previous.state else {}),
     }
     catalog.put(spec.kind, spec.catalog_name, spec.to_dict(), state)
-    progress(f"model {spec.name} version {version} registered in MLflow (run {run.info.run_id}): {len(classes)} classes")
+    what = "zero-shot (labels given by PREDICT)" if zero_shot else f"{len(classes)} classes"
+    progress(f"model {spec.name} version {version} registered in MLflow (run {run.info.run_id}): {what}")
     return dg.MaterializeResult(
         metadata={
             **mlflow_links(model_registry, run, spec.name, version),
@@ -142,7 +147,8 @@ def _register(
             "class_name": spec.algorithm,
             "source": spec.source,
             "network": classifier.network,
-            "classes": dg.MetadataValue.json([str(label) for label in classes]) if len(classes) > 20 else ", ".join(map(str, classes)),
+            "classes": "zero-shot: each PREDICT names its labels" if zero_shot
+            else dg.MetadataValue.json([str(label) for label in classes]) if len(classes) > 20 else ", ".join(map(str, classes)),
             "input": f"{geometry.channels}x{geometry.height}x{geometry.width}",
             **({"origin": spec.origin, "fetched_from": origin} if spec.origin else {}),
         }

@@ -172,19 +172,62 @@ def load_huggingface_classifier(directory: Path, source: str | None = None) -> H
     return HuggingFaceImageClassifier(model, ImageGeometry(3, height, width), rescale, mean, std, classes, network)
 
 
-def load_clip_zero_shot(
-    directory: Path, labels: list[str], source: str | None = None, template: str = DEFAULT_CLIP_TEMPLATE
-) -> ClipZeroShotClassifier:
-    """A zero-shot classifier over `labels` from the CLIPModel saved in `directory` with its tokenizer
-    (and image processor): each label becomes the prompt `template.format(label=label)`.
+class ClipZeroShotModel(nn.Module):
+    """A whole CLIPModel with its tokenizer and preprocessing: what UPLOAD MODEL stores for CLIP,
+    whose classes are the candidate labels each PREDICT names (`for_labels`). `classes` is empty."""
 
-    Raises a DataError when the directory is not a CLIP model, has no tokenizer, or `labels` are
-    not at least two distinct non-empty names.
-    """
+    zero_shot = True
+
+    def __init__(self, model: nn.Module, tokenizer: Any, geometry: ImageGeometry, rescale: float, mean: Sequence[float], std: Sequence[float], network: str):
+        super().__init__()
+        self.model = model
+        self.tokenizer = tokenizer
+        self.geometry = geometry
+        self.rescale, self.mean_values, self.std_values = rescale, list(mean), list(std)
+        self.network = network
+        self.classes: list = []
+
+    @property
+    def num_classes(self) -> int:
+        return 0
+
+    def for_labels(self, labels: list[str], template: str = DEFAULT_CLIP_TEMPLATE) -> ClipZeroShotClassifier:
+        """A classifier over `labels`: each becomes the prompt `template.format(label=label)`
+        (a DataError unless there are at least two distinct non-empty labels)."""
+        labels = _check_labels(labels)
+        prompts = [template.format(label=label) for label in labels]
+        config = self.model.config
+        with torch.inference_mode():
+            tokens = self.tokenizer(
+                prompts, padding=True, truncation=True, max_length=config.text_config.max_position_embeddings, return_tensors="pt"
+            )
+            text = self.model.text_model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).pooler_output
+            text = self.model.text_projection(text)
+            text_embeddings = text / text.norm(dim=-1, keepdim=True)
+        logit_scale = float(self.model.logit_scale.detach().exp())
+        network = f"{self.network}, prompts {template!r}"
+        return ClipZeroShotClassifier(
+            self.model.vision_model, self.model.visual_projection, text_embeddings.clone(), logit_scale,
+            self.geometry, self.rescale, self.mean_values, self.std_values, labels, network,
+        )
+
+
+def is_clip_model_dir(directory: Path | str) -> bool:
+    """Whether `directory` holds a CLIP model (its config says model_type 'clip')."""
+    import json
+
+    try:
+        return json.loads((Path(directory) / "config.json").read_text()).get("model_type") == "clip"
+    except (OSError, ValueError, AttributeError):
+        return False
+
+
+def load_clip_model(directory: Path, source: str | None = None) -> ClipZeroShotModel:
+    """The CLIPModel saved in `directory` with its tokenizer (and image processor), for zero-shot
+    classification. A DataError when the directory is not a CLIP model or has no tokenizer."""
     from transformers import CLIPModel
     from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-    labels = _check_labels(labels)
     directory = Path(directory)
     config = _read_config(directory)
     if config.model_type != "clip":
@@ -195,23 +238,24 @@ def load_clip_zero_shot(
         )
     model = _load_weights(CLIPModel, directory, "CLIPModel")
     tokenizer = _load_tokenizer(directory)
-    prompts = [template.format(label=label) for label in labels]
-    with torch.inference_mode():
-        tokens = tokenizer(
-            prompts, padding=True, truncation=True, max_length=config.text_config.max_position_embeddings, return_tensors="pt"
-        )
-        text = model.text_model(input_ids=tokens["input_ids"], attention_mask=tokens["attention_mask"]).pooler_output
-        text = model.text_projection(text)
-        text_embeddings = text / text.norm(dim=-1, keepdim=True)
-    logit_scale = float(model.logit_scale.detach().exp())
     fallback = (config.vision_config.image_size, 1 / 255, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
     (height, width), rescale, mean, std, found = _preprocessing(directory, fallback)
     assumed = "" if found else ", no preprocessor config: CLIP's mean/std assumed"
-    network = f"Hugging Face CLIP zero-shot ({source or directory.name}, {_describe_size(height, width)}, prompts {template!r}{assumed})"
-    return ClipZeroShotClassifier(
-        model.vision_model, model.visual_projection, text_embeddings.clone(), logit_scale,
-        ImageGeometry(3, height, width), rescale, mean, std, labels, network,
-    )
+    network = f"Hugging Face CLIP zero-shot ({source or directory.name}, {_describe_size(height, width)}{assumed})"
+    return ClipZeroShotModel(model, tokenizer, ImageGeometry(3, height, width), rescale, mean, std, network)
+
+
+def load_clip_zero_shot(
+    directory: Path, labels: list[str], source: str | None = None, template: str = DEFAULT_CLIP_TEMPLATE
+) -> ClipZeroShotClassifier:
+    """A zero-shot classifier over `labels` from the CLIPModel saved in `directory` with its tokenizer
+    (and image processor): each label becomes the prompt `template.format(label=label)`.
+
+    Raises a DataError when the directory is not a CLIP model, has no tokenizer, or `labels` are
+    not at least two distinct non-empty names.
+    """
+    labels = _check_labels(labels)
+    return load_clip_model(directory, source).for_labels(labels, template)
 
 
 def _read_config(directory: Path):

@@ -3,9 +3,7 @@ downloads) predict as transformers does, read files as every other model, pickle
 refuse unusable directories with a DataError and a hint."""
 
 import io
-import json
 import pickle
-import string
 
 import numpy as np
 import pytest
@@ -14,7 +12,6 @@ from PIL import Image
 from transformers import (
     BertConfig,
     BertForMaskedLM,
-    CLIPConfig,
     CLIPImageProcessor,
     CLIPModel,
     CLIPTokenizer,
@@ -26,12 +23,14 @@ from transformers import (
     ViTModel,
 )
 
-from tests.tiny_models import COLOURS, SIZE, colour_images, save_colour_vit, tiny_vit_config
+from tests.tiny_models import COLOURS, SIZE, colour_images, save_colour_vit, save_tiny_clip, tiny_vit_config
 from thanosql.errors import DataError
 from thanosql_assets.models.images import ImageGeometry
 from thanosql_assets.models.pretrained import huggingface
 from thanosql_assets.models.pretrained.huggingface import (
+    is_clip_model_dir,
     is_huggingface_model_dir,
+    load_clip_model,
     load_clip_zero_shot,
     load_huggingface_classifier,
 )
@@ -228,29 +227,13 @@ CLIP_LABELS = ["cat", "dog", "hen"]
 
 @pytest.fixture(scope="module")
 def clip_dir(tmp_path_factory):
-    vocabulary_dir = tmp_path_factory.mktemp("vocabulary")
-    characters = list(string.ascii_lowercase + string.digits + ".")
-    tokens = ["<|startoftext|>", "<|endoftext|>"] + characters + [character + "</w>" for character in characters]
-    vocabulary = {token: index for index, token in enumerate(tokens)}
-    (vocabulary_dir / "vocab.json").write_text(json.dumps(vocabulary))
-    (vocabulary_dir / "merges.txt").write_text("#version: 0.2\n")
-    tokenizer = CLIPTokenizer.from_pretrained(vocabulary_dir)
-    end = vocabulary["<|endoftext|>"]
-    text = dict(vocab_size=len(vocabulary), hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2,
-                max_position_embeddings=32, bos_token_id=vocabulary["<|startoftext|>"], eos_token_id=end, pad_token_id=end)
-    vision = dict(image_size=SIZE, patch_size=8, hidden_size=16, intermediate_size=32, num_hidden_layers=1, num_attention_heads=2)
-    torch.manual_seed(0)
-    directory = tmp_path_factory.mktemp("clip")
-    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=8)).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    CLIPImageProcessor(size={"shortest_edge": SIZE}, crop_size={"height": SIZE, "width": SIZE}).save_pretrained(directory)
-    return directory
+    return save_tiny_clip(tmp_path_factory.mktemp("clip"))
 
 
 def test_clip_zero_shot_matches_clipmodels_image_text_probabilities(clip_dir, tmp_path, exact):
     classifier = load_clip_zero_shot(clip_dir, CLIP_LABELS, source="tests/tiny-clip")
     assert classifier.classes == CLIP_LABELS and classifier.geometry == ImageGeometry(3, SIZE, SIZE)
-    assert classifier.network == "Hugging Face CLIP zero-shot (tests/tiny-clip, 32 px, prompts 'a photo of a {label}.')"
+    assert classifier.network == "Hugging Face CLIP zero-shot (tests/tiny-clip, 32 px), prompts 'a photo of a {label}.'"
     images, _ = colour_images(4, seed=11)
     paths = [write(tmp_path / f"{index}.png", image) for index, image in enumerate(images)]
     predicted = classifier.predict_files_checked(paths).probabilities
@@ -264,6 +247,18 @@ def test_clip_zero_shot_matches_clipmodels_image_text_probabilities(clip_dir, tm
     restored = pickle.loads(pickle.dumps(classifier))
     assert not hasattr(restored, "text_model")  # the prompts are embedded once; the text tower stays behind
     np.testing.assert_array_equal(restored.predict_proba(images), classifier.predict_proba(images))
+
+
+def test_a_clip_model_pickles_whole_and_takes_its_labels_after(clip_dir):
+    model = load_clip_model(clip_dir, source="tests/tiny-clip")
+    assert model.zero_shot and model.classes == [] and is_clip_model_dir(clip_dir)
+    restored = pickle.loads(pickle.dumps(model))  # as MLflow stores it: the text tower and tokenizer too
+    images, _ = colour_images(3, seed=12)
+    np.testing.assert_array_equal(
+        restored.for_labels(CLIP_LABELS).predict_proba(images), model.for_labels(CLIP_LABELS).predict_proba(images)
+    )
+    with pytest.raises(DataError, match="two"):
+        restored.for_labels(["cat"])
 
 
 def _clip_without_tokenizer(clip_dir, vit_dir, tmp_path):
