@@ -6,6 +6,7 @@ Python API on real stores (models the tests make: nothing is downloaded), and th
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 
 import dagster as dg
 import numpy as np
@@ -17,6 +18,7 @@ from tests.sql_frontend.test_bad_input_catalogue import refused
 from tests.tiny_models import COLOURS, colour_images, save_colour_vit, save_tiny_clip, write_image
 from thanosql.errors import DataError, ObjectNotFoundError, OptionError, SQLError
 
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 UPLOAD_VIT = "UPLOAD MODEL colours OPTIONS (framework='huggingface') FROM \"models/colour-vit\""
 
 
@@ -294,3 +296,19 @@ def test_zero_shot_misuse_is_refused(clip, sql, words):
     message = str(refused(clip, sql))
     for word in words:
         assert word.lower() in message.lower(), message
+
+
+def test_the_folder_example_runs_on_the_tiny_model_it_makes(tmp_path):
+    import runpy
+
+    import thanosql
+
+    home = tmp_path / "workspace"
+    home.mkdir()
+    runpy.run_path(str(EXAMPLES / "make_tiny_classifier.py"), run_name="example").get("main")(home)
+    conn = thanosql.connect(home)
+    results = conn.execute_script((EXAMPLES / "classify_folder.sql").read_text())
+    names = results[2]
+    assert list(names.columns) == ["image_name", "result"] and len(names) == 10
+    assert (names["image_name"].str.split("_").str[0] == names["result"]).all()  # files are named after their colour
+    assert list(results[4]["predicted"].index) == [0, 1, 2, 3]
