@@ -51,3 +51,16 @@ def test_errors_exit_1_with_the_position(tutorial_home):
     assert "error: line 2:6: Table 'missing_table' does not exist" in result.stderr
     assert "hint:" in result.stderr
     assert snapshot(tutorial_home) == before
+
+
+def test_the_folder_example_runs_as_readme_says(tmp_path):
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[3]
+    home = tmp_path / "thanosql-workspace"
+    made = subprocess.run([sys.executable, str(repo / "examples" / "make_tiny_classifier.py"), str(home)], capture_output=True, text=True, timeout=600)
+    assert made.returncode == 0, made.stderr
+    result = thanosql("--home", str(home), "run", str(repo / "examples" / "classify_folder.sql"))
+    assert result.returncode == 0, result.stderr
+    assert "[2/5] CREATE TABLE labels USING vit" in result.stdout and "[10 rows x 4 columns]" in result.stdout
+    assert "red_0.jpg" in result.stdout and "picture: " in result.stdout
