@@ -185,8 +185,6 @@ class UploadedModelSpec(_NamedSpec):
     origin: str | None = None  # GET THANOSQL MODEL: the published model's Hub id, fetched into `source`
 
     is_classifier: ClassVar[bool] = True
-    upstream_keys: ClassVar[list] = []
-    base_model: ClassVar[None] = None
 
     @property
     def algorithm(self) -> str:
