@@ -144,3 +144,23 @@ def test_a_failing_cell_stops_run_all_with_the_thanosql_message(jupyter_path, tm
     assert error.traceback[0].startswith("ThanoSQL error: line 1:15: Table 'no_such_table' does not exist")
     assert not any("Traceback" in line or os.sep + "site-packages" in line for line in error.traceback)
     assert nb.cells[2].execution_count is None and nb.cells[2].outputs == []
+
+
+def test_seed_004_folder_to_labels_in_a_notebook(jupyter_path, tmp_path):
+    examples = Path(__file__).resolve().parents[3] / "examples"
+    home = tmp_path / "workspace"
+    nb = notebook(
+        # In its own process, so the kernel first meets transformers in the UPLOAD cell.
+        f"import subprocess, sys\nsubprocess.run([sys.executable, {str(examples / 'make_tiny_classifier.py')!r}, {str(home)!r}], check=True)",
+        "%load_ext thanosql",
+        f"%thanosql home={home}",
+        "%%thanosql\nUPLOAD MODEL vit OPTIONS (framework='huggingface') FROM \"models/vit\"",
+        "%%thanosql\nCREATE TABLE labels USING vit OPTIONS (path_type='folder', data_type='image') FROM 'photos'",
+        "%%thanosql\nSELECT filename AS image_name, predicted AS result FROM labels ORDER BY filename",
+    )
+    run(nb, tmp_path)
+    for start in ("UPLOAD", "CREATE TABLE"):
+        assert streams(statement_cell(nb, start), "stderr") == "", streams(statement_cell(nb, start), "stderr")
+    (result,) = [output for output in statement_cell(nb, "SELECT").outputs if output.output_type == "execute_result"]
+    assert "[10 rows x 2 columns]" in result.data["text/plain"] or result.data["text/plain"].count(".jpg") == 10
+    assert "registered in MLflow" in streams(statement_cell(nb, "UPLOAD"), "stdout")

@@ -20,7 +20,8 @@ tokenizer for CLIP) raises a DataError saying what is wrong and how to fix it, n
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -295,7 +296,8 @@ def _load_weights(model_class, directory: Path, architecture: str) -> nn.Module:
     """The model with the directory's weights, float32, in eval mode; a DataError when weights are
     missing, corrupt, of other shapes, or lack part of the model (e.g. the classification head)."""
     try:
-        model, info = model_class.from_pretrained(directory, local_files_only=True, output_loading_info=True)
+        with _quiet_transformers():
+            model, info = model_class.from_pretrained(directory, local_files_only=True, output_loading_info=True)
     except Exception as error:  # OSError, SafetensorError, RuntimeError, ValueError... depending on what is wrong
         raise DataError(f"Cannot load the weights of the {architecture} model in {directory}: {_first_line(error)}", hint=_HINT_WEIGHTS) from None
     missing = sorted(info.get("missing_keys", ()))
@@ -308,6 +310,24 @@ def _load_weights(model_class, directory: Path, architecture: str) -> nn.Module:
             "with its classification head) with save_pretrained.",
         )
     return model.float().eval()  # weights saved in half precision compute in float32 (bfloat16 autocast where native)
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers' progress bar and load report off while the block runs: on stderr they are
+    noise under a notebook cell (the DataErrors here say what matters), and the caller's own
+    settings come back after."""
+    from transformers.utils import logging as transformers_logging
+
+    bars, verbosity = transformers_logging.is_progress_bar_enabled(), transformers_logging.get_verbosity()
+    transformers_logging.disable_progress_bar()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+        if bars:
+            transformers_logging.enable_progress_bar()
 
 
 def _load_tokenizer(directory: Path):
