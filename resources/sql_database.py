@@ -26,5 +26,16 @@ def sql_engine(url: str) -> sa.Engine:
             cursor.execute("PRAGMA journal_mode = WAL")
             cursor.close()
 
-    metadata.create_all(engine)
+    _create_tables(engine)
     return engine
+
+
+def _create_tables(engine: sa.Engine) -> None:
+    """Every table of `metadata` that does not exist yet. The processes of a deployment (the
+    webserver's and the daemon's code locations, the SQL server, run workers) open the
+    database at the same moment when it starts: on PostgreSQL they take turns under an advisory
+    lock, as two concurrent CREATE TABLEs of one name would fail; SQLite serializes writers itself."""
+    with engine.begin() as connection:
+        if engine.dialect.name == "postgresql":
+            connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext('thanosql: create tables'))"))
+        metadata.create_all(connection)
