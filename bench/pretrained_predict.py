@@ -18,16 +18,17 @@ processor's own there); at 224 px the pixels are the same.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from bench.classifier_training import median_rate  # noqa: E402 - after the path, to run as a script
+
 SIZES = [(224, 224), (224, 224), (320, 240), (180, 260)]  # (height, width): half at the model's size
 
 
@@ -44,16 +45,6 @@ def write_images(folder: Path, count: int, seed: int = 0) -> list[Path]:
         coarse.resize((width, height), Image.Resampling.BICUBIC).save(path, quality=90)
         paths.append(path)
     return paths
-
-
-def median_rate(count: int, run, repeat: int) -> float:
-    run()  # warm-up (weights to the device, cuDNN autotuning, lazy initialization)
-    seconds = []
-    for _ in range(repeat):
-        started = time.perf_counter()
-        run()
-        seconds.append(time.perf_counter() - started)
-    return count / statistics.median(seconds)
 
 
 def main() -> None:

@@ -76,7 +76,27 @@ class EmbeddedFiles:
     skipped: list[SkippedImage]  # the other files, ascending; empty under on_error='raise'
 
 
-class ImageEmbedder(nn.Module):
+class FoldedForInference:
+    """Mixin for a module that infers through a folded copy of one of its submodules
+    (`fold_for_inference`): built on first use, kept under `_folded_key` outside nn.Module's
+    registry, so it is neither a submodule nor saved, and left out of pickles."""
+
+    _folded_key: str
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop(self._folded_key, None)
+        return state
+
+    def _folded(self, module: nn.Module) -> nn.Module:
+        if self._folded_key not in self.__dict__:
+            self.__dict__[self._folded_key] = fold_for_inference(module)
+        return self.__dict__[self._folded_key]
+
+
+class ImageEmbedder(FoldedForInference, nn.Module):
+    _folded_key = "_inference_backbone"
+
     def __init__(self, backbone: nn.Module, geometry: ImageGeometry, mean: torch.Tensor, std: torch.Tensor):
         super().__init__()
         self.backbone = backbone
@@ -92,21 +112,11 @@ class ImageEmbedder(nn.Module):
         """uint8 (or 0..255 float) images B x C x H x W -> embeddings B x D (training-time graph)."""
         return self.backbone((images.float() / 255 - self.mean) / self.std)
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_inference_backbone", None)
-        return state
-
-    def _fast_backbone(self) -> nn.Module:
-        if "_inference_backbone" not in self.__dict__:
-            # Kept out of nn.Module's registry so it is neither a submodule nor saved.
-            self.__dict__["_inference_backbone"] = fold_for_inference(self.backbone)
-        return self.__dict__["_inference_backbone"]
 
     @torch.inference_mode()
     def embed(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """uint8 images N x C x H x W -> float32 embeddings N x D."""
-        backbone = self._fast_backbone()
+        backbone = self._folded(self.backbone)
         device = self.mean.device
         out = []
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=native_bf16(device.type)):

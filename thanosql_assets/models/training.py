@@ -3,6 +3,7 @@ progress lines (epochs, batches) for the person waiting."""
 
 import logging
 import time
+import warnings
 from collections.abc import Callable
 
 import lightning as L
@@ -53,6 +54,17 @@ class ProgressReporter(L.Callback):
         self.progress(f"epoch {trainer.current_epoch + 1}/{self.max_epochs}: loss {loss:.4f}, {rate:,.0f} images/s")
         if self.on_epoch is not None:
             self.on_epoch(trainer.current_epoch, loss, rate)
+
+
+def fit_seconds(trainer: L.Trainer, module: L.LightningModule, batches) -> float:
+    """Train `module` on `batches` (an iterable of batches); the seconds it took. Lightning's
+    warnings about a plain iterable's length and torch's deprecations inside Lightning are muted."""
+    started = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*number of training batches.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch deprecation raised inside Lightning
+        trainer.fit(module, train_dataloaders=batches)
+    return time.perf_counter() - started
 
 
 def lightning_trainer(max_epochs: int, device: str, callbacks: list[L.Callback]) -> L.Trainer:

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from thanosql_assets.models.embedder import ImageEmbedder, fold_for_inference, native_bf16
+from thanosql_assets.models.embedder import FoldedForInference, ImageEmbedder, native_bf16
 from thanosql_assets.models.images import ImageGeometry, OnError, SkippedImage, decode_images
 
 
@@ -31,9 +31,11 @@ class PredictedFiles:
     skipped: list[SkippedImage]  # the other files, ascending; empty under on_error='raise'
 
 
-class ImageClassifier(nn.Module):
+class ImageClassifier(FoldedForInference, nn.Module):
     """uint8 images -> class logits. `classes[i]` is the label value (int, str, bool...) of class index i;
     `network` says what the encoder is (`networks.describe_network`, or the SimCLR model's encoder)."""
+
+    _folded_key = "_inference_encoder"
 
     def __init__(
         self,
@@ -75,21 +77,11 @@ class ImageClassifier(nn.Module):
         """uint8 (or 0..255 float) images B x C x H x W -> logits B x K (training-time graph)."""
         return self.head(self.encoder(self.normalize(images)))
 
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_inference_encoder", None)
-        return state
-
-    def _fast_encoder(self) -> nn.Module:
-        if "_inference_encoder" not in self.__dict__:
-            # Kept out of nn.Module's registry so it is neither a submodule nor saved.
-            self.__dict__["_inference_encoder"] = fold_for_inference(self.encoder)
-        return self.__dict__["_inference_encoder"]
 
     @torch.inference_mode()
     def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:
         """uint8 images N x C x H x W -> float32 class probabilities N x K (softmax of the logits)."""
-        encoder = self._fast_encoder()
+        encoder = self._folded(self.encoder)
         head = self.head.eval()
         device = self.mean.device
         out = []

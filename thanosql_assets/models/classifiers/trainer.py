@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import copy
 import math
-import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -32,7 +30,7 @@ from thanosql_assets.models.classifiers.config import ClassifierConfig
 from thanosql_assets.models.classifiers.networks import build_network, default_learning_rate, describe_network
 from thanosql_assets.models.embedder import ImageEmbedder
 from thanosql_assets.models.images import ImageGeometry
-from thanosql_assets.models.training import EpochCallback, ProgressReporter, lightning_trainer, pick_device
+from thanosql_assets.models.training import EpochCallback, ProgressReporter, fit_seconds, lightning_trainer, pick_device
 
 LABEL_SMOOTHING = 0.1
 WEIGHT_DECAY = 0.05
@@ -195,12 +193,7 @@ def train_classifier(
         f"training {description} on {len(images)} images of {len(classes)} classes for {config.max_epochs} epochs, "
         f"batch {batches.batch_size}, learning rate {config.learning_rate:g}, on {device}"
     )
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*number of training batches.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch deprecation raised inside Lightning
-        trainer.fit(module, train_dataloaders=batches)
-    seconds = time.perf_counter() - started
+    seconds = fit_seconds(trainer, module, batches)
 
     classifier = module.classifier.cpu().float().to(memory_format=torch.contiguous_format).eval()
     return ClassifierTrainingResult(

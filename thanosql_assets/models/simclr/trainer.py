@@ -1,8 +1,6 @@
 """Training a SimCLR model with Lightning on images decoded once into memory."""
 
 import copy
-import time
-import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -18,7 +16,7 @@ from thanosql_assets.models.simclr.config import SimCLRConfig
 from thanosql_assets.models.simclr.data import ShuffledBatches
 from thanosql_assets.models.simclr.module import SimCLRModule
 from thanosql_assets.models.simclr.transforms import AugmentationConfig
-from thanosql_assets.models.training import EpochCallback, ProgressReporter, lightning_trainer, pick_device
+from thanosql_assets.models.training import EpochCallback, ProgressReporter, fit_seconds, lightning_trainer, pick_device
 
 
 @dataclass
@@ -87,12 +85,7 @@ def train_simclr(
         f"training SimCLR ({config.backbone}, {geometry.channels}x{geometry.height}x{geometry.width} images) on "
         f"{len(images)} images for {config.max_epochs} epochs, batch {batches.batch_size}, on {device}"
     )
-    started = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*number of training batches.*")
-        warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch deprecation raised inside Lightning
-        trainer.fit(module, train_dataloaders=batches)
-    seconds = time.perf_counter() - started
+    seconds = fit_seconds(trainer, module, batches)
 
     embedder = ImageEmbedder(module.backbone.cpu().float(), geometry, mean, std).eval()
     return TrainingResult(
