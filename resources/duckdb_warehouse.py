@@ -84,6 +84,18 @@ def _reap(path: str, idle_release_s: float) -> None:
             del database
 
 
+def release(path: str | Path) -> None:
+    """Close this process's handle on the database file at `path` now if no thread is using it, so
+    the file and its write-ahead log are settled (to copy or back up a workspace) rather than
+    changing when the idle handle would have been closed."""
+    with _open_lock:
+        key = str(Path(path).resolve())
+        database = _open.get(key)
+        if database is not None and database.users == 0:
+            del _open[key]
+            database.connection.close()
+
+
 @atexit.register
 def _close_all() -> None:
     with _open_lock:

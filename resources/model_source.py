@@ -1,17 +1,23 @@
-"""Where published models come from (GET THANOSQL MODEL): the Hugging Face Hub, or a local mirror.
+"""Where published models come from (GET THANOSQL MODEL, BUILD MODEL ... OPTIONS (pretrained=True)):
+the Hugging Face Hub, torchvision's ImageNet weights, or a local mirror.
 
-A model is named by its Hub id (`google/vit-base-patch16-224`). With a mirror directory
-(THANOSQL_MODEL_MIRROR), `<mirror>/<hub id>/` holds the model as `save_pretrained` writes it
-plus `SHA256SUMS` (`sha256sum` format, one line per file): every file listed is checked, and
-nothing else is taken. Without one, `huggingface_hub` downloads the files of the model's
-revision (checking each against the Hub's own sha256), into the workspace's cache.
+A model is named by its Hub id (`google/vit-base-patch16-224`), or `torchvision/<network>`
+(`torchvision/resnet18`) for the default ImageNet weights torchvision publishes for one of its
+classification networks. With a mirror directory (THANOSQL_MODEL_MIRROR), `<mirror>/<name>/`
+holds the model's files (as `save_pretrained` writes them, or one torchvision `.pth` state
+dict) plus `SHA256SUMS` (`sha256sum` format, one line per file): every file listed is checked,
+and nothing else is taken. Without one, `huggingface_hub` downloads the files of the model's
+revision (checking each against the Hub's own sha256), and torch.hub downloads torchvision's
+weights (checking the sha256 prefix in their file name), into the workspace's cache.
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import re
 import shutil
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,6 +27,7 @@ from thanosql.errors import DataError
 
 log = logging.getLogger(__name__)
 MANIFEST = "SHA256SUMS"
+TORCHVISION = "torchvision/"  # names of torchvision's published weights start so: torchvision/resnet18
 # What an image classifier needs from a Hub repository: its config, weights and image processor.
 _HUB_FILES = ["config.json", "preprocessor_config.json", "*.safetensors", "pytorch_model.bin"]
 
@@ -66,7 +73,24 @@ class ModelSourceResource(dg.ConfigurableResource):
                 shutil.copyfile(mirrored / relative, target / relative)
             progress(f"using {name} from mirror {self.mirror} ({len(files)} files, sha256 verified)")
             return f"mirror {self.mirror}"
+        if name.startswith(TORCHVISION):
+            return _download_torchvision(name.removeprefix(TORCHVISION), target, progress)
         return self._download(name, target, progress)
+
+    def cached(self, name: str, progress: Callable[[str], None] = log.info) -> Path:
+        """Model `name`'s directory in the cache, fetched (verified) the first time it is asked for."""
+        directory = Path(self.cache_dir) / name
+        if not directory.is_dir():
+            directory.parent.mkdir(parents=True, exist_ok=True)
+            staging = directory.parent / f".{directory.name}.{uuid.uuid4().hex[:8]}"
+            try:
+                self.fetch(name, staging, progress)
+                staging.rename(directory)
+            finally:
+                shutil.rmtree(staging, ignore_errors=True)
+        else:
+            progress(f"using {name} from the cache {directory}")
+        return directory
 
     def _download(self, name: str, target: Path, progress: Callable[[str], None]) -> str:
         from huggingface_hub import snapshot_download
@@ -84,6 +108,33 @@ class ModelSourceResource(dg.ConfigurableResource):
             ) from None
         shutil.copytree(snapshot, target)
         return f"Hugging Face Hub, revision {snapshot.name}"
+
+
+def _download_torchvision(network: str, target: Path, progress: Callable[[str], None]) -> str:
+    """Torchvision's default ImageNet weights of `network` downloaded into `target`, their sha256
+    checked against the prefix torchvision puts in the file name (resnet18-f37072fd.pth)."""
+    import torch
+    import torchvision
+
+    try:
+        weights = torchvision.models.get_model_weights(network).DEFAULT
+    except (KeyError, ValueError):
+        raise DataError(
+            f"torchvision publishes no classification weights named {network!r}.",
+            hint="Name one of torchvision.models.list_models(module=torchvision.models), e.g. torchvision/resnet18.",
+        ) from None
+    filename = weights.url.rsplit("/", 1)[-1]
+    hash_prefix = re.search(r"-([0-9a-f]{6,})\.", filename)
+    target.mkdir(parents=True)
+    progress(f"downloading torchvision's {weights} from {weights.url}")
+    try:
+        torch.hub.download_url_to_file(weights.url, str(target / filename), hash_prefix=hash_prefix.group(1) if hash_prefix else None, progress=False)
+    except (OSError, RuntimeError) as error:  # no connection (URLError is an OSError), or a hash mismatch
+        raise DataError(
+            f"Could not download torchvision's {weights}: {str(error).splitlines()[0][:300]}",
+            hint=f"Without internet access, point THANOSQL_MODEL_MIRROR at a directory holding torchvision/{network}/{filename} and its {MANIFEST}.",
+        ) from None
+    return f"torchvision {weights} ({weights.url}, sha256 checked)"
 
 
 def _verified_manifest(directory: Path) -> list[str]:

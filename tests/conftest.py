@@ -6,12 +6,12 @@ No data is downloaded: GET THANOSQL DATASET reads the MNIST mirror in ../shared/
 from __future__ import annotations
 
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from tests.seeds import seed_cells
+from tests.workspace_copies import copy_workspace
 
 REPO = Path(__file__).resolve().parents[1]
 MIRROR = REPO.parent / "shared" / "datasets" / "mnist-train-head18k"
@@ -55,5 +55,5 @@ def scratch_conn(tutorial_home, tmp_path):
     import thanosql
 
     home = tmp_path / "workspace"
-    shutil.copytree(tutorial_home, home)
+    copy_workspace(tutorial_home, home)
     return thanosql.connect(home)

@@ -21,7 +21,8 @@ from sql_frontend.language.positions import locate
 from thanosql.errors import OptionError
 from thanosql_assets.models.algorithms import Algorithm
 
-_TYPE_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string", list: "a [list]"}
+BOOL_OR_NAME = bool | str  # an option that is a switch or names something: pretrained=True, pretrained='my_model'
+_TYPE_NAMES = {bool: "True or False", int: "an integer", float: "a number", str: "a string", list: "a [list]", BOOL_OR_NAME: "True, False or a name"}
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,11 @@ CLASSIFIER_MODEL_OPTIONS = (
         "a SimCLR model of the workspace whose encoder is fine-tuned with the labels (few labels go a long way)",
     ),
     OptionSpec(
+        "pretrained", BOOL_OR_NAME, False,
+        "start from pretrained weights: True for torchvision's ImageNet weights of the algorithm's network, "
+        "or the name of a classifier of the workspace of the same architecture (e.g. an uploaded one)",
+    ),
+    OptionSpec(
         "schedule", str, None,
         "cron string (e.g. '0 3 * * *'): retrain on this schedule; the new version serves if held-out accuracy does not drop",
     ),
@@ -107,7 +113,7 @@ CLASSIFIER_MODEL_OPTIONS = (
 )
 # Options that fix what a model is: FIT MODEL keeps them from the model it trains further.
 MODEL_SHAPE_OPTIONS = frozenset(
-    {"base_model", "input_size", "image_size", "backbone", "embedding_dim", "projection_head", "projection_dim"}
+    {"base_model", "pretrained", "input_size", "image_size", "backbone", "embedding_dim", "projection_head", "projection_dim"}
 )
 UPLOAD_MODEL_OPTIONS = (
     OptionSpec(
@@ -220,6 +226,11 @@ def _check(spec: OptionSpec, value: Any, statement: str, **where: Any) -> Any:
     elif spec.type is list:
         if not isinstance(value, list):
             raise fail(f"must be a [list], e.g. ['.jpg'], not {value!r}")
+    elif spec.type == BOOL_OR_NAME:
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            value = value.lower() == "true"
+        if not isinstance(value, (bool, str)) or value == "":
+            raise fail(f"must be True, False or a name, not {value!r}")
     if spec.choices is not None and value not in spec.choices:
         raise fail(f"must be one of {', '.join(spec.choices)}, not {value!r}")
     if spec.minimum is not None and value < spec.minimum:

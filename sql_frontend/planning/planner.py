@@ -10,6 +10,7 @@ reports only what the data itself does wrong.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -20,6 +21,7 @@ from sqlglot import exp
 
 from resources import CatalogResource, WarehouseResource, WorkspaceResource
 from resources.catalog import CatalogEntry
+from resources.model_source import TORCHVISION
 from resources.warehouse import Generation, quote
 from resources.workspace import suffix_set
 from sql_frontend.language.dialect import (
@@ -86,7 +88,7 @@ from thanosql_assets.defs.specs import (
     table_key,
 )
 from thanosql_assets.defs.uploads import MODELS_DIR
-from thanosql_assets.models.algorithms import ALGORITHMS, Algorithm, algorithm_of
+from thanosql_assets.models.algorithms import ALGORITHMS, FAMILIES, Algorithm, algorithm_of, network_family
 from thanosql_assets.models.classifiers.config import OPTION_ALIASES
 
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
@@ -242,8 +244,13 @@ class _StatementPlanner:
             raise SQLError(
                 f"{model_id[:100]!r} is not a Hugging Face model id.",
                 **self._at(node.this),
-                hint="Name it as the Hub does, 'organization/model', e.g. GET THANOSQL MODEL 'google/vit-base-patch16-224' AS vit.",
+                hint="Name it as the Hub does, 'organization/model', e.g. GET THANOSQL MODEL 'google/vit-base-patch16-224' AS vit, "
+                "or torchvision's ImageNet weights as 'torchvision/resnet18'.",
             )
+        network = None
+        if model_id.lower().startswith(TORCHVISION):
+            network = self._torchvision_network(model_id.removeprefix(model_id[: len(TORCHVISION)]), node.this)
+            model_id = TORCHVISION + network
         alias = node.args.get("alias")
         name = object_name(alias) if alias else re.sub(r"\W+", "_", model_id.rsplit("/", 1)[-1]).strip("_").lower()
         self._check_new_name(name, alias or node.this, "Model")
@@ -256,8 +263,33 @@ class _StatementPlanner:
                 **self._at(alias or node.this),
                 hint=f"Name the model otherwise: GET THANOSQL MODEL '{model_id}' AS another_name.",
             )
-        spec = UploadedModelSpec(name=name, framework="huggingface", source=f"{MODELS_DIR}/{name}", origin=model_id)
+        if network is None:
+            spec = UploadedModelSpec(name=name, framework="huggingface", source=f"{MODELS_DIR}/{name}", origin=model_id)
+        else:
+            ours = next((algorithm.name for algorithm in ALGORITHMS.values() if algorithm.network == network), None)
+            spec = UploadedModelSpec(
+                name=name, framework="pytorch", source=f"{MODELS_DIR}/{name}", origin=model_id, network=network, base_algorithm=ours
+            )
         return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce=f"Getting model {model_id}...")
+
+    def _torchvision_network(self, written: str, node: exp.Expression) -> str:
+        """The torchvision classification network `written` names: its torchvision name (resnet18)
+        or the BUILD MODEL algorithm built on it (ResNet18), any case."""
+        algorithm = ALGORITHMS.get(written.lower())
+        if algorithm is not None and algorithm.network:
+            return algorithm.network
+        import torchvision  # only here: a GET of torchvision weights is worth its import time
+
+        networks = torchvision.models.list_models(module=torchvision.models)
+        if written.lower() not in networks:
+            close = difflib.get_close_matches(written.lower(), networks, n=3)
+            raise ObjectNotFoundError(
+                f"torchvision has no classification network {written!r}.",
+                **self._at(node),
+                hint=(f"Did you mean {', '.join(TORCHVISION + name for name in close)}? " if close else "")
+                + "Name one of torchvision.models.list_models(module=torchvision.models), e.g. 'torchvision/resnet18'.",
+            )
+        return written.lower()
 
     def _copy(self, node: CopyFrom) -> Plan:
         name = object_name(node.this)
@@ -356,10 +388,61 @@ class _StatementPlanner:
                     hint="Leave input_size out, or build without base_model.",
                 )
         if algorithm.kind == "classifier":
+            self._check_pretrained(name, algorithm, node, options)
             labels = self._check_labels(node, query, options)
             self._located_data_error(node, "label_col", query, lambda: check_classes(labels, options["label_col"], "the query's rows"))
         spec = self._model_spec(name, algorithm, query, tables, options, algorithm.config(**self._training_options(algorithm, options)), base_model)
         return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce="Building model...")
+
+    def _check_pretrained(self, name: str, algorithm: Algorithm, node: BuildModel, options: dict) -> None:
+        """pretrained=True: torchvision's ImageNet weights of `algorithm`'s network; pretrained='m': a
+        classifier of the workspace of the same network family (its classes may differ: a new head trains)."""
+        pretrained = options["pretrained"]
+        if pretrained is False:
+            return
+        if options["base_model"] is not None:
+            raise OptionError(
+                "base_model and pretrained are two starting points; a model has one.",
+                **self._option_at(node, "pretrained"),
+                hint="base_model starts from a SimCLR model's encoder, pretrained from a classifier's weights: keep one.",
+            )
+        if pretrained is True:
+            size = options["input_size"]
+            if algorithm.family == "vit" and size not in (None, 224):
+                raise OptionError(
+                    f"ViT's pretrained weights take 224 px images, not input_size={size}.",
+                    **self._option_at(node, "input_size"),
+                    hint="Leave input_size out (images are resized to 224 px), or train ViT from scratch.",
+                )
+            return
+        entry = self._model_entry(pretrained, node, "classifier", "pretrained", option="pretrained")
+        where = self._option_at(node, "pretrained")
+        if pretrained == name:
+            raise OptionError(f"Model {name!r} cannot start from itself.", **where, hint="Name another classifier of the workspace.")
+        if entry.state.get("zero_shot"):
+            raise OptionError(
+                f"Model {pretrained!r} is a zero-shot (CLIP) model: it has no classes of its own to fine-tune.",
+                **where,
+                hint="Start from an image classifier (uploaded, fetched with GET THANOSQL MODEL, or trained).",
+            )
+        if options["input_size"] is not None:
+            raise OptionError(
+                f"input_size comes from the pretrained model: {name} sees images as {pretrained} does.",
+                **self._option_at(node, "input_size"),
+                hint="Leave input_size out.",
+            )
+        trained = ALGORITHMS.get(entry.spec["algorithm"].lower())
+        architecture = trained.network if trained else entry.state.get("architecture") or entry.spec.get("network") or ""
+        family = network_family(architecture)
+        if family != algorithm.family:
+            same = [a.name for a in ALGORITHMS.values() if a.kind == "classifier" and a.family == family]
+            raise OptionError(
+                f"Model {pretrained!r} is a {architecture or entry.state.get('network', 'network')}, not a {algorithm.name}: "
+                f"BUILD MODEL ... USING {algorithm.name} cannot start from it.",
+                **where,
+                hint=f"Write USING {' or '.join(same)}." if same
+                else f"pretrained='name' fine-tunes models of BUILD MODEL's architectures ({', '.join(FAMILIES)}); predict with {pretrained} as it is.",
+            )
 
     def _fit_model(self, node: FitModel) -> Plan:
         name = object_name(node.this)
@@ -475,6 +558,7 @@ class _StatementPlanner:
             on_error=options["on_error"],
             base_model=base_model,
             fit=fit,
+            pretrained=options.get("pretrained", False),
             training=training,
         )
 

@@ -4,14 +4,13 @@ PRINT IMAGE with predictions, through the Python API on real stores, and their b
 
 from __future__ import annotations
 
-import shutil
-
 import dagster as dg
 import numpy as np
 import pytest
 
 from resources import Settings, build_resources
 from tests.sql_frontend.test_bad_input_catalogue import refused
+from tests.workspace_copies import copy_workspace
 from thanosql.errors import ThanoSQLError
 
 # Few labels from SimCLR: the tutorial's search model fine-tuned on the 1,000 labelled digits.
@@ -28,7 +27,7 @@ def classifier_home(tutorial_home, tmp_path_factory):
     import thanosql
 
     home = tmp_path_factory.mktemp("classifiers") / "workspace"
-    shutil.copytree(tutorial_home, home)
+    copy_workspace(tutorial_home, home)
     conn = thanosql.connect(home)
     conn.execute(DIGITS)
     conn.execute(ZERO_OR_ONE)
@@ -47,7 +46,7 @@ def scratch(classifier_home, tmp_path):
     import thanosql
 
     home = tmp_path / "workspace"
-    shutil.copytree(classifier_home, home)
+    copy_workspace(classifier_home, home)
     return thanosql.connect(home)
 
 

@@ -5,7 +5,6 @@ Python API on real stores (models the tests make: nothing is downloaded), and th
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -16,6 +15,7 @@ import pytest
 from resources import Settings
 from tests.sql_frontend.test_bad_input_catalogue import refused
 from tests.tiny_models import COLOURS, colour_images, save_colour_vit, save_tiny_clip, write_image
+from tests.workspace_copies import copy_workspace
 from thanosql.errors import DataError, ObjectNotFoundError, OptionError, SQLError
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -29,7 +29,7 @@ def pretrained_home(tutorial_home, tmp_path_factory):
     import thanosql
 
     home = tmp_path_factory.mktemp("pretrained") / "workspace"
-    shutil.copytree(tutorial_home, home)
+    copy_workspace(tutorial_home, home)
     save_colour_vit(home / "models" / "colour-vit")
     images, classes = colour_images(12, seed=1000)
     rows = []
@@ -56,7 +56,7 @@ def scratch(pretrained_home, tmp_path):
     import thanosql
 
     home = tmp_path / "workspace"
-    shutil.copytree(pretrained_home, home)
+    copy_workspace(pretrained_home, home)
     return thanosql.connect(home)
 
 
@@ -312,3 +312,112 @@ def test_the_folder_example_runs_on_the_tiny_model_it_makes(tmp_path):
     assert list(names.columns) == ["image_name", "result"] and len(names) == 10
     assert (names["image_name"].str.split("_").str[0] == names["result"]).all()  # files are named after their colour
     assert list(results[4]["predicted"].index) == [0, 1, 2, 3]
+
+
+# -- fine-tuning from pretrained weights: BUILD MODEL ... OPTIONS (pretrained=...) -------------------
+
+SHADES = "SELECT image_path, CASE WHEN colour = 'red' THEN 'warm' ELSE 'cool' END AS shade FROM colours"
+
+
+def test_build_fine_tunes_an_uploaded_model_for_other_labels(scratch):
+    scratch.execute(f"BUILD MODEL shades USING ViT OPTIONS (pretrained='colours', label_col='shade', holdout=0) AS {SHADES}")
+    metadata = _metadata(scratch, ["model", "shades"])
+    assert metadata["classes"].value == "cool, warm"
+    assert metadata["network"].value.startswith("Hugging Face ViTForImageClassification") and "new head" in metadata["network"].value
+    graph = _definitions(scratch).resolve_asset_graph()
+    assert {tuple(key.path) for key in graph.get(dg.AssetKey(["model", "shades"])).parent_keys} == {("table", "colours"), ("model", "colours")}
+    predicted = scratch.execute(f"PREDICT USING shades AS {SHADES}")
+    assert (predicted["predicted"] == predicted["shade"]).mean() >= 0.9
+    # the same labels as the model's: its own head trains further
+    scratch.execute("BUILD MODEL colours_too USING ViT OPTIONS (pretrained='colours', label_col='colour', max_epochs=1) AS SELECT * FROM colours")
+    assert "new head" not in _metadata(scratch, ["model", "colours_too"])["network"].value
+    predicted = scratch.execute("PREDICT USING colours_too AS SELECT * FROM colours")
+    assert (predicted["predicted"] == predicted["colour"]).all()
+
+
+@pytest.fixture
+def imagenet_mirror(tmp_path, monkeypatch):
+    """A model mirror holding torchvision/mobilenet_v3_large: a state dict of 1000 outputs, as
+    torchvision's ImageNet weights (random here: nothing is downloaded), with its SHA256SUMS."""
+    import hashlib
+
+    import torch
+    import torchvision
+
+    directory = tmp_path / "mirror" / "torchvision" / "mobilenet_v3_large"
+    directory.mkdir(parents=True)
+    torch.manual_seed(0)
+    weights = directory / "mobilenet_v3_large-8738ca79.pth"
+    torch.save(torchvision.models.mobilenet_v3_large(weights=None).state_dict(), weights)
+    (directory / "SHA256SUMS").write_text(f"{hashlib.sha256(weights.read_bytes()).hexdigest()}  {weights.name}\n")
+    monkeypatch.setenv("THANOSQL_MODEL_MIRROR", str(tmp_path / "mirror"))
+    return directory
+
+
+def test_pretrained_true_fine_tunes_imagenet_weights_fetched_once(scratch, imagenet_mirror, monkeypatch):
+    conn = _connect(scratch)
+    build = "BUILD MODEL mobile USING MobileNetV3 OPTIONS (pretrained=True, label_col='colour', input_size=32, holdout=0{}) AS SELECT * FROM colours"
+    conn.execute(build.format(""))
+    metadata = _metadata(conn, ["model", "mobile"])
+    assert metadata["network"].value == (
+        "torchvision mobilenet_v3_large, pretrained weights from mobilenet_v3_large-8738ca79.pth (3-channel 32 px input), fine-tuned with a new head"
+    )
+    assert metadata["classes"].value == "blue, green, red"
+    predicted = conn.execute("PREDICT USING mobile AS SELECT * FROM colours")
+    assert len(predicted) == 12 and predicted["predicted"].isin(COLOURS).all()
+    cached = Path(conn.settings.home) / ".cache" / "huggingface" / "torchvision" / "mobilenet_v3_large"
+    assert [path.name for path in cached.iterdir()] == ["mobilenet_v3_large-8738ca79.pth"]
+    monkeypatch.delenv("THANOSQL_MODEL_MIRROR")  # the weights come from the cache now
+    conn = _connect(conn)
+    conn.execute(build.format(", overwrite=True"))
+    assert _metadata(conn, ["model", "mobile"])["model_version"].value == 2
+
+
+def test_get_thanosql_model_fetches_torchvision_weights_by_network_or_algorithm_name(scratch, imagenet_mirror):
+    conn = _connect(scratch)
+    conn.execute("GET THANOSQL MODEL 'torchvision/MobileNetV3' AS mobile")
+    metadata = _metadata(conn, ["model", "mobile"])
+    assert metadata["origin"].value == "torchvision/mobilenet_v3_large" and metadata["class_name"].value == "User_PyTorch"
+    assert metadata["input"].value == "3x224x224"
+    classes = metadata["classes"].value  # ImageNet's 1000 names, as torchvision lists them
+    assert classes[:2] == ["tench", "goldfish"] and len(classes) == 1000
+    conn.execute("GET THANOSQL MODEL 'torchvision/mobilenet_v3_large'")
+    assert _metadata(conn, ["model", "mobilenet_v3_large"])["origin"].value == "torchvision/mobilenet_v3_large"
+    message = str(refused(conn, "GET THANOSQL MODEL 'torchvision/resnet18' AS r", DataError))
+    assert "torchvision/resnet18" in message and str(imagenet_mirror.parents[1]) in message
+
+
+@pytest.mark.parametrize(
+    "sql, error, words",
+    [
+        pytest.param(
+            "BUILD MODEL m USING ViT OPTIONS (pretrained=True, base_model='my_image_search_model', label_col='colour') AS SELECT * FROM colours",
+            OptionError, ["base_model", "one"], id="two-starts",
+        ),
+        pytest.param("BUILD MODEL m USING ViT OPTIONS (pretrained='nope', label_col='colour') AS SELECT * FROM colours", SQLError, ["'nope' does not exist", "colours"], id="missing"),
+        pytest.param(
+            "BUILD MODEL m USING ViT OPTIONS (pretrained='my_image_search_model', label_col='colour') AS SELECT * FROM colours",
+            SQLError, ["SimCLR", "classifier"], id="simclr",
+        ),
+        pytest.param(
+            "BUILD MODEL m USING ResNet18 OPTIONS (pretrained='colours', label_col='colour') AS SELECT * FROM colours",
+            OptionError, ["ViTForImageClassification", "not a ResNet18", "USING ViT"], id="other-architecture",
+        ),
+        pytest.param(
+            "BUILD MODEL m USING ViT OPTIONS (pretrained='colours', input_size=64, label_col='colour') AS SELECT * FROM colours",
+            OptionError, ["input_size", "colours"], id="input-size-of-a-model",
+        ),
+        pytest.param(
+            "BUILD MODEL m USING ViT OPTIONS (pretrained=True, input_size=64, label_col='colour') AS SELECT * FROM colours",
+            OptionError, ["224"], id="vit-input-size",
+        ),
+        pytest.param("BUILD MODEL m USING ViT OPTIONS (pretrained=3, label_col='colour') AS SELECT * FROM colours", OptionError, ["True, False or a name"], id="number"),
+        pytest.param("BUILD MODEL m USING SimCLR OPTIONS (pretrained=True) AS SELECT * FROM colours", OptionError, ["Unknown option 'pretrained'"], id="simclr-build"),
+        pytest.param("BUILD MODEL colours2 USING ViT OPTIONS (pretrained='colours2', label_col='colour') AS SELECT * FROM colours", SQLError, ["does not exist"], id="itself"),
+        pytest.param("GET THANOSQL MODEL 'torchvision/resnet19'", SQLError, ["resnet19", "torchvision/resnet18"], id="unknown-network"),
+    ],
+)
+def test_bad_pretrained_starts_are_refused_and_change_nothing(conn, sql, error, words):
+    message = str(refused(conn, sql, error))
+    for word in words:
+        assert word.lower() in message.lower(), message

@@ -1,8 +1,10 @@
 """BUILD MODEL ... USING <classifier> and FIT MODEL of a classifier: an image classifier asset.
 
 Trained on the query's labelled rows: from scratch (a torchvision network), from the encoder
-of a SimCLR model of the workspace (`base_model`: few labels go a long way), or, for FIT
-MODEL, from a copy of another classifier, which fixes the classes. A share of the rows
+of a SimCLR model of the workspace (`base_model`: few labels go a long way), from pretrained
+weights (`pretrained`: torchvision's ImageNet weights, fetched once into the model cache, or
+a classifier of the workspace such as an uploaded one), or, for FIT MODEL, from a copy of
+another classifier, which fixes the classes. A share of the rows
 (`holdout`, stratified by label) is kept out of training to measure accuracy; it is logged to
 MLflow with a confusion matrix and decides whether scheduled retraining may replace the
 serving version. The model logged is the whole `ImageClassifier` (network, preprocessing and
@@ -16,7 +18,8 @@ from typing import Any
 import dagster as dg
 import numpy as np
 
-from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
+from resources import CatalogResource, ModelRegistryResource, ModelSourceResource, WarehouseResource, WorkspaceResource
+from resources.model_source import TORCHVISION
 from thanosql_assets.defs.evaluations import LAST_EVALUATION
 from thanosql_assets.defs.labels import check_classes, check_known_labels, check_labels, class_indices
 from thanosql_assets.defs.progress import Progress
@@ -45,10 +48,10 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         warehouse: WarehouseResource,
         catalog: CatalogResource,
         model_registry: ModelRegistryResource,
+        model_source: ModelSourceResource,
     ) -> dg.MaterializeResult:
         import mlflow
         import mlflow.pytorch
-        import torch
 
         from thanosql_assets.models.classifiers.metrics import classification_metrics
         from thanosql_assets.models.classifiers.trainer import train_classifier
@@ -57,10 +60,8 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
 
         progress = Progress(context)
         config = spec.training
-        start = starting_model(spec, catalog, model_registry) if spec.base_model else None
-        data = training_images(
-            spec, workspace, warehouse, progress, config.input_size, start.geometry if start else None, columns=(("label_col", spec.label_col),)
-        )
+        start, geometry = _starting_point(spec, catalog, model_registry, model_source, progress)
+        data = training_images(spec, workspace, warehouse, progress, config.input_size, geometry, columns=(("label_col", spec.label_col),))
         images, rows = data.images, data.rows
         rows_name = f"the training rows of {spec.name}"
         labels = check_labels(rows[spec.label_col], spec.label_col, rows_name)
@@ -69,7 +70,9 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             classes = list(start.classes)
         else:
             check_classes(labels, spec.label_col, rows_name)
-            classes = labels
+            # a pretrained classifier of exactly these labels keeps its head, and so its class order
+            own = list(getattr(start, "classes", None) or [])
+            classes = own if set(own) == set(labels) else labels
         targets = class_indices(rows[spec.label_col], classes)
 
         evaluate = spec.holdout > 0 and len(rows) >= MIN_LABELLED_ROWS
@@ -113,7 +116,7 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 name="model",
                 registered_model_name=spec.name,
                 serialization_format="pickle",  # keeps ImageClassifier whole: network, preprocessing, classes
-                pip_requirements=[f"torch=={torch.__version__.split('+')[0]}"],
+                pip_requirements=_requirements(result.classifier),
                 signature=classifier_signature(result.classifier),
             )
             version = str(info.registered_model_version)
@@ -161,6 +164,35 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         )
 
     return _classifier
+
+
+def _starting_point(
+    spec: ModelSpec, catalog: CatalogResource, model_registry: ModelRegistryResource, model_source: ModelSourceResource, progress: Progress
+) -> tuple[Any, Any]:
+    """The model training starts from (None: a new network) and the geometry images decode at (None: inferred)."""
+    if spec.pretrained is True:  # torchvision's ImageNet weights of the algorithm's network
+        from thanosql_assets.models.pretrained.torchvision_weights import load_torchvision_classifier
+
+        network = spec.algorithm_spec.network
+        directory = model_source.cached(TORCHVISION + network, progress)
+        start = load_torchvision_classifier(directory, network, **({"input_size": spec.training.input_size} if spec.training.input_size else {}))
+        return start, start.geometry
+    if spec.start_model:
+        start = starting_model(spec, catalog, model_registry)
+        return start, start.geometry
+    return None, None
+
+
+def _requirements(classifier: Any) -> list[str]:
+    """What loading the logged classifier needs: torch, and transformers for a Hugging Face network."""
+    import torch
+
+    requirements = [f"torch=={torch.__version__.split('+')[0]}"]
+    if any(type(module).__module__.startswith("transformers.") for module in classifier.modules()):
+        import transformers
+
+        requirements.append(f"transformers=={transformers.__version__}")
+    return requirements
 
 
 def classifier_signature(classifier: Any) -> Any:

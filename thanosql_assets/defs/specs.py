@@ -94,8 +94,10 @@ class ModelSpec(_NamedSpec):
     or FIT MODEL name USING base_model ... (`fit`: a copy of `base_model` trained further).
 
     SimCLR models learn embeddings (labels only measure quality); classifiers learn `label_col`,
-    from scratch or, with `base_model` (a SimCLR model), from its encoder. The catalog keeps
-    every option in one `options` mapping, as the statement wrote them.
+    from scratch, from the encoder of a SimCLR model (`base_model`), or from pretrained weights
+    (`pretrained`: True for torchvision's ImageNet weights of the algorithm's network, or the
+    name of a classifier of the workspace, e.g. an uploaded one). The catalog keeps every
+    option in one `options` mapping, as the statement wrote them.
     """
 
     kind: ClassVar[str] = "model"
@@ -109,6 +111,7 @@ class ModelSpec(_NamedSpec):
     on_error: str = "raise"  # an unreadable image: "raise" (nothing changes) or "skip" (trained without it, listed)
     base_model: str | None = None  # the model this one starts from (its serving version)
     fit: bool = False  # FIT MODEL: `base_model` is of the same algorithm and trained further
+    pretrained: bool | str = False  # classifiers: True for torchvision's ImageNet weights, or a classifier of the workspace
     training: SimCLRConfig | ClassifierConfig = field(default_factory=SimCLRConfig)
 
     @property
@@ -130,6 +133,7 @@ class ModelSpec(_NamedSpec):
             "on_error": self.on_error,
             "base_model": self.base_model,
             "fit": self.fit,
+            "pretrained": self.pretrained,
             **dataclasses.asdict(self.training),
         }
 
@@ -144,9 +148,14 @@ class ModelSpec(_NamedSpec):
         return f"BUILD MODEL {self.name} USING {self.algorithm}{_options_sql(self.options, defaults)} AS {self.query}"
 
     @property
+    def start_model(self) -> str | None:
+        """The model of the workspace this one starts from: `base_model`, or a `pretrained` model's name."""
+        return self.base_model or (self.pretrained if isinstance(self.pretrained, str) else None)
+
+    @property
     def upstream_keys(self) -> list[dg.AssetKey]:
         """What it is trained from: its tables, and the model it starts from."""
-        return [table_key(name) for name in self.tables] + ([model_key(self.base_model)] if self.base_model else [])
+        return [table_key(name) for name in self.tables] + ([model_key(self.start_model)] if self.start_model else [])
 
     def to_dict(self) -> dict[str, Any]:
         return {"name": self.name, "algorithm": self.algorithm, "query": self.query, "tables": list(self.tables), "options": self.options}

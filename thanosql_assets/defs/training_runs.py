@@ -42,14 +42,15 @@ class TrainingImages:
 
 
 def starting_model(spec: ModelSpec, catalog: CatalogResource, model_registry: ModelRegistryResource) -> Any:
-    """The serving version of the model `spec` starts from (`base_model`), loaded."""
-    entry = catalog.get("model", spec.base_model)
+    """The serving version of the model `spec` starts from (`base_model`, or a `pretrained` model), loaded."""
+    name = spec.start_model
+    entry = catalog.get("model", name)
     if entry is None:
         raise DataError(
-            f"Model {spec.name} starts from model {spec.base_model!r}, which no longer exists.",
-            hint=f"Build {spec.base_model} again, or build {spec.name} without it.",
+            f"Model {spec.name} starts from model {name!r}, which no longer exists.",
+            hint=f"Build or upload {name} again, or build {spec.name} without it.",
         )
-    return model_registry.load(spec.base_model, entry.state["version"])
+    return model_registry.load(name, entry.state["version"])
 
 
 def training_images(

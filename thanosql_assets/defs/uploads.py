@@ -132,6 +132,8 @@ def _register(
         "geometry": [geometry.channels, geometry.height, geometry.width],
         "network": classifier.network,
         "class_name": spec.algorithm,
+        # torchvision's network name or transformers' model class: what BUILD MODEL ... OPTIONS (pretrained=...) checks
+        "architecture": spec.network or type(getattr(classifier, "model", classifier)).__name__,
         "zero_shot": zero_shot,
         **({"origin": spec.origin, "fetched_from": origin} if spec.origin else {}),
         **({LAST_EVALUATION: previous.state[LAST_EVALUATION]} if previous and LAST_EVALUATION in previous.state else {}),

@@ -16,6 +16,15 @@ from thanosql_assets.models.classifiers.config import ClassifierConfig
 from thanosql_assets.models.simclr.config import SimCLRConfig
 
 Kind = Literal["simclr", "classifier"]
+# Network families, by the prefix of their torchvision name (resnet18) or Hugging Face architecture
+# (ViTForImageClassification): a model of one family can start the BUILD of another of the same.
+FAMILIES = ("resnet", "convnext", "efficientnet", "mobilenet", "vit")
+
+
+def network_family(name: str) -> str | None:
+    """The family of a torchvision network name or Hugging Face architecture, any case (None: none of ours)."""
+    name = name.lower()
+    return next((family for family in FAMILIES if name.startswith(family)), None)
 
 
 @dataclass(frozen=True)
@@ -24,6 +33,11 @@ class Algorithm:
     config: type  # the frozen dataclass of its training OPTIONS
     kind: Kind = "simclr"
     network: str | None = None  # classifiers: the torchvision network
+
+    @property
+    def family(self) -> str | None:
+        """Classifiers: the family of their network (resnet, convnext...)."""
+        return network_family(self.network) if self.network else None
 
     @property
     def column_suffix(self) -> str:

@@ -65,6 +65,13 @@ class ImageClassifier(FoldedForInference, nn.Module):
         network = f"encoder of the SimCLR model ({_backbone_name(embedder.backbone)}) + linear head"
         return cls(encoder, head, embedder.geometry, mean, std, classes, network)
 
+    def with_new_head(self, classes: list) -> ImageClassifier:
+        """A copy with a new, untrained linear head for `classes` (fine-tuning for other labels)."""
+        classifier = copy.deepcopy(self)
+        classifier.head = nn.Linear(self.head.in_features, len(classes))
+        classifier.classes = list(classes)
+        return classifier
+
     @property
     def num_classes(self) -> int:
         return len(self.classes)
@@ -76,7 +83,6 @@ class ImageClassifier(FoldedForInference, nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """uint8 (or 0..255 float) images B x C x H x W -> logits B x K (training-time graph)."""
         return self.head(self.encoder(self.normalize(images)))
-
 
     @torch.inference_mode()
     def predict_proba(self, images: np.ndarray, batch_size: int = 256) -> np.ndarray:

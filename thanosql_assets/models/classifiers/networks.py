@@ -198,12 +198,12 @@ def _vit(name: str, in_channels: int, num_classes: int, input_size: int) -> nn.M
 
 
 def detach_last_linear(model: nn.Module) -> nn.Linear:
-    """The model's last nn.Linear (its classification layer), replaced in the model by nn.Identity."""
-    parent, child_name, last = None, None, None
-    for module in model.modules():
-        for name, child in module.named_children():
-            if isinstance(child, nn.Linear):
-                parent, child_name, last = module, name, child
+    """The model's last nn.Linear in the order its modules are registered (its classification
+    layer), replaced in the model by nn.Identity."""
+    name = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)][-1]
+    parent_name, _, child_name = name.rpartition(".")
+    parent = model.get_submodule(parent_name)
+    last = getattr(parent, child_name)
     setattr(parent, child_name, nn.Identity())
     return last
 

@@ -1,15 +1,17 @@
 """Training a classifier with Lightning on labelled images decoded once into memory.
 
-Three starts: a new network (BUILD MODEL ... USING ResNet18), a SimCLR model's encoder with a
-new head (OPTIONS (base_model=...)), or a copy of a trained classifier (FIT MODEL new USING old).
+Four starts: a new network (BUILD MODEL ... USING ResNet18), a SimCLR model's encoder with a
+new head (OPTIONS (base_model=...)), a pretrained classifier (OPTIONS (pretrained=...):
+torchvision's ImageNet weights, or an uploaded or trained classifier), or a copy of a trained
+classifier with its classes (FIT MODEL new USING old).
 
-A SimCLR encoder is fine-tuned after linear probing (LP-FT): the new head is first fitted on
+A pretrained encoder is fine-tuned after linear probing (LP-FT): a new head is first fitted on
 the frozen encoder's features of the training images and of augmented views of them (full
-batch, a few hundred steps, seconds at most), then everything trains at a low learning rate.
-A random head would send large, meaningless gradients into the pretrained encoder during the
-first steps; and with few labels (ten per class) fine-tuning at the rates that train networks
-from scratch loses accuracy, as the encoder overfits the handful of images. A trained
-classifier trains further at the same low rate.
+batch, a few hundred steps), then everything trains at a low learning rate. A random head
+would send large, meaningless gradients into the pretrained encoder during the first steps;
+and with few labels (ten per class) fine-tuning at the rates that train networks from scratch
+loses accuracy, as the encoder overfits the handful of images. A classifier whose classes are
+the labels' keeps its head and trains further at the same low rate.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import lightning as L
 import numpy as np
@@ -135,13 +138,14 @@ def train_classifier(
     network: str,
     progress: Callable[[str], None],
     on_epoch: EpochCallback | None = None,
-    start: ImageClassifier | ImageEmbedder | None = None,
+    start: ImageClassifier | ImageEmbedder | Any | None = None,
 ) -> ClassifierTrainingResult:
     """Train on uint8 images (N x C x H x W) of `geometry` and their class indices (int N) into `classes`.
 
     start=None: a new `network` (a torchvision name, `build_network`). start=ImageEmbedder:
-    its encoder with a new head, images decoded at its geometry. start=ImageClassifier: a copy
-    of it trained further, with the same classes. Deterministic on the CPU for a given seed.
+    its encoder with a new head. start=ImageClassifier (or a model with `as_image_classifier()`,
+    as Hugging Face classifiers have): a copy of it, with a new head unless its classes are
+    `classes`. Images of a start are decoded at its geometry. Deterministic on the CPU for a given seed.
     """
     if len(images) < 2:
         raise DataError(f"A classifier needs at least 2 training images; the query returned {len(images)}.")
@@ -167,11 +171,18 @@ def train_classifier(
     data = torch.from_numpy(images.copy())
     labels = torch.from_numpy(targets)
 
-    if isinstance(start, ImageClassifier):
-        if list(start.classes) != list(classes):
-            raise ValueError(f"the classifier's classes {start.classes} differ from {classes}")
+    if hasattr(start, "as_image_classifier"):
+        start = start.as_image_classifier()
+    if start is not None and start.geometry != geometry:
+        raise ValueError(f"images are {geometry}; the model training starts from takes {start.geometry}")
+    if isinstance(start, ImageClassifier) and list(start.classes) == list(classes):
         classifier = copy.deepcopy(start).cpu().float()
         description = f"{start.network or 'the given classifier'}, trained further"
+    elif isinstance(start, ImageClassifier):
+        classifier = start.with_new_head(classes).cpu().float()
+        description = f"{start.network}, fine-tuned with a new head"
+        progress(f"fitting the new head on the pretrained network's features of {len(images)} images")
+        _fit_head(classifier, data, labels, device)
     elif isinstance(start, ImageEmbedder):
         classifier = ImageClassifier.from_embedder(start, classes).cpu().float()
         description = classifier.network

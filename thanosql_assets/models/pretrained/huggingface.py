@@ -20,6 +20,7 @@ tokenizer for CLIP) raises a DataError saying what is wrong and how to fix it, n
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -31,6 +32,7 @@ from torch import nn
 
 from thanosql.errors import DataError
 from thanosql_assets.models.classifiers.classifier import ImageClassifier
+from thanosql_assets.models.classifiers.networks import detach_last_linear
 from thanosql_assets.models.embedder import native_bf16
 from thanosql_assets.models.images import ImageGeometry
 
@@ -103,6 +105,34 @@ class HuggingFaceImageClassifier(_PretrainedClassifier):
         self.model = model
 
     def logits(self, pixels: torch.Tensor) -> torch.Tensor:
+        return self.model(pixel_values=pixels).logits
+
+    def as_image_classifier(self) -> ImageClassifier:
+        """A copy as an `ImageClassifier` (the model up to its classification layer, then that
+        layer as the head; the same preprocessing and classes), which BUILD MODEL fine-tunes."""
+        model = copy.deepcopy(self.model)
+        head = detach_last_linear(model)
+        if head.out_features != self.num_classes:
+            raise DataError(
+                f"{self.network} has no linear classification layer of its {self.num_classes} classes to fine-tune.",
+                hint="Fine-tune a model saved from AutoModelForImageClassification with its classification head.",
+            )
+        # images * rescale - mean, over std, is images / 255 - mean', over std', with both divided by 255 * rescale
+        scale = 255 * self.rescale
+        mean, std = self.mean.flatten() / scale, self.std.flatten() / scale
+        return ImageClassifier(HuggingFaceFeatures(model, head.in_features), head, self.geometry, mean, std, self.classes, self.network)
+
+
+class HuggingFaceFeatures(nn.Module):
+    """A `transformers` image classification model without its classification layer (nn.Identity
+    in its place): normalized pixel values B x 3 x H x W -> the features that layer took, B x F."""
+
+    def __init__(self, model: nn.Module, output_dim: int):
+        super().__init__()
+        self.model = model
+        self.output_dim = output_dim
+
+    def forward(self, pixels: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=pixels).logits
 
 

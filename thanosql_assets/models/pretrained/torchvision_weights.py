@@ -31,16 +31,19 @@ IMAGENET_CLASSES = 1000
 _HINT_SAVE = "Save the weights with `torch.save(model.state_dict(), path)` from a stock torchvision model."
 
 
-def load_torchvision_classifier(weights_file: Path, network: str) -> ImageClassifier:
+def load_torchvision_classifier(weights_file: Path, network: str, input_size: int = IMAGE_SIZE) -> ImageClassifier:
     """The classifier `network` (a torchvision classification model name, e.g. resnet18, convnext_tiny,
-    efficientnet_v2_s, mobilenet_v3_large, vit_b_16) with the state dict in `weights_file`.
+    efficientnet_v2_s, mobilenet_v3_large, vit_b_16) with the state dict in `weights_file` (or
+    in the one .pth file of that directory, as GET THANOSQL MODEL fetches torchvision's weights).
 
+    Images are resized to `input_size` px: 224 as the weights were trained, or another size for
+    fine-tuning a convolutional network on smaller images (ViTs take 224 px only).
     Classes are ImageNet's category names for 1000 outputs, else "0".."K-1". Raises a DataError when
     the file is missing or not a state dict, or holds weights of another architecture.
     """
     import torchvision
 
-    weights_file = Path(weights_file)
+    weights_file = _weights_file(Path(weights_file))
     if network not in torchvision.models.list_models(module=torchvision.models):
         raise DataError(
             f"torchvision has no classification network named {network!r}.",
@@ -52,19 +55,31 @@ def load_torchvision_classifier(weights_file: Path, network: str) -> ImageClassi
     _load_state(model, state, weights_file, network)
     head = detach_last_linear(model)
     model.output_dim = head.in_features
-    geometry = ImageGeometry(3, IMAGE_SIZE, IMAGE_SIZE)
+    geometry = ImageGeometry(3, input_size, input_size)
     classes = _imagenet_categories(network) if num_classes == IMAGENET_CLASSES else [str(index) for index in range(num_classes)]
-    description = f"torchvision {network}, pretrained weights from {weights_file.name} (3-channel {IMAGE_SIZE} px input)"
+    description = f"torchvision {network}, pretrained weights from {weights_file.name} (3-channel {input_size} px input)"
     return ImageClassifier(
         model, head, geometry, torch.tensor(IMAGENET_MEAN), torch.tensor(IMAGENET_STD), classes, description
     ).eval()
 
 
+def _weights_file(path: Path) -> Path:
+    """`path`, or the one .pth / .pt file in directory `path`."""
+    if not path.is_dir():
+        return path
+    found = sorted(item for item in path.iterdir() if item.suffix in (".pth", ".pt"))
+    if len(found) != 1:
+        raise DataError(
+            f"{path} holds {len(found) or 'no'} .pth / .pt weights files{': ' + ', '.join(item.name for item in found) if found else ''}; one was expected.",
+            hint=_HINT_SAVE,
+        )
+    return found[0]
+
+
 def _read_state_dict(weights_file: Path) -> dict[str, torch.Tensor]:
     """The state dict in the file; a DataError when there is no such file or it holds something else."""
     if not weights_file.is_file():
-        what = "it is a directory, not a weights file" if weights_file.is_dir() else "no such file"
-        raise DataError(f"Cannot load torchvision weights from {weights_file}: {what}.", hint=_HINT_SAVE)
+        raise DataError(f"Cannot load torchvision weights from {weights_file}: no such file.", hint=_HINT_SAVE)
     try:
         # weights_only: a pickle that runs code when loaded is refused, not run
         state = torch.load(weights_file, map_location="cpu", weights_only=True)

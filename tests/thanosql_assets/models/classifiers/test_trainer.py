@@ -84,8 +84,21 @@ def test_a_trained_classifier_trains_further_as_a_copy_with_its_classes():
     assert more.network.endswith("(1-channel 16 px input), trained further")
     torch.testing.assert_close(first.head.weight, head, rtol=0, atol=0)
     assert accuracy(more.classifier, *halves(64, seed=1)) >= 0.95
-    with pytest.raises(ValueError, match="classes"):
-        train_classifier(images, targets, ["a", "b"], GEOMETRY, CONFIG, "resnet18", lambda _: None, start=first)
+
+
+def test_a_pretrained_classifier_of_other_classes_is_fine_tuned_with_a_new_head():
+    images, targets = halves(32, seed=0)
+    first = train(images, targets).classifier
+    encoder = {name: value.clone() for name, value in first.encoder.state_dict().items()}
+    flipped = ["bright right", "bright left"]  # other labels, and the halves' classes swapped
+    messages = []
+    result = train_classifier(images, 1 - targets, flipped, GEOMETRY, CONFIG, "resnet18", messages.append, start=first)
+    assert result.classifier.classes == flipped and result.network.endswith("fine-tuned with a new head")
+    assert result.config.learning_rate == FINE_TUNE_LEARNING_RATE and any("fitting the new head" in m for m in messages)
+    probe, truth = halves(64, seed=1)
+    assert accuracy(result.classifier, probe, 1 - truth) >= 0.95
+    for name, value in first.encoder.state_dict().items():  # the start is left as it was
+        torch.testing.assert_close(value, encoder[name], rtol=0, atol=0)
 
 
 def test_one_class_or_one_image_is_a_clear_error():

@@ -122,6 +122,16 @@ def test_a_classifier_pickles_whole_and_predicts_the_same_after(vit):
         np.testing.assert_array_equal(restored.predict_proba(images, batch_size=2), before)
 
 
+def test_as_an_image_classifier_the_same_network_gives_the_same_logits(vit):
+    images = torch.from_numpy(colour_images(6, seed=11)[0])
+    converted = vit.as_image_classifier().eval()
+    assert (converted.classes, converted.geometry, converted.network) == (vit.classes, vit.geometry, vit.network)
+    assert converted.head.out_features == 3 and converted.encoder.output_dim == 32
+    with torch.no_grad():
+        torch.testing.assert_close(converted(images), vit.eval()(images), rtol=1e-4, atol=1e-5)
+    assert isinstance(vit.model.classifier, torch.nn.Linear)  # the model converted keeps its layer
+
+
 def test_a_convnext_takes_the_processors_size_and_keeps_default_label_names(tmp_path):
     torch.manual_seed(0)
     config = ConvNextConfig(hidden_sizes=[8, 16], depths=[1, 1], num_stages=2, num_labels=2)

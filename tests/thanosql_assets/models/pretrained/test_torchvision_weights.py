@@ -61,6 +61,18 @@ def test_a_thousand_outputs_are_imagenets_categories(tmp_path):
     assert classifier.num_classes == 1000 and classifier.classes[:2] == ["tench", "goldfish"]
 
 
+def _beside_another(path):
+    (path.parent / "other.pth").write_bytes(path.read_bytes())
+    return path.parent
+
+
+def test_a_directory_holding_one_weights_file_loads_it(tmp_path):
+    _, path = saved(tmp_path, "resnet18", num_classes=4)
+    (tmp_path / "SHA256SUMS").write_text("as a mirror keeps it beside the weights\n")
+    classifier = load_torchvision_classifier(tmp_path, "resnet18")
+    assert classifier.num_classes == 4 and "resnet18.pt" in classifier.network
+
+
 def _truncated(path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     return path
@@ -80,7 +92,8 @@ def _not_a_state_dict(path):
     "make, network, message",
     [
         (lambda path: path.with_name("missing.pt"), "resnet18", "no such file"),
-        (lambda path: path.parent, "resnet18", "it is a directory"),
+        (lambda path: path.parent / "empty", "resnet18", "holds no .pth / .pt weights files"),
+        (_beside_another, "resnet18", "holds 2 .pth / .pt weights files: other.pth, resnet18.pt"),
         (_truncated, "resnet18", "corrupt or truncated"),
         (_garbage, "resnet18", "not a torch weights file"),
         (_not_a_state_dict, "resnet18", "holds a dict of other things, not a state dict"),
@@ -89,11 +102,12 @@ def _not_a_state_dict(path):
         (lambda path: path, "mobilenet_v3_small", "not torchvision's mobilenet_v3_small: missing keys .*; unexpected keys conv1.weight"),
         (lambda path: path, "resnet_18", "torchvision has no classification network named 'resnet_18'"),
     ],
-    ids=["missing", "directory", "truncated", "garbage", "not a state dict", "fewer layers", "other shapes",
+    ids=["missing", "empty directory", "two files", "truncated", "garbage", "not a state dict", "fewer layers", "other shapes",
          "other family", "unknown network"],
 )
 def test_unusable_weights_raise_a_data_error_with_a_hint(tmp_path, make, network, message):
     _, path = saved(tmp_path, "resnet18", num_classes=4)
+    (tmp_path / "empty").mkdir()
     with pytest.raises(DataError, match=message) as raised:
         load_torchvision_classifier(make(path), network)
     assert raised.value.hint
