@@ -53,9 +53,17 @@ _HINT_TOO_LARGE = (
 
 @dataclass(frozen=True)
 class ImageGeometry:
+    """What a model sees: `channels` x `height` x `width` images, and how an image of any size
+    becomes one (`resize`, as image processors of pretrained models do it):
+    () resizes it straight to height x width; (S,) resizes its shorter side to S, keeping its
+    aspect, then cuts the centre; (H, W) resizes it straight to H x W, then cuts the centre.
+    Resampling is bilinear, or bicubic where a model's processor says so (both antialiased)."""
+
     channels: int
     height: int
     width: int
+    resize: tuple[int, ...] = ()
+    resample: Literal["bilinear", "bicubic"] = "bilinear"
 
 
 @dataclass(frozen=True)
@@ -231,11 +239,31 @@ def _read_mode(geometry: ImageGeometry):
 
 
 def _fit(image, geometry: ImageGeometry) -> np.ndarray:
+    """uint8 tensor C x H x W -> C x height x width as `geometry` says."""
     import torchvision.transforms.v2.functional as F
+    from torchvision.transforms import InterpolationMode
 
-    if tuple(image.shape[-2:]) != (geometry.height, geometry.width):
-        image = F.resize(image, [geometry.height, geometry.width], antialias=True)
+    size = [geometry.height, geometry.width]
+    mode = InterpolationMode.BICUBIC if geometry.resample == "bicubic" else InterpolationMode.BILINEAR
+    if geometry.resize:
+        resized = resized_shape(tuple(image.shape[-2:]), geometry.resize)
+        if resized != tuple(image.shape[-2:]):
+            image = F.resize(image, list(resized), interpolation=mode, antialias=True)
+        image = F.center_crop(image, size)
+    elif list(image.shape[-2:]) != size:
+        image = F.resize(image, size, interpolation=mode, antialias=True)
     return image.numpy()
+
+
+def resized_shape(shape: tuple[int, int], resize: tuple[int, ...]) -> tuple[int, int]:
+    """(height, width) an image of `shape` is resized to before its centre is cut (`ImageGeometry.resize`):
+    the shorter side to S and the longer in proportion (rounded down, as transformers does), or (H, W)."""
+    if len(resize) == 2:
+        return resize[0], resize[1]
+    (target,), (height, width) = resize, shape
+    if height <= width:
+        return target, int(target * width / height)
+    return int(target * height / width), target
 
 
 def _as_tensor(data: bytes):
@@ -261,6 +289,11 @@ def _decode_pillow(data: bytes, geometry: ImageGeometry) -> np.ndarray:
 
     with Image.open(BytesIO(data)) as image:
         image = image.convert("L" if geometry.channels == 1 else "RGB")
+        if geometry.resize or geometry.resample != "bilinear":  # as the torchvision path does
+            import torch
+
+            array = np.asarray(image, dtype=np.uint8)
+            return _fit(torch.from_numpy(np.ascontiguousarray(array[None] if geometry.channels == 1 else array.transpose(2, 0, 1))), geometry)
         if image.size != (geometry.width, geometry.height):
             image = image.resize((geometry.width, geometry.height), Image.Resampling.BILINEAR)
         array = np.asarray(image, dtype=np.uint8)

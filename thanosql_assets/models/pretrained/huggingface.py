@@ -7,11 +7,9 @@ processor's preprocessor_config.json): nothing is downloaded. Each class offers 
 MLflow stores it.
 
 Images decode with the project's `images.decode_images`, as every other model's: RGB (grey
-images get three equal channels) resized to the processor's input size. The processor's
-rescaling and normalization are then applied on the tensor. One difference from the
-processor: images are resized straight to the model's input size, where processors that crop
-the centre (ConvNeXt, BEiT, CLIP) first resize the short side and cut the borders off; for
-images already at the model's size the pixels are the processor's exactly.
+images get three equal channels), resized and cropped as the processor does it (straight to its
+size, as ViT's; or the shorter side first, then the centre, as ConvNeXt's and CLIP's), then
+rescaled and normalized on the tensor, with the processor's resampling (bilinear or bicubic).
 
 Every unusable directory (missing, not a model, not an image classifier, corrupt weights, no
 tokenizer for CLIP) raises a DataError saying what is wrong and how to fix it, never a
@@ -197,10 +195,10 @@ def load_huggingface_classifier(directory: Path, source: str | None = None) -> H
     model = _load_weights(AutoModelForImageClassification, directory, architecture)
     classes = [config.id2label[index] for index in range(config.num_labels)]
     fallback = (getattr(config, "image_size", None) or _FALLBACK_SIZE, 1 / 255, IMAGENET_STANDARD_MEAN, IMAGENET_STANDARD_STD)
-    (height, width), rescale, mean, std, found = _preprocessing(directory, fallback)
+    geometry, rescale, mean, std, found = _preprocessing(directory, fallback)
     assumed = "" if found else ", no preprocessor config: ImageNet-standard 0.5 mean/std assumed"
-    network = f"Hugging Face {architecture} ({source or directory.name}, {_describe_size(height, width)}{assumed})"
-    return HuggingFaceImageClassifier(model, ImageGeometry(3, height, width), rescale, mean, std, classes, network)
+    network = f"Hugging Face {architecture} ({source or directory.name}, {_describe_size(geometry)}{assumed})"
+    return HuggingFaceImageClassifier(model, geometry, rescale, mean, std, classes, network)
 
 
 class ClipZeroShotModel(nn.Module):
@@ -270,10 +268,10 @@ def load_clip_model(directory: Path, source: str | None = None) -> ClipZeroShotM
     model = _load_weights(CLIPModel, directory, "CLIPModel")
     tokenizer = _load_tokenizer(directory)
     fallback = (config.vision_config.image_size, 1 / 255, OPENAI_CLIP_MEAN, OPENAI_CLIP_STD)
-    (height, width), rescale, mean, std, found = _preprocessing(directory, fallback)
+    geometry, rescale, mean, std, found = _preprocessing(directory, fallback)
     assumed = "" if found else ", no preprocessor config: CLIP's mean/std assumed"
-    network = f"Hugging Face CLIP zero-shot ({source or directory.name}, {_describe_size(height, width)}{assumed})"
-    return ClipZeroShotModel(model, tokenizer, ImageGeometry(3, height, width), rescale, mean, std, network)
+    network = f"Hugging Face CLIP zero-shot ({source or directory.name}, {_describe_size(geometry)}{assumed})"
+    return ClipZeroShotModel(model, tokenizer, geometry, rescale, mean, std, network)
 
 
 def load_clip_zero_shot(
@@ -380,14 +378,15 @@ def _load_tokenizer(directory: Path):
         raise DataError(f"Cannot load the tokenizer of the CLIP model in {directory}: {_first_line(error)}", hint=hint) from None
 
 
-def _preprocessing(directory: Path, fallback: tuple) -> tuple[tuple[int, int], float, Any, Any, bool]:
-    """((height, width), rescale factor, mean, std, whether the directory has a processor config)
-    from the directory's image processor; `fallback` (size, rescale, mean, std) without one."""
+def _preprocessing(directory: Path, fallback: tuple) -> tuple[ImageGeometry, float, Any, Any, bool]:
+    """(geometry, rescale factor, mean, std, whether a processor config was found): the input
+    size, resizing, rescaling and normalization of the directory's image processor; `fallback`
+    (size, rescale, mean, std) without one."""
     from transformers import AutoImageProcessor
 
     if not any((directory / name).is_file() for name in ("preprocessor_config.json", "processor_config.json")):
         size, rescale, mean, std = fallback
-        return (size, size), rescale, mean, std, False
+        return ImageGeometry(3, size, size), rescale, mean, std, False
     try:
         processor = AutoImageProcessor.from_pretrained(directory, local_files_only=True)
     except Exception as error:  # invalid JSON, an unknown processor type...
@@ -400,25 +399,42 @@ def _preprocessing(directory: Path, fallback: tuple) -> tuple[tuple[int, int], f
         mean, std = processor.image_mean, processor.image_std
     else:
         mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
-    return _input_size(processor, fallback[0]), float(rescale), mean, std, True
+    return _geometry(processor, fallback[0]), float(rescale), mean, std, True
 
 
-def _input_size(processor, fallback: int) -> tuple[int, int]:
-    """(height, width) of the images the processor gives the model: its centre crop when it crops,
-    else its resize; a square of the short side for processors that resize the short side."""
-    sizes = [getattr(processor, "size", None)]
-    if getattr(processor, "do_center_crop", False):
-        sizes.insert(0, getattr(processor, "crop_size", None))
-    for size in filter(None, sizes):  # dict in transformers 4, SizeDict in 5: both have .get
-        if size.get("height") and size.get("width"):
-            return int(size.get("height")), int(size.get("width"))
-        if size.get("shortest_edge"):
-            return int(size.get("shortest_edge")), int(size.get("shortest_edge"))
-    return fallback, fallback
+def _geometry(processor, fallback: int) -> ImageGeometry:
+    """The RGB images the processor gives the model, and how it resizes and crops to them:
+    straight to {height, width}; or the shorter side to `shortest_edge`, then the centre
+    `crop_size` (CLIP, or a square of the short side where the processor would keep the aspect);
+    ConvNeXt's processor resizes the shorter side to shortest_edge / crop_pct below 384 px, then
+    cuts the centre shortest_edge square."""
+    from transformers.image_utils import PILImageResampling
+
+    size = getattr(processor, "size", None) or {}  # a dict in transformers 4, a SizeDict in 5: both have .get
+    crop = getattr(processor, "crop_size", None) if getattr(processor, "do_center_crop", False) else None
+    resample = "bicubic" if getattr(processor, "resample", None) == PILImageResampling.BICUBIC else "bilinear"
+    if size.get("shortest_edge"):
+        edge = int(size.get("shortest_edge"))
+        crop_pct = getattr(processor, "crop_pct", None)
+        if crop_pct is not None and type(processor).__name__.startswith("ConvNext"):
+            return ImageGeometry(3, edge, edge, (int(edge / crop_pct),) if edge < 384 else (), resample)
+        height, width = (int(crop.get("height")), int(crop.get("width"))) if crop else (edge, edge)
+        return ImageGeometry(3, height, width, (edge,), resample)
+    if size.get("height") and size.get("width"):
+        height, width = int(size.get("height")), int(size.get("width"))
+        if crop:
+            return ImageGeometry(3, int(crop.get("height")), int(crop.get("width")), (height, width), resample)
+        return ImageGeometry(3, height, width, (), resample)
+    return ImageGeometry(3, fallback, fallback)
 
 
-def _describe_size(height: int, width: int) -> str:
-    return f"{height} px" if height == width else f"{height}x{width} px"
+def _describe_size(geometry: ImageGeometry) -> str:
+    size = f"{geometry.height} px" if geometry.height == geometry.width else f"{geometry.height}x{geometry.width} px"
+    if len(geometry.resize) == 1:
+        return f"{size}, centre cut after the shorter side is resized to {geometry.resize[0]} px"
+    if geometry.resize:
+        return f"{size}, centre cut after resizing to {geometry.resize[0]}x{geometry.resize[1]} px"
+    return size
 
 
 def _check_labels(labels: list[str]) -> list[str]:

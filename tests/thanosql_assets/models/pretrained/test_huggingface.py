@@ -139,10 +139,42 @@ def test_a_convnext_takes_the_processors_size_and_keeps_default_label_names(tmp_
     ConvNextImageProcessor(size={"shortest_edge": 48}).save_pretrained(tmp_path)
     classifier = load_huggingface_classifier(tmp_path)
     assert classifier.classes == ["LABEL_0", "LABEL_1"]
-    assert classifier.geometry == ImageGeometry(3, 48, 48)
-    assert classifier.network == f"Hugging Face ConvNextForImageClassification ({tmp_path.name}, 48 px)"
+    assert classifier.geometry == ImageGeometry(3, 48, 48, resize=(54,), resample="bicubic")  # 48 / crop_pct 0.875
+    assert classifier.network == (
+        f"Hugging Face ConvNextForImageClassification ({tmp_path.name}, 48 px, centre cut after the shorter side is resized to 54 px)"
+    )
     paths = [write(tmp_path / "a.jpg", colour_images(1, seed=1, size=64)[0][0])]
     assert classifier.predict_files_checked(paths).probabilities.shape == (1, 2)
+
+
+def _smooth(seed: int, height: int, width: int) -> np.ndarray:
+    """An RGB photo-like image H x W x 3: smooth colour fields (noise, as in some tests, resamples
+    with rounding differences that say nothing about resizing)."""
+    coarse = np.random.default_rng(seed).integers(0, 256, (height // 10, width // 10, 3), dtype=np.uint8)
+    return np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC))
+
+
+@pytest.mark.parametrize(
+    "processor, geometry",
+    [
+        (ConvNextImageProcessor(size={"shortest_edge": 48}), ImageGeometry(3, 48, 48, (54,), "bicubic")),
+        (CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 40, "width": 36}), ImageGeometry(3, 40, 36, (40,), "bicubic")),
+        (ViTImageProcessor(size={"height": 40, "width": 40}), ImageGeometry(3, 40, 40)),
+        (ViTImageProcessor(size={"height": 48, "width": 48}, do_center_crop=True, crop_size={"height": 40, "width": 40}), ImageGeometry(3, 40, 40, (48, 48))),
+    ],
+    ids=["convnext-crop-pct", "clip-shorter-side-then-centre", "vit-straight", "straight-then-centre"],
+)
+def test_images_of_any_shape_are_resized_and_cropped_as_the_processor_does(tmp_path, processor, geometry):
+    from thanosql_assets.models.images import decode_images
+
+    processor.save_pretrained(tmp_path)
+    found, rescale, mean, std, _ = huggingface._preprocessing(tmp_path, (224, 1 / 255, (0.5,) * 3, (0.5,) * 3))
+    assert found == geometry
+    paths = [write(tmp_path / f"{index}.png", _smooth(index, *shape).transpose(2, 0, 1)) for index, shape in enumerate([(60, 100), (120, 50), (300, 200)])]
+    pixels = decode_images(paths, found).images * rescale
+    ours = (pixels - np.reshape(mean, (1, 3, 1, 1))) / np.reshape(std, (1, 3, 1, 1))
+    theirs = processor(images=[Image.open(path) for path in paths], return_tensors="np")["pixel_values"]
+    np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
 def test_without_a_processor_config_the_model_size_and_vit_defaults_are_used(tmp_path):
@@ -242,8 +274,10 @@ def clip_dir(tmp_path_factory):
 
 def test_clip_zero_shot_matches_clipmodels_image_text_probabilities(clip_dir, tmp_path, exact):
     classifier = load_clip_zero_shot(clip_dir, CLIP_LABELS, source="tests/tiny-clip")
-    assert classifier.classes == CLIP_LABELS and classifier.geometry == ImageGeometry(3, SIZE, SIZE)
-    assert classifier.network == "Hugging Face CLIP zero-shot (tests/tiny-clip, 32 px), prompts 'a photo of a {label}.'"
+    assert classifier.classes == CLIP_LABELS and classifier.geometry == ImageGeometry(3, SIZE, SIZE, resize=(SIZE,), resample="bicubic")
+    assert classifier.network == (
+        "Hugging Face CLIP zero-shot (tests/tiny-clip, 32 px, centre cut after the shorter side is resized to 32 px), prompts 'a photo of a {label}.'"
+    )
     images, _ = colour_images(4, seed=11)
     paths = [write(tmp_path / f"{index}.png", image) for index, image in enumerate(images)]
     predicted = classifier.predict_files_checked(paths).probabilities
