@@ -100,6 +100,11 @@ CLASSIFIER_MODEL_OPTIONS = (
         "a SimCLR model of the workspace whose encoder is fine-tuned with the labels (few labels go a long way)",
     ),
     OptionSpec(
+        "self_training", bool, True,
+        "with base_model: also learn from the SimCLR model's other training images, each labelled by the classifier "
+        "itself where it is confident (pseudo-labels); False trains on the query's labelled rows only",
+    ),
+    OptionSpec(
         "pretrained", BOOL_OR_NAME, False,
         "start from pretrained weights: True for torchvision's ImageNet weights of the algorithm's network, "
         "or the name of a classifier of the workspace of the same architecture (e.g. an uploaded one)",
@@ -111,9 +116,9 @@ CLASSIFIER_MODEL_OPTIONS = (
     ON_ERROR,
     OVERWRITE,
 )
-# Options that fix what a model is: FIT MODEL keeps them from the model it trains further.
+# Options that fix what a model is and where it starts: FIT MODEL keeps them from the model it trains further.
 MODEL_SHAPE_OPTIONS = frozenset(
-    {"base_model", "pretrained", "input_size", "image_size", "backbone", "embedding_dim", "projection_head", "projection_dim"}
+    {"base_model", "self_training", "pretrained", "input_size", "image_size", "backbone", "embedding_dim", "projection_head", "projection_dim"}
 )
 UPLOAD_MODEL_OPTIONS = (
     OptionSpec(

@@ -389,6 +389,12 @@ class _StatementPlanner:
                 )
         if algorithm.kind == "classifier":
             self._check_pretrained(name, algorithm, node, options)
+            if base_model is None and "self_training" in self._written_options(node) and options["self_training"]:
+                raise OptionError(
+                    "self_training learns from the unlabelled training images of base_model, which this statement does not name.",
+                    **self._option_at(node, "self_training"),
+                    hint="Add base_model='<a SimCLR model>', or leave self_training out.",
+                )
             labels = self._check_labels(node, query, options)
             self._located_data_error(node, "label_col", query, lambda: check_classes(labels, options["label_col"], "the query's rows"))
         spec = self._model_spec(name, algorithm, query, tables, options, algorithm.config(**self._training_options(algorithm, options)), base_model)
@@ -559,6 +565,7 @@ class _StatementPlanner:
             base_model=base_model,
             fit=fit,
             pretrained=options.get("pretrained", False),
+            self_training=options.get("self_training", True),
             training=training,
         )
 

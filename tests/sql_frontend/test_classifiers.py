@@ -93,8 +93,31 @@ def test_build_from_scratch_uses_the_torchvision_network(conn):
 
 
 def test_epochs_is_accepted_as_max_epochs(scratch):
-    scratch.execute("BUILD MODEL quick USING ResNet18 OPTIONS (epochs=1, base_model='my_image_search_model', holdout=0) AS SELECT * FROM mnist_test")
+    scratch.execute(
+        "BUILD MODEL quick USING ResNet18 OPTIONS (epochs=1, base_model='my_image_search_model', holdout=0, self_training=False) AS SELECT * FROM mnist_test"
+    )
     assert _metadata(scratch, ["model", "quick"])["epochs"].value == 1
+
+
+TEN_PER_DIGIT = (
+    "SELECT image_path, label FROM (SELECT *, row_number() OVER (PARTITION BY label ORDER BY image_path) AS n FROM mnist_train) AS t WHERE n <= 10"
+)
+
+
+def test_few_labels_self_train_on_the_other_images_of_the_simclr_model(scratch):
+    base = "BUILD MODEL {} USING ResNet18 OPTIONS (base_model='my_image_search_model', holdout=0{}) AS " + TEN_PER_DIGIT
+    scratch.execute(base.format("few", ""))
+    scratch.execute(base.format("few_labelled_only", ", self_training=False"))
+    metadata = _metadata(scratch, ["model", "few"])
+    assert metadata["train_images"].value == 100 and metadata["unlabelled_images"].value == 900  # mnist_train's other digits
+    assert 700 <= metadata["pseudo_labelled"].value <= 900
+    assert "pseudo_labelled" not in _metadata(scratch, ["model", "few_labelled_only"])
+    assert _upstream(scratch, ["model", "few"]) == {("table", "mnist_train"), ("model", "my_image_search_model")}
+    accuracy = {
+        model: float(scratch.execute(f"EVALUATE USING {model} AS SELECT * FROM mnist_test").set_index("metrics")["value"]["Accuracy"])
+        for model in ("few", "few_labelled_only")
+    }
+    assert accuracy["few"] > accuracy["few_labelled_only"], accuracy
 
 
 # -- PREDICT ---------------------------------------------------------------------------------
@@ -231,6 +254,8 @@ BAD = [
     pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (base_model='digits') AS SELECT * FROM mnist_train", ["digits", "classifier", "SimCLR"], id="base-model-classifier"),
     pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (base_model='nothing') AS SELECT * FROM mnist_train", ["nothing", "does not exist", "my_image_search_model"], id="base-model-missing"),
     pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (base_model='my_image_search_model', input_size=64) AS SELECT * FROM mnist_train", ["input_size"], id="base-model-input-size"),
+    pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (self_training=True) AS SELECT * FROM mnist_train", ["self_training", "base_model"], id="self-training-without-base-model"),
+    pytest.param("FIT MODEL c USING digits OPTIONS (self_training=False) AS SELECT * FROM mnist_train", ["Unknown option 'self_training'"], id="fit-self-training"),
     pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (epochs=2, max_epochs=3) AS SELECT * FROM mnist_train", ["twice", "epochs"], id="epochs-twice"),
     pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (temperature=0.5) AS SELECT * FROM mnist_train", ["temperature", "max_epochs"], id="simclr-option-on-classifier"),
     pytest.param("BUILD MODEL digits USING ResNet18 AS SELECT * FROM mnist_train", ["already exists"], id="classifier-exists"),

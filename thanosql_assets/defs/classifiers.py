@@ -1,7 +1,8 @@
 """BUILD MODEL ... USING <classifier> and FIT MODEL of a classifier: an image classifier asset.
 
 Trained on the query's labelled rows: from scratch (a torchvision network), from the encoder
-of a SimCLR model of the workspace (`base_model`: few labels go a long way), from pretrained
+of a SimCLR model of the workspace (`base_model`: few labels go a long way, further with
+self-training on that model's other, unlabelled, training images), from pretrained
 weights (`pretrained`: torchvision's ImageNet weights, fetched once into the model cache, or
 a classifier of the workspace such as an uploaded one), or, for FIT MODEL, from a copy of
 another classifier, which fixes the classes. A share of the rows
@@ -31,6 +32,7 @@ from thanosql_assets.defs.training_runs import (
     promotion,
     starting_model,
     training_images,
+    unlabelled_images,
 )
 
 
@@ -75,6 +77,11 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             classes = own if set(own) == set(labels) else labels
         targets = class_indices(rows[spec.label_col], classes)
 
+        unlabelled = (
+            unlabelled_images(spec, data, catalog, workspace, warehouse, progress)
+            if spec.base_model and not spec.fit and spec.self_training else None
+        )
+
         evaluate = spec.holdout > 0 and len(rows) >= MIN_LABELLED_ROWS
         if evaluate:
             train_index, held_index = holdout_split(targets, spec.holdout, config.seed)
@@ -90,12 +97,12 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
 
             result = train_classifier(
                 images[train_index], targets[train_index], classes, data.geometry, config, spec.algorithm_spec.network,
-                progress, on_epoch=log_epoch, start=start,
+                progress, on_epoch=log_epoch, start=start, unlabelled=unlabelled,
             )
             requested, resolved = dataclasses.asdict(config), dataclasses.asdict(result.config)
             mlflow.log_params({f"resolved.{key}": value for key, value in resolved.items() if requested[key] != value})
             mlflow.log_params({"network": result.network[:500], "classes": ", ".join(map(str, classes))[:500]})
-            mlflow.log_metrics({"training_seconds": result.seconds, "train_images": len(train_index)})
+            mlflow.log_metrics({"training_seconds": result.seconds, "train_images": len(train_index), "pseudo_labelled": result.pseudo_labelled})
             mlflow.log_figure(loss_curve(result.epoch_losses, f"{spec.name}: training loss", ylabel="cross-entropy"), "loss_curve.png")
 
             quality: dict[str, float] = {}
@@ -154,6 +161,7 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 "final_loss": final_loss,
                 "epochs": len(result.epoch_losses),
                 "train_images": len(train_index),
+                **({"unlabelled_images": len(unlabelled), "pseudo_labelled": result.pseudo_labelled} if unlabelled is not None else {}),
                 "training_seconds": round(result.seconds, 2),
                 "images_per_second": round(result.images_per_second, 1),
                 "device": result.device,

@@ -94,7 +94,8 @@ class ModelSpec(_NamedSpec):
     or FIT MODEL name USING base_model ... (`fit`: a copy of `base_model` trained further).
 
     SimCLR models learn embeddings (labels only measure quality); classifiers learn `label_col`,
-    from scratch, from the encoder of a SimCLR model (`base_model`), or from pretrained weights
+    from scratch, from the encoder of a SimCLR model (`base_model`; `self_training` adds that
+    model's other training images, labelled by the classifier itself), or from pretrained weights
     (`pretrained`: True for torchvision's ImageNet weights of the algorithm's network, or the
     name of a classifier of the workspace, e.g. an uploaded one). The catalog keeps every
     option in one `options` mapping, as the statement wrote them.
@@ -112,6 +113,7 @@ class ModelSpec(_NamedSpec):
     base_model: str | None = None  # the model this one starts from (its serving version)
     fit: bool = False  # FIT MODEL: `base_model` is of the same algorithm and trained further
     pretrained: bool | str = False  # classifiers: True for torchvision's ImageNet weights, or a classifier of the workspace
+    self_training: bool = True  # with a SimCLR base_model: pseudo-labels for its other training images
     training: SimCLRConfig | ClassifierConfig = field(default_factory=SimCLRConfig)
 
     @property
@@ -134,6 +136,7 @@ class ModelSpec(_NamedSpec):
             "base_model": self.base_model,
             "fit": self.fit,
             "pretrained": self.pretrained,
+            "self_training": self.self_training,
             **dataclasses.asdict(self.training),
         }
 

@@ -22,6 +22,7 @@ from thanosql_assets.defs.specs import QUERY_DIALECT, ModelSpec
 from thanosql_assets.models.images import ImageGeometry
 
 MIN_LABELLED_ROWS = 20  # below this a held-out measurement says nothing
+MAX_UNLABELLED = 10_000  # self-training takes a seeded sample of at most this many unlabelled images
 STATEMENT_TAG = "thanosql/statement"  # set on runs a ThanoSQL statement started
 
 
@@ -84,6 +85,37 @@ def training_images(
     if not len(decoded.images):
         raise DataError(f"No usable image to train {spec.name} on: all {len(skipped)} were skipped.", hint="Fix the image files or the query's rows.")
     return TrainingImages(decoded.images, rows.iloc[decoded.kept].reset_index(drop=True), geometry, skipped)
+
+
+def unlabelled_images(
+    spec: ModelSpec, data: TrainingImages, catalog: CatalogResource, workspace: WorkspaceResource, warehouse: WarehouseResource, progress: Progress
+) -> np.ndarray:
+    """Self-training's images (uint8 N x C x H x W at the classifier's geometry): those of the
+    SimCLR base model's training rows that `spec`'s own rows do not name (held-out rows
+    included, so they stay unseen), at most MAX_UNLABELLED of them; unusable files are left out."""
+    from thanosql_assets.defs.specs import spec_from_dict
+    from thanosql_assets.models.images import decode_images
+
+    base = spec_from_dict("model", catalog.get("model", spec.base_model).spec)
+    rows = warehouse.query_from(base.query, QUERY_DIALECT)
+    if base.image_col not in rows.columns:
+        raise DataError(
+            f"Self-training learns from the images of {base.name}'s training rows, but its query no longer gives column {base.image_col!r}.",
+            hint=f"Add self_training=False to train on the labelled rows only, or build {base.name} again.",
+        )
+    labelled = {workspace.resolve(path) for path in image_path_texts(data.rows[spec.image_col]) if path is not None}
+    paths = [path for path in dict.fromkeys(workspace.resolve(path) for path in image_path_texts(rows[base.image_col]) if path is not None) if path not in labelled]
+    if len(paths) > MAX_UNLABELLED:
+        chosen = np.random.default_rng(spec.training.seed).choice(len(paths), MAX_UNLABELLED, replace=False)
+        paths = [paths[index] for index in sorted(chosen)]
+    geometry = data.geometry
+    if not paths:
+        progress(f"self-training: {base.name} was trained on no images beyond these labelled rows")
+        return np.zeros((0, geometry.channels, geometry.height, geometry.width), dtype=np.uint8)
+    decoded = decode_images(paths, geometry, on_error="skip")
+    unusable = f" ({len(decoded.skipped)} unusable files left out)" if decoded.skipped else ""
+    progress(f"self-training: {len(decoded.images)} unlabelled images from {base.name}'s training rows{unusable}")
+    return decoded.images
 
 
 def mlflow_links(model_registry: ModelRegistryResource, run: Any, name: str, version: str) -> dict[str, Any]:

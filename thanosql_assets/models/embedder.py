@@ -79,7 +79,9 @@ class EmbeddedFiles:
 class FoldedForInference:
     """Mixin for a module that infers through a folded copy of one of its submodules
     (`fold_for_inference`): built on first use, kept under `_folded_key` outside nn.Module's
-    registry, so it is neither a submodule nor saved, and left out of pickles."""
+    registry, so it is neither a submodule nor saved, and left out of pickles. Switching
+    between training and eval mode, or moving or casting the module, drops the copy (its
+    weights may change), so the next inference folds the module as it is then."""
 
     _folded_key: str
 
@@ -87,6 +89,14 @@ class FoldedForInference:
         state = self.__dict__.copy()
         state.pop(self._folded_key, None)
         return state
+
+    def train(self, mode: bool = True):
+        self.__dict__.pop(self._folded_key, None)
+        return super().train(mode)
+
+    def _apply(self, fn, *args, **kwargs):  # what .to(), .cpu(), .float() ... go through
+        self.__dict__.pop(self._folded_key, None)
+        return super()._apply(fn, *args, **kwargs)
 
     def _folded(self, module: nn.Module) -> nn.Module:
         if self._folded_key not in self.__dict__:

@@ -57,3 +57,25 @@ def test_folding_a_model_does_not_disturb_inference_in_other_threads():
         done.set()
         thread.join()
     assert not errors, errors
+
+
+def test_the_folded_copy_follows_training_and_moves():
+    import numpy as np
+
+    from thanosql_assets.models.embedder import ImageEmbedder
+    from thanosql_assets.models.images import ImageGeometry
+
+    embedder = ImageEmbedder(trained_looking("small_cnn"), ImageGeometry(1, 28, 28), torch.tensor([0.5]), torch.tensor([0.25])).eval()
+    images = np.random.default_rng(0).integers(0, 256, (4, 1, 28, 28), dtype=np.uint8)
+    before = embedder.embed(images)  # folds and keeps the copy
+    embedder.train()
+    with torch.no_grad():
+        for parameter in embedder.backbone.parameters():
+            parameter.mul_(1.5)  # as a training step would change them
+    embedder.eval()
+    after = embedder.embed(images)
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(after, embedder(torch.from_numpy(images)).detach().numpy(), atol=0.05, rtol=0.05)  # bf16 where native
+    assert "_inference_backbone" in embedder.__dict__
+    embedder.double()  # a cast (as .to() and .cpu()) drops the copy too
+    assert "_inference_backbone" not in embedder.__dict__

@@ -12,6 +12,12 @@ would send large, meaningless gradients into the pretrained encoder during the f
 and with few labels (ten per class) fine-tuning at the rates that train networks from scratch
 loses accuracy, as the encoder overfits the handful of images. A classifier whose classes are
 the labels' keeps its head and trains further at the same low rate.
+
+A SimCLR start can also learn from unlabelled images (self-training, as in semi-supervised
+learning's pseudo-labelling): the probe labels each one, those it labels with some confidence
+join the training images with that label, and the head is fitted again on all of them before
+fine-tuning. With ten labels per class most of what the encoder gets wrong is where few
+labelled points sit; hundreds of confidently labelled neighbours fill that in.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ _PROBE_STEPS = 300
 _PROBE_LEARNING_RATE = 0.01
 _PROBE_FEATURES = 4096
 _PROBE_VIEWS = 16
+PSEUDO_LABEL_CONFIDENCE = 0.5  # self-training keeps the unlabelled images the probe labels at least this sure
+_SELF_TRAINING_FEATURES = 16384  # its second probe sees more views: measurably better, and a SimCLR encoder is cheap to run
 
 
 @dataclass
@@ -57,6 +65,7 @@ class ClassifierTrainingResult:
     device: str
     config: ClassifierConfig  # what trained: the requested config with input size, device and learning rate filled in
     network: str  # one line saying what trained
+    pseudo_labelled: int = 0  # unlabelled images self-training labelled and trained on
 
 
 class LabelledBatches:
@@ -139,13 +148,16 @@ def train_classifier(
     progress: Callable[[str], None],
     on_epoch: EpochCallback | None = None,
     start: ImageClassifier | ImageEmbedder | Any | None = None,
+    unlabelled: np.ndarray | None = None,
 ) -> ClassifierTrainingResult:
     """Train on uint8 images (N x C x H x W) of `geometry` and their class indices (int N) into `classes`.
 
     start=None: a new `network` (a torchvision name, `build_network`). start=ImageEmbedder:
     its encoder with a new head. start=ImageClassifier (or a model with `as_image_classifier()`,
     as Hugging Face classifiers have): a copy of it, with a new head unless its classes are
-    `classes`. Images of a start are decoded at its geometry. Deterministic on the CPU for a given seed.
+    `classes`. Images of a start are decoded at its geometry. `unlabelled` (uint8 images of the
+    same geometry, with a SimCLR start): self-training, as the module says. Deterministic on the
+    CPU for a given seed.
     """
     if len(images) < 2:
         raise DataError(f"A classifier needs at least 2 training images; the query returned {len(images)}.")
@@ -158,12 +170,15 @@ def train_classifier(
     images = np.ascontiguousarray(images)
     if images.shape[1:] != (geometry.channels, geometry.height, geometry.width):
         raise ValueError(f"images are {images.shape[1:]}, not {geometry}")
+    if unlabelled is not None and unlabelled.shape[1:] != images.shape[1:]:
+        raise ValueError(f"unlabelled images are {unlabelled.shape[1:]}, not {images.shape[1:]}")
     targets = np.asarray(targets, dtype=np.int64)
     if targets.shape != (len(images),) or targets.min() < 0 or targets.max() >= len(classes):
         raise ValueError("targets must hold one class index into `classes` per image")
 
     device = pick_device(config.device)
     pretrained = start is not None
+    pseudo_labelled = 0
     config = config.resolved(
         geometry, device, FINE_TUNE_LEARNING_RATE if pretrained else default_learning_rate(network)
     )
@@ -188,6 +203,8 @@ def train_classifier(
         description = classifier.network
         progress(f"fitting the new head on the SimCLR model's features of {len(images)} images")
         _fit_head(classifier, data, labels, device)
+        if unlabelled is not None and len(unlabelled):
+            data, labels, pseudo_labelled = _self_training(classifier, data, labels, unlabelled, device, progress)
     else:
         pixels = data.float().div_(255).transpose(0, 1).reshape(geometry.channels, -1)
         mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-3)
@@ -198,10 +215,10 @@ def train_classifier(
 
     module = ClassifierModule(classifier.train(), config.learning_rate)
     batches = LabelledBatches(data, labels, config.batch_size, config.seed)
-    reporter = ProgressReporter(len(images), config.max_epochs, progress, on_epoch)
+    reporter = ProgressReporter(len(data), config.max_epochs, progress, on_epoch)
     trainer = lightning_trainer(config.max_epochs, device, [reporter])
     progress(
-        f"training {description} on {len(images)} images of {len(classes)} classes for {config.max_epochs} epochs, "
+        f"training {description} on {len(data)} images of {len(classes)} classes for {config.max_epochs} epochs, "
         f"batch {batches.batch_size}, learning rate {config.learning_rate:g}, on {device}"
     )
     seconds = fit_seconds(trainer, module, batches)
@@ -211,16 +228,45 @@ def train_classifier(
         classifier=classifier,
         epoch_losses=reporter.losses,
         seconds=seconds,
-        images_per_second=len(images) * config.max_epochs / seconds,
+        images_per_second=len(data) * config.max_epochs / seconds,
         device=device,
         config=config,
         network=description,
+        pseudo_labelled=pseudo_labelled,
     )
 
 
-def _fit_head(classifier: ImageClassifier, images: torch.Tensor, targets: torch.Tensor, device: str) -> None:
+def _self_training(
+    classifier: ImageClassifier, images: torch.Tensor, targets: torch.Tensor, unlabelled: np.ndarray, device: str, progress: Callable[[str], None]
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """The training images and targets plus the unlabelled images the probe labels with
+    confidence, and how many those are; the head is fitted again, new, on all of them."""
+    pool = torch.from_numpy(np.ascontiguousarray(unlabelled))
+    classifier.to(device)
+    encoder, head = classifier.encoder.eval(), classifier.head
+    probabilities = []
+    with torch.no_grad():
+        for start in range(0, len(pool), 256):
+            pixels = classifier.normalize(pool[start : start + 256].to(device)).contiguous(memory_format=torch.channels_last)
+            probabilities.append(torch.softmax(head(encoder(pixels)), dim=1).cpu())
+    classifier.cpu()
+    confidence, pseudo = torch.cat(probabilities).max(dim=1)
+    confident = confidence >= PSEUDO_LABEL_CONFIDENCE
+    count = int(confident.sum())
+    progress(
+        f"self-training: the probe labels {count} of {len(pool)} unlabelled images with confidence {PSEUDO_LABEL_CONFIDENCE:g} or more; "
+        f"fitting the head again on them and the {len(images)} labelled images"
+    )
+    images, targets = torch.cat([images, pool[confident]]), torch.cat([targets, pseudo[confident]])
+    head.reset_parameters()
+    _fit_head(classifier, images, targets, device, features=_SELF_TRAINING_FEATURES)
+    return images, targets, count
+
+
+def _fit_head(classifier: ImageClassifier, images: torch.Tensor, targets: torch.Tensor, device: str, features: int = _PROBE_FEATURES) -> None:
     """Fit the linear head on the frozen encoder's features (eval mode, as the head first sees them)
-    of the training images and of augmented views of them, full batch."""
+    of the training images and of augmented views of them (up to 16 per image while under
+    `features` in all), full batch."""
     from thanosql_assets.models.simclr.config import SimCLRConfig
     from thanosql_assets.models.simclr.trainer import augmentation_config
     from thanosql_assets.models.simclr.transforms import BatchAugment
@@ -228,7 +274,7 @@ def _fit_head(classifier: ImageClassifier, images: torch.Tensor, targets: torch.
     # The augmentations SimCLR uses for such images by default: the encoder learned to map them
     # close together, and seeing them spreads each class's few labelled points over its region.
     augment = BatchAugment(augmentation_config(SimCLRConfig().resolved(classifier.geometry, device)))
-    views = min(_PROBE_VIEWS, math.ceil(_PROBE_FEATURES / len(images)) - 1)
+    views = min(_PROBE_VIEWS, math.ceil(features / len(images)) - 1)
     classifier.to(device)
     encoder = classifier.encoder.eval()
     parts = []
@@ -240,11 +286,11 @@ def _fit_head(classifier: ImageClassifier, images: torch.Tensor, targets: torch.
                 parts.append(encoder(((pixels - classifier.mean) / classifier.std).contiguous(memory_format=torch.channels_last)))
     # parts hold views of each block of 256 images in turn: repeat each block's targets as many times.
     labels = torch.cat([targets[start : start + 256].repeat(views + 1) for start in range(0, len(images), 256)]).to(device)
-    features = torch.cat(parts)
+    inputs = torch.cat(parts)
     head = classifier.head
     optimizer = torch.optim.AdamW(head.parameters(), lr=_PROBE_LEARNING_RATE, weight_decay=WEIGHT_DECAY)
     for _ in range(_PROBE_STEPS):
-        loss = F.cross_entropy(head(features), labels, label_smoothing=LABEL_SMOOTHING)
+        loss = F.cross_entropy(head(inputs), labels, label_smoothing=LABEL_SMOOTHING)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

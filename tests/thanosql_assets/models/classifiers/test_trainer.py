@@ -75,6 +75,21 @@ def test_a_simclr_encoder_is_fine_tuned_with_a_new_head_and_left_unchanged():
         torch.testing.assert_close(value, weights[name], rtol=0, atol=0)
 
 
+def test_self_training_adds_the_unlabelled_images_the_probe_labels_with_confidence():
+    torch.manual_seed(0)
+    embedder = ImageEmbedder(build_backbone("small_cnn", 1), GEOMETRY, torch.tensor([0.4]), torch.tensor([0.25])).eval()
+    images, targets = halves(8, seed=0)
+    pool, _ = halves(64, seed=5)
+    messages = []
+    result = train_classifier(images, targets, CLASSES, GEOMETRY, CONFIG, "resnet18", messages.append, start=embedder, unlabelled=pool)
+    assert 0 < result.pseudo_labelled <= 64
+    assert any(f"the probe labels {result.pseudo_labelled} of 64 unlabelled images" in m for m in messages)
+    assert any(m.startswith(f"training encoder of the SimCLR model (small_cnn) + linear head on {8 + result.pseudo_labelled} images") for m in messages)
+    assert accuracy(result.classifier, *halves(64, seed=1)) > 0.9
+    with pytest.raises(ValueError, match="unlabelled images"):
+        train(images, targets, start=embedder, unlabelled=np.zeros((4, 1, 8, 8), dtype=np.uint8))
+
+
 def test_a_trained_classifier_trains_further_as_a_copy_with_its_classes():
     images, targets = halves(32, seed=0)
     first = train(images, targets).classifier
