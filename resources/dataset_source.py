@@ -37,6 +37,12 @@ class DatasetSourceResource(dg.ConfigurableResource):
     mirror: str | None = None
     timeout_s: float = 60.0
 
+    def available_offline(self, filename: str) -> bool:
+        """Whether `filename` can be had without a download: in the mirror, or already downloaded (unchecked here)."""
+        if self.mirror:
+            return (Path(self.mirror).expanduser() / filename).is_file()
+        return (Path(self.cache_dir) / filename).is_file()
+
     def fetch(
         self,
         filename: str,

@@ -54,13 +54,25 @@ class ModelSourceResource(dg.ConfigurableResource):
             return None
         directory = Path(self.mirror).expanduser() / name
         if not (directory / MANIFEST).is_file():
-            available = sorted(str(path.parent.relative_to(Path(self.mirror).expanduser())) for path in Path(self.mirror).expanduser().glob(f"**/{MANIFEST}"))
+            available = self.mirrored_names()
             raise DataError(
                 f"Model {name!r} is not in the model mirror {self.mirror} (no {name}/{MANIFEST} there).",
                 hint=(f"Mirrored models: {', '.join(available[:20])}. " if available else "The mirror holds no models yet. ")
                 + f"Copy the model's save_pretrained directory to {self.mirror}/{name}/ with `sha256sum * > {MANIFEST}` in it, or unset THANOSQL_MODEL_MIRROR to download.",
             )
         return directory
+
+    def mirrored_names(self) -> list[str]:
+        """The names of the models in the mirror (directories holding a SHA256SUMS), sorted; none without a mirror."""
+        if not self.mirror:
+            return []
+        root = Path(self.mirror).expanduser()
+        return sorted(str(path.parent.relative_to(root)) for path in root.glob(f"**/{MANIFEST}"))
+
+    def available_offline(self, name: str) -> bool:
+        """Whether model `name` can be had without a download: in the mirror, or in the cache (BUILD's pretrained weights)."""
+        in_mirror = bool(self.mirror) and (Path(self.mirror).expanduser() / name / MANIFEST).is_file()
+        return in_mirror or (Path(self.cache_dir) / name).is_dir()
 
     def fetch(self, name: str, target: Path, progress: Callable[[str], None] = log.info) -> str:
         """Model `name`'s files, verified, copied into the new directory `target`; returns where they came from."""

@@ -1,4 +1,4 @@
-"""Evaluating planned queries: SELECT (possibly over SEARCH subqueries), SEARCH and PRINT.
+"""Evaluating planned queries: SELECT (possibly over SEARCH, PREDICT and LIST subqueries), SEARCH, PRINT and LIST.
 
 SEARCH reads the latest materialized assets only: the table records which collection and
 model version its embedding column comes from (its generation). SEARCH embeds the query images
@@ -33,16 +33,19 @@ from sqlglot import exp
 from resources import (
     CatalogResource,
     CollectionNotFound,
+    DatasetSourceResource,
     Generation,
     ModelRegistryResource,
+    ModelSourceResource,
     StaleGeneration,
     VectorStoreResource,
     WarehouseResource,
     WorkspaceResource,
 )
+from sql_frontend.execution import listing
 from sql_frontend.execution.candidates import CANDIDATES, KEY, SEARCH_RELATION, candidates_parameters, candidates_statement
 from sql_frontend.execution.results import PRINT_ATTR
-from sql_frontend.language.dialect import PredictUsing, PrintMedia, SearchMedia
+from sql_frontend.language.dialect import ListObjects, PredictUsing, PrintMedia, SearchMedia
 from sql_frontend.language.names import object_name, with_postgres_output_names
 from sql_frontend.language.positions import locate
 from sql_frontend.planning.options import PREDICT_OPTIONS, validate_options
@@ -59,6 +62,7 @@ IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".we
 MAX_ATTEMPTS = 5  # a query restarts when a CONVERT switches a table it reads; it gives up after this many
 FIRST_CANDIDATES = 32  # images asked of Qdrant on a top-k plan's first round, at least 4x k
 PREDICT_RELATION = "__thanosql_predict_{}"
+LIST_RELATION = "__thanosql_list_{}"
 
 
 @dataclass
@@ -89,6 +93,8 @@ class QueryEngine:
         catalog: CatalogResource,
         model_registry: ModelRegistryResource,
         vector_store: VectorStoreResource,
+        model_source: ModelSourceResource,
+        dataset_source: DatasetSourceResource,
         sql: str = "",
         start: int = 0,
     ):
@@ -97,6 +103,8 @@ class QueryEngine:
         self.catalog = catalog
         self.model_registry = model_registry
         self.vector_store = vector_store
+        self.model_source = model_source
+        self.dataset_source = dataset_source
         self.sql = sql  # the statement's script, for error positions
         self.start = start  # where the statement begins in it
         self._tables: dict[str, dict[str, Generation]] | None = None  # this attempt's view of the tables' generations
@@ -133,6 +141,8 @@ class QueryEngine:
         if isinstance(statement, PredictUsing):
             self.last_plan = "exhaustive"
             return self.predict(statement)
+        if isinstance(statement, ListObjects):
+            return self.list_objects(statement)
         return self.select(statement, relations)
 
     # -- SELECT ---------------------------------------------------------------------------
@@ -144,6 +154,10 @@ class QueryEngine:
             name = PREDICT_RELATION.format(index)
             relations[name] = self.predict(subquery.this)
             subquery.replace(_relation(name, subquery.args.get("alias")))
+        for index, subquery in enumerate([s for s in query.find_all(exp.Subquery) if isinstance(s.this, ListObjects)]):
+            name = LIST_RELATION.format(index)
+            relations[name] = self.list_objects(subquery.this)
+            subquery.replace(_relation(name, subquery.args.get("alias")))
         top_k = find_top_k(query)
         if top_k is not None:
             return self._select_top_k(query, top_k, relations)
@@ -153,6 +167,17 @@ class QueryEngine:
             relations[name] = self.search_all(self.prepare(subquery.this))
             subquery.replace(_relation(name, subquery.args.get("alias")))
         return self.warehouse.query(query.sql(dialect=self.warehouse.dialect), relations)
+
+    def list_objects(self, node: ListObjects) -> pd.DataFrame:
+        """LIST MODEL, LIST TABLE, LIST THANOSQL MODEL or LIST THANOSQL DATASET (`listing`)."""
+        kind = node.args["kind"]
+        if kind == "MODEL":
+            return listing.list_models(self.catalog)
+        if kind == "TABLE":
+            return listing.list_tables(self.warehouse)
+        if kind == "THANOSQL MODEL":
+            return listing.list_published_models(self.model_source)
+        return listing.list_datasets(self.dataset_source)
 
     # -- SEARCH ---------------------------------------------------------------------------
 

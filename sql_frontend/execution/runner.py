@@ -25,7 +25,7 @@ from thanosql_assets.defs.materialize import materialize
 from thanosql_assets.defs.specs import model_key
 
 progress_log = logging.getLogger("thanosql.progress")
-QUERY_RESOURCES = ("workspace", "warehouse", "catalog", "model_registry", "vector_store")
+QUERY_RESOURCES = ("workspace", "warehouse", "catalog", "model_registry", "vector_store", "model_source", "dataset_source")
 
 
 class StatementRunner:

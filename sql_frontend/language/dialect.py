@@ -104,6 +104,17 @@ class CreateTableUsing(exp.Expression):
     arg_types = {"this": True, "model": True, "options": False, "source": True}
 
 
+class ListObjects(exp.Expression):
+    """``LIST MODEL``, ``LIST TABLE``, ``LIST THANOSQL MODEL``, ``LIST THANOSQL DATASET``: the
+    objects of the workspace, or those GET THANOSQL can fetch, as rows (also as a subquery).
+    `kind` is one of LIST_KINDS."""
+
+    arg_types = {"kind": True}
+
+
+LIST_KINDS = ("MODEL", "TABLE", "THANOSQL MODEL", "THANOSQL DATASET")
+
+
 STATEMENT_TYPES = (
     GetDataset, CopyFrom, BuildModel, FitModel, ConvertUsing, PredictUsing, EvaluateUsing, SearchMedia, PrintMedia, CreateTableUsing
 )
@@ -151,6 +162,7 @@ class Parser(Postgres.Parser):
         "SEARCH": lambda self: self._parse_search(),
         "PRINT": lambda self: self._parse_print(),
         "UPLOAD": lambda self: self._parse_upload_model(),
+        "LIST": lambda self: self._parse_list(),
     }
 
     # The token the last error blamed; None when the statement ended before it was complete.
@@ -165,7 +177,7 @@ class Parser(Postgres.Parser):
     def _parse_statement(self) -> exp.Expression | None:
         if not self._curr:
             return None
-        if self._curr.token_type == TokenType.VAR:
+        if self._curr.token_type in (TokenType.VAR, TokenType.LIST):  # LIST is a type name to sqlglot
             handler = self.WORD_STATEMENT_PARSERS.get(self._curr.text.upper())
             if handler is not None:
                 self._advance()
@@ -176,11 +188,14 @@ class Parser(Postgres.Parser):
 
     def _parse_wrapped_select(self, table: bool = False) -> exp.Expression | None:
         # `( SEARCH ... )`, `( CONVERT ... )` and `( PREDICT ... )` work wherever a subquery does.
-        if self._curr and self._curr.token_type == TokenType.VAR:
+        if self._curr and self._curr.token_type in (TokenType.VAR, TokenType.LIST):
             word = self._curr.text.upper()
             if word == "SEARCH":
                 self._advance()
                 return self._parse_search()
+            if word == "LIST":
+                self._advance()
+                return self._parse_list()
             if word in ("CONVERT", "PREDICT") and self._next and self._next.token_type == TokenType.USING:
                 self._advance()
                 return self._parse_convert_using() if word == "CONVERT" else self._parse_using_query(PredictUsing, "PREDICT")
@@ -244,6 +259,14 @@ class Parser(Postgres.Parser):
         model = self._expect_name("a model name")
         options = self._parse_thanosql_options()
         return node_type(this=model, options=options, query=self._parse_as_query())
+
+    def _parse_list(self) -> ListObjects:
+        # Singular as ThanoSQL writes it; the plural reads as well.
+        expected = "MODEL, TABLE, THANOSQL MODEL or THANOSQL DATASET after LIST"
+        word = self._expect_word_in(("MODEL", "MODELS", "TABLE", "TABLES", "THANOSQL"), expected)
+        if word == "THANOSQL":
+            word = "THANOSQL " + self._expect_word_in(("MODEL", "MODELS", "DATASET", "DATASETS"), "MODEL or DATASET after LIST THANOSQL")
+        return ListObjects(kind=word.removesuffix("S"))
 
     def _parse_search(self) -> SearchMedia:
         kind = self._expect_word_in(("IMAGE", "AUDIO", "VIDEO"), "IMAGE after SEARCH")
@@ -442,6 +465,7 @@ class Generator(Postgres.Generator):
             f"USING {self.sql(e, 'this')} AS {self.sql(e, 'query')}"
         ),
         PrintMedia: lambda self, e: f"PRINT {e.args['kind']} AS ({self.sql(e, 'query')})",
+        ListObjects: lambda self, e: f"LIST {e.args['kind']}",
         CreateTableUsing: lambda self, e: (
             f"CREATE TABLE {self.sql(e, 'this')} USING {self.sql(e, 'model')}"
             f"{_options_sql(self, e.args.get('options'))} FROM {self.sql(e, 'source')}"

@@ -33,6 +33,7 @@ from sql_frontend.language.dialect import (
     FitModel,
     GetDataset,
     GetModel,
+    ListObjects,
     PredictUsing,
     PrintMedia,
     SearchMedia,
@@ -94,7 +95,8 @@ from thanosql_assets.models.classifiers.config import OPTION_ALIASES
 _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit
 _STATEMENTS = (
-    "GET THANOSQL DATASET, GET THANOSQL MODEL, COPY, BUILD MODEL, FIT MODEL, UPLOAD MODEL, CONVERT, CREATE TABLE ... USING, PREDICT, EVALUATE, SEARCH, PRINT and SELECT"
+    "GET THANOSQL DATASET, GET THANOSQL MODEL, COPY, BUILD MODEL, FIT MODEL, UPLOAD MODEL, CONVERT, CREATE TABLE ... USING, PREDICT, "
+    "EVALUATE, SEARCH, PRINT, LIST and SELECT"
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # organization/model, as the Hugging Face Hub names models
 _KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
@@ -208,7 +210,7 @@ class _StatementPlanner:
         for node_type, handler in handlers.items():
             if isinstance(node, node_type):
                 return handler(node)
-        if isinstance(node, (SearchMedia, PrintMedia, exp.Query)):
+        if isinstance(node, (SearchMedia, PrintMedia, ListObjects, exp.Query)):
             return self._query(node)
         keyword = str(node.this) if isinstance(node, exp.Command) else node.sql(dialect=ThanoSQL).split(" ", 1)[0]
         raise SQLError(

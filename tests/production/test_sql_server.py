@@ -183,3 +183,13 @@ def test_classifiers_over_http_on_postgresql_mlflow_and_qdrant_servers(stack, re
     assert key in instance.event_log_storage.get_latest_asset_check_execution_by_key([key])
     keys = {key.to_user_string() for key in instance.get_asset_keys()}
     assert {"model/digits", "table/test_predictions"} <= keys
+
+
+def test_list_statements_over_http_on_postgresql(remote, remote_results):
+    models = remote.execute("LIST MODEL")
+    assert list(models.columns) == ["name", "class_name", "last_updated_utc", "version", "trained_on", "quality"]
+    assert "my_image_search_model" in set(models["name"])
+    simclr = remote.execute("SELECT name, version FROM (LIST MODEL) AS m WHERE class_name = 'SimCLR'")
+    assert list(simclr["name"]) == ["my_image_search_model"]
+    tables = remote.execute("SELECT table_name, rows FROM (LIST TABLE) AS t WHERE table_name LIKE 'mnist%' ORDER BY table_name")
+    assert tables.values.tolist() == [["mnist_test", 200], ["mnist_train", 1000]]

@@ -22,8 +22,10 @@ from thanosql_assets.defs.specs import DatasetSpec
 class DatasetRecipe:
     name: str
     description: str
+    files: tuple[str, ...]  # what `build` fetches from the dataset source
     # (source, staging dir, path prefix seen from the workspace, progress) -> counts
     build: Callable[[DatasetSourceResource, Path, str, Callable[[str], None]], dict[str, int]]
+    data_type: str = "image"
 
 
 def _build_mnist(source: DatasetSourceResource, destination: Path, relative_root: str, progress) -> dict[str, int]:
@@ -38,6 +40,7 @@ DATASETS: dict[str, DatasetRecipe] = {
     "mnist_data": DatasetRecipe(
         name="mnist_data",
         description="MNIST handwritten digits: 1,000 train and 200 test JPEG images with mnist_train.csv and mnist_test.csv",
+        files=tuple(filename for filename, _ in mnist.SOURCE_FILES.values()),
         build=_build_mnist,
     ),
 }

@@ -64,3 +64,9 @@ def test_the_folder_example_runs_as_readme_says(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "[2/5] CREATE TABLE labels USING vit" in result.stdout and "[10 rows x 4 columns]" in result.stdout
     assert "red_0.jpg" in result.stdout and "picture: " in result.stdout
+
+
+def test_list_prints_the_tables(tutorial_home):
+    result = thanosql("--home", str(tutorial_home), "query", "LIST TABLE")
+    assert result.returncode == 0, result.stderr
+    assert "mnist_train" in result.stdout and "my_image_search_model_simclr" in result.stdout and "embedding_columns" in result.stdout

@@ -64,3 +64,9 @@ def test_statements_without_rows_print_success(ipython, scratch_conn):
         )
     assert result is None
     assert "Success" in captured.stdout
+
+
+def test_list_in_a_cell_returns_the_models(ipython, tutorial_home):
+    ipython.run_line_magic("thanosql", f"home={tutorial_home}")
+    result = ipython.run_cell_magic("thanosql", "", "LIST MODEL")
+    assert list(result["name"]) == ["my_image_search_model"] and list(result["class_name"]) == ["SimCLR"]

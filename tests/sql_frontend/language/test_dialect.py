@@ -141,7 +141,25 @@ CLASSIFIER_STATEMENTS = [
     "GET THANOSQL MODEL 'google/vit-base-patch16-224' OPTIONS (overwrite=True) AS vit",
     'GET THANOSQL MODEL "google/vit-base-patch16-224"',
     "CREATE TABLE labels USING vit OPTIONS (path_type='folder', data_type='image') FROM 'photos'",
+    "BUILD MODEL r USING ResNet18 OPTIONS (pretrained=True, input_size=128) AS SELECT * FROM t",
+    "BUILD MODEL v USING ViT OPTIONS (pretrained='vit', self_training=False) AS SELECT * FROM t",
+    "GET THANOSQL MODEL 'torchvision/resnet18' AS r",
 ]
+
+LIST_STATEMENTS = [
+    ("LIST MODEL", "LIST MODEL"),
+    ("list tables", "LIST TABLE"),
+    ("LIST THANOSQL MODEL", "LIST THANOSQL MODEL"),
+    ("LIST THANOSQL DATASETS", "LIST THANOSQL DATASET"),
+    ("SELECT * FROM (LIST MODEL) AS m WHERE class_name = 'SimCLR'", "SELECT * FROM (LIST MODEL) AS m WHERE class_name = 'SimCLR'"),
+]
+
+
+@pytest.mark.parametrize(("sql", "expected"), LIST_STATEMENTS)
+def test_list_statements_parse_and_round_trip(sql, expected):
+    generated = parse_statement(sql).expression.sql(dialect=ThanoSQL)
+    assert generated == expected
+    assert sqlglot.parse_one(generated, read=ThanoSQL).sql(dialect=ThanoSQL) == generated
 
 
 @pytest.mark.parametrize("sql", CLASSIFIER_STATEMENTS)
