@@ -88,6 +88,7 @@ from thanosql_assets.defs.specs import (
     spec_from_dict,
     table_key,
 )
+from thanosql_assets.defs.table_files import TABLE_SUFFIXES
 from thanosql_assets.defs.uploads import MODELS_DIR
 from thanosql_assets.models.algorithms import ALGORITHMS, FAMILIES, Algorithm, algorithm_of, network_family
 from thanosql_assets.models.classifiers.config import OPTION_ALIASES
@@ -306,11 +307,17 @@ class _StatementPlanner:
         source_node = node.args["source"]
         source = source_node.this
         path = self._resolve(source_node)
-        if not path.is_file():
+        if not path.exists():
             raise ObjectNotFoundError(
-                f'File "{source}" does not exist (looked at {path}).',
+                f'"{source}" does not exist (looked at {path}).',
                 **self._at(source_node),
                 hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
+            )
+        if path.is_file() and path.suffix.lower() not in TABLE_SUFFIXES:
+            raise SQLError(
+                f'COPY reads {", ".join(TABLE_SUFFIXES)} files and folders, not "{source}".',
+                **self._at(source_node),
+                hint="Save the table as CSV, Parquet, JSON records or JSON Lines, or COPY a folder of files.",
             )
         sources: tuple[str, ...] = (source,)
         if self._warehouse.table_exists(name):

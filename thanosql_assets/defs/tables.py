@@ -23,10 +23,10 @@ from resources import (
     WorkspaceResource,
 )
 from thanosql.errors import DataError
-from thanosql_assets.defs.csv_files import read_csv_files
 from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, TableSpec, spec_from_dict
+from thanosql_assets.defs.table_files import read_table_files
 from thanosql_assets.defs.table_metadata import column_schema
 
 _STAGED = "__thanosql_staged"  # the name a table's new rows go by while its embeddings are refreshed
@@ -74,12 +74,14 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         progress = Progress(context)
         paths = [workspace.resolve(source) for source in spec.sources]
         for source, path in zip(spec.sources, paths):
-            if not path.is_file():
+            if not path.exists():
                 raise DataError(
-                    f'COPY {spec.name}: file "{source}" does not exist (looked at {path}).',
+                    f'COPY {spec.name}: "{source}" does not exist (looked at {path}).',
                     hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
                 )
-        data = read_csv_files(list(zip(spec.sources, paths)))
+        data, renamed = read_table_files(list(zip(spec.sources, paths)), workspace.display_path)
+        for note in renamed:
+            progress(f"COPY {spec.name}: {note}")
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
         refreshed: list[RefreshedEmbedding] = []
         try:
@@ -111,6 +113,7 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                 "dagster/column_schema": column_schema(preview),
                 "sources": dg.MetadataValue.json([str(path) for path in paths]),
                 "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+                **({"renamed_columns": dg.MetadataValue.json(renamed)} if renamed else {}),
                 "seconds": round(time.perf_counter() - started, 2),
             }
         )

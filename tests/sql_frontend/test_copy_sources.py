@@ -1,0 +1,100 @@
+"""COPY from every source: CSV, Parquet, JSON records, JSON Lines and folders (the ImageFolder
+layout gives labels), with column names made lowercase identifiers, through the Python API on the
+tutorial's workspace; bad sources are refused and change nothing."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pandas as pd
+import pytest
+
+from resources import Settings
+from tests.sql_frontend.test_bad_input_catalogue import refused
+from thanosql.errors import DataError, SQLError
+
+ROWS = pd.DataFrame({"Image Path": ["a.jpg", "b.jpg", "c.jpg"], "Label": [3, 1, 4], "score": [0.5, 0.25, 1.0]})
+
+
+def _metadata(conn, table: str) -> dict:
+    instance = Settings.from_env(conn.settings.home).dagster_instance()
+    return instance.get_latest_materialization_event(dg.AssetKey(["table", table])).asset_materialization.metadata
+
+
+@pytest.mark.parametrize(
+    "suffix, write",
+    [
+        (".parquet", lambda frame, path: frame.to_parquet(path, index=False)),
+        (".json", lambda frame, path: frame.to_json(path, orient="records")),
+        (".jsonl", lambda frame, path: frame.to_json(path, orient="records", lines=True)),
+        (".csv", lambda frame, path: frame.to_csv(path, index=False)),
+    ],
+)
+def test_copy_reads_each_format_with_lowercase_identifier_columns(scratch_conn, suffix, write):
+    home = scratch_conn.settings.home
+    write(ROWS, home / f"rows{suffix}")
+    scratch_conn.execute(f"COPY rows FROM 'rows{suffix}'")
+    table = scratch_conn.execute("SELECT * FROM rows ORDER BY label")
+    assert list(table.columns) == ["image_path", "label", "score"]
+    assert table.values.tolist() == [["b.jpg", 1, 0.25], ["a.jpg", 3, 0.5], ["c.jpg", 4, 1.0]]
+    renamed = _metadata(scratch_conn, "rows")["renamed_columns"].value
+    assert renamed == [f'"rows{suffix}": column \'Image Path\' is \'image_path\'', f'"rows{suffix}": column \'Label\' is \'label\'']
+
+
+def test_append_takes_another_format_with_the_same_columns(scratch_conn):
+    home = scratch_conn.settings.home
+    ROWS.to_parquet(home / "rows.parquet", index=False)
+    ROWS.assign(Label=[5, 9, 2]).to_json(home / "more.jsonl", orient="records", lines=True)
+    scratch_conn.execute("COPY rows FROM 'rows.parquet'")
+    scratch_conn.execute("COPY rows OPTIONS (append=True) FROM 'more.jsonl'")
+    assert sorted(scratch_conn.execute("SELECT label FROM rows")["label"]) == [1, 2, 3, 4, 5, 9]
+
+
+def test_a_folder_gives_a_row_per_file_and_imagefolder_labels(scratch_conn):
+    home = scratch_conn.settings.home
+    for label, names in {"cat": ["1.jpg", "2.jpg"], "dog": ["3.png"]}.items():
+        for name in names:
+            (home / "pets" / label).mkdir(parents=True, exist_ok=True)
+            (home / "pets" / label / name).write_bytes(b"x")
+    scratch_conn.execute("COPY pets FROM 'pets'")
+    pets = scratch_conn.execute("SELECT * FROM pets ORDER BY filename")
+    assert pets.values.tolist() == [["pets/cat/1.jpg", "1.jpg", "cat"], ["pets/cat/2.jpg", "2.jpg", "cat"], ["pets/dog/3.png", "3.png", "dog"]]
+    (home / "flat").mkdir()
+    (home / "flat" / "a.jpg").write_bytes(b"x")
+    scratch_conn.execute("COPY flat FROM 'flat'")
+    assert list(scratch_conn.execute("SELECT * FROM flat").columns) == ["image_path", "filename"]  # no class folders: no label
+
+
+def _write(home, name: str, content: bytes) -> str:
+    (home / name).write_bytes(content)
+    return name
+
+
+@pytest.mark.parametrize(
+    "name, content, error, words",
+    [
+        ("empty.parquet", b"", DataError, ["empty"]),
+        ("empty.json", b"", DataError, ["empty"]),
+        ("binary.parquet", b"\x00\x01 not parquet", DataError, ["not a Parquet file", "to_parquet"]),
+        ("text.json", b"[1, 2", DataError, ["not JSON records", "orient"]),
+        ("mixed.json", b'[{"a": 1}, {"a": "one"}]', DataError, ["mixes values", "'a'"]),
+        ("lines.jsonl", b'{"a": 1}\nnot json\n', DataError, ["not JSON Lines"]),
+        ("table.xml", b"<rows/>", SQLError, [".parquet", "folders"]),
+    ],
+)
+def test_bad_sources_are_refused_and_change_nothing(scratch_conn, name, content, error, words):
+    _write(scratch_conn.settings.home, name, content)
+    message = str(refused(scratch_conn, f"COPY bad FROM '{name}'", error))
+    for word in words:
+        assert word.lower() in message.lower(), message
+    assert "bad" not in set(scratch_conn.execute("SELECT table_name FROM (LIST TABLE) AS t")["table_name"])
+
+
+def test_an_empty_folder_or_other_columns_on_append_are_refused(scratch_conn):
+    home = scratch_conn.settings.home
+    (home / "nothing").mkdir()
+    assert "holds no files" in str(refused(scratch_conn, "COPY bad FROM 'nothing'", DataError))
+    ROWS.to_parquet(home / "rows.parquet", index=False)
+    scratch_conn.execute("COPY rows FROM 'rows.parquet'")
+    ROWS.drop(columns="score").to_json(home / "fewer.json", orient="records")
+    message = str(refused(scratch_conn, "COPY rows OPTIONS (append=True) FROM 'fewer.json'", DataError))
+    assert "same columns" in message and "image_path, label" in message

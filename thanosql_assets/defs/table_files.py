@@ -1,0 +1,133 @@
+"""COPY's sources as one Arrow table: CSV, Parquet, JSON and JSON Lines files, and folders of files.
+
+Each source is read by the reader of its suffix (CSV as `csv_files` reads it, line by line;
+`.parquet` with pyarrow; `.json` as pandas' `to_json(orient="records")` writes a DataFrame;
+`.jsonl` / `.ndjson` one object per line), or, for a folder, as one row per file under it:
+`image_path`, `filename`, and `label` (the subfolder's name) when every file sits in a
+subfolder of the folder, the ImageFolder layout of classification datasets.
+
+Column names become lowercase identifiers (`Image Path` -> `image_path`), and what was renamed
+is said. Appended sources must give the first source's columns, with values of their types.
+Every problem is a DataError naming the source; nothing is read partially.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import pyarrow as pa
+
+from thanosql.errors import DataError
+from thanosql_assets.defs.csv_files import read_csv_files
+
+TABLE_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl", ".ndjson")
+_NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
+
+
+def read_table_files(files: Sequence[tuple[str, Path]], workspace_path=str) -> tuple[pa.Table, list[str]]:
+    """(as written in the statement, path) of each source, in order -> (all their rows, notes of renamed columns).
+
+    `workspace_path(path)` writes a folder's file paths as the table stores them."""
+    if all(path.suffix.lower() == ".csv" and not path.is_dir() for _, path in files):  # CSV appends say which line does not fit
+        table, renamed = normalized_names(read_csv_files(files))
+        return table, [f'"{files[0][0]}": column {old!r} is {new!r}' for old, new in renamed]
+    tables, notes = [], []
+    for source, path in files:
+        table = _read_one(source, path, workspace_path)
+        table, renamed = normalized_names(table)
+        notes += [f'"{source}": column {old!r} is {new!r}' for old, new in renamed]
+        tables.append((source, table))
+    first_source, first = tables[0]
+    return pa.concat_tables([first, *(_conform(source, table, first.schema, first_source) for source, table in tables[1:])]), notes
+
+
+def normalized_names(table: pa.Table) -> tuple[pa.Table, list[tuple[str, str]]]:
+    """The table with lowercase identifier column names (letters, digits, _; not starting with a
+    digit; made unique with _2, _3...), and (old, new) for each name that changed."""
+    names, renamed = [], []
+    for name in table.column_names:
+        new = _NOT_IDENTIFIER.sub("_", name.strip().lower()).strip("_") or "column"
+        if new[0].isdigit():
+            new = f"_{new}"
+        base, number = new, 2
+        while new in names:
+            new, number = f"{base}_{number}", number + 1
+        names.append(new)
+        if new != name:
+            renamed.append((name, new))
+    return table.rename_columns(names), renamed
+
+
+def _read_one(source: str, path: Path, workspace_path) -> pa.Table:
+    if path.is_dir():
+        return _read_folder(source, path, workspace_path)
+    suffix = path.suffix.lower()
+    if suffix == ".csv":
+        return read_csv_files([(source, path)])
+    if path.stat().st_size == 0:
+        raise DataError(f'COPY: "{source}" is empty.', hint="COPY a file that holds rows.")
+    try:
+        if suffix == ".parquet":
+            import pyarrow.parquet as pq
+
+            return pq.read_table(path)
+        if suffix in (".json", ".jsonl", ".ndjson"):
+            return _read_json(path, lines=suffix != ".json")
+    except (OSError, ValueError, pa.ArrowException) as error:
+        what = {".parquet": "a Parquet file", ".json": "JSON records"}.get(suffix, "JSON Lines")
+        reason = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+        raise DataError(f'COPY: "{source}" is not {what} ({reason}).', hint=_FORMAT_HINTS[suffix]) from None
+    raise DataError(
+        f'COPY: "{source}" is a {suffix or "suffix-less"} file; COPY reads {", ".join(TABLE_SUFFIXES)} files and folders.',
+        hint="Save the table in one of those formats.",
+    )
+
+
+_FORMAT_HINTS = {
+    ".parquet": "Write it with DataFrame.to_parquet(path) or pyarrow.parquet.write_table.",
+    ".json": 'Write it with DataFrame.to_json(path, orient="records"): a list of objects, one per row.',
+    ".jsonl": 'Write one JSON object per line, e.g. DataFrame.to_json(path, orient="records", lines=True).',
+    ".ndjson": 'Write one JSON object per line, e.g. DataFrame.to_json(path, orient="records", lines=True).',
+}
+
+
+def _read_json(path: Path, lines: bool) -> pa.Table:
+    import pandas as pd
+
+    frame = pd.read_json(path, orient="records", lines=lines, dtype=False, convert_dates=False)
+    if not isinstance(frame, pd.DataFrame) or frame.empty or len(frame.columns) == 0:
+        raise ValueError("no rows of named values")
+    for column in frame.columns:
+        kinds = {type(value) for value in frame[column].dropna()}
+        if len(kinds - {int, float}) > 1 or (kinds & {int, float} and kinds - {int, float}):
+            names = ", ".join(sorted(kind.__name__ for kind in kinds))
+            raise ValueError(f"column {column!r} mixes values of types {names}")
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _read_folder(source: str, folder: Path, workspace_path) -> pa.Table:
+    files = sorted(path for path in folder.rglob("*") if path.is_file() and not path.name.startswith("."))
+    if not files:
+        raise DataError(f'COPY: folder "{source}" holds no files.', hint="COPY a folder of files (images, one subfolder per class for labels).")
+    columns = {"image_path": [workspace_path(path) for path in files], "filename": [path.name for path in files]}
+    if all(len(path.relative_to(folder).parts) == 2 for path in files):  # ImageFolder: folder/<label>/<file>
+        columns["label"] = [path.parent.name for path in files]
+    return pa.table(columns)
+
+
+def _conform(source: str, table: pa.Table, schema: pa.Schema, first_source: str) -> pa.Table:
+    """`table` with `schema`'s columns and types; a DataError when it has other columns or values that do not fit."""
+    if table.column_names != schema.names:
+        raise DataError(
+            f'COPY: "{source}" has columns {", ".join(table.column_names)}; the table has {", ".join(schema.names)} (from "{first_source}").',
+            hint="Appended sources must have the same columns, in the same order.",
+        )
+    try:
+        return table.cast(schema)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
+        raise DataError(
+            f'COPY: "{source}" has values that do not fit the types of "{first_source}" ({str(error).splitlines()[0][:200]}).',
+            hint="Give every source the same types per column.",
+        ) from None
