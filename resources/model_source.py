@@ -14,6 +14,7 @@ weights (checking the sha256 prefix in their file name), into the workspace's ca
 from __future__ import annotations
 
 import hashlib
+import http.client
 import logging
 import re
 import shutil
@@ -75,7 +76,16 @@ class ModelSourceResource(dg.ConfigurableResource):
         return in_mirror or (Path(self.cache_dir) / name).is_dir()
 
     def fetch(self, name: str, target: Path, progress: Callable[[str], None] = log.info) -> str:
-        """Model `name`'s files, verified, copied into the new directory `target`; returns where they came from."""
+        """Model `name`'s files, verified, copied into the new directory `target`; returns where they came from.
+
+        From the mirror when it has the model; else torchvision's weights from the cache when an
+        earlier fetch left them there (verified then); else from the mirror's error or a download."""
+        cached = Path(self.cache_dir) / name
+        in_mirror = bool(self.mirror) and (Path(self.mirror).expanduser() / name / MANIFEST).is_file()
+        if not in_mirror and name.startswith(TORCHVISION) and cached.is_dir():
+            shutil.copytree(cached, target)
+            progress(f"using {name} from the cache {cached}")
+            return f"cache {cached}"
         mirrored = self.mirrored(name)
         if mirrored is not None:
             files = _verified_manifest(mirrored)
@@ -97,7 +107,11 @@ class ModelSourceResource(dg.ConfigurableResource):
             staging = directory.parent / f".{directory.name}.{uuid.uuid4().hex[:8]}"
             try:
                 self.fetch(name, staging, progress)
-                staging.rename(directory)
+                try:
+                    staging.rename(directory)
+                except OSError:  # another run fetched it meanwhile: theirs is as good
+                    if not directory.is_dir():
+                        raise
             finally:
                 shutil.rmtree(staging, ignore_errors=True)
         else:
@@ -141,7 +155,7 @@ def _download_torchvision(network: str, target: Path, progress: Callable[[str], 
     progress(f"downloading torchvision's {weights} from {weights.url}")
     try:
         torch.hub.download_url_to_file(weights.url, str(target / filename), hash_prefix=hash_prefix.group(1) if hash_prefix else None, progress=False)
-    except (OSError, RuntimeError) as error:  # no connection (URLError is an OSError), or a hash mismatch
+    except (OSError, RuntimeError, http.client.HTTPException) as error:  # no connection (URLError is an OSError), a cut download, a hash mismatch
         raise DataError(
             f"Could not download torchvision's {weights}: {str(error).splitlines()[0][:300]}",
             hint=f"Without internet access, point THANOSQL_MODEL_MIRROR at a directory holding torchvision/{network}/{filename} and its {MANIFEST}.",

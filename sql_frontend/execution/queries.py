@@ -158,6 +158,10 @@ class QueryEngine:
             name = LIST_RELATION.format(index)
             relations[name] = self.list_objects(subquery.this)
             subquery.replace(_relation(name, subquery.args.get("alias")))
+        for index, cte in enumerate([c for c in query.find_all(exp.CTE) if isinstance(c.this, (ListObjects, PredictUsing))]):
+            name = f"__thanosql_with_{index}"  # WITH m AS (LIST MODEL) ...: the rows, under the CTE's name
+            relations[name] = self.list_objects(cte.this) if isinstance(cte.this, ListObjects) else self.predict(cte.this)
+            cte.set("this", exp.select("*").from_(name))
         top_k = find_top_k(query)
         if top_k is not None:
             return self._select_top_k(query, top_k, relations)

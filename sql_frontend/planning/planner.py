@@ -117,6 +117,12 @@ class SearchTarget:
     images: list[str]  # as written
 
 
+def _huggingface_architecture(network: str) -> str:
+    """The model class in an uploaded model's description ("Hugging Face ViTForImageClassification (...)"), else ""."""
+    match = re.match(r"Hugging Face (\w+)", network)
+    return match.group(1) if match else ""
+
+
 def search_target(node: SearchMedia) -> SearchTarget:
     """The names a SEARCH node gives (unchecked: `Planner` checks them)."""
     images = option_value(node.args["images"])
@@ -446,18 +452,39 @@ class _StatementPlanner:
                 **self._option_at(node, "input_size"),
                 hint="Leave input_size out.",
             )
+        # A torchvision network (trained here, or uploaded weights) must be the algorithm's own; a
+        # Hugging Face architecture, of its family (ViTForImageClassification with USING ViT).
         trained = ALGORITHMS.get(entry.spec["algorithm"].lower())
-        architecture = trained.network if trained else entry.state.get("architecture") or entry.spec.get("network") or ""
-        family = network_family(architecture)
-        if family != algorithm.family:
-            same = [a.name for a in ALGORITHMS.values() if a.kind == "classifier" and a.family == family]
+        network = trained.network if trained else entry.spec.get("network")
+        architecture = network or entry.state.get("architecture") or _huggingface_architecture(entry.state.get("network", ""))
+        fits = network == algorithm.network if network else network_family(architecture) == algorithm.family
+        if not fits:
+            family = network_family(architecture)
+            same = [a.name for a in ALGORITHMS.values() if a.kind == "classifier" and (a.network == network if network else a.family == family)]
             raise OptionError(
-                f"Model {pretrained!r} is a {architecture or entry.state.get('network', 'network')}, not a {algorithm.name}: "
+                f"Model {pretrained!r} is a {architecture or 'network of unknown architecture'}, not a {algorithm.name}: "
                 f"BUILD MODEL ... USING {algorithm.name} cannot start from it.",
                 **where,
                 hint=f"Write USING {' or '.join(same)}." if same
                 else f"pretrained='name' fine-tunes models of BUILD MODEL's architectures ({', '.join(FAMILIES)}); predict with {pretrained} as it is.",
             )
+        self._check_no_cycle(name, pretrained, where)
+
+    def _check_no_cycle(self, name: str, start: str, where: dict) -> None:
+        """Refuse when model `start` itself starts, through any chain of models, from `name`."""
+        seen, current = set(), start
+        while current is not None and current not in seen:
+            seen.add(current)
+            entry = self._catalog.get("model", current)
+            options = (entry.spec.get("options") or {}) if entry else {}
+            pretrained = options.get("pretrained")
+            current = options.get("base_model") or (pretrained if isinstance(pretrained, str) else None)
+            if current == name:
+                raise OptionError(
+                    f"Model {start!r} was trained from {name!r}: {name} cannot start from it in turn.",
+                    **where,
+                    hint="Start from another model, or build this one under a new name.",
+                )
 
     def _fit_model(self, node: FitModel) -> Plan:
         name = object_name(node.this)
@@ -964,9 +991,9 @@ class _StatementPlanner:
 
     def _source_query(self, node: exp.Expression) -> tuple[exp.Expression, list[str]]:
         query = node.args["query"]
-        if any(True for _ in query.find_all(SearchMedia, ConvertUsing, PredictUsing)):
+        if any(True for _ in query.find_all(SearchMedia, ConvertUsing, PredictUsing, ListObjects)):
             raise SQLError(
-                "The AS query of this statement cannot contain SEARCH, CONVERT or PREDICT.",
+                "The AS query of this statement cannot contain SEARCH, CONVERT, PREDICT or LIST.",
                 **self._at(query),
                 hint="Read from tables here; search in a separate statement.",
             )

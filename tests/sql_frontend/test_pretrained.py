@@ -333,6 +333,11 @@ def test_build_fine_tunes_an_uploaded_model_for_other_labels(scratch):
     assert "new head" not in _metadata(scratch, ["model", "colours_too"])["network"].value
     predicted = scratch.execute("PREDICT USING colours_too AS SELECT * FROM colours")
     assert (predicted["predicted"] == predicted["colour"]).all()
+    # a chain of starts cannot close into a loop, nor a model start from itself
+    scratch.execute(f"BUILD MODEL shades2 USING ViT OPTIONS (pretrained='shades', label_col='shade', max_epochs=1, holdout=0) AS {SHADES}")
+    again = "BUILD MODEL shades USING ViT OPTIONS (pretrained='{}', overwrite=True, label_col='shade') AS " + SHADES
+    assert "'shades2' was trained from 'shades'" in str(refused(scratch, again.format("shades2"), OptionError))
+    assert "cannot start from itself" in str(refused(scratch, again.format("shades"), OptionError))
 
 
 @pytest.fixture
@@ -413,7 +418,14 @@ def test_get_thanosql_model_fetches_torchvision_weights_by_network_or_algorithm_
         ),
         pytest.param("BUILD MODEL m USING ViT OPTIONS (pretrained=3, label_col='colour') AS SELECT * FROM colours", OptionError, ["True, False or a name"], id="number"),
         pytest.param("BUILD MODEL m USING SimCLR OPTIONS (pretrained=True) AS SELECT * FROM colours", OptionError, ["Unknown option 'pretrained'"], id="simclr-build"),
-        pytest.param("BUILD MODEL colours2 USING ViT OPTIONS (pretrained='colours2', label_col='colour') AS SELECT * FROM colours", SQLError, ["does not exist"], id="itself"),
+        pytest.param(
+            "BUILD MODEL colours USING ViT OPTIONS (pretrained='colours', overwrite=True, label_col='colour') AS SELECT * FROM colours",
+            OptionError, ["cannot start from itself"], id="itself",
+        ),
+        pytest.param(
+            "BUILD MODEL m USING ViT OPTIONS (pretrained='colours', label_col='colour') AS SELECT * FROM (LIST MODEL) AS l",
+            SQLError, ["cannot contain", "LIST"], id="list-as-training-rows",
+        ),
         pytest.param("GET THANOSQL MODEL 'torchvision/resnet19'", SQLError, ["resnet19", "torchvision/resnet18"], id="unknown-network"),
     ],
 )

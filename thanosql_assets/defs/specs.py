@@ -165,7 +165,8 @@ class ModelSpec(_NamedSpec):
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> ModelSpec:
-        options = dict(data["options"])
+        # Models built before self-training existed retrain (on schedule) as they were built.
+        options = {"self_training": False, **data["options"]}
         config_type = algorithm_of(data["algorithm"]).config
         training_fields = {f.name for f in dataclasses.fields(config_type)}
         return cls(

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
-from thanosql.errors import DataError
+from thanosql.errors import DataError, ThanoSQLError
 from thanosql_assets.defs.checks import image_path_texts, require_column
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
@@ -97,21 +97,24 @@ def unlabelled_images(
     from thanosql_assets.models.images import decode_images
 
     base = spec_from_dict("model", catalog.get("model", spec.base_model).spec)
-    rows = warehouse.query_from(base.query, QUERY_DIALECT)
+    geometry = data.geometry
+    nothing = np.zeros((0, geometry.channels, geometry.height, geometry.width), dtype=np.uint8)
+    try:
+        rows = warehouse.query_from(base.query, QUERY_DIALECT)
+    except ThanoSQLError as error:  # its table was dropped or changed since: train on the labelled rows alone
+        progress(f"self-training skipped: {base.name}'s training rows cannot be read now ({error.message})")
+        return nothing
     if base.image_col not in rows.columns:
-        raise DataError(
-            f"Self-training learns from the images of {base.name}'s training rows, but its query no longer gives column {base.image_col!r}.",
-            hint=f"Add self_training=False to train on the labelled rows only, or build {base.name} again.",
-        )
+        progress(f"self-training skipped: {base.name}'s training rows no longer have column {base.image_col!r}")
+        return nothing
     labelled = {workspace.resolve(path) for path in image_path_texts(data.rows[spec.image_col]) if path is not None}
     paths = [path for path in dict.fromkeys(workspace.resolve(path) for path in image_path_texts(rows[base.image_col]) if path is not None) if path not in labelled]
     if len(paths) > MAX_UNLABELLED:
         chosen = np.random.default_rng(spec.training.seed).choice(len(paths), MAX_UNLABELLED, replace=False)
         paths = [paths[index] for index in sorted(chosen)]
-    geometry = data.geometry
     if not paths:
         progress(f"self-training: {base.name} was trained on no images beyond these labelled rows")
-        return np.zeros((0, geometry.channels, geometry.height, geometry.width), dtype=np.uint8)
+        return nothing
     decoded = decode_images(paths, geometry, on_error="skip")
     unusable = f" ({len(decoded.skipped)} unusable files left out)" if decoded.skipped else ""
     progress(f"self-training: {len(decoded.images)} unlabelled images from {base.name}'s training rows{unusable}")

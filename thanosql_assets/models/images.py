@@ -247,12 +247,27 @@ def _fit(image, geometry: ImageGeometry) -> np.ndarray:
     mode = InterpolationMode.BICUBIC if geometry.resample == "bicubic" else InterpolationMode.BILINEAR
     if geometry.resize:
         resized = resized_shape(tuple(image.shape[-2:]), geometry.resize)
+        image, resized = _centre_of_long_image(image, resized, size)
         if resized != tuple(image.shape[-2:]):
             image = F.resize(image, list(resized), interpolation=mode, antialias=True)
         image = F.center_crop(image, size)
     elif list(image.shape[-2:]) != size:
         image = F.resize(image, size, interpolation=mode, antialias=True)
     return image.numpy()
+
+
+def _centre_of_long_image(image, resized: tuple[int, int], size: list[int]):
+    """(image, its size once resized) as they are; for a very long image (resized, it would be
+    over 4 times the crop's side: a 10 x 20000 px strip would become tens of megapixels), only
+    the centre that the crop keeps, with a margin for the resampling filter, at the same scale."""
+    import torchvision.transforms.v2.functional as F
+
+    if max(resized) <= 4 * max(size):
+        return image, resized
+    height, width = image.shape[-2:]
+    scale_h, scale_w = resized[0] / height, resized[1] / width
+    keep = (min(height, math.ceil((size[0] + 8) / scale_h)), min(width, math.ceil((size[1] + 8) / scale_w)))
+    return F.center_crop(image, list(keep)), (round(keep[0] * scale_h), round(keep[1] * scale_w))
 
 
 def resized_shape(shape: tuple[int, int], resize: tuple[int, ...]) -> tuple[int, int]:

@@ -34,6 +34,11 @@ def test_a_list_is_a_subquery_like_any_other(tutorial_conn):
     assert list(joined["table_name"]) == ["mnist_test"]
 
 
+def test_a_list_is_a_common_table_expression_too(tutorial_conn):
+    named = tutorial_conn.execute("WITH m AS (LIST MODEL) SELECT name FROM m WHERE version = 1")
+    assert list(named["name"]) == ["my_image_search_model"]
+
+
 def test_list_table_counts_rows_and_names_embedding_columns(tutorial_conn):
     tables = tutorial_conn.execute("LIST TABLE").set_index("table_name")
     assert list(tables.columns) == ["rows", "embedding_columns"]

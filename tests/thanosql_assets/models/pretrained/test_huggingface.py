@@ -177,6 +177,18 @@ def test_images_of_any_shape_are_resized_and_cropped_as_the_processor_does(tmp_p
     np.testing.assert_allclose(ours, theirs, atol=1e-5)
 
 
+def test_a_very_long_strip_is_cut_to_its_centre_before_it_is_resized(tmp_path):
+    from thanosql_assets.models.images import decode_images
+
+    processor = CLIPImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 40, "width": 40})
+    processor.save_pretrained(tmp_path)
+    geometry = huggingface._preprocessing(tmp_path, (224, 1 / 255, (0.5,) * 3, (0.5,) * 3))[0]
+    strip = write(tmp_path / "strip.png", _smooth(0, 20, 4000).transpose(2, 0, 1))  # whole, resized: 40 x 8000 px
+    ours = decode_images([strip], geometry).images[0].astype(float)
+    theirs = np.asarray(processor(images=[Image.open(strip)], do_normalize=False, do_rescale=False, return_tensors="np")["pixel_values"][0])
+    assert ours.shape == (3, 40, 40) and np.abs(ours - theirs).mean() < 3  # the same centre, resampled on a grid a fraction of a pixel apart
+
+
 def test_without_a_processor_config_the_model_size_and_vit_defaults_are_used(tmp_path):
     ViTForImageClassification(tiny_vit_config(image_size=24)).save_pretrained(tmp_path)
     classifier = load_huggingface_classifier(tmp_path, source="x")
