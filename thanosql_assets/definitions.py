@@ -18,7 +18,9 @@ from pydantic import Field
 
 from resources import (
     CatalogResource,
+    DatasetSourceResource,
     ModelRegistryResource,
+    ModelSourceResource,
     Settings,
     VectorStoreResource,
     WarehouseResource,
@@ -38,7 +40,7 @@ RESULTS_IO_MANAGER = "search_results_io_manager"
 
 
 class SearchConfig(dg.Config):
-    sql: str = Field(description="A SEARCH, PREDICT, PRINT IMAGE or SELECT statement")
+    sql: str = Field(description="A SEARCH, PREDICT, PRINT IMAGE, LIST or SELECT statement")
 
 
 def result_preview(rows: pd.DataFrame, limit: int = 10) -> str:
@@ -55,6 +57,8 @@ def run_statement(
     catalog: CatalogResource,
     model_registry: ModelRegistryResource,
     vector_store: VectorStoreResource,
+    model_source: ModelSourceResource,
+    dataset_source: DatasetSourceResource,
 ) -> pd.DataFrame:
     statement = parse_statement(config.sql)
     plan = Planner(workspace=workspace, warehouse=warehouse, catalog=catalog).plan(statement)
@@ -63,7 +67,10 @@ def run_statement(
             "The search job runs queries only: SEARCH, PREDICT, PRINT IMAGE and SELECT (without CONVERT).",
             hint="Run statements that create or change objects with the SQL frontend (thanosql.connect(), the CLI or %%thanosql).",
         )
-    resources = {"workspace": workspace, "warehouse": warehouse, "catalog": catalog, "model_registry": model_registry, "vector_store": vector_store}
+    resources = {
+        "workspace": workspace, "warehouse": warehouse, "catalog": catalog, "model_registry": model_registry,
+        "vector_store": vector_store, "model_source": model_source, "dataset_source": dataset_source,
+    }
     rows = StatementRunner(resources, instance=lambda: context.instance).run(plan, statement)
     context.add_output_metadata({"rows": len(rows), "preview": dg.MetadataValue.md(result_preview(rows))})
     return rows
