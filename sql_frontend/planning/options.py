@@ -55,6 +55,7 @@ GET_MODEL_OPTIONS = (OptionSpec("overwrite", bool, False, "fetch the model again
 COPY_OPTIONS = (
     OVERWRITE,
     OptionSpec("append", bool, False, "add the file's rows to the existing table (embeddings of the table are brought up to date)"),
+    OptionSpec("sheet", str, None, "the sheet of an .xlsx or .xls file to copy (needed when it has several)"),
 )
 CREATE_TABLE_USING_OPTIONS = (
     OptionSpec("path_type", str, "folder", "where the images are: a folder (searched recursively)", choices=("folder",)),

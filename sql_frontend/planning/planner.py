@@ -88,7 +88,7 @@ from thanosql_assets.defs.specs import (
     spec_from_dict,
     table_key,
 )
-from thanosql_assets.defs.table_files import TABLE_SUFFIXES
+from thanosql_assets.defs.table_files import SPREADSHEET_SUFFIXES, TABLE_SUFFIXES
 from thanosql_assets.defs.uploads import MODELS_DIR
 from thanosql_assets.models.algorithms import ALGORITHMS, FAMILIES, Algorithm, algorithm_of, network_family
 from thanosql_assets.models.classifiers.config import OPTION_ALIASES
@@ -323,9 +323,16 @@ class _StatementPlanner:
             raise SQLError(
                 f'COPY reads {", ".join(TABLE_SUFFIXES)} files and folders, not "{source}".',
                 **self._at(source_node),
-                hint="Save the table as CSV, Parquet, JSON records or JSON Lines, or COPY a folder of files.",
+                hint="Save the table as CSV, Parquet, JSON records, JSON Lines or a spreadsheet, or COPY a folder of files.",
+            )
+        if options["sheet"] is not None and path.suffix.lower() not in SPREADSHEET_SUFFIXES:
+            raise OptionError(
+                f'sheet names a sheet of an .xlsx or .xls file; "{source}" is not one.',
+                **self._option_at(node, "sheet"),
+                hint="Leave sheet out.",
             )
         sources: tuple[str, ...] = (source,)
+        sheets: tuple[str, ...] = (options["sheet"] or "",)
         if self._warehouse.table_exists(name):
             current = self._catalog.get("table", name)
             if options["append"]:
@@ -335,6 +342,7 @@ class _StatementPlanner:
                         **self._at(node.this),
                         hint="COPY into a new table, or into one COPY created.",
                     )
+                sheets = (*current.spec.get("sheets", ()), *[""] * (len(current.spec["sources"]) - len(current.spec.get("sheets", ()))), *sheets)
                 sources = (*current.spec["sources"], source)
             derived = [
                 entry.spec for entry in self._catalog.list("embedding")
@@ -360,7 +368,7 @@ class _StatementPlanner:
                     hint="Add OPTIONS (overwrite=True) to replace it, OPTIONS (append=True) to add rows, or COPY into another table name.",
                 )
         datasets = tuple(dict.fromkeys(d for d in (self._dataset_of(self._workspace.root / s) for s in sources) if d))
-        spec = TableSpec(name=name, sources=sources, datasets=datasets)
+        spec = TableSpec(name=name, sources=sources, datasets=datasets, sheets=sheets if any(sheets) else ())
         # The table's own embedding columns are refreshed with it (see `table_asset`); embeddings
         # of other tables read from it are brought up to date in the same run (new images only).
         downstream = [

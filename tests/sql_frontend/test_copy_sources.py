@@ -10,7 +10,7 @@ import pytest
 
 from resources import Settings
 from tests.sql_frontend.test_bad_input_catalogue import refused
-from thanosql.errors import DataError, SQLError
+from thanosql.errors import DataError, OptionError, SQLError
 
 ROWS = pd.DataFrame({"Image Path": ["a.jpg", "b.jpg", "c.jpg"], "Label": [3, 1, 4], "score": [0.5, 0.25, 1.0]})
 
@@ -98,3 +98,53 @@ def test_an_empty_folder_or_other_columns_on_append_are_refused(scratch_conn):
     ROWS.drop(columns="score").to_json(home / "fewer.json", orient="records")
     message = str(refused(scratch_conn, "COPY rows OPTIONS (append=True) FROM 'fewer.json'", DataError))
     assert "same columns" in message and "image_path, label" in message
+
+
+def _workbook(path, **sheets: pd.DataFrame):
+    with pd.ExcelWriter(path) as writer:
+        for name, frame in sheets.items():
+            frame.to_excel(writer, sheet_name=name, index=False)
+
+
+def test_copy_reads_a_spreadsheet_and_asks_which_sheet_when_it_has_several(scratch_conn):
+    home = scratch_conn.settings.home
+    _workbook(home / "one.xlsx", rows=ROWS)
+    scratch_conn.execute("COPY rows FROM 'one.xlsx'")
+    assert scratch_conn.execute("SELECT label FROM rows ORDER BY label")["label"].tolist() == [1, 3, 4]
+    _workbook(home / "two.xlsx", first=ROWS, second=ROWS.assign(Label=[7, 8, 9]))
+    message = str(refused(scratch_conn, "COPY two FROM 'two.xlsx'", DataError))
+    assert "2 sheets (first, second)" in message and "sheet='first'" in message
+    scratch_conn.execute("COPY two OPTIONS (sheet='second') FROM 'two.xlsx'")
+    assert scratch_conn.execute("SELECT label FROM two ORDER BY label")["label"].tolist() == [7, 8, 9]
+    scratch_conn.execute("COPY two OPTIONS (append=True, sheet='first') FROM 'two.xlsx'")
+    assert scratch_conn.execute("SELECT label FROM two ORDER BY label")["label"].tolist() == [1, 3, 4, 7, 8, 9]
+    assert "sheet='first'" in _definitions_description(scratch_conn, "two")
+
+
+def _definitions_description(conn, table: str) -> str:
+    from resources import build_resources
+    from thanosql_assets.defs.objects import build_definitions, catalog_specs
+
+    resources = build_resources(conn.settings)
+    graph = build_definitions(catalog_specs(resources["catalog"]), resources).resolve_asset_graph()
+    return graph.get(dg.AssetKey(["table", table])).description
+
+
+@pytest.mark.parametrize(
+    "sql, error, words",
+    [
+        ("COPY bad OPTIONS (sheet='nope') FROM 'book.xlsx'", DataError, ["no sheet 'nope'", "first, second"]),
+        ("COPY bad OPTIONS (sheet='first') FROM 'mixed.xlsx'", DataError, ["mixes values", "int, str"]),
+        ("COPY bad OPTIONS (sheet='first') FROM 'rows.csv'", OptionError, ["sheet", "not one"]),
+        ("COPY bad FROM 'fake.xlsx'", DataError, ["not a spreadsheet"]),
+    ],
+)
+def test_bad_spreadsheets_are_refused_and_change_nothing(scratch_conn, sql, error, words):
+    home = scratch_conn.settings.home
+    _workbook(home / "book.xlsx", first=ROWS, second=ROWS)
+    _workbook(home / "mixed.xlsx", first=pd.DataFrame({"a": [1, "one", 2]}))
+    ROWS.to_csv(home / "rows.csv", index=False)
+    (home / "fake.xlsx").write_bytes(b"PK not a zip really")
+    message = str(refused(scratch_conn, sql, error))
+    for word in words:
+        assert word.lower() in message.lower(), message

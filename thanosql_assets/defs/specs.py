@@ -86,6 +86,7 @@ class TableSpec(_NamedSpec):
     kind: ClassVar[str] = "table"
     sources: tuple[str, ...]
     datasets: tuple[str, ...] = ()  # the datasets the files belong to, for lineage
+    sheets: tuple[str, ...] = ()  # the sheet of each spreadsheet source ("" for other sources)
 
 
 @dataclass(frozen=True)

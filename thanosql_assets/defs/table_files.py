@@ -1,8 +1,9 @@
-"""COPY's sources as one Arrow table: CSV, Parquet, JSON and JSON Lines files, and folders of files.
+"""COPY's sources as one Arrow table: CSV, Parquet, JSON, JSON Lines and spreadsheet files, and folders of files.
 
 Each source is read by the reader of its suffix (CSV as `csv_files` reads it, line by line;
 `.parquet` with pyarrow; `.json` as pandas' `to_json(orient="records")` writes a DataFrame;
-`.jsonl` / `.ndjson` one object per line), or, for a folder, as one row per file under it:
+`.jsonl` / `.ndjson` one object per line; `.xlsx` / `.xls` one sheet, with its first row as
+column names), or, for a folder, as one row per file under it:
 `image_path`, `filename`, and `label` (the subfolder's name) when every file sits in a
 subfolder of the folder, the ImageFolder layout of classification datasets.
 
@@ -22,20 +23,22 @@ import pyarrow as pa
 from thanosql.errors import DataError
 from thanosql_assets.defs.csv_files import read_csv_files
 
-TABLE_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl", ".ndjson")
+SPREADSHEET_SUFFIXES = (".xlsx", ".xls")
+TABLE_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl", ".ndjson", *SPREADSHEET_SUFFIXES)
 _NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
 
 
-def read_table_files(files: Sequence[tuple[str, Path]], workspace_path=str) -> tuple[pa.Table, list[str]]:
+def read_table_files(files: Sequence[tuple[str, Path]], workspace_path=str, sheets: Sequence[str] = ()) -> tuple[pa.Table, list[str]]:
     """(as written in the statement, path) of each source, in order -> (all their rows, notes of renamed columns).
 
-    `workspace_path(path)` writes a folder's file paths as the table stores them."""
+    `workspace_path(path)` writes a folder's file paths as the table stores them; `sheets[i]`
+    names the sheet of spreadsheet source i ("" or missing: its only sheet)."""
     if all(path.suffix.lower() == ".csv" and not path.is_dir() for _, path in files):  # CSV appends say which line does not fit
         table, renamed = normalized_names(read_csv_files(files))
         return table, [f'"{files[0][0]}": column {old!r} is {new!r}' for old, new in renamed]
     tables, notes = [], []
-    for source, path in files:
-        table = _read_one(source, path, workspace_path)
+    for index, (source, path) in enumerate(files):
+        table = _read_one(source, path, workspace_path, sheets[index] if index < len(sheets) else "")
         table, renamed = normalized_names(table)
         notes += [f'"{source}": column {old!r} is {new!r}' for old, new in renamed]
         tables.append((source, table))
@@ -60,7 +63,7 @@ def normalized_names(table: pa.Table) -> tuple[pa.Table, list[tuple[str, str]]]:
     return table.rename_columns(names), renamed
 
 
-def _read_one(source: str, path: Path, workspace_path) -> pa.Table:
+def _read_one(source: str, path: Path, workspace_path, sheet: str) -> pa.Table:
     if path.is_dir():
         return _read_folder(source, path, workspace_path)
     suffix = path.suffix.lower()
@@ -68,6 +71,8 @@ def _read_one(source: str, path: Path, workspace_path) -> pa.Table:
         return read_csv_files([(source, path)])
     if path.stat().st_size == 0:
         raise DataError(f'COPY: "{source}" is empty.', hint="COPY a file that holds rows.")
+    if suffix in SPREADSHEET_SUFFIXES:
+        return _read_spreadsheet(source, path, sheet)
     try:
         if suffix == ".parquet":
             import pyarrow.parquet as pq
@@ -99,12 +104,56 @@ def _read_json(path: Path, lines: bool) -> pa.Table:
     frame = pd.read_json(path, orient="records", lines=lines, dtype=False, convert_dates=False)
     if not isinstance(frame, pd.DataFrame) or frame.empty or len(frame.columns) == 0:
         raise ValueError("no rows of named values")
+    mixed = _mixed_column(frame)
+    if mixed:
+        raise ValueError(mixed)
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _mixed_column(frame) -> str | None:
+    """What is wrong with the first column mixing text (or other values) and numbers, else None:
+    one type per column, as a table has."""
+    import numpy as np
+
     for column in frame.columns:
         kinds = {type(value) for value in frame[column].dropna()}
-        if len(kinds - {int, float}) > 1 or (kinds & {int, float} and kinds - {int, float}):
+        numbers = {kind for kind in kinds if issubclass(kind, (int, float, np.integer, np.floating)) and not issubclass(kind, bool)}
+        if len(kinds - numbers) > 1 or (numbers and kinds - numbers):
             names = ", ".join(sorted(kind.__name__ for kind in kinds))
-            raise ValueError(f"column {column!r} mixes values of types {names}")
+            return f"column {column!r} mixes values of types {names}"
+    return None
+
+
+def _read_spreadsheet(source: str, path: Path, sheet: str) -> pa.Table:
+    """One sheet (its first row: the column names) of an .xlsx or .xls workbook."""
+    import pandas as pd
+
+    hint = "Save it again from the spreadsheet program as .xlsx, or export the sheet as CSV."
+    try:
+        workbook = pd.ExcelFile(path)
+    except Exception as error:  # a file of another format, a damaged archive... (openpyxl and xlrd raise their own types)
+        raise DataError(f'COPY: "{source}" is not a spreadsheet ({_first_line(error)}).', hint=hint) from None
+    with workbook:
+        names = [str(name) for name in workbook.sheet_names]
+        if sheet and sheet not in names:
+            raise DataError(f'COPY: "{source}" has no sheet {sheet!r}; its sheets: {", ".join(names)}.', hint="Name one of them: OPTIONS (sheet='...').")
+        if not sheet and len(names) > 1:
+            raise DataError(
+                f'COPY: "{source}" has {len(names)} sheets ({", ".join(names)}); which one to copy?',
+                hint=f"Name it: COPY ... OPTIONS (sheet='{names[0]}') FROM '{source}'.",
+            )
+        frame = workbook.parse(sheet or names[0])
+    if frame.empty or len(frame.columns) == 0:
+        raise DataError(f'COPY: sheet {sheet or names[0]!r} of "{source}" holds no rows.', hint="Its first row names the columns; rows follow.")
+    frame.columns = [str(column) for column in frame.columns]
+    mixed = _mixed_column(frame)
+    if mixed:
+        raise DataError(f'COPY: sheet {sheet or names[0]!r} of "{source}": {mixed}.', hint="Give every column one type: numbers, or text.")
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:300]
 
 
 def _read_folder(source: str, folder: Path, workspace_path) -> pa.Table:

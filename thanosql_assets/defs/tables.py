@@ -60,7 +60,10 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(["dataset", name]) for name in spec.datasets],
         group_name="tables",
         kinds={"duckdb"},
-        description="; ".join(f'COPY {spec.name} FROM "{source}"' for source in spec.sources),
+        description="; ".join(
+            f'COPY {spec.name}{f" OPTIONS (sheet={sheet!r})" if sheet else ""} FROM "{source}"'
+            for source, sheet in zip(spec.sources, (*spec.sheets, *[""] * len(spec.sources)))
+        ),
     )
     def _table(
         context: dg.AssetExecutionContext,
@@ -79,7 +82,7 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                     f'COPY {spec.name}: "{source}" does not exist (looked at {path}).',
                     hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
                 )
-        data, renamed = read_table_files(list(zip(spec.sources, paths)), workspace.display_path)
+        data, renamed = read_table_files(list(zip(spec.sources, paths)), workspace.display_path, spec.sheets)
         for note in renamed:
             progress(f"COPY {spec.name}: {note}")
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
