@@ -1066,7 +1066,7 @@ def _no_table(name: str, node: exp.Expression, sql: str, warehouse: WarehouseRes
     return ObjectNotFoundError(
         f"Table {name!r} does not exist.",
         **locate(sql, node),
-        hint=_existing("tables", sorted(warehouse.table_generations())) + " COPY creates tables from CSV files.",
+        hint=_existing("tables", sorted(warehouse.table_generations())) + " COPY creates tables from files (CSV, Parquet, JSON, spreadsheets) and folders.",
     )
 
 

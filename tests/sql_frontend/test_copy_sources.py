@@ -148,3 +148,13 @@ def test_bad_spreadsheets_are_refused_and_change_nothing(scratch_conn, sql, erro
     message = str(refused(scratch_conn, sql, error))
     for word in words:
         assert word.lower() in message.lower(), message
+
+
+def test_when_the_third_of_five_statements_fails_the_first_two_stay_done_and_the_rest_do_not_run(scratch_conn):
+    copy = "COPY {} FROM 'thanosql-dataset/mnist_data/mnist_test.csv'"
+    script = ";\n".join([copy.format("first"), copy.format("second"), "SELECT * FROM missing", copy.format("fourth"), copy.format("fifth")])
+    with pytest.raises(SQLError) as caught:
+        scratch_conn.execute_script(script)
+    assert caught.value.line == 3 and "missing" in str(caught.value)
+    tables = set(scratch_conn.execute("SELECT table_name FROM (LIST TABLE) AS t")["table_name"])
+    assert {"first", "second"} <= tables and not {"fourth", "fifth"} & tables
