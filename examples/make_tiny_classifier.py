@@ -15,29 +15,35 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import torch
-from PIL import Image
-from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
-LABELS = ["red", "green", "blue"]
+LABELS = ["red", "green", "blue"]  # class i: images whose channel i is bright
 SIZE = 32
 
 
-def colour_images(count: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 count x 3 x SIZE x SIZE noisy images, each mostly one colour, and their classes."""
+def colour_images(count: int, seed: int, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """uint8 count x 3 x size x size noisy images, each mostly one colour, and their classes."""
     rng = np.random.default_rng(seed)
     classes = rng.integers(0, 3, count)
-    images = rng.integers(0, 90, (count, 3, SIZE, SIZE))
+    images = rng.integers(0, 90, (count, 3, size, size))
     images[np.arange(count), classes] += 150
     return images.astype(np.uint8), classes
 
 
-def main(workspace: Path) -> None:
+def tiny_vit_config(**overrides):
+    from transformers import ViTConfig
+
+    settings = dict(image_size=SIZE, patch_size=8, num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64)
+    return ViTConfig(**settings | overrides)
+
+
+def save_colour_vit(directory: Path, labels: list[str] = LABELS) -> Path:
+    """A tiny ViTForImageClassification that names red, green and blue images `labels`, trained
+    for 40 steps and saved with its ViTImageProcessor by save_pretrained in `directory`."""
+    import torch
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
     torch.manual_seed(0)
-    config = ViTConfig(
-        image_size=SIZE, patch_size=8, num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64,
-        num_labels=3, id2label=dict(enumerate(LABELS)), label2id={label: index for index, label in enumerate(LABELS)},
-    )
+    config = tiny_vit_config(num_labels=3, id2label=dict(enumerate(labels)), label2id={label: index for index, label in enumerate(labels)})
     model = ViTForImageClassification(config)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     for step in range(40):
@@ -47,8 +53,16 @@ def main(workspace: Path) -> None:
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-    model.save_pretrained(workspace / "models" / "vit")
-    ViTImageProcessor(size={"height": SIZE, "width": SIZE}).save_pretrained(workspace / "models" / "vit")
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    ViTImageProcessor(size={"height": SIZE, "width": SIZE}).save_pretrained(directory)
+    return directory
+
+
+def main(workspace: Path) -> None:
+    from PIL import Image
+
+    save_colour_vit(workspace / "models" / "vit")
     images, classes = colour_images(10, seed=1000)
     for index, (pixels, target) in enumerate(zip(images, classes)):
         folder = workspace / "photos" / ("more" if index >= 6 else "")

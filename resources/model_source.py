@@ -34,11 +34,8 @@ _HUB_FILES = ["config.json", "preprocessor_config.json", "*.safetensors", "pytor
 
 
 def sha256sum(path: Path) -> str:
-    digest = hashlib.sha256()
     with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+        return hashlib.file_digest(handle, "sha256").hexdigest()
 
 
 class ModelSourceResource(dg.ConfigurableResource):

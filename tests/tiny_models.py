@@ -1,5 +1,5 @@
-"""Tiny image classifiers the tests make and save as users would (nothing is downloaded): a
-Hugging Face ViT trained for a few dozen steps to name an image's dominant colour."""
+"""Tiny image classifiers the tests make and save as users would (nothing is downloaded): the
+colour-naming Hugging Face ViT of examples/make_tiny_classifier.py, and a tiny CLIP model."""
 
 from __future__ import annotations
 
@@ -7,47 +7,10 @@ from pathlib import Path
 
 import numpy as np
 
-COLOURS = ["red", "green", "blue"]  # class i: images whose channel i is bright
-SIZE = 32
+from examples.make_tiny_classifier import LABELS as COLOURS
+from examples.make_tiny_classifier import SIZE, colour_images, save_colour_vit, tiny_vit_config
 
-
-def colour_images(count: int, seed: int, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
-    """uint8 count x 3 x size x size noisy images, each mostly one colour, and their classes."""
-    rng = np.random.default_rng(seed)
-    classes = rng.integers(0, 3, count)
-    images = rng.integers(0, 90, (count, 3, size, size))
-    images[np.arange(count), classes] += 150
-    return images.astype(np.uint8), classes
-
-
-def tiny_vit_config(**overrides):
-    from transformers import ViTConfig
-
-    settings = dict(image_size=SIZE, patch_size=8, num_hidden_layers=1, hidden_size=32, num_attention_heads=2, intermediate_size=64)
-    return ViTConfig(**settings | overrides)
-
-
-def save_colour_vit(directory: Path, labels: list[str] = COLOURS) -> Path:
-    """A tiny ViTForImageClassification that names red, green and blue images `labels`, saved
-    with its ViTImageProcessor by save_pretrained in `directory`."""
-    import torch
-    from transformers import ViTForImageClassification, ViTImageProcessor
-
-    torch.manual_seed(0)
-    config = tiny_vit_config(num_labels=3, id2label=dict(enumerate(labels)), label2id={label: index for index, label in enumerate(labels)})
-    model = ViTForImageClassification(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for step in range(40):
-        images, classes = colour_images(32, seed=step)
-        pixels = (torch.from_numpy(images).float() / 255 - 0.5) / 0.5  # as ViTImageProcessor normalizes
-        loss = torch.nn.functional.cross_entropy(model(pixel_values=pixels).logits, torch.from_numpy(classes))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(directory)
-    ViTImageProcessor(size={"height": SIZE, "width": SIZE}).save_pretrained(directory)
-    return directory
+__all__ = ["COLOURS", "SIZE", "colour_images", "save_colour_vit", "save_tiny_clip", "tiny_vit_config", "write_image"]
 
 
 def write_image(path: Path, pixels: np.ndarray, **options) -> Path:
