@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -64,21 +65,29 @@ class CatalogResource(dg.ConfigurableResource):
             return [_entry(row) for row in conn.execute(query)]
 
     def put(self, kind: str, name: str, spec: dict[str, Any], state: dict[str, Any]) -> None:
-        values = {
-            "spec": json.dumps(spec, sort_keys=True),
-            "state": json.dumps(state, sort_keys=True, default=str),
-            "updated_at": dt.datetime.now(dt.timezone.utc),
-        }
-        with self._engine.begin() as conn:
-            updated = conn.execute(
-                sa.update(_objects).where(_objects.c.kind == kind, _objects.c.name == name).values(**values)
-            ).rowcount
-            if not updated:
-                conn.execute(sa.insert(_objects).values(kind=kind, name=name, **values))
+        self.change(puts=[(kind, name, spec, state)])
 
     def delete(self, kind: str, name: str) -> None:
+        self.change(deletions=[(kind, name)])
+
+    def change(
+        self,
+        deletions: Sequence[tuple[str, str]] = (),
+        puts: Sequence[tuple[str, str, dict[str, Any], dict[str, Any]]] = (),
+    ) -> None:
+        """Delete the (kind, name) entries of `deletions`, then write the (kind, name, spec, state)
+        entries of `puts`, in one transaction: readers see all of it or none."""
+        now = dt.datetime.now(dt.timezone.utc)
         with self._engine.begin() as conn:
-            conn.execute(sa.delete(_objects).where(_objects.c.kind == kind, _objects.c.name == name))
+            for kind, name in deletions:
+                conn.execute(sa.delete(_objects).where(_objects.c.kind == kind, _objects.c.name == name))
+            for kind, name, spec, state in puts:
+                values = {"spec": json.dumps(spec, sort_keys=True), "state": json.dumps(state, sort_keys=True, default=str), "updated_at": now}
+                updated = conn.execute(
+                    sa.update(_objects).where(_objects.c.kind == kind, _objects.c.name == name).values(**values)
+                ).rowcount
+                if not updated:
+                    conn.execute(sa.insert(_objects).values(kind=kind, name=name, **values))
 
 
 def _entry(row: sa.Row) -> CatalogEntry:

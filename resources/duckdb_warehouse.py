@@ -45,6 +45,25 @@ def _columns(con: Any, select: str, parameters: list) -> list[str]:
     return [column[0] for column in con.execute(f"SELECT * FROM ({select}) LIMIT 0", parameters).description]
 
 
+def _drop_columns(con: Any, table: str, dropped: Sequence[str]) -> None:
+    """Rewrite `table` without the `dropped` columns. DuckDB alters no table that has an index, so
+    the table is copied without them and its indexes made again."""
+    columns = _columns(con, f"SELECT * FROM {quote(table)}", [])
+    dropped = [column for column in dropped if column in columns]
+    if not dropped:
+        return
+    current = _generations(con, table)
+    indexes = con.execute(
+        "SELECT sql, expressions FROM duckdb_indexes() WHERE schema_name = 'main' AND table_name = ?", [table]
+    ).fetchall()
+    excluded = ", ".join(quote(column) for column in dropped)
+    con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * EXCLUDE ({excluded}) FROM {quote(table)}")
+    for sql, expressions in indexes:
+        if not any(expression.strip('"') in dropped for expression in expressions):  # an index on a dropped column goes with it
+            con.execute(sql)
+    _set_generations(con, table, recorded_generations(current, [column for column in columns if column not in dropped]))
+
+
 def _roll_back(con: Any) -> None:
     import duckdb
 
@@ -212,3 +231,18 @@ class DuckDBWarehouseResource(WarehouseResource):
             con.execute("COMMIT")
             con.unregister("__thanosql_incoming")
             return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
+
+    def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None) -> None:
+        self._forget_tables()
+        with self.connect() as con:
+            con.execute("BEGIN")
+            try:
+                for name in tables:
+                    con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+                for name, dropped in (columns or {}).items():
+                    _drop_columns(con, name, dropped)
+                con.execute("COMMIT")
+            except BaseException:
+                _roll_back(con)
+                raise
+        self._forget_tables()

@@ -119,6 +119,20 @@ class ModelRegistryResource(dg.ConfigurableResource):
             client.set_terminated(run.info.run_id, status="KILLED")
         return [run.info.run_id for run in runs]
 
+    def delete(self, name: str) -> bool:
+        """Delete the registered model `name` and its versions (their runs stay in the experiment's
+        history); False if there was none. This process forgets the versions it loaded: a model
+        registered later under the same name starts again at version 1."""
+        prefix = f"{self.tracking_uri} {self.model_uri(name, 0).removesuffix('0')}"
+        with _loaded_lock:
+            for key in [key for key in _loaded if key.startswith(prefix)]:
+                del _loaded[key]
+        client = self.client()
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            return False
+        client.delete_registered_model(name)
+        return True
+
     def load(self, name: str, version: str | int) -> Any:
         """The logged torch module of one model version (cached per process: versions never change)."""
         uri = self.model_uri(name, version)

@@ -203,6 +203,26 @@ class PostgresWarehouseResource(WarehouseResource):
         frame = data.to_pandas() if hasattr(data, "to_pandas") else data
         return self._replace(name, frame, index_on, recorded_generations(current, list(frame.columns), generations))
 
+    def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None) -> None:
+        self._forget_tables()
+        current = {table: {c: g.as_dict() for c, g in recorded.items()} for table, recorded in self.table_generations(fresh=True).items()}
+        with _engine(self.url).begin() as conn:
+            for name in tables:
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
+            for name, dropped in (columns or {}).items():
+                existing = [row[0] for row in conn.execute(
+                    sa.text("SELECT column_name FROM information_schema.columns WHERE table_schema = :schema AND table_name = :table"),
+                    {"schema": self.schema_name, "table": name},
+                )]
+                if not existing:
+                    continue
+                for column in (column for column in dropped if column in existing):
+                    conn.execute(sa.text(f"ALTER TABLE {quote(name)} DROP COLUMN {quote(column)}"))
+                kept = [column for column in existing if column not in dropped]
+                comment = generations_comment(recorded_generations(current.get(name, {}), kept))
+                conn.execute(sa.text(f"COMMENT ON TABLE {quote(name)} IS {sql_string(comment) if comment else 'NULL'}"))
+        self._forget_tables()
+
     def _replace(self, name: str, frame: pd.DataFrame, index_on: Sequence[str], generations: Mapping[str, Any]) -> int:
         """Write to a staging table, then swap it in and set its comment in one transaction."""
         self._forget_tables()

@@ -154,6 +154,11 @@ class WarehouseResource(dg.ConfigurableResource):
         """
 
     @abstractmethod
+    def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None) -> None:
+        """In one transaction: drop `tables`, and from other tables the columns `columns` names
+        (table -> columns), with their generation records; rows and other columns stay."""
+
+    @abstractmethod
     def _table_comments(self) -> list[tuple[str, str | None]]:
         """(table, comment) for every table of the store."""
 

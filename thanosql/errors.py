@@ -58,6 +58,10 @@ class ObjectExistsError(SQLError):
     """A statement would replace an existing object without overwrite=True."""
 
 
+class DependentObjectsError(SQLError):
+    """A statement would remove an object that other objects need (DROP TABLE without CASCADE)."""
+
+
 class PathNotAllowedError(SQLError):
     """A statement names a file outside the workspace of a server that confines paths to it."""
 

@@ -1,6 +1,7 @@
 """Running plans: statements that create or change objects materialize Dagster assets in the
-workspace's Dagster instance; queries (SELECT, SEARCH, PRINT) run in process over the latest
-materialized assets.
+workspace's Dagster instance; DELETE MODEL and DROP TABLE remove objects from every store (and
+wipe their assets); queries (SELECT, SEARCH, PRINT) run in process over the latest materialized
+assets.
 
 Queries do not become Dagster runs: a run costs about 0.3 s, and these are interactive
 statements with a 10 ms budget. From the Dagster UI they run as the `search` job, which calls
@@ -19,9 +20,10 @@ from sqlglot import exp
 
 from sql_frontend.execution.queries import QueryEngine
 from sql_frontend.language.parser import ParsedStatement
-from sql_frontend.planning.plans import Evaluate, Materialize, Plan, Query
+from sql_frontend.planning.plans import Evaluate, Materialize, Plan, Query, Remove
 from thanosql_assets.defs.evaluations import check_evaluation, evaluate, record
 from thanosql_assets.defs.materialize import materialize
+from thanosql_assets.defs.removal import remove
 from thanosql_assets.defs.specs import model_key
 
 progress_log = logging.getLogger("thanosql.progress")
@@ -52,6 +54,10 @@ class StatementRunner:
             return self.result_rows(plan)
         if isinstance(plan, Evaluate):
             return self.evaluate(plan)
+        if isinstance(plan, Remove):
+            if plan.request is not None:
+                remove(plan.request, self.resources, self.instance, statement=statement.text)
+            return None
         return self.query(plan, statement)
 
     def evaluate(self, plan: Evaluate) -> pd.DataFrame:

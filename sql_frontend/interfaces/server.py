@@ -14,7 +14,8 @@
 Statements that create or change objects are submitted to Dagster as runs of the `statement`
 job through the webserver's GraphQL API (`THANOSQL_DAGSTER_URL`): the daemon's run coordinator
 queues them and its run launcher starts them, so they show in the UI with their logs, and the
-code location is reloaded afterwards so new objects appear as assets. Queries (SELECT, SEARCH,
+code location is reloaded afterwards so new objects appear as assets (and, after DELETE MODEL or
+DROP TABLE, which run in the server, removed ones disappear). Queries (SELECT, SEARCH,
 PRINT) run in the server: they read the latest materialized assets and must answer in
 milliseconds. Without `THANOSQL_DAGSTER_URL` every statement runs in the server process.
 Every file a statement names must be inside the workspace.
@@ -46,7 +47,7 @@ from sql_frontend.interfaces import wire
 from sql_frontend.interfaces.boundary import user_errors
 from sql_frontend.language.parser import ParsedStatement, parse_script
 from sql_frontend.planning.planner import Planner, changes_objects
-from sql_frontend.planning.plans import Materialize
+from sql_frontend.planning.plans import Materialize, Remove
 from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
 from thanosql_assets.defs.materialize import MaterializationRequest
 from thanosql_assets.defs.recovery import recover
@@ -108,8 +109,11 @@ class DagsterSubmitter:
                 raise _run_error(logs, running.run_id)
             time.sleep(_POLL_S)
         if reload:
-            # New objects become assets of the code location (it builds them from the catalog).
-            self.client.reload_repository_location(CODE_LOCATION)
+            self.reload()
+
+    def reload(self) -> None:
+        """Reload the code location, which builds its assets from the catalog: new objects appear, removed ones go."""
+        self.client.reload_repository_location(CODE_LOCATION)
 
 
 def _run_error(logs, run_id: str) -> ThanoSQLError:
@@ -176,7 +180,10 @@ class StatementService:
             plan = self.planner.plan(statement)
             running.status = "RUNNING"
             if self.submitter is None or not isinstance(plan, Materialize):
-                return self.runner.run(plan, statement)
+                rows = self.runner.run(plan, statement)
+                if self.submitter is not None and isinstance(plan, Remove) and plan.request is not None:
+                    self.submitter.reload()  # removed objects stop being assets of the code location
+                return rows
             if plan.announce:
                 running.messages.append(plan.announce)
             catalog = self.resources["catalog"]

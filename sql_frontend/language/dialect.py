@@ -14,6 +14,10 @@ Statements added on top of PostgreSQL (keywords in any case)::
     PRINT IMAGE AS (SELECT ... FROM (SEARCH IMAGE ...) ORDER BY ... LIMIT n)
     CREATE TABLE name USING model OPTIONS (path_type='folder', ...) FROM 'folder'
     UPLOAD MODEL name OPTIONS (framework='huggingface' | 'pytorch', ...) FROM "directory_or_file"
+    LIST MODEL | TABLE | THANOSQL MODEL | THANOSQL DATASET
+    DELETE MODEL [IF EXISTS] name
+
+DROP TABLE [IF EXISTS] name [CASCADE] is PostgreSQL's own statement.
 
 SEARCH, CONVERT and PREDICT may also stand where a subquery can, as in ``SELECT ... FROM (SEARCH ...)``.
 Inside OPTIONS and after COPY ... FROM, a double-quoted word is a string, as in the tutorials
@@ -115,6 +119,12 @@ class ListObjects(exp.Expression):
 LIST_KINDS = ("MODEL", "TABLE", "THANOSQL MODEL", "THANOSQL DATASET")
 
 
+class DeleteModel(exp.Expression):
+    """``DELETE MODEL [IF EXISTS] name``: remove a model and what it made that cannot live without it."""
+
+    arg_types = {"this": True, "exists": False}
+
+
 STATEMENT_TYPES = (
     GetDataset, CopyFrom, BuildModel, FitModel, ConvertUsing, PredictUsing, EvaluateUsing, SearchMedia, PrintMedia, CreateTableUsing
 )
@@ -184,6 +194,9 @@ class Parser(Postgres.Parser):
                 return handler(self)
         if self._is_create_table_using():
             return self._parse_create_table_using()
+        if self._curr.token_type == TokenType.DELETE and self._next and self._next.text.upper() == "MODEL":
+            self._advance(2)
+            return self._parse_delete_model()
         return super()._parse_statement()
 
     def _parse_wrapped_select(self, table: bool = False) -> exp.Expression | None:
@@ -267,6 +280,12 @@ class Parser(Postgres.Parser):
         if word == "THANOSQL":
             word = "THANOSQL " + self._expect_word_in(("MODEL", "MODELS", "DATASET", "DATASETS"), "MODEL or DATASET after LIST THANOSQL")
         return ListObjects(kind=word.removesuffix("S"))
+
+    def _parse_delete_model(self) -> DeleteModel:
+        exists = bool(self._curr and self._curr.text.upper() == "IF" and self._next and self._next.token_type == TokenType.EXISTS)
+        if exists:
+            self._advance(2)
+        return DeleteModel(this=self._expect_name("a model name"), exists=exists)
 
     def _parse_search(self) -> SearchMedia:
         kind = self._expect_word_in(("IMAGE", "AUDIO", "VIDEO"), "IMAGE after SEARCH")
@@ -466,6 +485,7 @@ class Generator(Postgres.Generator):
         ),
         PrintMedia: lambda self, e: f"PRINT {e.args['kind']} AS ({self.sql(e, 'query')})",
         ListObjects: lambda self, e: f"LIST {e.args['kind']}",
+        DeleteModel: lambda self, e: f"DELETE MODEL {'IF EXISTS ' if e.args.get('exists') else ''}{self.sql(e, 'this')}",
         CreateTableUsing: lambda self, e: (
             f"CREATE TABLE {self.sql(e, 'this')} USING {self.sql(e, 'model')}"
             f"{_options_sql(self, e.args.get('options'))} FROM {self.sql(e, 'source')}"

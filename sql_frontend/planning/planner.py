@@ -29,6 +29,7 @@ from sql_frontend.language.dialect import (
     ConvertUsing,
     CopyFrom,
     CreateTableUsing,
+    DeleteModel,
     EvaluateUsing,
     FitModel,
     GetDataset,
@@ -60,6 +61,7 @@ from sql_frontend.planning.options import (
 from sql_frontend.planning.plans import Evaluate, Materialize, Plan, Query
 from sql_frontend.planning.query_errors import located
 from sql_frontend.planning.read_only import check_limits, check_read_only
+from sql_frontend.planning.removal import plan_delete_model, plan_drop_table
 from sql_frontend.planning.top_k import find_top_k
 from thanosql.errors import (
     DataError,
@@ -97,7 +99,7 @@ _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit
 _STATEMENTS = (
     "GET THANOSQL DATASET, GET THANOSQL MODEL, COPY, BUILD MODEL, FIT MODEL, UPLOAD MODEL, CONVERT, CREATE TABLE ... USING, PREDICT, "
-    "EVALUATE, SEARCH, PRINT, LIST and SELECT"
+    "EVALUATE, SEARCH, PRINT, LIST, DELETE MODEL, DROP TABLE and SELECT"
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # organization/model, as the Hugging Face Hub names models
 _KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
@@ -213,6 +215,8 @@ class _StatementPlanner:
             CreateTableUsing: self._create_table_using,
             PredictUsing: self._predict,
             EvaluateUsing: self._evaluate,
+            DeleteModel: lambda node: plan_delete_model(node, self._sql, self._catalog),
+            exp.Drop: lambda node: plan_drop_table(node, self._sql, self._catalog, self._warehouse),
         }
         for node_type, handler in handlers.items():
             if isinstance(node, node_type):

@@ -1,4 +1,4 @@
-"""What the planner hands the runner: assets to materialize, or a query to evaluate."""
+"""What the planner hands the runner: assets to materialize, objects to remove, or a query to evaluate."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from sqlglot import exp
 
 from thanosql_assets.defs.evaluations import EvaluationRequest
 from thanosql_assets.defs.materialize import MaterializationRequest
+from thanosql_assets.defs.removal import RemovalRequest
 
 
 @dataclass(frozen=True)
@@ -39,4 +40,13 @@ class Evaluate:
     announce: str | None = "Evaluating..."
 
 
-Plan = Materialize | Query | Evaluate
+@dataclass(frozen=True)
+class Remove:
+    """DELETE MODEL, DROP TABLE: objects taken out of every store (nothing to do when `request` is
+    None: IF EXISTS of what does not exist, and `announce` says so)."""
+
+    request: RemovalRequest | None
+    announce: str | None = None
+
+
+Plan = Materialize | Query | Evaluate | Remove

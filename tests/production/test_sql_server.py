@@ -193,3 +193,40 @@ def test_list_statements_over_http_on_postgresql(remote, remote_results):
     assert "my_image_search_model" in set(simclr["name"]) and set(models.loc[models["class_name"] == "SimCLR", "name"]) == set(simclr["name"])
     tables = remote.execute("SELECT table_name, rows FROM (LIST TABLE) AS t WHERE table_name LIKE 'mnist%' ORDER BY table_name")
     assert tables.values.tolist() == [["mnist_test", 200], ["mnist_train", 1000]]
+
+
+def _ui_assets(stack) -> tuple[set[str], set[str]]:
+    """What the Dagster UI lists: the asset graph of the code location, and the asset catalog (history included)."""
+    query = "{ assetNodes { assetKey { path } } assetsOrError { ... on AssetConnection { nodes { key { path } } } } }"
+    answer = httpx.post(f"{stack.dagster_url}/graphql", json={"query": query}, timeout=30).json()["data"]
+    graph = {"/".join(node["assetKey"]["path"]) for node in answer["assetNodes"]}
+    catalog = {"/".join(node["key"]["path"]) for node in answer["assetsOrError"]["nodes"]}
+    return graph, catalog
+
+
+def test_delete_model_and_drop_table_leave_no_dangling_assets_in_the_ui(stack, remote, remote_results):
+    # Runs last in this module: it removes what it made, and nothing of the tutorial.
+    with stack.explained():
+        remote.execute('COPY scrap_table OPTIONS (overwrite=True) FROM "thanosql-dataset/mnist_data/mnist_test.csv"')
+        remote.execute("BUILD MODEL scrap_model USING SimCLR OPTIONS (max_epochs=1) AS SELECT * FROM mnist_train WHERE label < 2")
+        remote.execute("CONVERT USING scrap_model OPTIONS (table_name='scrap_table') AS SELECT * FROM scrap_table")
+        remote.execute("CONVERT USING my_image_search_model OPTIONS (table_name='scrap_table') AS SELECT * FROM scrap_table")
+    graph, catalog = _ui_assets(stack)
+    assert {"model/scrap_model", "table/scrap_table", "embedding/scrap_table/scrap_model_simclr"} <= graph & catalog
+
+    assert remote.execute("DELETE MODEL scrap_model") is None
+    graph, catalog = _ui_assets(stack)
+    assert not [key for key in graph | catalog if "scrap_model" in key], graph | catalog
+    assert "embedding/scrap_table/my_image_search_model_simclr" in graph & catalog
+    columns = list(remote.execute("SELECT * FROM scrap_table LIMIT 1").columns)
+    assert columns == ["image_path", "filename", "label", "my_image_search_model_simclr"]
+    from mlflow import MlflowClient
+
+    assert MlflowClient(tracking_uri=stack.env()["THANOSQL_MLFLOW_URI"]).search_registered_models(filter_string="name = 'scrap_model'") == []
+
+    assert remote.execute("DROP TABLE scrap_table") is None
+    graph, catalog = _ui_assets(stack)
+    assert not [key for key in graph | catalog if "scrap" in key], graph | catalog
+    assert {"model/my_image_search_model", "table/mnist_test", "embedding/mnist_test/my_image_search_model_simclr"} <= graph & catalog
+    search = "SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS SELECT * FROM mnist_test"
+    assert len(remote.execute(search)) == 200

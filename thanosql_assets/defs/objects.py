@@ -17,17 +17,19 @@ from thanosql_assets.defs.specs import (
     EmbeddingSpec,
     ModelSpec,
     PredictionSpec,
+    SavedTableSpec,
     Spec,
     TableSpec,
     UploadedModelSpec,
     spec_from_dict,
 )
-from thanosql_assets.defs.tables import table_asset
+from thanosql_assets.defs.tables import saved_table_asset, table_asset
 from thanosql_assets.defs.uploads import uploaded_model_asset
 
 _FACTORIES = {
     DatasetSpec: dataset_asset,
     TableSpec: table_asset,
+    SavedTableSpec: saved_table_asset,
     ModelSpec: model_asset,
     UploadedModelSpec: uploaded_model_asset,
     EmbeddingSpec: embedding_assets,

@@ -90,6 +90,20 @@ class TableSpec(_NamedSpec):
 
 
 @dataclass(frozen=True)
+class SavedTableSpec(_NamedSpec):
+    """A table kept as plain data: made by a SQL statement (CREATE TABLE ... AS SELECT), or by a
+    statement whose model or source table has since been deleted, so nothing rebuilds it.
+
+    Its asset is observed rather than materialized by Dagster: each statement that changes its
+    rows records a materialization (rows, the statement), so the UI keeps its history.
+    """
+
+    kind: ClassVar[str] = "table"
+    statement: str  # the statement that made it
+    tables: tuple[str, ...] = ()  # the tables it was made from, for lineage
+
+
+@dataclass(frozen=True)
 class ModelSpec(_NamedSpec):
     """A model trained on the rows of a query: BUILD MODEL name USING algorithm OPTIONS (...) AS SELECT ...,
     or FIT MODEL name USING base_model ... (`fit`: a copy of `base_model` trained further).
@@ -320,11 +334,13 @@ class EmbeddingSpec(_Record):
         return dg.AssetKey(["collection", self.table, f"{self.column}_vectors"])
 
 
-Spec = DatasetSpec | TableSpec | ModelSpec | UploadedModelSpec | EmbeddingSpec | PredictionSpec
+Spec = DatasetSpec | TableSpec | SavedTableSpec | ModelSpec | UploadedModelSpec | EmbeddingSpec | PredictionSpec
 SPEC_TYPES: dict[str, type] = {cls.kind: cls for cls in (DatasetSpec, TableSpec, ModelSpec, EmbeddingSpec, PredictionSpec)}
 
 
 def spec_from_dict(kind: str, data: dict[str, Any]) -> Spec:
     if kind == "model" and "source" in data:
         return UploadedModelSpec.from_dict(data)
+    if kind == "table" and "statement" in data:
+        return SavedTableSpec.from_dict(data)
     return SPEC_TYPES[kind].from_dict(data)

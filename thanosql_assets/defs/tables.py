@@ -25,7 +25,7 @@ from resources import (
 from thanosql.errors import DataError
 from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
 from thanosql_assets.defs.progress import Progress
-from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, TableSpec, spec_from_dict
+from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, SavedTableSpec, TableSpec, spec_from_dict, table_key
 from thanosql_assets.defs.table_files import read_table_files
 from thanosql_assets.defs.table_metadata import column_schema
 
@@ -122,6 +122,17 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         )
 
     return _table
+
+
+def saved_table_asset(spec: SavedTableSpec) -> dg.AssetSpec:
+    """A table no statement rebuilds: Dagster observes it (statements that change it report materializations)."""
+    return dg.AssetSpec(
+        spec.asset_key,
+        deps=[table_key(name) for name in spec.tables if name != spec.name],
+        group_name="tables",
+        kinds={"duckdb"},
+        description=f"Plain data, made by: {spec.statement}",
+    )
 
 
 def _report_embedding(context, embedding: RefreshedEmbedding, vector_store: VectorStoreResource, rows: int, seconds: float) -> None:

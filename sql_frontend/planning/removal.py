@@ -1,0 +1,220 @@
+"""Planning DELETE MODEL and DROP TABLE: what goes with an object, and what refuses to let it go.
+
+An object's *dependents* are the objects a statement made from it that would need it to be
+rebuilt: models trained on a table or starting from a model, embeddings and predictions read
+from a table. Removing an object takes with it what is stored in it (a table's embedding
+columns and their collections, a model's embedding columns), refuses while dependents remain,
+and with CASCADE (DROP TABLE) removes them too: models are deleted, embeddings dropped, and
+tables made by a statement keep their rows as plain data (`SavedTableSpec`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from sqlglot import exp
+
+from resources import CatalogResource, WarehouseResource
+from sql_frontend.language.dialect import DeleteModel
+from sql_frontend.language.names import object_name
+from sql_frontend.language.positions import locate
+from sql_frontend.planning.plans import Remove
+from thanosql.errors import DependentObjectsError, ObjectNotFoundError, SQLError
+from thanosql_assets.defs.removal import RemovalRequest
+from thanosql_assets.defs.specs import (
+    EmbeddingSpec,
+    ModelSpec,
+    PredictionSpec,
+    SavedTableSpec,
+    UploadedModelSpec,
+    spec_from_dict,
+)
+
+# Tables the workspace keeps for itself where they share a database with the user's tables.
+PROTECTED_TABLES = ("thanosql_objects", "thanosql_api_tokens")
+PROTECTED_PREFIX = "__thanosql"
+
+
+@dataclass
+class _Workspace:
+    """The catalog's objects, read once per statement."""
+
+    models: dict[str, ModelSpec | UploadedModelSpec]
+    embeddings: dict[str, EmbeddingSpec]
+    predictions: dict[str, PredictionSpec]
+    saved: dict[str, SavedTableSpec]
+
+    @classmethod
+    def read(cls, catalog: CatalogResource) -> _Workspace:
+        specs = {(entry.kind, entry.name): spec_from_dict(entry.kind, entry.spec) for entry in catalog.list()}
+        of = lambda kind: {name: spec for (k, name), spec in specs.items() if k == kind}  # noqa: E731
+        return cls(
+            models=of("model"),
+            embeddings=of("embedding"),
+            predictions=of("prediction"),
+            saved={name: spec for name, spec in of("table").items() if isinstance(spec, SavedTableSpec)},
+        )
+
+
+@dataclass
+class _Removal:
+    """The closure of one removal: what goes, what stays as plain data, and who objected."""
+
+    workspace: _Workspace
+    cascade: bool
+    models: list[str] = field(default_factory=list)
+    tables: list[str] = field(default_factory=list)
+    embeddings: list[str] = field(default_factory=list)
+    predictions: list[str] = field(default_factory=list)
+    made_by_removed: dict[str, SavedTableSpec] = field(default_factory=dict)  # tables whose maker goes
+    objections: list[str] = field(default_factory=list)  # dependents found without CASCADE
+    objecting_models: list[str] = field(default_factory=list)  # the models among them
+
+    def remove_model(self, name: str) -> None:
+        if name in self.models:
+            return
+        self.models.append(name)
+        for other, spec in self.workspace.models.items():
+            if isinstance(spec, ModelSpec) and spec.start_model == name and other != name:
+                self._dependent(f"model {other} (it starts from {name})", lambda other=other: self.remove_model(other), model=other)
+        for catalog_name, embedding in self.workspace.embeddings.items():
+            if embedding.model == name:
+                self._remove_embedding(catalog_name, embedding)
+        for table, prediction in self.workspace.predictions.items():
+            if prediction.model == name:
+                self._remove_prediction(table, prediction)
+
+    def drop_table(self, name: str) -> None:
+        if name in self.tables:
+            return
+        self.tables.append(name)
+        for model, spec in self.workspace.models.items():
+            if isinstance(spec, ModelSpec) and name in spec.tables:
+                self._dependent(f"model {model} (trained on {name})", lambda model=model: self.remove_model(model), model=model)
+        for catalog_name, embedding in self.workspace.embeddings.items():
+            if embedding.table == name:
+                self._remove_embedding(catalog_name, embedding)
+            elif name in embedding.tables:
+                self._dependent(
+                    f"column {embedding.column} of table {embedding.table} (CONVERT read {name})",
+                    lambda catalog_name=catalog_name, embedding=embedding: self._remove_embedding(catalog_name, embedding),
+                )
+        for table, prediction in self.workspace.predictions.items():
+            if table == name:
+                self._remove_prediction(table, prediction)
+            elif name in prediction.tables:
+                self._dependent(
+                    f"table {table} (PREDICT read {name})", lambda table=table, prediction=prediction: self._remove_prediction(table, prediction)
+                )
+
+    def _dependent(self, description: str, remove: Callable[[], None], model: str | None = None) -> None:
+        if self.cascade:
+            remove()
+        elif description not in self.objections:
+            self.objections.append(description)
+            if model is not None:
+                self.objecting_models.append(model)
+
+    def _remove_embedding(self, catalog_name: str, embedding: EmbeddingSpec) -> None:
+        if catalog_name in self.embeddings:
+            return
+        self.embeddings.append(catalog_name)
+        if embedding.folder or embedding.table not in embedding.tables:  # the statement made the table
+            self.made_by_removed[embedding.table] = SavedTableSpec(embedding.table, embedding.statement, embedding.tables)
+
+    def _remove_prediction(self, table: str, prediction: PredictionSpec) -> None:
+        if table in self.predictions:
+            return
+        self.predictions.append(table)
+        self.made_by_removed[table] = SavedTableSpec(table, prediction.statement, prediction.tables)
+
+    def request(self) -> RemovalRequest:
+        """The request, with the lineage of every table that stays pointing at tables that stay."""
+        saved = {name: spec for name, spec in self.made_by_removed.items() if name not in self.tables}
+        saved.update({name: spec for name, spec in self.workspace.saved.items() if name not in self.tables and set(spec.tables) & set(self.tables)})
+        saved = {
+            name: SavedTableSpec(name, spec.statement, tuple(table for table in spec.tables if table not in self.tables))
+            for name, spec in saved.items()
+        }
+        return RemovalRequest(
+            models=tuple(self.models),
+            tables=tuple(self.tables),
+            embeddings=tuple(self.embeddings),
+            predictions=tuple(self.predictions),
+            saved=tuple(saved.values()),
+        )
+
+
+def plan_delete_model(node: DeleteModel, sql: str, catalog: CatalogResource) -> Remove:
+    name = object_name(node.this)
+    workspace = _Workspace.read(catalog)
+    if name not in workspace.models:
+        if node.args.get("exists"):
+            return Remove(None, announce=f"Model {name!r} does not exist; nothing to delete.")
+        raise ObjectNotFoundError(
+            f"Model {name!r} does not exist.",
+            **locate(sql, node.this),
+            hint=_existing("models", sorted(workspace.models)),
+        )
+    removal = _Removal(workspace, cascade=False)
+    removal.remove_model(name)
+    if removal.objections:
+        raise DependentObjectsError(
+            f"Model {name!r} is needed by {_listed(removal.objections)}.",
+            **locate(sql, node.this),
+            hint="Delete those models first: "
+            + "; ".join(f"DELETE MODEL {model}" for model in removal.objecting_models)
+            + ". A model that starts from another retrains from it.",
+        )
+    return Remove(removal.request(), announce=f"Deleting model {name}...")
+
+
+def plan_drop_table(node: exp.Drop, sql: str, catalog: CatalogResource, warehouse: WarehouseResource) -> Remove:
+    tables = list(node.args.get("tables") or [node.this])
+    if (node.args.get("kind") or "").upper() != "TABLE":
+        raise SQLError(
+            f"DROP {node.args.get('kind') or ''} statements are not supported.".replace("  ", " "),
+            **locate(sql, node),
+            hint="DROP TABLE removes a table; DELETE MODEL removes a model.",
+        )
+    existing = warehouse.table_generations(fresh=True)
+    workspace = _Workspace.read(catalog)
+    removal = _Removal(workspace, cascade=bool(node.args.get("cascade")))
+    for table in tables:
+        name = object_name(table.this)
+        if name in PROTECTED_TABLES or name.startswith(PROTECTED_PREFIX):
+            raise SQLError(
+                f"Table {name!r} belongs to the workspace itself (its catalog or staging), not to its data.",
+                **locate(sql, table),
+                hint="DROP TABLE removes tables that COPY, CONVERT, PREDICT or CREATE TABLE made.",
+            )
+        if name not in existing:
+            if node.args.get("exists"):
+                continue
+            raise ObjectNotFoundError(
+                f"Table {name!r} does not exist.",
+                **locate(sql, table),
+                hint=_existing("tables", sorted(existing)) + " DROP TABLE IF EXISTS does nothing when it does not.",
+            )
+        removal.drop_table(name)
+    if removal.objections:
+        first = object_name(tables[0].this)
+        raise DependentObjectsError(
+            f"Table {first!r} is needed by {_listed(removal.objections)}." if len(tables) == 1 else f"Those tables are needed by {_listed(removal.objections)}.",
+            **locate(sql, tables[0]),
+            hint=f"Add CASCADE to remove them too (models are deleted, embedding columns dropped, tables made from {first} keep "
+            "their rows as plain data)"
+            + (f", or delete the models first: {'; '.join(f'DELETE MODEL {model}' for model in removal.objecting_models)}." if removal.objecting_models else "."),
+        )
+    if not removal.tables:
+        return Remove(None, announce=f"Table {object_name(tables[0].this)!r} does not exist; nothing to drop.")
+    return Remove(removal.request(), announce=f"Dropping table {', '.join(removal.tables)}...")
+
+
+def _listed(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
+
+
+def _existing(what: str, names: list[str]) -> str:
+    return f"Existing {what}: {', '.join(names)}." if names else f"There are no {what} yet."

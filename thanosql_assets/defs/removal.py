@@ -1,0 +1,100 @@
+"""DELETE MODEL and DROP TABLE: objects taken out of every store that holds them.
+
+The planner decides what goes (`RemovalRequest`): models, tables, embeddings, and the tables that
+stay as plain data because what made them is gone (`SavedTableSpec`). What the user sees switches
+in two transactions, first the table store (tables and embedding columns dropped), then the
+catalog; the rest follows: the assets' history is wiped from the Dagster instance (the UI lists
+them no more once the code location reloads, as it builds assets from the catalog), the models
+leave MLflow's registry (their runs stay in the experiment's history), their collections leave
+Qdrant. The collections are journaled first, so a process killed midway leaves them to `recover`.
+
+An embedding column goes with its model or its source table: its vectors are the collection's,
+and no query image could be embedded to search them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+import dagster as dg
+
+from resources.warehouse import quote
+from thanosql_assets.defs.recovery import in_flight, journal_collection
+from thanosql_assets.defs.specs import EmbeddingSpec, SavedTableSpec, model_key, spec_from_dict, table_key
+from thanosql_assets.defs.table_metadata import table_metadata
+
+progress = logging.getLogger("thanosql.progress")
+
+
+@dataclass(frozen=True)
+class RemovalRequest:
+    """What a DELETE MODEL or DROP TABLE statement removes (names, as the catalog and the table store know them)."""
+
+    models: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()  # tables dropped, with everything stored in them
+    embeddings: tuple[str, ...] = ()  # catalog names of the embeddings removed (their column and collections)
+    predictions: tuple[str, ...] = ()  # catalog names of prediction tables whose spec goes (the table stays unless dropped)
+    saved: tuple[SavedTableSpec, ...] = ()  # tables that stay as plain data, with their new spec
+
+
+def remove(request: RemovalRequest, resources: dict[str, Any], instance: dg.DagsterInstance, statement: str) -> None:
+    """Carry out `request` (planned and checked: every object it names exists); `statement` is
+    recorded on the tables that stay but change."""
+    catalog, warehouse = resources["catalog"], resources["warehouse"]
+    embeddings = {
+        name: (spec_from_dict("embedding", entry.spec), entry.state)
+        for name in request.embeddings
+        if (entry := catalog.get("embedding", name)) is not None
+    }
+    collections = [
+        collection
+        for _, state in embeddings.values()
+        for collection in (state.get("collection"), state.get("retired_collection"))
+        if collection
+    ]
+    kept_columns: dict[str, list[str]] = {}
+    for spec, _ in embeddings.values():
+        if spec.table not in request.tables:
+            kept_columns.setdefault(spec.table, []).append(spec.column)
+    removal_id = str(uuid.uuid4())
+    with in_flight(resources["workspace"].root, removal_id):
+        for collection in collections:
+            journal_collection(resources["workspace"].root, removal_id, collection)
+        warehouse.drop(tables=request.tables, columns=kept_columns)
+        catalog.change(
+            deletions=[("model", name) for name in request.models]
+            + [("table", name) for name in request.tables]
+            + [("prediction", name) for name in request.predictions]
+            + [("embedding", name) for name in embeddings],
+            puts=[(spec.kind, spec.name, spec.to_dict(), _saved_state(warehouse, spec.name)) for spec in request.saved],
+        )
+        wiped = [model_key(name) for name in request.models] + [table_key(name) for name in request.tables]
+        wiped += [key for spec, _ in embeddings.values() for key in (spec.asset_key, spec.collection_key)]
+        instance.wipe_assets(wiped)
+        for table in sorted(set(kept_columns) | {spec.name for spec in request.saved}):
+            if table not in request.tables:
+                rows = int(warehouse.query(f"SELECT count(*) AS n FROM {quote(table)}")["n"].iloc[0])
+                metadata = {**table_metadata(warehouse, table, rows), "statement": statement}
+                instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table_key(table), metadata=metadata))
+        for name in request.models:
+            resources["model_registry"].delete(name)
+        for collection in collections:
+            resources["vector_store"].drop_collection(collection)
+    progress.info(_removed(request, embeddings))
+
+
+def _saved_state(warehouse: Any, table: str) -> dict[str, Any]:
+    return {"columns": warehouse.columns(table)}
+
+
+def _removed(request: RemovalRequest, embeddings: dict[str, tuple[EmbeddingSpec, dict]]) -> str:
+    parts = [f"model {name}" for name in request.models] + [f"table {name}" for name in request.tables]
+    columns = [f"{spec.table}.{spec.column}" for spec, _ in embeddings.values() if spec.table not in request.tables]
+    if columns:
+        parts.append(f"embedding column{'s' if len(columns) > 1 else ''} {', '.join(columns)}")
+    kept = [spec.name for spec in request.saved if spec.name not in request.tables]
+    text = f"removed {', '.join(parts)}"
+    return text + (f"; table{'s' if len(kept) > 1 else ''} {', '.join(kept)} kept as plain data" if kept else "")
