@@ -58,10 +58,13 @@ def _drop_columns(con: Any, table: str, dropped: Sequence[str]) -> None:
     ).fetchall()
     excluded = ", ".join(quote(column) for column in dropped)
     con.execute(f"CREATE OR REPLACE TABLE {quote(table)} AS SELECT * EXCLUDE ({excluded}) FROM {quote(table)}")
+    kept = recorded_generations(current, [column for column in columns if column not in dropped])
+    image_columns = {generation["image_col"] for generation in kept.values()}
     for sql, expressions in indexes:
-        if not any(expression.strip('"') in dropped for expression in expressions):  # an index on a dropped column goes with it
+        # The indexes serve lookups of the remaining embedding columns' images; the others go.
+        if all(expression.strip('"') in image_columns for expression in expressions):
             con.execute(sql)
-    _set_generations(con, table, recorded_generations(current, [column for column in columns if column not in dropped]))
+    _set_generations(con, table, kept)
 
 
 def _roll_back(con: Any) -> None:
@@ -232,11 +235,42 @@ class DuckDBWarehouseResource(WarehouseResource):
             con.unregister("__thanosql_incoming")
             return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
 
-    def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None) -> None:
+    def change(self, sql: str, table: str) -> int:
+        import duckdb
+
         self._forget_tables()
         with self.connect() as con:
             con.execute("BEGIN")
             try:
+                if sqlglot.parse_one(sql, read="duckdb").key == "alter":
+                    # DuckDB alters no table that has an index; a table's indexes serve its
+                    # embedding columns' lookups, and the planner alters no table that has them.
+                    for (index,) in con.execute(
+                        "SELECT index_name FROM duckdb_indexes() WHERE schema_name = 'main' AND table_name = ?", [table]
+                    ).fetchall():
+                        con.execute(f"DROP INDEX {quote(index)}")
+                result = con.execute(sql).fetchall()
+                con.execute("COMMIT")
+            except duckdb.Error as error:
+                _roll_back(con)
+                raise query_error(str(error)) from None
+            except BaseException:
+                _roll_back(con)
+                raise
+        self._forget_tables()
+        return int(result[0][0]) if len(result) == 1 and len(result[0]) == 1 and isinstance(result[0][0], int) else -1
+
+    def views(self) -> dict[str, str]:
+        with self.connect() as con:
+            return dict(con.execute("SELECT view_name, sql FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall())
+
+    def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None, views: Sequence[str] = ()) -> None:
+        self._forget_tables()
+        with self.connect() as con:
+            con.execute("BEGIN")
+            try:
+                for name in views:
+                    con.execute(f"DROP VIEW IF EXISTS {quote(name)}")
                 for name in tables:
                     con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
                 for name, dropped in (columns or {}).items():

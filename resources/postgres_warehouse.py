@@ -203,10 +203,42 @@ class PostgresWarehouseResource(WarehouseResource):
         frame = data.to_pandas() if hasattr(data, "to_pandas") else data
         return self._replace(name, frame, index_on, recorded_generations(current, list(frame.columns), generations))
 
-    def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None) -> None:
+    def change(self, sql: str, table: str) -> int:
+        self._forget_tables()
+        engine = _engine(self.url)
+        self._ensure_reader(engine)
+        try:
+            with engine.begin() as conn:
+                conn.execute(sa.text(f"SET LOCAL statement_timeout = {int(self.query_timeout_s * 1000)}"))
+                raw = conn.connection.cursor()
+                try:
+                    raw.execute(sql)
+                    changed = raw.rowcount
+                finally:
+                    raw.close()
+                if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": quote(self.schema_name) + "." + quote(table)}).scalar():
+                    conn.execute(sa.text(f"GRANT SELECT ON {quote(self.schema_name)}.{quote(table)} TO {quote(self.reader_role)}"))
+        except sa.exc.OperationalError as error:
+            raise _unavailable(self.url, error) from None
+        except sa.exc.DBAPIError as error:
+            raise query_error(str(error.orig)) from None
+        except psycopg2.Error as error:
+            raise query_error(str(error)) from None
+        finally:
+            self._forget_tables()
+        return changed
+
+    def views(self) -> dict[str, str]:
+        with _engine(self.url).connect() as conn:
+            rows = conn.execute(sa.text("SELECT viewname, definition FROM pg_views WHERE schemaname = :schema"), {"schema": self.schema_name})
+            return {name: definition for name, definition in rows}
+
+    def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None, views: Sequence[str] = ()) -> None:
         self._forget_tables()
         current = {table: {c: g.as_dict() for c, g in recorded.items()} for table, recorded in self.table_generations(fresh=True).items()}
         with _engine(self.url).begin() as conn:
+            for name in views:
+                conn.execute(sa.text(f"DROP VIEW IF EXISTS {quote(name)}"))
             for name in tables:
                 conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
             for name, dropped in (columns or {}).items():

@@ -154,9 +154,20 @@ class WarehouseResource(dg.ConfigurableResource):
         """
 
     @abstractmethod
-    def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None) -> None:
-        """In one transaction: drop `tables`, and from other tables the columns `columns` names
-        (table -> columns), with their generation records; rows and other columns stay."""
+    def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None, views: Sequence[str] = ()) -> None:
+        """In one transaction: drop `views`, then `tables`, and from other tables the columns
+        `columns` names (table -> columns), with their generation records; rows and other columns stay."""
+
+    @abstractmethod
+    def change(self, sql: str, table: str) -> int:
+        """Run one statement in `dialect` that changes `table` (or the view of that name): INSERT,
+        UPDATE, DELETE, CREATE TABLE [AS], ALTER TABLE, CREATE VIEW, in a transaction of its own,
+        as the store's writer; the number of rows it changed (-1 when the statement does not say).
+        A statement the store refuses raises `QueryError` with the store's reason."""
+
+    @abstractmethod
+    def views(self) -> dict[str, str]:
+        """Every view of the store: name -> its defining query."""
 
     @abstractmethod
     def _table_comments(self) -> list[tuple[str, str | None]]:
@@ -201,6 +212,10 @@ class WarehouseResource(dg.ConfigurableResource):
 
     def table_exists(self, name: str) -> bool:
         return name in self.table_generations(fresh=True)
+
+    def relations(self) -> set[str]:
+        """The names a query may read: tables and views."""
+        return set(self.table_generations(fresh=True)) | set(self.views())
 
     def query_from(self, sql: str, dialect: str) -> pd.DataFrame:
         """Run a query written in another sqlglot dialect (a spec's), transpiled to this store's."""

@@ -1,6 +1,7 @@
 """Running plans: statements that create or change objects materialize Dagster assets in the
 workspace's Dagster instance; DELETE MODEL and DROP TABLE remove objects from every store (and
-wipe their assets); queries (SELECT, SEARCH, PRINT) run in process over the latest materialized
+wipe their assets); SQL statements that change tables (INSERT, UPDATE, ...) run in the table
+store and report the table's new materialization; queries (SELECT, SEARCH, PRINT) run in process over the latest materialized
 assets.
 
 Queries do not become Dagster runs: a run costs about 0.3 s, and these are interactive
@@ -20,11 +21,12 @@ from sqlglot import exp
 
 from sql_frontend.execution.queries import QueryEngine
 from sql_frontend.language.parser import ParsedStatement
-from sql_frontend.planning.plans import Evaluate, Materialize, Plan, Query, Remove
+from sql_frontend.planning.plans import ChangeTable, Evaluate, Materialize, Plan, Query, Remove
 from thanosql_assets.defs.evaluations import check_evaluation, evaluate, record
 from thanosql_assets.defs.materialize import materialize
 from thanosql_assets.defs.removal import remove
 from thanosql_assets.defs.specs import model_key
+from thanosql_assets.defs.table_changes import change_table
 
 progress_log = logging.getLogger("thanosql.progress")
 QUERY_RESOURCES = ("workspace", "warehouse", "catalog", "model_registry", "vector_store", "model_source", "dataset_source")
@@ -57,6 +59,10 @@ class StatementRunner:
         if isinstance(plan, Remove):
             if plan.request is not None:
                 remove(plan.request, self.resources, self.instance, statement=statement.text)
+            return None
+        if isinstance(plan, ChangeTable):
+            if plan.request is not None:
+                change_table(plan.request, self.resources, self.instance, statement=statement.text)
             return None
         return self.query(plan, statement)
 

@@ -14,8 +14,9 @@
 Statements that create or change objects are submitted to Dagster as runs of the `statement`
 job through the webserver's GraphQL API (`THANOSQL_DAGSTER_URL`): the daemon's run coordinator
 queues them and its run launcher starts them, so they show in the UI with their logs, and the
-code location is reloaded afterwards so new objects appear as assets (and, after DELETE MODEL or
-DROP TABLE, which run in the server, removed ones disappear). Queries (SELECT, SEARCH,
+code location is reloaded afterwards so new objects appear as assets (and, after DELETE MODEL,
+DROP TABLE and the SQL statements that change tables, which run in the server, removed ones
+disappear and new ones appear). Queries (SELECT, SEARCH,
 PRINT) run in the server: they read the latest materialized assets and must answer in
 milliseconds. Without `THANOSQL_DAGSTER_URL` every statement runs in the server process.
 Every file a statement names must be inside the workspace.
@@ -47,7 +48,7 @@ from sql_frontend.interfaces import wire
 from sql_frontend.interfaces.boundary import user_errors
 from sql_frontend.language.parser import ParsedStatement, parse_script
 from sql_frontend.planning.planner import Planner, changes_objects
-from sql_frontend.planning.plans import Materialize, Remove
+from sql_frontend.planning.plans import ChangeTable, Materialize, Plan, Remove
 from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
 from thanosql_assets.defs.materialize import MaterializationRequest
 from thanosql_assets.defs.recovery import recover
@@ -181,8 +182,8 @@ class StatementService:
             running.status = "RUNNING"
             if self.submitter is None or not isinstance(plan, Materialize):
                 rows = self.runner.run(plan, statement)
-                if self.submitter is not None and isinstance(plan, Remove) and plan.request is not None:
-                    self.submitter.reload()  # removed objects stop being assets of the code location
+                if self.submitter is not None and _redefines(plan):
+                    self.submitter.reload()  # the code location's assets are the catalog's objects
                 return rows
             if plan.announce:
                 running.messages.append(plan.announce)
@@ -193,6 +194,13 @@ class StatementService:
             )
             self.submitter.run(statement, plan.request, running, statement_id, reload=new_objects)
             return self.runner.result_rows(plan)
+
+
+def _redefines(plan: Plan) -> bool:
+    """Whether a plan run in the server changes which objects the catalog holds."""
+    if isinstance(plan, Remove):
+        return plan.request is not None
+    return isinstance(plan, ChangeTable) and plan.request is not None and plan.request.redefines
 
 
 def create_app(settings: Settings | None = None, dagster_url: str | None = None) -> FastAPI:

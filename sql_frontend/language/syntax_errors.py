@@ -20,10 +20,11 @@ from sql_frontend.language.positions import line_col, span_location
 from thanosql.errors import ThanoSQLSyntaxError
 
 # The first word of every statement ThanoSQL runs, for "did you mean" suggestions.
-STATEMENT_KEYWORDS = ("SELECT", "WITH", "COPY", "CREATE", "DELETE", "DROP", *Parser.WORD_STATEMENT_PARSERS)
+STATEMENT_KEYWORDS = ("SELECT", "WITH", "COPY", "CREATE", "DELETE", "DROP", "INSERT", "UPDATE", "ALTER", *Parser.WORD_STATEMENT_PARSERS)
 _STATEMENTS_HINT = (
     "A statement starts with SELECT, WITH, GET THANOSQL DATASET, COPY, BUILD MODEL, FIT MODEL, CONVERT USING, "
-    "PREDICT USING, EVALUATE USING, SEARCH IMAGE, PRINT IMAGE, CREATE TABLE ... USING, LIST, DELETE MODEL or DROP TABLE (see README)."
+    "PREDICT USING, EVALUATE USING, SEARCH IMAGE, PRINT IMAGE, CREATE TABLE ... USING, LIST, DELETE MODEL, DROP TABLE, "
+    "or PostgreSQL's INSERT, UPDATE, DELETE, CREATE TABLE, CREATE VIEW and ALTER TABLE (see README)."
 )
 _SYNTAX_HINT = "Check the statement against its syntax in README."
 # Keywords that a misspelt word in the middle of a statement most likely stands for.

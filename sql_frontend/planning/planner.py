@@ -58,6 +58,7 @@ from sql_frontend.planning.options import (
     fit_model_options,
     validate_options,
 )
+from sql_frontend.planning.passthrough import PASSTHROUGH_TYPES, PassthroughPlanner
 from sql_frontend.planning.plans import Evaluate, Materialize, Plan, Query
 from sql_frontend.planning.query_errors import located
 from sql_frontend.planning.read_only import check_limits, check_read_only
@@ -99,7 +100,8 @@ _PLAIN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 MAX_NAME_LENGTH = 63  # PostgreSQL's identifier limit
 _STATEMENTS = (
     "GET THANOSQL DATASET, GET THANOSQL MODEL, COPY, BUILD MODEL, FIT MODEL, UPLOAD MODEL, CONVERT, CREATE TABLE ... USING, PREDICT, "
-    "EVALUATE, SEARCH, PRINT, LIST, DELETE MODEL, DROP TABLE and SELECT"
+    "EVALUATE, SEARCH, PRINT, LIST, DELETE MODEL, DROP TABLE, SELECT, and PostgreSQL's INSERT, UPDATE, DELETE, "
+    "CREATE TABLE [AS], CREATE VIEW and ALTER TABLE"
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # organization/model, as the Hugging Face Hub names models
 _KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
@@ -192,16 +194,17 @@ class Planner:
         return cls(workspace=resources["workspace"], warehouse=resources["warehouse"], catalog=resources["catalog"])
 
     def plan(self, statement: ParsedStatement) -> Plan:
-        return _StatementPlanner(self, statement.sql, statement.start).plan(statement.expression)
+        return _StatementPlanner(self, statement.sql, statement.start, statement.text).plan(statement.expression)
 
 
 class _StatementPlanner:
     """The planning of one statement (`sql`: its script, for error positions)."""
 
-    def __init__(self, planner: Planner, sql: str, start: int = 0):
+    def __init__(self, planner: Planner, sql: str, start: int = 0, text: str = ""):
         self._workspace, self._warehouse, self._catalog = planner.workspace, planner.warehouse, planner.catalog
         self._sql = sql
         self._start = start  # where the statement begins in `sql`
+        self._text = text or sql  # the statement as written
 
     def plan(self, node: exp.Expression) -> Plan:
         handlers = {
@@ -223,6 +226,8 @@ class _StatementPlanner:
                 return handler(node)
         if isinstance(node, (SearchMedia, PrintMedia, ListObjects, exp.Query)):
             return self._query(node)
+        if isinstance(node, PASSTHROUGH_TYPES):
+            return PassthroughPlanner(self._sql, self._text, self._catalog, self._warehouse, self._check_tables, self._check_new_name).plan(node)
         keyword = str(node.this) if isinstance(node, exp.Command) else node.sql(dialect=ThanoSQL).split(" ", 1)[0]
         raise SQLError(
             f"{keyword.upper()} statements are not supported.",
@@ -340,11 +345,13 @@ class _StatementPlanner:
         if self._warehouse.table_exists(name):
             current = self._catalog.get("table", name)
             if options["append"]:
-                if current is None:
+                if current is None or "sources" not in current.spec:
+                    changed = current is not None and current.spec.get("statement", "").startswith("COPY")
                     raise ObjectExistsError(
-                        f"Table {name!r} was not made by COPY, so COPY cannot add to it.",
+                        f"Table {name!r} was {'changed by SQL statements since COPY made it' if changed else 'not made by COPY'}, "
+                        "so COPY cannot add to it.",
                         **self._at(node.this),
-                        hint="COPY into a new table, or into one COPY created.",
+                        hint=f"COPY the file into a new table, then INSERT INTO {name} SELECT * FROM that table.",
                     )
                 sheets = (*current.spec.get("sheets", ()), *[""] * (len(current.spec["sources"]) - len(current.spec.get("sheets", ()))), *sheets)
                 sources = (*current.spec["sources"], source)
@@ -996,8 +1003,8 @@ class _StatementPlanner:
         for table in referenced_tables(query, outside):
             name = object_name(table.this)
             existing = existing if existing is not None else set(self._warehouse.table_generations())
-            if name not in existing:  # maybe created by another process since this process last looked
-                existing = set(self._warehouse.table_generations(fresh=True))
+            if name not in existing:  # a view, or maybe created by another process since this process last looked
+                existing = self._warehouse.relations()
             if name not in existing:
                 raise _no_table(name, table, self._sql, self._warehouse)
 

@@ -9,6 +9,7 @@ from sqlglot import exp
 from thanosql_assets.defs.evaluations import EvaluationRequest
 from thanosql_assets.defs.materialize import MaterializationRequest
 from thanosql_assets.defs.removal import RemovalRequest
+from thanosql_assets.defs.table_changes import TableChange
 
 
 @dataclass(frozen=True)
@@ -49,4 +50,14 @@ class Remove:
     announce: str | None = None
 
 
-Plan = Materialize | Query | Evaluate | Remove
+@dataclass(frozen=True)
+class ChangeTable:
+    """A PostgreSQL statement passed through to the table store (INSERT, UPDATE, DELETE, CREATE
+    TABLE [AS], CREATE VIEW, ALTER TABLE); nothing to do when `request` is None (IF NOT EXISTS
+    of what exists, and `announce` says so)."""
+
+    request: TableChange | None
+    announce: str | None = None
+
+
+Plan = Materialize | Query | Evaluate | Remove | ChangeTable

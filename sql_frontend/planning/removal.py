@@ -11,7 +11,7 @@ tables made by a statement keep their rows as plain data (`SavedTableSpec`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from sqlglot import exp
 
@@ -37,7 +37,7 @@ PROTECTED_PREFIX = "__thanosql"
 
 
 @dataclass
-class _Workspace:
+class Workspace:
     """The catalog's objects, read once per statement."""
 
     models: dict[str, ModelSpec | UploadedModelSpec]
@@ -46,7 +46,7 @@ class _Workspace:
     saved: dict[str, SavedTableSpec]
 
     @classmethod
-    def read(cls, catalog: CatalogResource) -> _Workspace:
+    def read(cls, catalog: CatalogResource) -> Workspace:
         specs = {(entry.kind, entry.name): spec_from_dict(entry.kind, entry.spec) for entry in catalog.list()}
         of = lambda kind: {name: spec for (k, name), spec in specs.items() if k == kind}  # noqa: E731
         return cls(
@@ -61,10 +61,11 @@ class _Workspace:
 class _Removal:
     """The closure of one removal: what goes, what stays as plain data, and who objected."""
 
-    workspace: _Workspace
+    workspace: Workspace
     cascade: bool
     models: list[str] = field(default_factory=list)
     tables: list[str] = field(default_factory=list)
+    views: list[str] = field(default_factory=list)
     embeddings: list[str] = field(default_factory=list)
     predictions: list[str] = field(default_factory=list)
     made_by_removed: dict[str, SavedTableSpec] = field(default_factory=dict)  # tables whose maker goes
@@ -86,9 +87,14 @@ class _Removal:
                 self._remove_prediction(table, prediction)
 
     def drop_table(self, name: str) -> None:
-        if name in self.tables:
+        """Drop table (or view) `name`."""
+        dropped = self.views if name in self.workspace.saved and self.workspace.saved[name].view else self.tables
+        if name in dropped:
             return
-        self.tables.append(name)
+        dropped.append(name)
+        for view, spec in self.workspace.saved.items():
+            if spec.view and name in spec.tables and view != name:
+                self._dependent(f"view {view} (it reads {name})", lambda view=view: self.drop_table(view))
         for model, spec in self.workspace.models.items():
             if isinstance(spec, ModelSpec) and name in spec.tables:
                 self._dependent(f"model {model} (trained on {name})", lambda model=model: self.remove_model(model), model=model)
@@ -131,24 +137,31 @@ class _Removal:
 
     def request(self) -> RemovalRequest:
         """The request, with the lineage of every table that stays pointing at tables that stay."""
-        saved = {name: spec for name, spec in self.made_by_removed.items() if name not in self.tables}
-        saved.update({name: spec for name, spec in self.workspace.saved.items() if name not in self.tables and set(spec.tables) & set(self.tables)})
-        saved = {
-            name: SavedTableSpec(name, spec.statement, tuple(table for table in spec.tables if table not in self.tables))
-            for name, spec in saved.items()
-        }
+        gone = set(self.tables) | set(self.views)
+        saved = {name: spec for name, spec in self.made_by_removed.items() if name not in gone}
+        saved.update({name: spec for name, spec in self.workspace.saved.items() if name not in gone and set(spec.tables) & gone})
+        saved = {name: replace(spec, tables=tuple(table for table in spec.tables if table not in gone)) for name, spec in saved.items()}
         return RemovalRequest(
             models=tuple(self.models),
             tables=tuple(self.tables),
+            views=tuple(self.views),
             embeddings=tuple(self.embeddings),
             predictions=tuple(self.predictions),
             saved=tuple(saved.values()),
         )
 
 
+def dependents_of(workspace: Workspace, table: str) -> list[str]:
+    """What a change of `table`'s shape would break: the objects made from it, and its embedding columns."""
+    removal = _Removal(workspace, cascade=False)
+    removal.drop_table(table)
+    columns = [f"its embedding column {workspace.embeddings[name].column}" for name in removal.embeddings]
+    return removal.objections + columns
+
+
 def plan_delete_model(node: DeleteModel, sql: str, catalog: CatalogResource) -> Remove:
     name = object_name(node.this)
-    workspace = _Workspace.read(catalog)
+    workspace = Workspace.read(catalog)
     if name not in workspace.models:
         if node.args.get("exists"):
             return Remove(None, announce=f"Model {name!r} does not exist; nothing to delete.")
@@ -172,14 +185,17 @@ def plan_delete_model(node: DeleteModel, sql: str, catalog: CatalogResource) -> 
 
 def plan_drop_table(node: exp.Drop, sql: str, catalog: CatalogResource, warehouse: WarehouseResource) -> Remove:
     tables = list(node.args.get("tables") or [node.this])
-    if (node.args.get("kind") or "").upper() != "TABLE":
+    kind = (node.args.get("kind") or "").upper()
+    if kind not in ("TABLE", "VIEW"):
         raise SQLError(
-            f"DROP {node.args.get('kind') or ''} statements are not supported.".replace("  ", " "),
+            f"DROP {kind} statements are not supported.".replace("  ", " "),
             **locate(sql, node),
-            hint="DROP TABLE removes a table; DELETE MODEL removes a model.",
+            hint="DROP TABLE removes a table, DROP VIEW a view; DELETE MODEL removes a model.",
         )
-    existing = warehouse.table_generations(fresh=True)
-    workspace = _Workspace.read(catalog)
+    existing = warehouse.table_generations(fresh=True) if kind == "TABLE" else warehouse.views()
+    other = warehouse.views() if kind == "TABLE" else warehouse.table_generations(fresh=True)
+    what = kind.lower()
+    workspace = Workspace.read(catalog)
     removal = _Removal(workspace, cascade=bool(node.args.get("cascade")))
     for table in tables:
         name = object_name(table.this)
@@ -189,27 +205,37 @@ def plan_drop_table(node: exp.Drop, sql: str, catalog: CatalogResource, warehous
                 **locate(sql, table),
                 hint="DROP TABLE removes tables that COPY, CONVERT, PREDICT or CREATE TABLE made.",
             )
+        if name in other:
+            raise SQLError(
+                f"{name!r} is a {'view' if kind == 'TABLE' else 'table'}, not a {what}.",
+                **locate(sql, table),
+                hint=f"DROP {'VIEW' if kind == 'TABLE' else 'TABLE'} {name}",
+            )
         if name not in existing:
             if node.args.get("exists"):
                 continue
             raise ObjectNotFoundError(
-                f"Table {name!r} does not exist.",
+                f"{what.capitalize()} {name!r} does not exist.",
                 **locate(sql, table),
-                hint=_existing("tables", sorted(existing)) + " DROP TABLE IF EXISTS does nothing when it does not.",
+                hint=_existing(f"{what}s", sorted(existing)) + f" DROP {kind} IF EXISTS does nothing when it does not.",
             )
+        if name not in workspace.saved and kind == "VIEW":  # a view made outside ThanoSQL
+            workspace.saved[name] = SavedTableSpec(name, "", (), view=True)
         removal.drop_table(name)
     if removal.objections:
         first = object_name(tables[0].this)
         raise DependentObjectsError(
-            f"Table {first!r} is needed by {_listed(removal.objections)}." if len(tables) == 1 else f"Those tables are needed by {_listed(removal.objections)}.",
+            f"{what.capitalize()} {first!r} is needed by {_listed(removal.objections)}."
+            if len(tables) == 1
+            else f"Those {what}s are needed by {_listed(removal.objections)}.",
             **locate(sql, tables[0]),
             hint=f"Add CASCADE to remove them too (models are deleted, embedding columns dropped, tables made from {first} keep "
             "their rows as plain data)"
             + (f", or delete the models first: {'; '.join(f'DELETE MODEL {model}' for model in removal.objecting_models)}." if removal.objecting_models else "."),
         )
-    if not removal.tables:
-        return Remove(None, announce=f"Table {object_name(tables[0].this)!r} does not exist; nothing to drop.")
-    return Remove(removal.request(), announce=f"Dropping table {', '.join(removal.tables)}...")
+    if not removal.tables and not removal.views:
+        return Remove(None, announce=f"{what.capitalize()} {object_name(tables[0].this)!r} does not exist; nothing to drop.")
+    return Remove(removal.request(), announce=f"Dropping {what} {', '.join(object_name(table.this) for table in tables)}...")
 
 
 def _listed(items: list[str]) -> str:

@@ -204,6 +204,32 @@ def _ui_assets(stack) -> tuple[set[str], set[str]]:
     return graph, catalog
 
 
+def test_sql_statements_pass_through_to_postgresql_and_show_in_the_ui(stack, remote, remote_results):
+    import dagster as dg
+
+    with stack.explained():
+        remote.execute("CREATE TABLE pg_eights AS SELECT * FROM mnist_train WHERE label = 8")
+        remote.execute("INSERT INTO pg_eights SELECT * FROM mnist_train WHERE label = 9 LIMIT 3")
+        remote.execute("UPDATE pg_eights SET label = 99 WHERE label = 9")
+        remote.execute("DELETE FROM pg_eights WHERE label = 99")
+        remote.execute("ALTER TABLE pg_eights RENAME TO pg_only_eights")
+        remote.execute("CREATE VIEW pg_sevens AS SELECT * FROM mnist_train WHERE label = 7")
+    assert remote.execute("SELECT count(*) AS n FROM pg_only_eights")["n"].item() == 100
+    assert remote.execute("SELECT count(*) AS n FROM pg_sevens")["n"].item() == 100
+    records = stack.instance().fetch_materializations(dg.AssetKey(["table", "pg_only_eights"]), limit=10).records
+    assert [record.asset_materialization.metadata["statement"].value.split()[0] for record in records] == ["ALTER"]
+    graph, catalog = _ui_assets(stack)
+    assert {"table/pg_only_eights", "table/pg_sevens"} <= graph and "table/pg_only_eights" in catalog
+    assert not [key for key in graph | catalog if key == "table/pg_eights"]
+    with pytest.raises(Exception, match="RETURNING"):
+        remote.execute("DELETE FROM pg_only_eights RETURNING *")
+
+    remote.execute("DROP VIEW pg_sevens")
+    remote.execute("DROP TABLE pg_only_eights")
+    graph, catalog = _ui_assets(stack)
+    assert not [key for key in graph | catalog if "pg_" in key], graph | catalog
+
+
 def test_delete_model_and_drop_table_leave_no_dangling_assets_in_the_ui(stack, remote, remote_results):
     # Runs last in this module: it removes what it made, and nothing of the tutorial.
     with stack.explained():

@@ -47,9 +47,9 @@ CASES = [
     pytest.param("CONVERT USING my_image_search_model AS SELECT * FROM read_csv('/etc/passwd')", ["read_csv"], id="convert-over-file"),
     pytest.param("SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS WITH d AS (DELETE FROM mnist_test RETURNING *) SELECT * FROM d", ["DELETE"], id="search-over-delete"),
     pytest.param("SELECT * FROM mnist_train; DELETE FROM mnist_train", ["one statement"], id="two-statements"),
-    pytest.param("DELETE FROM mnist_train", ["not supported"], id="delete"),
+    pytest.param("DELETE FROM mnist_train RETURNING *", ["RETURNING"], id="delete-returning"),
     pytest.param("DROP TABLE mnist_train", ["needed by model my_image_search_model", "CASCADE"], id="drop-table-a-model-needs"),
-    pytest.param("UPDATE mnist_train SET label = 0", ["not supported"], id="update"),
+    pytest.param("UPDATE mnist_test SET my_image_search_model_simclr = NULL", ["holds embeddings"], id="update-embedding-column"),
     # The store's errors, in SQL terms, at the user's text.
     pytest.param("SELECT no_such_column FROM mnist_train", ["no_such_column", "column"], id="unknown-column"),
     pytest.param("SELECT no_such_function(label) FROM mnist_train", ["no_such_function"], id="unknown-function"),

@@ -35,6 +35,7 @@ class RemovalRequest:
 
     models: tuple[str, ...] = ()
     tables: tuple[str, ...] = ()  # tables dropped, with everything stored in them
+    views: tuple[str, ...] = ()  # views dropped
     embeddings: tuple[str, ...] = ()  # catalog names of the embeddings removed (their column and collections)
     predictions: tuple[str, ...] = ()  # catalog names of prediction tables whose spec goes (the table stays unless dropped)
     saved: tuple[SavedTableSpec, ...] = ()  # tables that stay as plain data, with their new spec
@@ -63,15 +64,15 @@ def remove(request: RemovalRequest, resources: dict[str, Any], instance: dg.Dags
     with in_flight(resources["workspace"].root, removal_id):
         for collection in collections:
             journal_collection(resources["workspace"].root, removal_id, collection)
-        warehouse.drop(tables=request.tables, columns=kept_columns)
+        warehouse.drop(tables=request.tables, columns=kept_columns, views=request.views)
         catalog.change(
             deletions=[("model", name) for name in request.models]
-            + [("table", name) for name in request.tables]
+            + [("table", name) for name in (*request.tables, *request.views)]
             + [("prediction", name) for name in request.predictions]
             + [("embedding", name) for name in embeddings],
             puts=[(spec.kind, spec.name, spec.to_dict(), _saved_state(warehouse, spec.name)) for spec in request.saved],
         )
-        wiped = [model_key(name) for name in request.models] + [table_key(name) for name in request.tables]
+        wiped = [model_key(name) for name in request.models] + [table_key(name) for name in (*request.tables, *request.views)]
         wiped += [key for spec, _ in embeddings.values() for key in (spec.asset_key, spec.collection_key)]
         instance.wipe_assets(wiped)
         for table in sorted(set(kept_columns) | {spec.name for spec in request.saved}):
@@ -92,6 +93,7 @@ def _saved_state(warehouse: Any, table: str) -> dict[str, Any]:
 
 def _removed(request: RemovalRequest, embeddings: dict[str, tuple[EmbeddingSpec, dict]]) -> str:
     parts = [f"model {name}" for name in request.models] + [f"table {name}" for name in request.tables]
+    parts += [f"view {name}" for name in request.views]
     columns = [f"{spec.table}.{spec.column}" for spec, _ in embeddings.values() if spec.table not in request.tables]
     if columns:
         parts.append(f"embedding column{'s' if len(columns) > 1 else ''} {', '.join(columns)}")

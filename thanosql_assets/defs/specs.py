@@ -88,11 +88,21 @@ class TableSpec(_NamedSpec):
     datasets: tuple[str, ...] = ()  # the datasets the files belong to, for lineage
     sheets: tuple[str, ...] = ()  # the sheet of each spreadsheet source ("" for other sources)
 
+    @property
+    def statement(self) -> str:
+        """The COPY statements of this table, `; `-separated: the first made it, the others appended."""
+        sheets = (*self.sheets, *[""] * (len(self.sources) - len(self.sheets)))
+        return "; ".join(
+            f"COPY {self.name}{_options_sql({'sheet': sheet, 'append': index > 0}, {'sheet': '', 'append': False})} FROM {_sql_value(source)}"
+            for index, (source, sheet) in enumerate(zip(self.sources, sheets))
+        )
+
 
 @dataclass(frozen=True)
 class SavedTableSpec(_NamedSpec):
-    """A table kept as plain data: made by a SQL statement (CREATE TABLE ... AS SELECT), or by a
-    statement whose model or source table has since been deleted, so nothing rebuilds it.
+    """A table kept as plain data, that no ThanoSQL statement rebuilds: made by a SQL statement
+    (CREATE TABLE ... AS SELECT; CREATE VIEW when `view`), changed by one (INSERT, UPDATE, ...),
+    or made by a statement whose model or source table has since been removed.
 
     Its asset is observed rather than materialized by Dagster: each statement that changes its
     rows records a materialization (rows, the statement), so the UI keeps its history.
@@ -100,7 +110,8 @@ class SavedTableSpec(_NamedSpec):
 
     kind: ClassVar[str] = "table"
     statement: str  # the statement that made it
-    tables: tuple[str, ...] = ()  # the tables it was made from, for lineage
+    tables: tuple[str, ...] = ()  # the tables it was made from (a view: those it reads), for lineage
+    view: bool = False
 
 
 @dataclass(frozen=True)

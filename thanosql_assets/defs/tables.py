@@ -60,10 +60,7 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         deps=[dg.AssetKey(["dataset", name]) for name in spec.datasets],
         group_name="tables",
         kinds={"duckdb"},
-        description="; ".join(
-            f'COPY {spec.name}{f" OPTIONS (sheet={sheet!r})" if sheet else ""} FROM "{source}"'
-            for source, sheet in zip(spec.sources, (*spec.sheets, *[""] * len(spec.sources)))
-        ),
+        description=spec.statement,
     )
     def _table(
         context: dg.AssetExecutionContext,
@@ -131,7 +128,7 @@ def saved_table_asset(spec: SavedTableSpec) -> dg.AssetSpec:
         deps=[table_key(name) for name in spec.tables if name != spec.name],
         group_name="tables",
         kinds={"duckdb"},
-        description=f"Plain data, made by: {spec.statement}",
+        description=f"{'A view' if spec.view else 'Plain data'}, made by: {spec.statement}",
     )
 
 
