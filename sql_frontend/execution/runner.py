@@ -26,7 +26,7 @@ from thanosql_assets.defs.evaluations import check_evaluation, evaluate, record
 from thanosql_assets.defs.materialize import materialize
 from thanosql_assets.defs.removal import remove
 from thanosql_assets.defs.specs import model_key
-from thanosql_assets.defs.table_changes import change_table
+from thanosql_assets.defs.table_changes import change_table, save_rows
 
 progress_log = logging.getLogger("thanosql.progress")
 QUERY_RESOURCES = ("workspace", "warehouse", "catalog", "model_registry", "vector_store", "model_source", "dataset_source")
@@ -91,6 +91,9 @@ class StatementRunner:
             subquery.replace(exp.Table(this=exp.to_identifier(name), alias=subquery.args.get("alias")))
         engine = QueryEngine(sql=statement.sql, start=statement.start, **{key: self.resources[key] for key in QUERY_RESOURCES})
         try:
-            return engine.run(plan.expression, relations)
+            rows = engine.run(plan.expression, relations)
         finally:
             self.last_plan = engine.last_plan
+        if plan.save_as is not None:
+            save_rows(plan.save_as, rows, self.resources, self.instance, statement=statement.text)
+        return rows

@@ -48,7 +48,7 @@ from sql_frontend.interfaces import wire
 from sql_frontend.interfaces.boundary import user_errors
 from sql_frontend.language.parser import ParsedStatement, parse_script
 from sql_frontend.planning.planner import Planner, changes_objects
-from sql_frontend.planning.plans import ChangeTable, Materialize, Plan, Remove
+from sql_frontend.planning.plans import ChangeTable, Materialize, Plan, Query, Remove
 from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
 from thanosql_assets.defs.materialize import MaterializationRequest
 from thanosql_assets.defs.recovery import recover
@@ -200,6 +200,8 @@ def _redefines(plan: Plan) -> bool:
     """Whether a plan run in the server changes which objects the catalog holds."""
     if isinstance(plan, Remove):
         return plan.request is not None
+    if isinstance(plan, Query):
+        return plan.save_as is not None
     return isinstance(plan, ChangeTable) and plan.request is not None and plan.request.redefines
 
 

@@ -10,7 +10,7 @@ Statements added on top of PostgreSQL (keywords in any case)::
     CONVERT USING model [OPTIONS (...)] AS SELECT ...
     PREDICT USING model [OPTIONS (...)] AS SELECT ...
     EVALUATE USING model [OPTIONS (...)] AS SELECT ...
-    SEARCH IMAGE images='a.jpg' | images=['a.jpg', 'b.jpg'] USING model AS SELECT ...
+    SEARCH IMAGE images='a.jpg' | images=['a.jpg', 'b.jpg'] USING model [OPTIONS (table_name=...)] AS SELECT ...
     PRINT IMAGE AS (SELECT ... FROM (SEARCH IMAGE ...) ORDER BY ... LIMIT n)
     CREATE TABLE name USING model OPTIONS (path_type='folder', ...) FROM 'folder'
     UPLOAD MODEL name OPTIONS (framework='huggingface' | 'pytorch', ...) FROM "directory_or_file"
@@ -95,7 +95,7 @@ class EvaluateUsing(exp.Expression):
 class SearchMedia(exp.Expression):
     """``SEARCH <kind> <param>=<value> USING model AS query``; kind is IMAGE in the tutorials."""
 
-    arg_types = {"kind": True, "param": True, "images": True, "this": True, "query": True}
+    arg_types = {"kind": True, "param": True, "images": True, "this": True, "query": True, "options": False}
 
 
 class PrintMedia(exp.Expression):
@@ -293,7 +293,8 @@ class Parser(Postgres.Parser):
         if not self._match(TokenType.USING):
             self._fail("Expected USING <model> after the search images")
         model = self._expect_name("a model name")
-        return SearchMedia(kind=kind, param=param, images=images, this=model, query=self._parse_as_query())
+        options = self._parse_thanosql_options()
+        return SearchMedia(kind=kind, param=param, images=images, this=model, options=options, query=self._parse_as_query())
 
     def _parse_print(self) -> PrintMedia:
         kind = self._expect_word_in(("IMAGE",), "IMAGE after PRINT")
@@ -481,7 +482,7 @@ class Generator(Postgres.Generator):
         EvaluateUsing: lambda self, e: _using_query_sql(self, e, "EVALUATE"),
         SearchMedia: lambda self, e: (
             f"SEARCH {e.args['kind']} {self.sql(e, 'param')}={_value_sql(self, e.args['images'])} "
-            f"USING {self.sql(e, 'this')} AS {self.sql(e, 'query')}"
+            f"USING {self.sql(e, 'this')}{_options_sql(self, e.args.get('options'))} AS {self.sql(e, 'query')}"
         ),
         PrintMedia: lambda self, e: f"PRINT {e.args['kind']} AS ({self.sql(e, 'query')})",
         ListObjects: lambda self, e: f"LIST {e.args['kind']}",

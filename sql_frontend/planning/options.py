@@ -65,6 +65,10 @@ CREATE_TABLE_USING_OPTIONS = (
     ON_ERROR,
     OVERWRITE,
 )
+SEARCH_OPTIONS = (
+    OptionSpec("table_name", str, None, "save the rows as a new table (plain data, a Dagster asset downstream of the table searched)"),
+    OptionSpec("overwrite", bool, False, "replace a table an earlier SEARCH saved"),
+)
 CONVERT_OPTIONS = (
     OptionSpec("table_name", str, None, "table that receives the embedding column (default: the table queried)"),
     OptionSpec("image_col", str, "image_path", "column holding the image file paths"),

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import hashlib
 import re
+import uuid
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
@@ -53,6 +55,7 @@ from sql_frontend.planning.options import (
     GET_DATASET_OPTIONS,
     GET_MODEL_OPTIONS,
     PREDICT_OPTIONS,
+    SEARCH_OPTIONS,
     UPLOAD_MODEL_OPTIONS,
     build_model_options,
     fit_model_options,
@@ -62,10 +65,11 @@ from sql_frontend.planning.passthrough import PASSTHROUGH_TYPES, PassthroughPlan
 from sql_frontend.planning.plans import Evaluate, Materialize, Plan, Query
 from sql_frontend.planning.query_errors import located
 from sql_frontend.planning.read_only import check_limits, check_read_only
-from sql_frontend.planning.removal import plan_delete_model, plan_drop_table
+from sql_frontend.planning.removal import Workspace, dependents_of, plan_delete_model, plan_drop_table
 from sql_frontend.planning.top_k import find_top_k
 from thanosql.errors import (
     DataError,
+    DependentObjectsError,
     ObjectExistsError,
     ObjectNotFoundError,
     OptionError,
@@ -85,13 +89,14 @@ from thanosql_assets.defs.specs import (
     EmbeddingSpec,
     ModelSpec,
     PredictionSpec,
+    SavedTableSpec,
     TableSpec,
     UploadedModelSpec,
     embedding_name,
     spec_from_dict,
     table_key,
 )
-from thanosql_assets.defs.table_files import SPREADSHEET_SUFFIXES, TABLE_SUFFIXES
+from thanosql_assets.defs.table_files import INLINE_DIR, SPREADSHEET_SUFFIXES, TABLE_SUFFIXES, read_json_records
 from thanosql_assets.defs.uploads import MODELS_DIR
 from thanosql_assets.models.algorithms import ALGORITHMS, FAMILIES, Algorithm, algorithm_of, network_family
 from thanosql_assets.models.classifiers.config import OPTION_ALIASES
@@ -174,8 +179,8 @@ def embedding_column(tables: Mapping[str, Mapping[str, Generation]], table: str,
 
 def changes_objects(statement: exp.Expression) -> bool:
     """Whether a statement may create or change objects: anything but a query (EVALUATE is one),
-    a query with a CONVERT, or a PREDICT that saves a table."""
-    if isinstance(statement, PredictUsing):
+    a query with a CONVERT, or a PREDICT or SEARCH that saves a table."""
+    if isinstance(statement, (PredictUsing, SearchMedia)):
         return any(entry.this.this.lower() == "table_name" for entry in (statement.args.get("options") or exp.Tuple()).expressions)
     is_query = isinstance(statement, (SearchMedia, PrintMedia, EvaluateUsing, exp.Query))
     return not is_query or any(True for _ in statement.find_all(ConvertUsing))
@@ -321,7 +326,9 @@ class _StatementPlanner:
             )
         source_node = node.args["source"]
         source = source_node.this
-        path = self._resolve(source_node)
+        if source.lstrip().startswith(("[", "{")):
+            source = self._inline_json(source, source_node)
+        path = self._resolve(source_node, source)
         if not path.exists():
             raise ObjectNotFoundError(
                 f'"{source}" does not exist (looked at {path}).',
@@ -332,7 +339,7 @@ class _StatementPlanner:
             raise SQLError(
                 f'COPY reads {", ".join(TABLE_SUFFIXES)} files and folders, not "{source}".',
                 **self._at(source_node),
-                hint="Save the table as CSV, Parquet, JSON records, JSON Lines or a spreadsheet, or COPY a folder of files.",
+                hint="Save the table as CSV, Parquet, JSON records, JSON Lines, a spreadsheet or a pickled DataFrame, or COPY a folder of files.",
             )
         if options["sheet"] is not None and path.suffix.lower() not in SPREADSHEET_SUFFIXES:
             raise OptionError(
@@ -391,6 +398,25 @@ class _StatementPlanner:
             for key in (embedding.asset_key, embedding.collection_key)
         ]
         return Materialize(MaterializationRequest((spec,), (spec.asset_key, *downstream)))
+
+    def _inline_json(self, text: str, node: exp.Expression) -> str:
+        """COPY t FROM '<json records>': the records, checked, kept in the workspace as a file named by
+        their content (so the table's asset reads them again as any COPY source); its relative path."""
+        try:
+            read_json_records(text)
+        except ValueError as error:
+            raise DataError(
+                f"COPY: the JSON string is not a list of records ({str(error).strip().splitlines()[0][:200]}).",
+                hint='Pass DataFrame.to_json(orient="records"): [{"column": value, ...}, ...], one object per row.',
+            ) from None
+        relative = f"{INLINE_DIR}/{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
+        target = self._resolve(node, relative)
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            staged = target.with_suffix(f".{uuid.uuid4().hex}.tmp")
+            staged.write_text(text, encoding="utf-8")
+            staged.replace(target)
+        return relative
 
     def _build_model(self, node: BuildModel) -> Plan:
         name = object_name(node.this)
@@ -813,11 +839,46 @@ class _StatementPlanner:
         searches = list(node.find_all(SearchMedia))
         for search in searches:
             self._check_search(search)
+            if search is not node and search.args.get("options"):
+                raise SQLError(
+                    "OPTIONS belong to a SEARCH that is a statement of its own, not one inside a query.",
+                    **self._at(search.args["options"]),
+                    hint="Run the SEARCH alone with OPTIONS (table_name=...), then query the table it saved.",
+                )
+        save_as = self._search_table(node) if isinstance(node, SearchMedia) else None
         for prediction in node.find_all(PredictUsing):
             self._check_predict(prediction, nested=True)
         self._check_ranking(node.args["query"] if isinstance(node, PrintMedia) else node)
         self._check_tables(node, outside=(SearchMedia, ConvertUsing, PredictUsing))
-        return Query(node, converts=converts)
+        return Query(node, converts=converts, save_as=save_as)
+
+    def _search_table(self, node: SearchMedia) -> SavedTableSpec | None:
+        """SEARCH ... OPTIONS (table_name=...): the table its rows are saved as (checked), or None."""
+        options = validate_options(node.args.get("options"), SEARCH_OPTIONS, statement="SEARCH", sql=self._sql)
+        table = options["table_name"]
+        if table is None:
+            return None
+        self._check_new_name(table, node, "Table", option="table_name")
+        where = self._option_at(node, "table_name")
+        read = [object_name(t.this) for t in referenced_tables(node.args["query"])]
+        if table in read:
+            raise ObjectExistsError(f"SEARCH would replace table {table!r}, which its query reads.", **where, hint="Choose a new table_name.")
+        if table in self._warehouse.relations():
+            entry = self._catalog.get("table", table)
+            if entry is None or not entry.spec.get("statement", "").upper().startswith("SEARCH"):
+                raise ObjectExistsError(
+                    f"Table {table!r} already exists and was not saved by SEARCH; SEARCH will not replace it.",
+                    **where,
+                    hint="Choose a new table_name, or DROP TABLE it first.",
+                )
+            if not options["overwrite"]:
+                raise ObjectExistsError(f"Table {table!r} already exists.", **where, hint="Add overwrite=True to OPTIONS to replace it.")
+            needed_by = dependents_of(Workspace.read(self._catalog), table)
+            if needed_by:
+                raise DependentObjectsError(
+                    f"Table {table!r} is needed by {', '.join(needed_by)}.", **where, hint="Choose a new table_name."
+                )
+        return SavedTableSpec(table, self._text, tuple(dict.fromkeys(read)))
 
     def _predict(self, node: PredictUsing) -> Plan:
         options, tables = self._check_predict(node)

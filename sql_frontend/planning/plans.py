@@ -9,6 +9,7 @@ from sqlglot import exp
 from thanosql_assets.defs.evaluations import EvaluationRequest
 from thanosql_assets.defs.materialize import MaterializationRequest
 from thanosql_assets.defs.removal import RemovalRequest
+from thanosql_assets.defs.specs import SavedTableSpec
 from thanosql_assets.defs.table_changes import TableChange
 
 
@@ -29,6 +30,7 @@ class Query:
     expression: exp.Expression
     announce: str | None = None
     converts: list[tuple[exp.Subquery, Materialize]] = field(default_factory=list)
+    save_as: SavedTableSpec | None = None  # SEARCH ... OPTIONS (table_name=...): the table its rows are saved as
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,9 @@ tutorial's workspace; bad sources are refused and change nothing."""
 
 from __future__ import annotations
 
+import os
+import pickle
+
 import dagster as dg
 import pandas as pd
 import pytest
@@ -27,6 +30,7 @@ def _metadata(conn, table: str) -> dict:
         (".json", lambda frame, path: frame.to_json(path, orient="records")),
         (".jsonl", lambda frame, path: frame.to_json(path, orient="records", lines=True)),
         (".csv", lambda frame, path: frame.to_csv(path, index=False)),
+        (".pkl", lambda frame, path: frame.to_pickle(path)),
     ],
 )
 def test_copy_reads_each_format_with_lowercase_identifier_columns(scratch_conn, suffix, write):
@@ -79,6 +83,9 @@ def _write(home, name: str, content: bytes) -> str:
         ("mixed.json", b'[{"a": 1}, {"a": "one"}]', DataError, ["mixes values", "'a'"]),
         ("lines.jsonl", b'{"a": 1}\nnot json\n', DataError, ["not JSON Lines"]),
         ("table.xml", b"<rows/>", SQLError, [".parquet", "folders"]),
+        ("series.pkl", pickle.dumps(pd.Series([1, 2])), DataError, ["pickled Series", "DataFrame"]),
+        ("list.pkl", pickle.dumps([1, 2]), DataError, ["pickled list"]),
+        ("truncated.pkl", pickle.dumps(ROWS)[:40], DataError, ["not a pickled pandas DataFrame"]),
     ],
 )
 def test_bad_sources_are_refused_and_change_nothing(scratch_conn, name, content, error, words):
@@ -87,6 +94,36 @@ def test_bad_sources_are_refused_and_change_nothing(scratch_conn, name, content,
     for word in words:
         assert word.lower() in message.lower(), message
     assert "bad" not in set(scratch_conn.execute("SELECT table_name FROM (LIST TABLE) AS t")["table_name"])
+
+
+class _RunsACommand:
+    """A pickle that runs a shell command when loaded: what an untrusted pickle can do."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_pickle_that_would_run_code_is_refused_before_it_runs(scratch_conn, tmp_path):
+    marker = tmp_path / "ran"
+    frame = ROWS.assign(payload=[_RunsACommand(marker), None, None])
+    (scratch_conn.settings.home / "evil.pkl").write_bytes(pickle.dumps(frame))
+    message = str(refused(scratch_conn, "COPY evil FROM 'evil.pkl'", DataError))
+    assert "posix.system" in message or "os.system" in message, message
+    assert not marker.exists()
+
+
+def test_copy_from_a_json_string_of_records(scratch_conn):
+    records = ROWS.to_json(orient="records")
+    scratch_conn.execute(f"COPY rows FROM '{records}'")
+    table = scratch_conn.execute("SELECT * FROM rows ORDER BY label")
+    assert table.values.tolist() == [["b.jpg", 1, 0.25], ["a.jpg", 3, 0.5], ["c.jpg", 4, 1.0]]
+    scratch_conn.execute(f"COPY rows OPTIONS (append=True) FROM '{records}'")  # the same records again: a second source
+    assert len(scratch_conn.execute("SELECT * FROM rows")) == 6
+    error = refused(scratch_conn, """COPY other FROM '[{"a": 1}, {"a": "one"}]'""", DataError)
+    assert "not a list of records" in str(error) and "mixes values" in str(error) and "orient" in error.hint
 
 
 def test_an_empty_folder_or_other_columns_on_append_are_refused(scratch_conn):

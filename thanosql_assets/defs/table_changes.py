@@ -1,5 +1,6 @@
 """PostgreSQL statements passed through to the table store: CREATE TABLE [AS], INSERT, UPDATE,
-DELETE, ALTER TABLE, CREATE VIEW.
+DELETE, ALTER TABLE, CREATE VIEW; and a query's rows saved as a table (SEARCH ... OPTIONS
+(table_name=...)).
 
 The planner checks a statement and says what it does to the catalog (`TableChange`); here the
 store runs it in a transaction of its own, the catalog follows, and the table's asset records a
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
+import pandas as pd
 
 from resources.warehouse import quote
 from thanosql_assets.defs.specs import SavedTableSpec, table_key
@@ -61,3 +63,13 @@ def change_table(change: TableChange, resources: dict[str, Any], instance: dg.Da
     counted = f"{changed} row{'s' if changed != 1 else ''} {preposition} " if changed >= 0 and preposition else ""
     renamed = f"{change.renamed_from} to " if change.renamed_from else ""
     progress.info(f"{change.verb} {counted}{what} {renamed}{change.table}: {rows} rows")
+
+
+def save_rows(spec: SavedTableSpec, rows: pd.DataFrame, resources: dict[str, Any], instance: dg.DagsterInstance, statement: str) -> None:
+    """A query's rows as a table of their own, plain data, recorded as its asset's materialization."""
+    warehouse = resources["warehouse"]
+    count = warehouse.replace_table(spec.name, rows)
+    resources["catalog"].put(spec.kind, spec.name, spec.to_dict(), {"rows": count, "columns": [str(column) for column in rows.columns]})
+    metadata = {**table_metadata(warehouse, spec.name, count), "statement": statement}
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table_key(spec.name), metadata=metadata))
+    progress.info(f"saved {count} rows as table {spec.name}")

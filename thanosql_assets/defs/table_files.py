@@ -1,9 +1,12 @@
-"""COPY's sources as one Arrow table: CSV, Parquet, JSON, JSON Lines and spreadsheet files, and folders of files.
+"""COPY's sources as one Arrow table: CSV, Parquet, JSON, JSON Lines, spreadsheet and pickle
+files, and folders of files.
 
 Each source is read by the reader of its suffix (CSV as `csv_files` reads it, line by line;
 `.parquet` with pyarrow; `.json` as pandas' `to_json(orient="records")` writes a DataFrame;
 `.jsonl` / `.ndjson` one object per line; `.xlsx` / `.xls` one sheet, with its first row as
-column names), or, for a folder, as one row per file under it:
+column names; `.pkl` / `.pickle` a pickled pandas DataFrame, unpickled by `RestrictedUnpickler`,
+which builds pandas' and numpy's data types and nothing else, since unpickling can otherwise run
+any code), or, for a folder, as one row per file under it:
 `image_path`, `filename`, and `label` (the subfolder's name) when every file sits in a
 subfolder of the folder, the ImageFolder layout of classification datasets.
 
@@ -14,6 +17,8 @@ Every problem is a DataError naming the source; nothing is read partially.
 
 from __future__ import annotations
 
+import io
+import pickle
 import re
 from collections.abc import Sequence
 from pathlib import Path
@@ -24,7 +29,9 @@ from thanosql.errors import DataError
 from thanosql_assets.defs.csv_files import read_csv_files
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xls")
-TABLE_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl", ".ndjson", *SPREADSHEET_SUFFIXES)
+PICKLE_SUFFIXES = (".pkl", ".pickle")
+INLINE_DIR = "thanosql-copied"  # COPY FROM '<json string>': the records, as a file of the workspace
+TABLE_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl", ".ndjson", *SPREADSHEET_SUFFIXES, *PICKLE_SUFFIXES)
 _NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
 
 
@@ -73,6 +80,8 @@ def _read_one(source: str, path: Path, workspace_path, sheet: str) -> pa.Table:
         raise DataError(f'COPY: "{source}" is empty.', hint="COPY a file that holds rows.")
     if suffix in SPREADSHEET_SUFFIXES:
         return _read_spreadsheet(source, path, sheet)
+    if suffix in PICKLE_SUFFIXES:
+        return _read_pickle(source, path)
     try:
         if suffix == ".parquet":
             import pyarrow.parquet as pq
@@ -98,7 +107,7 @@ _FORMAT_HINTS = {
 }
 
 
-def _read_json(path: Path, lines: bool) -> pa.Table:
+def _read_json(path: Path | io.StringIO, lines: bool) -> pa.Table:
     import pandas as pd
 
     frame = pd.read_json(path, orient="records", lines=lines, dtype=False, convert_dates=False)
@@ -108,6 +117,96 @@ def _read_json(path: Path, lines: bool) -> pa.Table:
     if mixed:
         raise ValueError(mixed)
     return pa.Table.from_pandas(frame, preserve_index=False)
+
+
+def read_json_records(text: str) -> pa.Table:
+    """A JSON string of records (`DataFrame.to_json(orient="records")`), as COPY FROM '<json>' reads it;
+    ValueError saying what is wrong."""
+    return _read_json(io.StringIO(text), lines=False)
+
+
+# What a pickled DataFrame is made of: pandas' containers, arrays and dtypes, numpy's arrays and
+# dtypes, and the few builtins they use (names of several pandas and numpy versions).
+_PICKLE_GLOBALS = {
+    "builtins": {"bytearray", "slice", "complex", "frozenset", "set", "range"},
+    "__builtin__": {"bytearray", "slice", "complex", "frozenset", "set"},
+    "_codecs": {"encode"},
+    "copyreg": {"_reconstructor"},
+    "datetime": {"date", "datetime", "time", "timedelta", "timezone"},
+    "decimal": {"Decimal"},
+    "numpy": {"dtype", "ndarray"},
+    "numpy.core.multiarray": {"_reconstruct", "scalar"},
+    "numpy._core.multiarray": {"_reconstruct", "scalar"},
+    "numpy.core.numeric": {"_frombuffer"},
+    "numpy._core.numeric": {"_frombuffer"},
+    "numpy.dtypes": {"Float64DType", "Float32DType", "Int64DType", "Int32DType", "BoolDType", "ObjectDType", "StrDType", "DateTime64DType"},
+    "pandas": {
+        "DataFrame", "Series", "Index", "RangeIndex", "MultiIndex", "DatetimeIndex", "TimedeltaIndex", "CategoricalIndex", "PeriodIndex",
+        "Categorical", "CategoricalDtype", "DatetimeTZDtype", "PeriodDtype", "IntervalDtype", "StringDtype", "BooleanDtype",
+        "Int8Dtype", "Int16Dtype", "Int32Dtype", "Int64Dtype", "UInt8Dtype", "UInt16Dtype", "UInt32Dtype", "UInt64Dtype",
+        "Float32Dtype", "Float64Dtype", "ArrowDtype", "NA", "NaT", "Timestamp", "Timedelta", "Period",
+    },
+    "pandas.core.frame": {"DataFrame"},
+    "pandas.core.series": {"Series"},
+    "pandas.core.internals.managers": {"BlockManager", "SingleBlockManager"},
+    "pandas.core.internals.blocks": {"new_block", "Block", "ObjectBlock", "NumpyBlock", "DatetimeTZBlock", "ExtensionBlock"},
+    "pandas._libs.internals": {"_unpickle_block"},
+    "pandas._libs.arrays": {"__pyx_unpickle_NDArrayBacked"},
+    "pandas._libs.tslibs.timestamps": {"_unpickle_timestamp"},
+    "pandas._libs.tslibs.timedeltas": {"_timedelta_unpickle"},
+    "pandas._libs.tslibs.nattype": {"__nat_unpickle"},
+    "pandas._libs.tslibs.offsets": {"Day", "Hour", "Minute", "Second", "Milli", "Micro", "Nano"},
+    "pandas._libs.missing": {"NA"},
+    "pandas.core.indexes.base": {"_new_Index", "Index"},
+    "pandas.core.indexes.range": {"RangeIndex"},
+    "pandas.core.indexes.multi": {"MultiIndex"},
+    "pandas.core.indexes.datetimes": {"_new_DatetimeIndex", "DatetimeIndex"},
+    "pandas.core.arrays.categorical": {"Categorical"},
+    "pandas.core.dtypes.dtypes": {"CategoricalDtype", "DatetimeTZDtype", "PeriodDtype", "IntervalDtype"},
+    "pandas.arrays": {
+        "ArrowStringArray", "BooleanArray", "DatetimeArray", "FloatingArray", "IntegerArray", "TimedeltaArray", "StringArray",
+        "ArrowExtensionArray", "PeriodArray",
+    },
+    "pyarrow.lib": {"_restore_array", "py_buffer", "type_for_alias", "schema", "field", "table", "ChunkedArray", "Table"},
+}  # fmt: skip
+
+
+class RestrictedUnpickler(pickle.Unpickler):
+    """Unpickles pandas DataFrames only: any other global (a function that runs a command, opens a
+    file, imports a module) is refused before it is looked up."""
+
+    def find_class(self, module: str, name: str):
+        if name in _PICKLE_GLOBALS.get(module, ()):
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is not part of a pandas DataFrame")
+
+
+def _read_pickle(source: str, path: Path) -> pa.Table:
+    import pandas as pd
+
+    try:
+        with path.open("rb") as file:
+            frame = RestrictedUnpickler(file).load()
+    except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError, ImportError, IndexError, KeyError) as error:
+        raise DataError(
+            f'COPY: "{source}" is not a pickled pandas DataFrame that COPY can read ({_first_line(error)}).',
+            hint="COPY reads DataFrame.to_pickle(path) files; other pickles could run code when loaded. Or save it with DataFrame.to_parquet.",
+        ) from None
+    if not isinstance(frame, pd.DataFrame):
+        raise DataError(
+            f'COPY: "{source}" holds a pickled {type(frame).__name__}, not a DataFrame.',
+            hint="Pickle a pandas DataFrame: DataFrame.to_pickle(path).",
+        )
+    if frame.empty or len(frame.columns) == 0:
+        raise DataError(f'COPY: "{source}" holds a DataFrame without rows.', hint="COPY a DataFrame that holds rows.")
+    mixed = _mixed_column(frame)
+    if mixed:
+        raise DataError(f'COPY: "{source}": {mixed}.', hint="Give each column one type, e.g. frame[column].astype(str).")
+    frame = frame.reset_index(drop=isinstance(frame.index, pd.RangeIndex))
+    try:
+        return pa.Table.from_pandas(frame, preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError) as error:
+        raise DataError(f'COPY: "{source}": {_first_line(error)}.', hint="Give each column values of one plain type.") from None
 
 
 def _mixed_column(frame) -> str | None:
