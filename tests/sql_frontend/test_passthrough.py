@@ -172,3 +172,42 @@ def test_the_cli_runs_passthrough_and_removal_statements(scratch_conn, tmp_path)
     assert "inserted 100 rows into table eights: 200 rows" in result.stderr
     assert f"removed model {MODEL}" in result.stderr
     assert scratch_conn.execute("LIST TABLE")["table_name"].tolist() == ["mnist_test", "mnist_train"]
+
+
+SAVED_SEARCH = (
+    f"SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING {MODEL} OPTIONS (table_name='near_923'{{}}) "
+    "AS SELECT * FROM mnist_test"
+)
+
+
+def test_search_table_name_saves_the_rows_as_a_table(scratch_conn):
+    conn = scratch_conn
+    rows = conn.execute(SAVED_SEARCH.format(""))
+    saved = conn.execute("SELECT * FROM near_923")
+    assert len(rows) == len(saved) == 200 and list(saved.columns) == list(rows.columns)
+    best = conn.execute(f"SELECT image_path FROM near_923 ORDER BY {MODEL}_simclr_similarity1 DESC LIMIT 1")
+    assert best["image_path"].item() == "thanosql-dataset/mnist_data/test/923.jpg"
+    node = _graph(conn).get(dg.AssetKey(["table", "near_923"]))
+    assert node.parent_keys == {dg.AssetKey(["table", "mnist_test"])}
+    assert _history(conn, "near_923")[-1]["dagster/row_count"].value == 200
+    # Plain data: no embedding column of its own to search.
+    assert not conn.execute("SELECT embedding_columns FROM (LIST TABLE) AS t WHERE table_name = 'near_923'")["embedding_columns"].item()
+
+    assert "overwrite=True" in refused(conn, SAVED_SEARCH.format(""), ObjectExistsError).hint
+    conn.execute(SAVED_SEARCH.format(", overwrite=True").replace("AS SELECT * FROM mnist_test", "AS SELECT * FROM mnist_test WHERE label = 8"))
+    assert len(conn.execute("SELECT * FROM near_923")) == 20
+
+
+@pytest.mark.parametrize(
+    "sql, words",
+    [
+        pytest.param(SAVED_SEARCH.format("").replace("'near_923'", "'mnist_test'"), ["which its query reads"], id="replaces-its-source"),
+        pytest.param(SAVED_SEARCH.format("").replace("'near_923'", "'mnist_train'"), ["not saved by SEARCH"], id="replaces-a-copy-table"),
+        pytest.param(f"SELECT * FROM ({SAVED_SEARCH.format('')}) AS s LIMIT 1", ["statement of its own"], id="nested"),
+        pytest.param(SAVED_SEARCH.format(", overwrite=1"), ["overwrite"], id="bad-option"),
+    ],
+)
+def test_bad_search_table_name_is_refused_cleanly(tutorial_conn, sql, words):
+    message = str(refused(tutorial_conn, sql, SQLError))
+    for word in words:
+        assert word in message, message
