@@ -4,12 +4,17 @@ The structure is checked with Python's `csv` module, which knows line numbers (a
 few or too many values, an unterminated quote, a file without a header row); pyarrow then infers
 the column types. Appended files must have the first file's columns, and their values must fit
 the first file's types: a text value in an integer column is an error, not a column turned text.
+
+A file is streamed, never held as text: the structure check reads it line by line, pyarrow reads
+it in blocks into the typed table (the one copy in memory), and only the columns typed as numbers
+are read again as text, to keep ids with leading zeros and overlong integers as written. The text
+of other columns, and the line a row starts on, are read back only to explain an error.
 """
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,28 +48,62 @@ def read_csv_files(files: Sequence[tuple[str, Path]]) -> pa.Table:
 @dataclass(frozen=True)
 class _CsvFile:
     source: str  # as the statement names it
+    path: Path
     typed: pa.Table  # the values with inferred types
-    text: pa.Table  # the same values as written
-    lines: list[int]  # the line each row starts on
+
+    def text_column(self, name: str) -> list[str]:
+        """The values of column `name` as written."""
+        return _parse(self.path, pa_csv.ConvertOptions(include_columns=[name], column_types={name: pa.string()}, strings_can_be_null=False)).column(name).to_pylist()
+
+    def line_of_row(self, index: int) -> int:
+        """The line row `index` (0-based, after the header) starts on."""
+        with _text(self.path) as file:
+            reader = csv.reader(file)
+            next(reader, None)
+            row_start, row = reader.line_num + 1, -1
+            for values in reader:
+                if values:
+                    row += 1
+                    if row == index:
+                        return row_start
+                row_start = reader.line_num + 1
+        return row_start
+
+
+def _text(path: Path):
+    return path.open(encoding="utf-8-sig", newline="")
 
 
 def _read_one(source: str, path: Path) -> _CsvFile:
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except UnicodeDecodeError as error:
-        line = path.read_bytes()[: error.start].count(b"\n") + 1
-        raise DataError(f'COPY: "{source}" line {line} is not UTF-8 text.', hint="Save the file as UTF-8 CSV.") from None
-    if not text.strip():
+    if _blank(path):
         raise DataError(f'COPY: "{source}" is empty.', hint=_HEADER_HINT)
-    header, lines = _check_structure(source, text)
-    typed = _parse(text, pa_csv.ConvertOptions(strings_can_be_null=False))
-    as_text = _parse(text, pa_csv.ConvertOptions(column_types={name: pa.string() for name in header}, strings_can_be_null=False))
-    columns = [_exact_column(typed.column(name), as_text.column(name)) for name in header]
-    return _CsvFile(source, pa.table(columns, names=header), as_text, lines)
+    header = _check_structure(source, path)
+    typed = _parse(path, pa_csv.ConvertOptions(strings_can_be_null=False))
+    numeric = [name for name in header if pa.types.is_integer(typed.column(name).type) or pa.types.is_floating(typed.column(name).type)]
+    undecided = numeric + [name for name in header if pa.types.is_null(typed.column(name).type)]
+    if undecided:
+        as_text = _parse(path, pa_csv.ConvertOptions(include_columns=undecided, column_types={name: pa.string() for name in undecided}, strings_can_be_null=False))
+        for name in undecided:
+            exact = _exact_column(typed.column(name), as_text.column(name))
+            if exact is not typed.column(name):
+                typed = typed.set_column(typed.schema.get_field_index(name), name, exact)
+    return _CsvFile(source, path, typed)
 
 
-def _parse(text: str, convert_options: pa_csv.ConvertOptions) -> pa.Table:
-    return pa_csv.read_csv(io.BytesIO(text.encode()), parse_options=pa_csv.ParseOptions(newlines_in_values=True), convert_options=convert_options)
+def _blank(path: Path) -> bool:
+    """Whether the file holds nothing but white space (and a byte-order mark), read a block at a time."""
+    with path.open("rb") as file:
+        first = True
+        while block := file.read(1 << 16):
+            if first:
+                block, first = block.removeprefix(b"\xef\xbb\xbf"), False
+            if block.strip():
+                return False
+    return True
+
+
+def _parse(path: Path, convert_options: pa_csv.ConvertOptions) -> pa.Table:
+    return pa_csv.read_csv(path, parse_options=pa_csv.ParseOptions(newlines_in_values=True), convert_options=convert_options)
 
 
 def _exact_column(typed: pa.ChunkedArray, text: pa.ChunkedArray) -> pa.ChunkedArray:
@@ -80,32 +119,47 @@ def _exact_column(typed: pa.ChunkedArray, text: pa.ChunkedArray) -> pa.ChunkedAr
     return typed
 
 
-def _check_structure(source: str, text: str) -> tuple[list[str], list[int]]:
-    """The header and the line each row starts on (a quoted value may span lines); raises
-    DataError at the first line that is not a row of the header's width."""
-    reader = csv.reader(io.StringIO(text, newline=""), strict=True)
+def _check_structure(source: str, path: Path) -> list[str]:
+    """The header; raises DataError at the first line that is not UTF-8 or not a row of the
+    header's width (a quoted value may span lines)."""
     row_start = 1
-    lines = []
     try:
-        header = next(reader)
-        _check_header(source, header)
-        row_start = reader.line_num + 1
-        for row in reader:
-            if row and len(row) != len(header):
-                raise DataError(
-                    f'COPY: "{source}" line {row_start} has {len(row)} value{"s" if len(row) != 1 else ""}; '
-                    f'the header has {len(header)} columns ({", ".join(header)}).',
-                    hint="Every line needs one value per column (quote values that contain commas); nothing was copied.",
-                )
-            if row:
-                lines.append(row_start)
+        with _text(path) as file:
+            reader = csv.reader(file, strict=True)
+            header = next(reader)
+            _check_header(source, header)
+            width = len(header)
             row_start = reader.line_num + 1
+            for row in reader:
+                if row and len(row) != width:
+                    raise DataError(
+                        f'COPY: "{source}" line {row_start} has {len(row)} value{"s" if len(row) != 1 else ""}; '
+                        f'the header has {width} columns ({", ".join(header)}).',
+                        hint="Every line needs one value per column (quote values that contain commas); nothing was copied.",
+                    )
+                row_start = reader.line_num + 1
     except csv.Error as error:
         raise DataError(
             f'COPY: "{source}" line {row_start} is not valid CSV: {error}.',
             hint="Close every quoted value with a double quote; write a quote inside one as two quotes.",
         ) from None
-    return header, lines
+    except UnicodeDecodeError:
+        raise DataError(f'COPY: "{source}" line {_undecodable_line(path)} is not UTF-8 text.', hint="Save the file as UTF-8 CSV.") from None
+    return header
+
+
+def _undecodable_line(path: Path) -> int:
+    """The line of the first byte that is not UTF-8, read a block at a time."""
+    decoder, line = codecs.getincrementaldecoder("utf-8")(), 1
+    with path.open("rb") as file:
+        while block := file.read(1 << 20):
+            pending = len(decoder.getstate()[0])  # bytes of a character cut by the last block
+            try:
+                decoder.decode(block)
+            except UnicodeDecodeError as error:
+                return line + block[: max(0, error.start - pending)].count(b"\n")
+            line += block.count(b"\n")
+    return line
 
 
 def _check_header(source: str, header: list[str]) -> None:
@@ -149,10 +203,10 @@ def _conform(file: _CsvFile, schema: pa.Schema, first_source: str) -> pa.Table:
         if column.type == field.type or pa.types.is_string(field.type) or (pa.types.is_integer(column.type) and pa.types.is_floating(field.type)):
             columns.append(column.cast(field.type))
             continue
-        values = file.text.column(field.name).to_pylist()
+        values = file.text_column(field.name)
         row = next((i for i, value in enumerate(values) if not _reads_as(value, field.type)), 0)
         raise DataError(
-            f'COPY ... append: "{source}" line {file.lines[row] if file.lines else 2}: {field.name} = {values[row] if values else None!r} '
+            f'COPY ... append: "{source}" line {file.line_of_row(row) if values else 2}: {field.name} = {values[row] if values else None!r} '
             f"is not of the table's type {field.type}.",
             hint=f"Fix that value, or replace the table with overwrite=True if {field.name} should hold {column.type} values.",
         )
