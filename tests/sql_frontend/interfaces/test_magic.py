@@ -70,3 +70,18 @@ def test_list_in_a_cell_returns_the_models(ipython, tutorial_home):
     ipython.run_line_magic("thanosql", f"home={tutorial_home}")
     result = ipython.run_cell_magic("thanosql", "", "LIST MODEL")
     assert list(result["name"]) == ["my_image_search_model"] and list(result["class_name"]) == ["SimCLR"]
+
+
+def test_managing_statements_run_in_cells(ipython, scratch_conn):
+    ipython.run_line_magic("thanosql", f"home={scratch_conn.home}")
+    with capture_output() as captured:
+        for cell in (
+            "CREATE TABLE eights AS SELECT * FROM mnist_train WHERE label = 8",
+            "UPDATE eights SET label = 0",
+            "DROP TABLE eights",
+            "DELETE MODEL my_image_search_model",
+        ):
+            assert ipython.run_cell_magic("thanosql", "", cell) is None
+    assert captured.stdout.count("Success") == 4
+    assert ipython.run_cell_magic("thanosql", "", "LIST MODEL").empty
+    assert list(ipython.run_cell_magic("thanosql", "", "LIST TABLE")["table_name"]) == ["mnist_test", "mnist_train"]
