@@ -83,6 +83,8 @@ def _write(home, name: str, content: bytes) -> str:
         ("mixed.json", b'[{"a": 1}, {"a": "one"}]', DataError, ["mixes values", "'a'"]),
         ("lines.jsonl", b'{"a": 1}\nnot json\n', DataError, ["not JSON Lines"]),
         ("table.xml", b"<rows/>", SQLError, [".parquet", "folders"]),
+        ("picture.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff\xfe", DataError, ["line 1 is not UTF-8", "UTF-8 CSV"]),
+        ("blank.csv", b"\xef\xbb\xbf \n\n", DataError, ["is empty", "column names"]),
         ("series.pkl", pickle.dumps(pd.Series([1, 2])), DataError, ["pickled Series", "DataFrame"]),
         ("list.pkl", pickle.dumps([1, 2]), DataError, ["pickled list"]),
         ("truncated.pkl", pickle.dumps(ROWS)[:40], DataError, ["not a pickled pandas DataFrame"]),
