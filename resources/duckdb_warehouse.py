@@ -62,9 +62,15 @@ def _drop_columns(con: Any, table: str, dropped: Sequence[str]) -> None:
     image_columns = {generation["image_col"] for generation in kept.values()}
     for sql, expressions in indexes:
         # The indexes serve lookups of the remaining embedding columns' images; the others go.
-        if all(expression.strip('"') in image_columns for expression in expressions):
+        if all(column in image_columns for column in _indexed_columns(expressions)):
             con.execute(sql)
     _set_generations(con, table, kept)
+
+
+def _indexed_columns(expressions: Any) -> list[str]:
+    """The columns of an index as `duckdb_indexes().expressions` gives them: a list, or its text ("[a, '\"B c\"']")."""
+    items = expressions if isinstance(expressions, list) else str(expressions).strip("[]").split(",")
+    return [str(item).strip().strip("'").strip('"') for item in items if str(item).strip()]
 
 
 def _roll_back(con: Any) -> None:

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import re
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -29,7 +30,7 @@ from resources.warehouse import (
     sql_string,
     vector_columns,
 )
-from thanosql.errors import ThanoSQLError
+from thanosql.errors import QueryError, ThanoSQLError
 
 _engines: dict[str, sa.Engine] = {}
 _readers: set[str] = set()  # URLs whose read-only role is set up
@@ -78,6 +79,24 @@ def _from_sql_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, list)).any():
             frame[column] = [None if v is None else np.asarray(v, dtype=np.float32) for v in frame[column]]
     return frame
+
+
+# The views that read a table, directly or through other views, each once, bases first.
+_DEPENDENT_VIEWS = sa.text(
+    """
+    WITH RECURSIVE dependents(oid, depth) AS (
+        SELECT r.ev_class, 1 FROM pg_depend d JOIN pg_rewrite r ON r.oid = d.objid
+        WHERE d.refobjid = to_regclass(:table) AND r.ev_class <> d.refobjid
+      UNION
+        SELECT r.ev_class, dependents.depth + 1 FROM dependents
+        JOIN pg_depend d ON d.refobjid = dependents.oid JOIN pg_rewrite r ON r.oid = d.objid
+        WHERE r.ev_class <> d.refobjid AND dependents.depth < 50
+    )
+    SELECT c.relname, pg_get_viewdef(c.oid), max(dependents.depth) AS depth
+    FROM dependents JOIN pg_class c ON c.oid = dependents.oid
+    WHERE c.relkind = 'v' GROUP BY c.relname, c.oid ORDER BY depth, c.relname
+    """
+)
 
 
 def _pyformat(sql: str, names: Sequence[str]) -> str:
@@ -216,8 +235,8 @@ class PostgresWarehouseResource(WarehouseResource):
                     changed = raw.rowcount
                 finally:
                     raw.close()
-                if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": quote(self.schema_name) + "." + quote(table)}).scalar():
-                    conn.execute(sa.text(f"GRANT SELECT ON {quote(self.schema_name)}.{quote(table)} TO {quote(self.reader_role)}"))
+                if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": self._qualified(table)}).scalar():
+                    conn.execute(sa.text(f"GRANT SELECT ON {self._qualified(table)} TO {quote(self.reader_role)}"))
         except sa.exc.OperationalError as error:
             raise _unavailable(self.url, error) from None
         except sa.exc.DBAPIError as error:
@@ -228,6 +247,29 @@ class PostgresWarehouseResource(WarehouseResource):
             self._forget_tables()
         return changed
 
+    @contextmanager
+    def _views_set_aside(self, conn: sa.Connection, table: str) -> Iterator[None]:
+        """PostgreSQL binds a view to the table it reads: the views reading `table` are dropped for
+        the block and made again after it from their definitions (in the same transaction), so the
+        table can be replaced or lose a column that no view reads."""
+        views = [(name, definition) for name, definition, _ in conn.execute(_DEPENDENT_VIEWS, {"table": self._qualified(table)}).all()]
+        for name, _ in reversed(views):
+            conn.execute(sa.text(f"DROP VIEW IF EXISTS {quote(self.schema_name)}.{quote(name)}"))
+        yield
+        for name, definition in views:
+            try:
+                with conn.begin_nested():
+                    conn.execute(sa.text(f"CREATE VIEW {quote(self.schema_name)}.{quote(name)} AS {definition.rstrip().rstrip(';')}"))
+            except sa.exc.DBAPIError as error:
+                raise QueryError(
+                    f"View {name!r} reads what table {table!r} would no longer have: {str(error.orig).strip().splitlines()[0]}",
+                    hint=f"DROP VIEW {name} first (or CREATE OR REPLACE VIEW {name} without it), then run the statement again.",
+                ) from None
+            conn.execute(sa.text(f"GRANT SELECT ON {quote(self.schema_name)}.{quote(name)} TO {quote(self.reader_role)}"))
+
+    def _qualified(self, table: str) -> str:
+        return quote(self.schema_name) + "." + quote(table)
+
     def views(self) -> dict[str, str]:
         with _engine(self.url).connect() as conn:
             rows = conn.execute(sa.text("SELECT viewname, definition FROM pg_views WHERE schemaname = :schema"), {"schema": self.schema_name})
@@ -236,24 +278,35 @@ class PostgresWarehouseResource(WarehouseResource):
     def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None, views: Sequence[str] = ()) -> None:
         self._forget_tables()
         current = {table: {c: g.as_dict() for c, g in recorded.items()} for table, recorded in self.table_generations(fresh=True).items()}
-        with _engine(self.url).begin() as conn:
-            for name in views:
-                conn.execute(sa.text(f"DROP VIEW IF EXISTS {quote(name)}"))
-            for name in tables:
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
-            for name, dropped in (columns or {}).items():
-                existing = [row[0] for row in conn.execute(
+        try:
+            with _engine(self.url).begin() as conn:
+                self._drop(conn, tables, columns or {}, views, current)
+        except sa.exc.DBAPIError as error:
+            raise query_error(str(error.orig)) from None
+        finally:
+            self._forget_tables()
+
+    def _drop(self, conn: sa.Connection, tables: Sequence[str], columns: Mapping[str, Sequence[str]], views: Sequence[str], current) -> None:
+        for name in reversed(views):  # the planner lists a view before the views that read it
+            conn.execute(sa.text(f"DROP VIEW IF EXISTS {self._qualified(name)}"))
+        for name in tables:
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {self._qualified(name)}"))
+        for name, dropped in columns.items():
+            existing = [
+                row[0]
+                for row in conn.execute(
                     sa.text("SELECT column_name FROM information_schema.columns WHERE table_schema = :schema AND table_name = :table"),
                     {"schema": self.schema_name, "table": name},
-                )]
-                if not existing:
-                    continue
+                )
+            ]
+            if not existing:
+                continue
+            with self._views_set_aside(conn, name):
                 for column in (column for column in dropped if column in existing):
-                    conn.execute(sa.text(f"ALTER TABLE {quote(name)} DROP COLUMN {quote(column)}"))
-                kept = [column for column in existing if column not in dropped]
-                comment = generations_comment(recorded_generations(current.get(name, {}), kept))
-                conn.execute(sa.text(f"COMMENT ON TABLE {quote(name)} IS {sql_string(comment) if comment else 'NULL'}"))
-        self._forget_tables()
+                    conn.execute(sa.text(f"ALTER TABLE {self._qualified(name)} DROP COLUMN {quote(column)}"))
+            kept = [column for column in existing if column not in dropped]
+            comment = generations_comment(recorded_generations(current.get(name, {}), kept))
+            conn.execute(sa.text(f"COMMENT ON TABLE {self._qualified(name)} IS {sql_string(comment) if comment else 'NULL'}"))
 
     def _replace(self, name: str, frame: pd.DataFrame, index_on: Sequence[str], generations: Mapping[str, Any]) -> int:
         """Write to a staging table, then swap it in and set its comment in one transaction."""
@@ -263,8 +316,9 @@ class PostgresWarehouseResource(WarehouseResource):
         rows, types = _to_sql_frame(frame)
         with _engine(self.url).begin() as conn:
             rows.to_sql(staging, conn, if_exists="replace", index=False, dtype=types, method="multi", chunksize=1000)
-            conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
-            conn.execute(sa.text(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}"))
+            with self._views_set_aside(conn, name):
+                conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
+                conn.execute(sa.text(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}"))
             for column in index_on:
                 conn.execute(sa.text(f"CREATE INDEX ON {quote(name)} ({quote(column)})"))
             conn.execute(sa.text(f"GRANT SELECT ON {quote(name)} TO {quote(self.reader_role)}"))

@@ -21,6 +21,7 @@ from sql_frontend.language.dialect import ConvertUsing, ListObjects, PredictUsin
 from sql_frontend.language.names import object_name, referenced_tables
 from sql_frontend.language.positions import locate
 from sql_frontend.planning.plans import ChangeTable
+from sql_frontend.planning.read_only import check_read_only
 from sql_frontend.planning.removal import PROTECTED_PREFIX, PROTECTED_TABLES, Workspace, dependents_of
 from thanosql.errors import DependentObjectsError, ObjectExistsError, ObjectNotFoundError, SQLError
 from thanosql_assets.defs.specs import SavedTableSpec, spec_from_dict
@@ -105,7 +106,7 @@ class PassthroughPlanner:
                     **locate(self._sql, action),
                     hint="ALTER TABLE passes through RENAME TO, RENAME COLUMN, ADD COLUMN and DROP COLUMN.",
                 )
-        needed_by = dependents_of(Workspace.read(self._catalog), name)
+        needed_by = dependents_of(Workspace.read(self._catalog, self._warehouse), name)
         if needed_by:
             raise DependentObjectsError(
                 f"Table {name!r} is needed by {', '.join(needed_by)}; altering it would break them.",
@@ -143,16 +144,36 @@ class PassthroughPlanner:
                 **locate(self._sql, node.args["returning"]),
                 hint="Leave RETURNING out and SELECT the rows afterwards.",
             )
+        for table in node.find_all(exp.Table):
+            # Only the workspace's own tables, by their plain names: no other schema (pg_catalog), no catalog table.
+            if isinstance(table.this, exp.Identifier) and (table.args.get("db") or table.args.get("catalog")):
+                raise SQLError(
+                    "Tables live in the workspace's own schema: name them without a schema.",
+                    **locate(self._sql, table),
+                    hint=f"Write {table.name} instead of {table.sql(dialect='postgres')}.",
+                )
+            if isinstance(table.this, exp.Identifier):
+                self._check_not_protected(object_name(table.this), table)
+        properties = node.args.get("properties")
+        if isinstance(node, exp.Create) and properties is not None and properties.expressions:
+            written = properties.expressions[0].sql(dialect="postgres")
+            raise SQLError(
+                f"CREATE {node.args.get('kind') or ''} ... {written} is not supported.".replace("  ", " "),
+                **locate(self._sql, properties.expressions[0]),
+                hint="CREATE TABLE t AS SELECT ..., CREATE TABLE t (columns) and CREATE [OR REPLACE] VIEW v AS SELECT ... pass through.",
+            )
         target = node.this
         for key, value in node.args.items():
-            if key in ("this", "actions"):
+            if key in ("this", "actions", "properties"):
                 continue
             for child in value if isinstance(value, list) else [value]:
                 if isinstance(child, exp.Expression):
                     self._check_tables(child)
-        if isinstance(target, exp.Schema):  # CREATE TABLE t (column definitions): defaults must only compute
-            for column in target.expressions:
-                self._check_tables(column)
+        # Column definitions (CREATE TABLE t (...), ALTER TABLE ... ADD COLUMN): defaults and checks must only compute.
+        columns = list(target.expressions) if isinstance(target, exp.Schema) else []
+        columns += [action for action in node.args.get("actions") or [] if isinstance(action, exp.ColumnDef)]
+        for column in columns:
+            check_read_only(column, self._sql)
 
     def _user_table(self, table: exp.Expression) -> str:
         if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
@@ -164,13 +185,16 @@ class PassthroughPlanner:
                 hint=f"Write {table.name} instead of {table.sql(dialect='postgres')}.",
             )
         name = object_name(table.this)
+        self._check_not_protected(name, table)
+        return name
+
+    def _check_not_protected(self, name: str, table: exp.Expression) -> None:
         if name in PROTECTED_TABLES or name.startswith(PROTECTED_PREFIX):
             raise SQLError(
                 f"Table {name!r} belongs to the workspace itself (its catalog or staging), not to its data.",
                 **locate(self._sql, table),
-                hint="Statements change the tables that COPY, CONVERT, PREDICT or CREATE TABLE made.",
+                hint="Statements change and read the tables that COPY, CONVERT, PREDICT or CREATE TABLE made.",
             )
-        return name
 
     def _check_rows_are_the_users(self, name: str, table: exp.Table) -> None:
         if name in self._warehouse.views():
@@ -233,7 +257,10 @@ class PassthroughPlanner:
         return (None, ()) if isinstance(spec, SavedTableSpec) else (SavedTableSpec(name, spec.statement), ())
 
     def _store_sql(self, node: exp.Expression) -> str:
-        return node.sql(dialect=self._warehouse.dialect)
+        """The statement for the store, names folded as PostgreSQL folds them and quoted: DuckDB
+        keeps an unquoted name's case, so `CREATE TABLE Eights` would otherwise make "Eights"."""
+        folded = node.copy().transform(lambda n: exp.to_identifier(object_name(n), quoted=True) if isinstance(n, exp.Identifier) else n)
+        return folded.sql(dialect=self._warehouse.dialect)
 
 
 def _target(node: exp.Expression) -> exp.Expression:

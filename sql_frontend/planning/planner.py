@@ -223,7 +223,7 @@ class _StatementPlanner:
             CreateTableUsing: self._create_table_using,
             PredictUsing: self._predict,
             EvaluateUsing: self._evaluate,
-            DeleteModel: lambda node: plan_delete_model(node, self._sql, self._catalog),
+            DeleteModel: lambda node: plan_delete_model(node, self._sql, self._catalog, self._warehouse),
             exp.Drop: lambda node: plan_drop_table(node, self._sql, self._catalog, self._warehouse),
         }
         for node_type, handler in handlers.items():
@@ -326,10 +326,11 @@ class _StatementPlanner:
             )
         source_node = node.args["source"]
         source = source_node.this
-        if source.lstrip().startswith(("[", "{")):
-            source = self._inline_json(source, source_node)
+        inline = None  # COPY t FROM '<json records>': the records, written to `source` once everything is checked
+        if source.lstrip().startswith(("[", "{")) and not _is_file(self._resolve(source_node)):
+            inline, source = source, self._inline_json_path(source, source_node)
         path = self._resolve(source_node, source)
-        if not path.exists():
+        if not path.exists() and inline is None:
             raise ObjectNotFoundError(
                 f'"{source}" does not exist (looked at {path}).',
                 **self._at(source_node),
@@ -349,6 +350,7 @@ class _StatementPlanner:
             )
         sources: tuple[str, ...] = (source,)
         sheets: tuple[str, ...] = (options["sheet"] or "",)
+        self._check_not_view(name, self._at(node.this), "COPY")
         if self._warehouse.table_exists(name):
             current = self._catalog.get("table", name)
             if options["append"]:
@@ -397,11 +399,13 @@ class _StatementPlanner:
             if embedding.table != name
             for key in (embedding.asset_key, embedding.collection_key)
         ]
+        if inline is not None:
+            self._write_inline(inline, source, source_node)
         return Materialize(MaterializationRequest((spec,), (spec.asset_key, *downstream)))
 
-    def _inline_json(self, text: str, node: exp.Expression) -> str:
-        """COPY t FROM '<json records>': the records, checked, kept in the workspace as a file named by
-        their content (so the table's asset reads them again as any COPY source); its relative path."""
+    def _inline_json_path(self, text: str, node: exp.Expression) -> str:
+        """COPY t FROM '<json records>': the records, checked; they are kept in the workspace as a file
+        named by their content (so the table's asset reads them again as any COPY source): its relative path."""
         try:
             read_json_records(text)
         except ValueError as error:
@@ -409,14 +413,15 @@ class _StatementPlanner:
                 f"COPY: the JSON string is not a list of records ({str(error).strip().splitlines()[0][:200]}).",
                 hint='Pass DataFrame.to_json(orient="records"): [{"column": value, ...}, ...], one object per row.',
             ) from None
-        relative = f"{INLINE_DIR}/{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
+        return f"{INLINE_DIR}/{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"
+
+    def _write_inline(self, text: str, relative: str, node: exp.Expression) -> None:
         target = self._resolve(node, relative)
         if not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
             staged = target.with_suffix(f".{uuid.uuid4().hex}.tmp")
             staged.write_text(text, encoding="utf-8")
             staged.replace(target)
-        return relative
 
     def _build_model(self, node: BuildModel) -> Plan:
         name = object_name(node.this)
@@ -732,6 +737,7 @@ class _StatementPlanner:
                 **(self._option_at(node, "table_name") or self._at(node.args["query"])),
                 hint="Give CONVERT another table_name: OPTIONS (table_name='my_embedded_table').",
             )
+        self._check_not_view(table, self._option_at(node, "table_name") or self._at(node.args["query"]), "CONVERT")
         if table not in tables and self._warehouse.table_exists(table):
             raise ObjectExistsError(
                 f"CONVERT would replace table {table!r}, which its query does not read.",
@@ -791,6 +797,7 @@ class _StatementPlanner:
                 **self._at(source_node),
                 hint="Check the folder and file_type.",
             )
+        self._check_not_view(name, self._at(node.this), "CREATE TABLE ... USING")
         if self._warehouse.table_exists(name):
             current = self._catalog.get(*(("prediction", name) if classifies else ("embedding", embedding_name(name, model))))
             if not options["overwrite"]:
@@ -873,7 +880,7 @@ class _StatementPlanner:
                 )
             if not options["overwrite"]:
                 raise ObjectExistsError(f"Table {table!r} already exists.", **where, hint="Add overwrite=True to OPTIONS to replace it.")
-            needed_by = dependents_of(Workspace.read(self._catalog), table)
+            needed_by = dependents_of(Workspace.read(self._catalog, self._warehouse), table)
             if needed_by:
                 raise DependentObjectsError(
                     f"Table {table!r} is needed by {', '.join(needed_by)}.", **where, hint="Choose a new table_name."
@@ -891,6 +898,7 @@ class _StatementPlanner:
             raise ObjectExistsError(
                 f"PREDICT would replace table {table!r}, which its query reads.", **where, hint="Choose a new table_name for the predictions."
             )
+        self._check_not_view(table, where, "PREDICT")
         if self._warehouse.table_exists(table):
             if self._catalog.get("prediction", table) is None:
                 raise ObjectExistsError(
@@ -1122,6 +1130,14 @@ class _StatementPlanner:
     def _at(self, node: exp.Expression | None) -> dict:
         return locate(self._sql, node)
 
+    def _check_not_view(self, name: str, where: dict, statement: str) -> None:
+        if name in self._warehouse.views():
+            raise ObjectExistsError(
+                f"{name!r} is a view; {statement} writes a table.",
+                **where,
+                hint=f"Choose another table name, or DROP VIEW {name} first.",
+            )
+
     def _check_new_name(self, name: str, node: exp.Expression, what: str, option: str | None = None) -> None:
         """Names of objects a statement creates become asset keys, file and collection names: plain ones only."""
         if _PLAIN_NAME.fullmatch(name) and len(name) <= MAX_NAME_LENGTH:
@@ -1132,6 +1148,13 @@ class _StatementPlanner:
             **((self._option_at(node, option) if option else {}) or self._at(node)),
             hint=f"Name it like my_{what.lower()}_2: a letter or underscore first, then letters, digits or underscores, at most {MAX_NAME_LENGTH} characters.",
         )
+
+
+def _is_file(path: Path) -> bool:
+    try:
+        return path.exists()
+    except OSError:  # a name too long to be a file's
+        return False
 
 
 def _no_table(name: str, node: exp.Expression, sql: str, warehouse: WarehouseResource) -> ObjectNotFoundError:

@@ -13,11 +13,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+import sqlglot
 from sqlglot import exp
 
 from resources import CatalogResource, WarehouseResource
 from sql_frontend.language.dialect import DeleteModel
-from sql_frontend.language.names import object_name
+from sql_frontend.language.names import object_name, referenced_tables
 from sql_frontend.language.positions import locate
 from sql_frontend.planning.plans import Remove
 from thanosql.errors import DependentObjectsError, ObjectNotFoundError, SQLError
@@ -46,15 +47,24 @@ class Workspace:
     saved: dict[str, SavedTableSpec]
 
     @classmethod
-    def read(cls, catalog: CatalogResource) -> Workspace:
+    def read(cls, catalog: CatalogResource, warehouse: WarehouseResource) -> Workspace:
         specs = {(entry.kind, entry.name): spec_from_dict(entry.kind, entry.spec) for entry in catalog.list()}
         of = lambda kind: {name: spec for (k, name), spec in specs.items() if k == kind}  # noqa: E731
-        return cls(
-            models=of("model"),
-            embeddings=of("embedding"),
-            predictions=of("prediction"),
-            saved={name: spec for name, spec in of("table").items() if isinstance(spec, SavedTableSpec)},
-        )
+        saved = {name: spec for name, spec in of("table").items() if isinstance(spec, SavedTableSpec)}
+        for name, definition in warehouse.views().items():  # views made outside ThanoSQL too
+            if name not in saved:
+                saved[name] = SavedTableSpec(name, "", tuple(_read_by(definition, warehouse.dialect)), view=True)
+        return cls(models=of("model"), embeddings=of("embedding"), predictions=of("prediction"), saved=saved)
+
+
+def _read_by(definition: str, dialect: str) -> list[str]:
+    """The tables a view's definition (its CREATE VIEW, or its query) reads; [] when it cannot be parsed."""
+    try:
+        parsed = sqlglot.parse_one(definition, read=dialect)
+    except sqlglot.errors.ParseError:
+        return []
+    query = parsed.expression if isinstance(parsed, exp.Create) else parsed
+    return [object_name(table.this) for table in referenced_tables(query)] if query is not None else []
 
 
 @dataclass
@@ -69,7 +79,7 @@ class _Removal:
     embeddings: list[str] = field(default_factory=list)
     predictions: list[str] = field(default_factory=list)
     made_by_removed: dict[str, SavedTableSpec] = field(default_factory=dict)  # tables whose maker goes
-    objections: list[str] = field(default_factory=list)  # dependents found without CASCADE
+    objections: list[tuple[str, str | None]] = field(default_factory=list)  # dependents found without CASCADE, and the table each lives in
     objecting_models: list[str] = field(default_factory=list)  # the models among them
 
     def remove_model(self, name: str) -> None:
@@ -94,7 +104,7 @@ class _Removal:
         dropped.append(name)
         for view, spec in self.workspace.saved.items():
             if spec.view and name in spec.tables and view != name:
-                self._dependent(f"view {view} (it reads {name})", lambda view=view: self.drop_table(view))
+                self._dependent(f"view {view} (it reads {name})", lambda view=view: self.drop_table(view), table=view)
         for model, spec in self.workspace.models.items():
             if isinstance(spec, ModelSpec) and name in spec.tables:
                 self._dependent(f"model {model} (trained on {name})", lambda model=model: self.remove_model(model), model=model)
@@ -105,22 +115,30 @@ class _Removal:
                 self._dependent(
                     f"column {embedding.column} of table {embedding.table} (CONVERT read {name})",
                     lambda catalog_name=catalog_name, embedding=embedding: self._remove_embedding(catalog_name, embedding),
+                    table=embedding.table,
                 )
         for table, prediction in self.workspace.predictions.items():
             if table == name:
                 self._remove_prediction(table, prediction)
             elif name in prediction.tables:
                 self._dependent(
-                    f"table {table} (PREDICT read {name})", lambda table=table, prediction=prediction: self._remove_prediction(table, prediction)
+                    f"table {table} (PREDICT read {name})",
+                    lambda table=table, prediction=prediction: self._remove_prediction(table, prediction),
+                    table=table,
                 )
 
-    def _dependent(self, description: str, remove: Callable[[], None], model: str | None = None) -> None:
+    def _dependent(self, description: str, remove: Callable[[], None], model: str | None = None, table: str | None = None) -> None:
         if self.cascade:
             remove()
-        elif description not in self.objections:
-            self.objections.append(description)
+        elif description not in [known for known, _ in self.objections]:
+            self.objections.append((description, table))
             if model is not None:
                 self.objecting_models.append(model)
+
+    def remaining_objections(self) -> list[str]:
+        """The dependents that stay: those in a table or view the statement drops anyway go with it."""
+        gone = set(self.tables) | set(self.views)
+        return [description for description, table in self.objections if table is None or table not in gone]
 
     def _remove_embedding(self, catalog_name: str, embedding: EmbeddingSpec) -> None:
         if catalog_name in self.embeddings:
@@ -156,12 +174,12 @@ def dependents_of(workspace: Workspace, table: str) -> list[str]:
     removal = _Removal(workspace, cascade=False)
     removal.drop_table(table)
     columns = [f"its embedding column {workspace.embeddings[name].column}" for name in removal.embeddings]
-    return removal.objections + columns
+    return [description for description, _ in removal.objections] + columns
 
 
-def plan_delete_model(node: DeleteModel, sql: str, catalog: CatalogResource) -> Remove:
+def plan_delete_model(node: DeleteModel, sql: str, catalog: CatalogResource, warehouse: WarehouseResource) -> Remove:
     name = object_name(node.this)
-    workspace = Workspace.read(catalog)
+    workspace = Workspace.read(catalog, warehouse)
     if name not in workspace.models:
         if node.args.get("exists"):
             return Remove(None, announce=f"Model {name!r} does not exist; nothing to delete.")
@@ -174,7 +192,7 @@ def plan_delete_model(node: DeleteModel, sql: str, catalog: CatalogResource) -> 
     removal.remove_model(name)
     if removal.objections:
         raise DependentObjectsError(
-            f"Model {name!r} is needed by {_listed(removal.objections)}.",
+            f"Model {name!r} is needed by {_listed([description for description, _ in removal.objections])}.",
             **locate(sql, node.this),
             hint="Delete those models first: "
             + "; ".join(f"DELETE MODEL {model}" for model in removal.objecting_models)
@@ -195,10 +213,16 @@ def plan_drop_table(node: exp.Drop, sql: str, catalog: CatalogResource, warehous
     existing = warehouse.table_generations(fresh=True) if kind == "TABLE" else warehouse.views()
     other = warehouse.views() if kind == "TABLE" else warehouse.table_generations(fresh=True)
     what = kind.lower()
-    workspace = Workspace.read(catalog)
+    workspace = Workspace.read(catalog, warehouse)
     removal = _Removal(workspace, cascade=bool(node.args.get("cascade")))
     for table in tables:
         name = object_name(table.this)
+        if table.args.get("db") or table.args.get("catalog"):
+            raise SQLError(
+                "Tables live in the workspace's own schema: name them without a schema.",
+                **locate(sql, table),
+                hint=f"DROP {kind} {table.name}",
+            )
         if name in PROTECTED_TABLES or name.startswith(PROTECTED_PREFIX):
             raise SQLError(
                 f"Table {name!r} belongs to the workspace itself (its catalog or staging), not to its data.",
@@ -219,15 +243,14 @@ def plan_drop_table(node: exp.Drop, sql: str, catalog: CatalogResource, warehous
                 **locate(sql, table),
                 hint=_existing(f"{what}s", sorted(existing)) + f" DROP {kind} IF EXISTS does nothing when it does not.",
             )
-        if name not in workspace.saved and kind == "VIEW":  # a view made outside ThanoSQL
-            workspace.saved[name] = SavedTableSpec(name, "", (), view=True)
         removal.drop_table(name)
-    if removal.objections:
+    objections = removal.remaining_objections()
+    if objections:
         first = object_name(tables[0].this)
         raise DependentObjectsError(
-            f"{what.capitalize()} {first!r} is needed by {_listed(removal.objections)}."
+            f"{what.capitalize()} {first!r} is needed by {_listed(objections)}."
             if len(tables) == 1
-            else f"Those {what}s are needed by {_listed(removal.objections)}.",
+            else f"Those {what}s are needed by {_listed(objections)}.",
             **locate(sql, tables[0]),
             hint=f"Add CASCADE to remove them too (models are deleted, embedding columns dropped, tables made from {first} keep "
             "their rows as plain data)"

@@ -12,7 +12,7 @@ import pytest
 
 from tests.production_stack import postgres_available, production_stack
 from tests.seeds import seed_cells
-from thanosql.errors import PathNotAllowedError
+from thanosql.errors import PathNotAllowedError, ThanoSQLError
 
 pytestmark = [
     pytest.mark.slow,
@@ -221,7 +221,7 @@ def test_sql_statements_pass_through_to_postgresql_and_show_in_the_ui(stack, rem
     graph, catalog = _ui_assets(stack)
     assert {"table/pg_only_eights", "table/pg_sevens"} <= graph and "table/pg_only_eights" in catalog
     assert not [key for key in graph | catalog if key == "table/pg_eights"]
-    with pytest.raises(Exception, match="RETURNING"):
+    with pytest.raises(ThanoSQLError, match="RETURNING"):
         remote.execute("DELETE FROM pg_only_eights RETURNING *")
 
     remote.execute("DROP VIEW pg_sevens")

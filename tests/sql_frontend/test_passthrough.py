@@ -121,6 +121,27 @@ def test_views_are_read_like_tables_and_needed_by_what_they_read(scratch_conn):
     conn.execute("DROP TABLE IF EXISTS sevens")
 
 
+def test_names_fold_to_lower_case_as_in_postgresql(scratch_conn):
+    conn = scratch_conn
+    conn.execute("CREATE TABLE Eights AS SELECT * FROM mnist_train WHERE label = 8")
+    conn.execute("INSERT INTO EIGHTS SELECT * FROM mnist_train WHERE label = 9 LIMIT 1")
+    conn.execute('ALTER TABLE eights RENAME TO "Only8"')
+    assert "Only8" in set(conn.execute("LIST TABLE")["table_name"])
+    assert conn.execute('SELECT count(*) AS n FROM "Only8"')["n"].item() == 101
+    conn.execute('DROP TABLE "Only8"')
+    assert sorted(conn.execute("LIST TABLE")["table_name"]) == ["mnist_test", "mnist_train"]
+
+
+def test_views_dropped_together_need_no_cascade_and_views_are_not_written(scratch_conn):
+    conn = scratch_conn
+    conn.execute("CREATE VIEW v1 AS SELECT * FROM mnist_train WHERE label < 5")
+    conn.execute("CREATE VIEW v2 AS SELECT * FROM v1 WHERE label = 1")
+    assert "view v2 (it reads v1)" in str(refused(conn, "DROP VIEW v1", DependentObjectsError))
+    assert "is a view" in str(refused(conn, "COPY v1 OPTIONS (overwrite=True) FROM 'thanosql-dataset/mnist_data/mnist_test.csv'", ObjectExistsError))
+    conn.execute("DROP VIEW v1, v2")
+    assert not _stores(conn)[0]["warehouse"].views()
+
+
 def test_insert_into_a_table_convert_rewrites_is_refused(scratch_conn):
     conn = scratch_conn
     conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='test_vectors') AS SELECT * FROM mnist_test WHERE label < 5")
@@ -148,6 +169,13 @@ def test_insert_into_a_table_convert_rewrites_is_refused(scratch_conn):
         pytest.param("CREATE TABLE t AS SELECT * FROM (SEARCH IMAGE images='a.jpg' USING m AS SELECT * FROM mnist_test)", SQLError, ["inside CREATE"], id="search-inside"),
         pytest.param("ALTER TABLE mnist_train ALTER COLUMN label TYPE TEXT", SQLError, ["not supported"], id="alter-type"),
         pytest.param("INSERT INTO mnist_train (label) VALUES ('not a number')", SQLError, ["not a number"], id="store-refuses"),
+        pytest.param("ALTER TABLE mnist_train ADD COLUMN s TEXT DEFAULT pg_read_file('/etc/passwd')", SQLError, ["pg_read_file"], id="alter-default-reads-file"),
+        pytest.param("CREATE VIEW tokens AS SELECT * FROM thanosql_api_tokens", SQLError, ["workspace itself"], id="view-of-tokens"),
+        pytest.param("CREATE VIEW roles AS SELECT * FROM pg_catalog.pg_authid", SQLError, ["without a schema"], id="view-of-pg-catalog"),
+        pytest.param("INSERT INTO mnist_train SELECT * FROM main.mnist_test", SQLError, ["without a schema"], id="qualified-source"),
+        pytest.param("CREATE MATERIALIZED VIEW m AS SELECT * FROM mnist_train", SQLError, ["MATERIALIZED", "not supported"], id="materialized-view"),
+        pytest.param("CREATE TABLE child (a INT) INHERITS (mnist_train)", SQLError, ["not supported"], id="inherits"),
+        pytest.param("DROP TABLE main.mnist_test", SQLError, ["without a schema"], id="drop-qualified"),
     ],
 )
 def test_bad_passthrough_is_refused_cleanly(tutorial_conn, sql, error_type, words):

@@ -6,7 +6,8 @@ in two transactions, first the table store (tables and embedding columns dropped
 catalog; the rest follows: the assets' history is wiped from the Dagster instance (the UI lists
 them no more once the code location reloads, as it builds assets from the catalog), the models
 leave MLflow's registry (their runs stay in the experiment's history), their collections leave
-Qdrant. The collections are journaled first, so a process killed midway leaves them to `recover`.
+Qdrant. The collections are journaled first, so a process killed midway leaves them to `recover`;
+a tidying step that fails is said on the progress log, and the removal stands.
 
 An embedding column goes with its model or its source table: its vectors are the collection's,
 and no query image could be embedded to search them.
@@ -16,13 +17,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import dagster as dg
 
 from resources.warehouse import quote
-from thanosql_assets.defs.recovery import in_flight, journal_collection
+from thanosql_assets.defs.recovery import JournalEntry, journal_collection
 from thanosql_assets.defs.specs import EmbeddingSpec, SavedTableSpec, model_key, spec_from_dict, table_key
 from thanosql_assets.defs.table_metadata import table_metadata
 
@@ -60,10 +62,11 @@ def remove(request: RemovalRequest, resources: dict[str, Any], instance: dg.Dags
     for spec, _ in embeddings.values():
         if spec.table not in request.tables:
             kept_columns.setdefault(spec.table, []).append(spec.column)
+    home = resources["workspace"].root
     removal_id = str(uuid.uuid4())
-    with in_flight(resources["workspace"].root, removal_id):
-        for collection in collections:
-            journal_collection(resources["workspace"].root, removal_id, collection)
+    for collection in collections:  # first: if this process dies from here on, the next start drops them
+        journal_collection(home, removal_id, collection)
+    try:
         warehouse.drop(tables=request.tables, columns=kept_columns, views=request.views)
         catalog.change(
             deletions=[("model", name) for name in request.models]
@@ -72,19 +75,39 @@ def remove(request: RemovalRequest, resources: dict[str, Any], instance: dg.Dags
             + [("embedding", name) for name in embeddings],
             puts=[(spec.kind, spec.name, spec.to_dict(), _saved_state(warehouse, spec.name)) for spec in request.saved],
         )
-        wiped = [model_key(name) for name in request.models] + [table_key(name) for name in (*request.tables, *request.views)]
-        wiped += [key for spec, _ in embeddings.values() for key in (spec.asset_key, spec.collection_key)]
-        instance.wipe_assets(wiped)
-        for table in sorted(set(kept_columns) | {spec.name for spec in request.saved}):
-            if table not in request.tables:
-                rows = int(warehouse.query(f"SELECT count(*) AS n FROM {quote(table)}")["n"].iloc[0])
-                metadata = {**table_metadata(warehouse, table, rows), "statement": statement}
-                instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table_key(table), metadata=metadata))
-        for name in request.models:
-            resources["model_registry"].delete(name)
-        for collection in collections:
-            resources["vector_store"].drop_collection(collection)
+    except BaseException:
+        JournalEntry.of(home, removal_id).path.unlink(missing_ok=True)  # nothing was removed: the collections serve on
+        raise
+    # The objects are gone for every reader; what follows tidies the other stores and must not
+    # fail the statement. A collection that cannot be dropped now stays journaled for the next start.
+    wiped = [model_key(name) for name in request.models] + [table_key(name) for name in (*request.tables, *request.views)]
+    wiped += [key for spec, _ in embeddings.values() for key in (spec.asset_key, spec.collection_key)]
+    _tidy("wipe the assets' history", lambda: instance.wipe_assets(wiped))
+    for table in sorted(set(kept_columns) | {spec.name for spec in request.saved}):
+        if table not in request.tables:
+            _tidy(f"record table {table}'s new state", lambda table=table: _report_table(warehouse, instance, table, statement))
+    for name in request.models:
+        _tidy(f"delete MLflow's registered model {name}", lambda name=name: resources["model_registry"].delete(name))
+    dropped = [_tidy(f"drop collection {name}", lambda name=name: resources["vector_store"].drop_collection(name)) for name in collections]
+    if all(dropped):
+        JournalEntry.of(home, removal_id).path.unlink(missing_ok=True)
     progress.info(_removed(request, embeddings))
+
+
+def _tidy(what: str, step: Callable[[], object]) -> bool:
+    """Run one tidying step; whether it was done (a failure is said on the progress log)."""
+    try:
+        step()
+        return True
+    except Exception as error:  # noqa: BLE001 - the removal itself is done
+        progress.info(f"could not {what} ({type(error).__name__}: {error}); the removal stands")
+        return False
+
+
+def _report_table(warehouse: Any, instance: dg.DagsterInstance, table: str, statement: str) -> None:
+    rows = int(warehouse.query(f"SELECT count(*) AS n FROM {quote(table)}")["n"].iloc[0])
+    metadata = {**table_metadata(warehouse, table, rows), "statement": statement}
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table_key(table), metadata=metadata))
 
 
 def _saved_state(warehouse: Any, table: str) -> dict[str, Any]:

@@ -164,21 +164,33 @@ _PICKLE_GLOBALS = {
     "pandas.core.arrays.categorical": {"Categorical"},
     "pandas.core.dtypes.dtypes": {"CategoricalDtype", "DatetimeTZDtype", "PeriodDtype", "IntervalDtype"},
     "pandas.arrays": {
-        "ArrowStringArray", "BooleanArray", "DatetimeArray", "FloatingArray", "IntegerArray", "TimedeltaArray", "StringArray",
-        "ArrowExtensionArray", "PeriodArray",
+        "ArrowStringArray", "ArrowExtensionArray", "BooleanArray", "DatetimeArray", "FloatingArray", "IntegerArray",
+        "TimedeltaArray", "StringArray", "PeriodArray",
     },
-    "pyarrow.lib": {"_restore_array", "py_buffer", "type_for_alias", "schema", "field", "table", "ChunkedArray", "Table"},
+    # pandas' default strings are Arrow arrays, pickled as their buffers and lengths.
+    "pyarrow.lib": {"_restore_array", "py_buffer", "type_for_alias"},
 }  # fmt: skip
 
 
-class RestrictedUnpickler(pickle.Unpickler):
+class RestrictedUnpickler(pickle._Unpickler):
     """Unpickles pandas DataFrames only: any other global (a function that runs a command, opens a
-    file, imports a module) is refused before it is looked up."""
+    file, imports a module) is refused before it is looked up, and no object's state may be set on
+    a class (which would change pandas for the whole process). The pure-Python unpickler, since
+    the C one cannot be told to check that."""
+
+    dispatch = dict(pickle._Unpickler.dispatch)
 
     def find_class(self, module: str, name: str):
         if name in _PICKLE_GLOBALS.get(module, ()):
             return super().find_class(module, name)
         raise pickle.UnpicklingError(f"it refers to {module}.{name}, which is not part of a pandas DataFrame")
+
+    def load_build(self) -> None:
+        if isinstance(self.stack[-2], type):
+            raise pickle.UnpicklingError(f"it sets the state of the class {self.stack[-2].__name__}, not of an object")
+        super().load_build()
+
+    dispatch[pickle.BUILD[0]] = load_build
 
 
 def _read_pickle(source: str, path: Path) -> pa.Table:
@@ -197,6 +209,7 @@ def _read_pickle(source: str, path: Path) -> pa.Table:
             f'COPY: "{source}" holds a pickled {type(frame).__name__}, not a DataFrame.',
             hint="Pickle a pandas DataFrame: DataFrame.to_pickle(path).",
         )
+    _check_arrow_buffers(source, frame)
     if frame.empty or len(frame.columns) == 0:
         raise DataError(f'COPY: "{source}" holds a DataFrame without rows.', hint="COPY a DataFrame that holds rows.")
     mixed = _mixed_column(frame)
@@ -207,6 +220,22 @@ def _read_pickle(source: str, path: Path) -> pa.Table:
         return pa.Table.from_pandas(frame, preserve_index=False)
     except (pa.ArrowException, ValueError, TypeError) as error:
         raise DataError(f'COPY: "{source}": {_first_line(error)}.', hint="Give each column values of one plain type.") from None
+
+
+def _check_arrow_buffers(source: str, frame) -> None:
+    """Arrow-backed columns were rebuilt from the lengths and offsets the file gives: before any
+    value is read, their buffers must hold what those promise (else reading would go past them)."""
+    for column in frame.columns:
+        arrow = getattr(frame[column].array, "_pa_array", None)
+        if arrow is None:
+            continue
+        try:
+            arrow.validate(full=True)
+        except (pa.ArrowException, ValueError) as error:
+            raise DataError(
+                f'COPY: "{source}": column {column!r} is corrupt ({_first_line(error)}).',
+                hint="Pickle the DataFrame again with DataFrame.to_pickle(path), or save it with DataFrame.to_parquet.",
+            ) from None
 
 
 def _mixed_column(frame) -> str | None:
