@@ -229,16 +229,21 @@ class DuckDBWarehouseResource(WarehouseResource):
     def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
         self._forget_tables()
         with self.connect() as con:
-            con.register("__thanosql_incoming", data)
+            con.register("__thanosql_incoming", data)  # an Arrow table, DataFrame or record batch reader (read as it streams)
             con.execute("BEGIN")
-            current = _generations(con, name)
-            con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT * FROM __thanosql_incoming")
-            for column in index_on:
-                con.execute(f"CREATE INDEX {quote(f'{name}__{column}')} ON {quote(name)} ({quote(column)})")
-            columns = _columns(con, f"SELECT * FROM {quote(name)}", [])
-            _set_generations(con, name, recorded_generations(current, columns, generations))
-            con.execute("COMMIT")
-            con.unregister("__thanosql_incoming")
+            try:
+                current = _generations(con, name)
+                con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT * FROM __thanosql_incoming")
+                for column in index_on:
+                    con.execute(f"CREATE INDEX {quote(f'{name}__{column}')} ON {quote(name)} ({quote(column)})")
+                columns = _columns(con, f"SELECT * FROM {quote(name)}", [])
+                _set_generations(con, name, recorded_generations(current, columns, generations))
+                con.execute("COMMIT")
+            except BaseException:
+                _roll_back(con)
+                raise
+            finally:
+                con.unregister("__thanosql_incoming")
             return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
 
     def change(self, sql: str, table: str) -> int:

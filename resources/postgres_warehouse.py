@@ -219,6 +219,8 @@ class PostgresWarehouseResource(WarehouseResource):
 
     def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
         current = {c: g.as_dict() for c, g in self.table_generations(fresh=True).get(name, {}).items()}
+        if hasattr(data, "read_all"):  # a record batch reader: to_sql writes from one frame
+            data = data.read_all()
         frame = data.to_pandas() if hasattr(data, "to_pandas") else data
         return self._replace(name, frame, index_on, recorded_generations(current, list(frame.columns), generations))
 

@@ -197,3 +197,18 @@ def test_when_the_third_of_five_statements_fails_the_first_two_stay_done_and_the
     assert caught.value.line == 3 and "missing" in str(caught.value)
     tables = set(scratch_conn.execute("SELECT table_name FROM (LIST TABLE) AS t")["table_name"])
     assert {"first", "second"} <= tables and not {"fourth", "fifth"} & tables
+
+
+def test_a_large_csv_streams_and_falls_back_to_a_whole_read_when_its_end_changes_a_type(scratch_conn):
+    home = scratch_conn.settings.home
+    rows = "".join(f"{i},{i % 10}\n" for i in range(1, 120_000))
+    (home / "streamed.csv").write_text("ID,label\n" + rows)
+    (home / "changing.csv").write_text("ID,label\n" + rows + "seven,3\n")
+    scratch_conn.execute("COPY streamed FROM 'streamed.csv'")
+    scratch_conn.execute("COPY changing FROM 'changing.csv'")
+    types = scratch_conn.execute(
+        "SELECT table_name, data_type FROM information_schema.columns WHERE column_name = 'id' AND table_name IN ('streamed', 'changing') ORDER BY 1"
+    )
+    assert types.values.tolist() == [["changing", "VARCHAR"], ["streamed", "BIGINT"]]
+    assert scratch_conn.execute("SELECT count(*) AS n FROM changing")["n"].item() == 120_000
+    assert _metadata(scratch_conn, "streamed")["renamed_columns"].value == ['"streamed.csv": column \'ID\' is \'id\'']

@@ -16,7 +16,7 @@ from __future__ import annotations
 import codecs
 import csv
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,6 +43,68 @@ def read_csv_files(files: Sequence[tuple[str, Path]]) -> pa.Table:
     read = [_read_one(source, path) for source, path in files]
     first = read[0]
     return pa.concat_tables([first.typed, *(_conform(file, first.typed.schema, first.source) for file in read[1:])])
+
+
+@dataclass
+class StreamedCsv:
+    """One CSV file, checked line by line, read a block at a time with the types of its first block.
+
+    `reader()` gives the rows as Arrow record batches for the table store to consume as they come,
+    so the file is never whole in memory. Should a later block not fit those types (a text value
+    in a column of numbers), reading stops with `types_changed` set: the caller reads the file
+    whole instead, with types inferred from all of it, as `read_csv_files` does.
+    """
+
+    source: str
+    path: Path
+    header: list[str]  # the column names as the file writes them
+    names: list[str]  # the table's column names, in the file's order
+    column_types: dict[str, pa.DataType]  # columns of numbers kept as text (leading zeros, overlong integers)
+    types_changed: bool = False
+
+    def reader(self) -> pa.RecordBatchReader:
+        inner = pa_csv.open_csv(
+            self.path,
+            read_options=pa_csv.ReadOptions(column_names=self.names, skip_rows=1),
+            parse_options=pa_csv.ParseOptions(newlines_in_values=True),
+            convert_options=pa_csv.ConvertOptions(strings_can_be_null=False, column_types=self.column_types),
+        )
+
+        def batches():
+            try:
+                yield from inner
+            except pa.ArrowInvalid:
+                self.types_changed = True
+                raise
+
+        return pa.RecordBatchReader.from_batches(inner.schema, batches())
+
+
+def stream_csv_file(source: str, path: Path, names: Callable[[list[str]], list[str]]) -> StreamedCsv | None:
+    """The file, checked (DataError at the first bad line), as a `StreamedCsv` whose columns are
+    `names(header)`; None when its first block leaves a column's type open (no value in it yet)."""
+    if _blank(path):
+        raise DataError(f'COPY: "{source}" is empty.', hint=_HEADER_HINT)
+    header = _check_structure(source, path)
+    options = dict(read_options=pa_csv.ReadOptions(column_names=header, skip_rows=1), parse_options=pa_csv.ParseOptions(newlines_in_values=True))
+    with pa_csv.open_csv(path, convert_options=pa_csv.ConvertOptions(strings_can_be_null=False), **options) as probe:
+        schema = probe.schema
+    if any(pa.types.is_null(field.type) for field in schema):
+        return None
+    numeric = [field for field in schema if pa.types.is_integer(field.type) or pa.types.is_floating(field.type)]
+    text = set()
+    if numeric:
+        as_text = pa_csv.ConvertOptions(
+            include_columns=[field.name for field in numeric], column_types={field.name: pa.string() for field in numeric}, strings_can_be_null=False
+        )
+        with pa_csv.open_csv(path, convert_options=as_text, **options) as reader:
+            for batch in reader:
+                for field in numeric:
+                    patterns = [_LEADING_ZERO] + ([] if pa.types.is_integer(field.type) else [_LONG_INTEGER])
+                    if field.name not in text and any(pc.any(pc.match_substring_regex(batch.column(field.name), p)).as_py() for p in patterns):
+                        text.add(field.name)
+    new_names = names(header)
+    return StreamedCsv(source, path, header, new_names, {new_names[header.index(name)]: pa.string() for name in text})
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from thanosql.errors import DataError
-from thanosql_assets.defs.csv_files import read_csv_files
+from thanosql_assets.defs.csv_files import StreamedCsv, read_csv_files, stream_csv_file
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xls")
 PICKLE_SUFFIXES = (".pkl", ".pickle")
@@ -53,11 +53,28 @@ def read_table_files(files: Sequence[tuple[str, Path]], workspace_path=str, shee
     return pa.concat_tables([first, *(_conform(source, table, first.schema, first_source) for source, table in tables[1:])]), notes
 
 
+def streamed_table_file(files: Sequence[tuple[str, Path]]) -> tuple[StreamedCsv, list[str]] | None:
+    """A lone CSV source read as a stream of record batches (see `StreamedCsv`), and notes of its
+    renamed columns; None for other sources, or when its first block leaves a type open."""
+    if len(files) != 1 or files[0][1].is_dir() or files[0][1].suffix.lower() != ".csv":
+        return None
+    source, path = files[0]
+    streamed = stream_csv_file(source, path, lambda header: _identifiers(header)[0])
+    if streamed is None:
+        return None
+    return streamed, [f'"{source}": column {old!r} is {new!r}' for old, new in _identifiers(streamed.header)[1]]
+
+
 def normalized_names(table: pa.Table) -> tuple[pa.Table, list[tuple[str, str]]]:
     """The table with lowercase identifier column names (letters, digits, _; not starting with a
     digit; made unique with _2, _3...), and (old, new) for each name that changed."""
+    names, renamed = _identifiers(table.column_names)
+    return table.rename_columns(names), renamed
+
+
+def _identifiers(columns: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
     names, renamed = [], []
-    for name in table.column_names:
+    for name in columns:
         new = _NOT_IDENTIFIER.sub("_", name.strip().lower()).strip("_") or "column"
         if new[0].isdigit():
             new = f"_{new}"
@@ -67,7 +84,7 @@ def normalized_names(table: pa.Table) -> tuple[pa.Table, list[tuple[str, str]]]:
         names.append(new)
         if new != name:
             renamed.append((name, new))
-    return table.rename_columns(names), renamed
+    return names, renamed
 
 
 def _read_one(source: str, path: Path, workspace_path, sheet: str) -> pa.Table:

@@ -1,4 +1,7 @@
-"""COPY: one asset per table, copied from CSV files into the table store.
+"""COPY: one asset per table, copied from its files into the table store.
+
+A lone CSV file streams into the table store a block at a time (unless the table has embedding
+columns to refresh, which need its rows at hand); other sources are read whole first.
 
 A table that CONVERT embedded in place keeps its embedding columns through a COPY: the new
 rows' images are embedded (images already in the collection keep their vectors) into new
@@ -23,10 +26,11 @@ from resources import (
     WorkspaceResource,
 )
 from thanosql.errors import DataError
+from thanosql_assets.defs.csv_files import StreamedCsv
 from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, SavedTableSpec, TableSpec, spec_from_dict, table_key
-from thanosql_assets.defs.table_files import read_table_files
+from thanosql_assets.defs.table_files import read_table_files, streamed_table_file
 from thanosql_assets.defs.table_metadata import column_schema
 
 _STAGED = "__thanosql_staged"  # the name a table's new rows go by while its embeddings are refreshed
@@ -79,13 +83,21 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                     f'COPY {spec.name}: "{source}" does not exist (looked at {path}).',
                     hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
                 )
-        data, renamed = read_table_files(list(zip(spec.sources, paths)), workspace.display_path, spec.sheets)
+        files = list(zip(spec.sources, paths))
+        embeddings = in_place_embeddings(catalog, spec.name)
+        # A lone CSV file without embeddings to refresh streams into the table store a block at a time.
+        streamed = None if embeddings else streamed_table_file(files)
+        if streamed is not None:
+            rows = _replace_streamed(warehouse, spec.name, *streamed, progress)
+            if rows is not None:
+                return _copied(spec, warehouse, catalog, progress, paths, rows, streamed[1], started)
+        data, renamed = read_table_files(files, workspace.display_path, spec.sheets)
         for note in renamed:
             progress(f"COPY {spec.name}: {note}")
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
         refreshed: list[RefreshedEmbedding] = []
         try:
-            for embedding in in_place_embeddings(catalog, spec.name):
+            for embedding in embeddings:
                 if embedding.image_col in data.column_names:
                     images = embedded_images(warehouse, embedding, spec.name, data)
                     refreshed.append(refresh_vectors(embedding, images, stores, progress, rebuild=False, run_id=context.run_id))
@@ -103,22 +115,41 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         for embedding in refreshed:
             publish(embedding, rows, stores)
             _report_embedding(context, embedding, vector_store, rows, time.perf_counter() - started)
-        columns = warehouse.columns(spec.name)
-        preview = warehouse.preview(spec.name)
-        catalog.put(spec.kind, spec.catalog_name, spec.to_dict(), {"rows": rows, "columns": columns})
-        progress(f"table {spec.name}: {rows} rows, columns {', '.join(columns)}")
-        return dg.MaterializeResult(
-            metadata={
-                "dagster/row_count": rows,
-                "dagster/column_schema": column_schema(preview),
-                "sources": dg.MetadataValue.json([str(path) for path in paths]),
-                "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
-                **({"renamed_columns": dg.MetadataValue.json(renamed)} if renamed else {}),
-                "seconds": round(time.perf_counter() - started, 2),
-            }
-        )
+        return _copied(spec, warehouse, catalog, progress, paths, rows, renamed, started)
 
     return _table
+
+
+def _replace_streamed(warehouse: WarehouseResource, name: str, streamed: StreamedCsv, renamed: list[str], progress) -> int | None:
+    """The row count once the file's batches replaced the table; None when a later block did not
+    fit the first block's types (the table is as it was, and the caller reads the file whole)."""
+    for note in renamed:
+        progress(f"COPY {name}: {note}")
+    try:
+        return warehouse.replace_table(name, streamed.reader())
+    except Exception:
+        if streamed.types_changed:
+            progress(f"COPY {name}: a later part of {streamed.source!r} has values of other types than its start; reading it whole")
+            return None
+        raise
+
+
+def _copied(spec: TableSpec, warehouse, catalog, progress, paths, rows: int, renamed: list[str], started: float) -> dg.MaterializeResult:
+    """Record the copied table in the catalog, and its materialization's metadata."""
+    columns = warehouse.columns(spec.name)
+    preview = warehouse.preview(spec.name)
+    catalog.put(spec.kind, spec.catalog_name, spec.to_dict(), {"rows": rows, "columns": columns})
+    progress(f"table {spec.name}: {rows} rows, columns {', '.join(columns)}")
+    return dg.MaterializeResult(
+        metadata={
+            "dagster/row_count": rows,
+            "dagster/column_schema": column_schema(preview),
+            "sources": dg.MetadataValue.json([str(path) for path in paths]),
+            "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+            **({"renamed_columns": dg.MetadataValue.json(renamed)} if renamed else {}),
+            "seconds": round(time.perf_counter() - started, 2),
+        }
+    )
 
 
 def saved_table_asset(spec: SavedTableSpec) -> dg.AssetSpec:

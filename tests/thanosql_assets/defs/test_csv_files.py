@@ -118,3 +118,44 @@ def test_long_values_and_old_mac_line_endings_are_read(tmp_path):
     long = "x" * 200_000
     table = read_csv_files(_files(tmp_path, a=f"a,b\r{long},1\r"))
     assert table.column("a").to_pylist() == [long]
+
+
+def _long_file(tmp_path: Path, last_line: str, rows: int = 120_000) -> Path:
+    """A file longer than pyarrow's first block (1 MiB), whose last line is `last_line`."""
+    path = tmp_path / "long.csv"
+    path.write_text("id,label,score\n" + "".join(f"{i},{i % 10},{i / 7:.3f}\n" for i in range(1, rows)) + last_line)
+    return path
+
+
+@pytest.mark.parametrize(
+    "last_line",
+    [
+        pytest.param("120000,3,1.5\n", id="plain"),
+        pytest.param("0120000,3,1.5\n", id="leading-zero-late"),
+    ],
+)
+def test_a_streamed_file_has_the_types_of_the_whole_file(tmp_path, last_line):
+    import pyarrow as pa
+
+    from thanosql_assets.defs.csv_files import stream_csv_file
+
+    path = _long_file(tmp_path, last_line)
+    streamed = stream_csv_file(path.name, path, lambda header: header)
+    whole = read_csv_files([(path.name, path)])
+    batches = streamed.reader()
+    table = pa.Table.from_batches(list(batches), schema=batches.schema)
+    assert table.schema == whole.schema and table.equals(whole)
+
+
+@pytest.mark.parametrize("last_line", [pytest.param("seven,3,1.5\n", id="text"), pytest.param("12345678901234567890,3,1.5\n", id="overlong")])
+def test_a_streamed_file_whose_end_does_not_fit_its_start_says_so(tmp_path, last_line):
+    import pyarrow as pa
+
+    from thanosql_assets.defs.csv_files import stream_csv_file
+
+    path = _long_file(tmp_path, last_line)
+    streamed = stream_csv_file(path.name, path, lambda header: header)
+    with pytest.raises(pa.ArrowInvalid):
+        streamed.reader().read_all()
+    assert streamed.types_changed
+    assert read_csv_files([(path.name, path)]).schema.field("id").type == pa.string()  # what COPY falls back to
