@@ -213,6 +213,11 @@ class DuckDBWarehouseResource(WarehouseResource):
     def parameter(self, name: str) -> str:
         return f"${name}"
 
+    def inner_product(self, vectors: exp.Expression, parameter: str, dim: int) -> exp.Expression | None:
+        product = sqlglot.parse_one(f"CAST(array_inner_product(__vectors, CAST(${parameter} AS FLOAT[{int(dim)}])) AS DOUBLE)", read="duckdb")
+        product.find(exp.Column).replace(vectors)
+        return product
+
     def columns_except(self, alias: str, column: str, relation_sql: str) -> str:
         return f"{alias}.* EXCLUDE ({quote(column)})"
 

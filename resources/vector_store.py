@@ -124,7 +124,3 @@ class VectorStoreResource(dg.ConfigurableResource):
     @abstractmethod
     def vectors(self, name: str, keys: Sequence[str]) -> dict[str, np.ndarray]:
         """The stored vectors of those `keys` that are in the collection."""
-
-    def score_all(self, name: str, vector: np.ndarray) -> dict[str, float]:
-        """Cosine similarity of `vector` to every point in the collection, by key."""
-        return {hit.key: hit.score for hit in self.search(name, vector, limit=max(1, self.count(name)), exact=True)}

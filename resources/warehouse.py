@@ -136,6 +136,12 @@ class WarehouseResource(dg.ConfigurableResource):
     def parameter(self, name: str) -> str:
         """The placeholder text of the named parameter `name` in a statement passed to `query`."""
 
+    def inner_product(self, vectors: exp.Expression, parameter: str, dim: int) -> exp.Expression | None:
+        """An expression of the dot product (as DOUBLE, NULL where there is no vector) of an
+        embedding column with the vector passed as the named parameter `parameter`, computed by the
+        store; None when the store cannot (the caller computes it from the vectors)."""
+        return None
+
     @abstractmethod
     def columns_except(self, alias: str, column: str, relation_sql: str) -> str:
         """A select list of every column of the relation `alias` but `column` (`relation_sql` defines it)."""

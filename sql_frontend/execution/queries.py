@@ -56,6 +56,7 @@ from thanosql.errors import DataError, QueryError, SQLError
 from thanosql_assets.defs.predictions import predicted_rows, serving_classifier
 from thanosql_assets.models.vectors import l2_normalize
 
+_VECTORS = "__thanosql_vectors"
 _GENERATION = "__thanosql_generation"
 _RANK = "__thanosql_rank"
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp"}
@@ -206,18 +207,39 @@ class QueryEngine:
         )
 
     def search_all(self, search: PreparedSearch) -> pd.DataFrame:
-        """Every row of the SEARCH's query, with a similarity column per query image."""
-        rows = self._read(_with_key(search.query, search.image_col), search)
-        keys = rows.pop(KEY).astype(str)
+        """Every row of the SEARCH's query, with a similarity column per query image.
+
+        The rows' own embedding column holds their collection's vectors (the generation check
+        proves it): the similarity is its dot product with each query vector, computed by the
+        store in the statement that reads the rows, or from the vectors read with them. Rows
+        without an embedding get NULL.
+        """
+        query = _with_key(search.query, search.image_col)
+        vectors = exp.column(search.generation.column)
+        dim = search.query_vectors.shape[1]
+        parameters = {f"__thanosql_query_{number}": vector.tolist() for number, vector in enumerate(search.query_vectors, start=1)}
+        products = [self.warehouse.inner_product(vectors.copy(), name, dim) for name in parameters]
+        if all(product is not None for product in products):
+            for number, product in enumerate(products, start=1):
+                query = query.select(product.as_(search.similarity_column(number)), copy=False)
+            rows = self._read(query, search, parameters)
+            rows.pop(KEY)
+            return rows
+        rows = self._read(query.select(vectors.as_(_VECTORS), copy=False), search)
+        rows.pop(KEY)
+        stored = rows.pop(_VECTORS)
+        present = stored.notna().to_numpy()
+        matrix = np.stack(stored[present].to_numpy()).astype(np.float32) if present.any() else np.zeros((0, dim), np.float32)
         for number, vector in enumerate(search.query_vectors, start=1):
-            scores = self.vector_store.score_all(search.collection, vector)
-            rows[search.similarity_column(number)] = keys.map(scores).astype("float64")
+            scores = np.full(len(rows), np.nan)
+            scores[present] = matrix @ vector
+            rows[search.similarity_column(number)] = scores
         return rows
 
-    def _read(self, query: exp.Select, search: PreparedSearch) -> pd.DataFrame:
+    def _read(self, query: exp.Select, search: PreparedSearch, parameters: dict[str, Any] | None = None) -> pd.DataFrame:
         """Run `query`, checking in the same statement that the table is still of the search's generation."""
         checked = query.select(self.warehouse.generation_expression(search.table).as_(_GENERATION), copy=True)
-        rows = self.warehouse.query(checked.sql(dialect=self.warehouse.dialect))
+        rows = self.warehouse.query(checked.sql(dialect=self.warehouse.dialect), parameters=parameters)
         comments = rows.pop(_GENERATION)
         self.warehouse.check_generation(comments.iloc[0] if len(rows) else None, search.generation)
         return rows
