@@ -226,7 +226,7 @@ def report(args, conn, home: Path) -> None:
             table, keys, vectors = "real_10k", np.asarray(base_keys), base
         else:
             table = f"synthetic_{size}"
-            if conn.execute(f"SELECT count(*) AS n FROM duckdb_tables() WHERE table_name = '{table}'")["n"].iloc[0] == 0:
+            if conn.execute(f"SELECT count(*) AS n FROM (LIST TABLE) AS t WHERE table_name = '{table}'")["n"].iloc[0] == 0:
                 load_synthetic(conn, table, base_keys, base, size)
             stored = conn.execute(f"SELECT image_path, {MODEL}_simclr AS v FROM {table}")
             keys, vectors = np.asarray(stored["image_path"]), np.stack(stored["v"].to_numpy()).astype(np.float32)
