@@ -22,13 +22,14 @@ from sql_frontend.language.names import object_name, referenced_tables
 from sql_frontend.language.positions import locate
 from sql_frontend.planning.plans import ChangeTable
 from sql_frontend.planning.read_only import check_read_only
-from sql_frontend.planning.removal import PROTECTED_PREFIX, PROTECTED_TABLES, Workspace, dependents_of
+from sql_frontend.planning.removal import Workspace, check_not_protected, dependents_of
 from thanosql.errors import DependentObjectsError, ObjectExistsError, ObjectNotFoundError, SQLError
 from thanosql_assets.defs.specs import SavedTableSpec, spec_from_dict
 from thanosql_assets.defs.table_changes import TableChange
 
 PASSTHROUGH_TYPES = (exp.Insert, exp.Update, exp.Delete, exp.Alter, exp.Create)
 _VERBS = {exp.Insert: "inserted", exp.Update: "updated", exp.Delete: "deleted"}
+_PROTECTED_HINT = "Statements change and read the tables that COPY, CONVERT, PREDICT or CREATE TABLE made."
 _ALTER_ACTIONS = (exp.AlterRename, exp.RenameColumn, exp.ColumnDef, exp.Drop)
 
 
@@ -120,7 +121,8 @@ class PassthroughPlanner:
         new_table = renames[0].this
         new_name = object_name(new_table.this)
         self._check_new_name(new_name, new_table, "Table")
-        if new_name in self._warehouse.relations() or new_name in PROTECTED_TABLES or new_name.startswith(PROTECTED_PREFIX):
+        check_not_protected(new_name, new_table, self._sql, _PROTECTED_HINT)
+        if new_name in self._warehouse.relations():
             raise ObjectExistsError(f"Table {new_name!r} already exists.", **locate(self._sql, new_table), hint="Rename it to a name not in use.")
         current = spec or self._saved(name)
         renamed = SavedTableSpec(new_name, current.statement, current.tables)
@@ -153,7 +155,7 @@ class PassthroughPlanner:
                     hint=f"Write {table.name} instead of {table.sql(dialect='postgres')}.",
                 )
             if isinstance(table.this, exp.Identifier):
-                self._check_not_protected(object_name(table.this), table)
+                check_not_protected(object_name(table.this), table, self._sql, _PROTECTED_HINT)
         properties = node.args.get("properties")
         if isinstance(node, exp.Create) and properties is not None and properties.expressions:
             written = properties.expressions[0].sql(dialect="postgres")
@@ -178,23 +180,8 @@ class PassthroughPlanner:
     def _user_table(self, table: exp.Expression) -> str:
         if not isinstance(table, exp.Table) or not isinstance(table.this, exp.Identifier):
             raise SQLError("Expected a table name.", **locate(self._sql, table), hint="Name a table of the workspace.")
-        if table.args.get("db") or table.args.get("catalog"):
-            raise SQLError(
-                "Tables live in the workspace's own schema: name them without a schema.",
-                **locate(self._sql, table),
-                hint=f"Write {table.name} instead of {table.sql(dialect='postgres')}.",
-            )
-        name = object_name(table.this)
-        self._check_not_protected(name, table)
-        return name
-
-    def _check_not_protected(self, name: str, table: exp.Expression) -> None:
-        if name in PROTECTED_TABLES or name.startswith(PROTECTED_PREFIX):
-            raise SQLError(
-                f"Table {name!r} belongs to the workspace itself (its catalog or staging), not to its data.",
-                **locate(self._sql, table),
-                hint="Statements change and read the tables that COPY, CONVERT, PREDICT or CREATE TABLE made.",
-            )
+        # Schema-qualified and the workspace's own tables were refused with every table the statement names (`_check_reads`).
+        return object_name(table.this)
 
     def _check_rows_are_the_users(self, name: str, table: exp.Table) -> None:
         if name in self._warehouse.views():

@@ -65,7 +65,7 @@ from sql_frontend.planning.passthrough import PASSTHROUGH_TYPES, PassthroughPlan
 from sql_frontend.planning.plans import Evaluate, Materialize, Plan, Query
 from sql_frontend.planning.query_errors import located
 from sql_frontend.planning.read_only import check_limits, check_read_only
-from sql_frontend.planning.removal import Workspace, dependents_of, plan_delete_model, plan_drop_table
+from sql_frontend.planning.removal import Workspace, dependents_of, existing_hint, plan_delete_model, plan_drop_table
 from sql_frontend.planning.top_k import find_top_k
 from thanosql.errors import (
     DataError,
@@ -153,7 +153,7 @@ def unsearchable(
         raise ObjectNotFoundError(
             f"Model {model!r} does not exist.",
             **locate(sql, node.this),
-            hint=_existing("models", [entry.name for entry in catalog.list("model")]) + " BUILD MODEL creates one.",
+            hint=existing_hint("models", [entry.name for entry in catalog.list("model")]) + " BUILD MODEL creates one.",
         )
     if table not in warehouse.table_generations(fresh=True):
         raise _no_table(table, target.source, sql, warehouse)
@@ -1161,9 +1161,5 @@ def _no_table(name: str, node: exp.Expression, sql: str, warehouse: WarehouseRes
     return ObjectNotFoundError(
         f"Table {name!r} does not exist.",
         **locate(sql, node),
-        hint=_existing("tables", sorted(warehouse.table_generations())) + " COPY creates tables from files (CSV, Parquet, JSON, spreadsheets) and folders.",
+        hint=existing_hint("tables", sorted(warehouse.table_generations())) + " COPY creates tables from files (CSV, Parquet, JSON, spreadsheets) and folders.",
     )
-
-
-def _existing(what: str, names: list[str]) -> str:
-    return f"Existing {what}: {', '.join(names)}." if names else f"There are no {what} yet."

@@ -169,6 +169,12 @@ class _Removal:
         )
 
 
+def check_not_protected(name: str, node: exp.Expression, sql: str, hint: str) -> None:
+    """Refuse a table the workspace keeps for itself (its catalog, a staging table), at `node`."""
+    if name in PROTECTED_TABLES or name.startswith(PROTECTED_PREFIX):
+        raise SQLError(f"Table {name!r} belongs to the workspace itself (its catalog or staging), not to its data.", **locate(sql, node), hint=hint)
+
+
 def dependents_of(workspace: Workspace, table: str) -> list[str]:
     """What a change of `table`'s shape would break: the objects made from it, and its embedding columns."""
     removal = _Removal(workspace, cascade=False)
@@ -186,7 +192,7 @@ def plan_delete_model(node: DeleteModel, sql: str, catalog: CatalogResource, war
         raise ObjectNotFoundError(
             f"Model {name!r} does not exist.",
             **locate(sql, node.this),
-            hint=_existing("models", sorted(workspace.models)),
+            hint=existing_hint("models", sorted(workspace.models)),
         )
     removal = _Removal(workspace, cascade=False)
     removal.remove_model(name)
@@ -223,12 +229,7 @@ def plan_drop_table(node: exp.Drop, sql: str, catalog: CatalogResource, warehous
                 **locate(sql, table),
                 hint=f"DROP {kind} {table.name}",
             )
-        if name in PROTECTED_TABLES or name.startswith(PROTECTED_PREFIX):
-            raise SQLError(
-                f"Table {name!r} belongs to the workspace itself (its catalog or staging), not to its data.",
-                **locate(sql, table),
-                hint="DROP TABLE removes tables that COPY, CONVERT, PREDICT or CREATE TABLE made.",
-            )
+        check_not_protected(name, table, sql, "DROP TABLE removes tables that COPY, CONVERT, PREDICT or CREATE TABLE made.")
         if name in other:
             raise SQLError(
                 f"{name!r} is a {'view' if kind == 'TABLE' else 'table'}, not a {what}.",
@@ -241,7 +242,7 @@ def plan_drop_table(node: exp.Drop, sql: str, catalog: CatalogResource, warehous
             raise ObjectNotFoundError(
                 f"{what.capitalize()} {name!r} does not exist.",
                 **locate(sql, table),
-                hint=_existing(f"{what}s", sorted(existing)) + f" DROP {kind} IF EXISTS does nothing when it does not.",
+                hint=existing_hint(f"{what}s", sorted(existing)) + f" DROP {kind} IF EXISTS does nothing when it does not.",
             )
         removal.drop_table(name)
     objections = removal.remaining_objections()
@@ -265,5 +266,6 @@ def _listed(items: list[str]) -> str:
     return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} and {items[-1]}"
 
 
-def _existing(what: str, names: list[str]) -> str:
+def existing_hint(what: str, names: list[str]) -> str:
+    """The start of a hint that lists the objects of a kind there are."""
     return f"Existing {what}: {', '.join(names)}." if names else f"There are no {what} yet."

@@ -23,10 +23,9 @@ from typing import Any
 
 import dagster as dg
 
-from resources.warehouse import quote
 from thanosql_assets.defs.recovery import JournalEntry, journal_collection
 from thanosql_assets.defs.specs import EmbeddingSpec, SavedTableSpec, model_key, spec_from_dict, table_key
-from thanosql_assets.defs.table_metadata import table_metadata
+from thanosql_assets.defs.table_metadata import report_table_change
 
 progress = logging.getLogger("thanosql.progress")
 
@@ -85,7 +84,7 @@ def remove(request: RemovalRequest, resources: dict[str, Any], instance: dg.Dags
     _tidy("wipe the assets' history", lambda: instance.wipe_assets(wiped))
     for table in sorted(set(kept_columns) | {spec.name for spec in request.saved}):
         if table not in request.tables:
-            _tidy(f"record table {table}'s new state", lambda table=table: _report_table(warehouse, instance, table, statement))
+            _tidy(f"record table {table}'s new state", lambda table=table: report_table_change(warehouse, instance, table, statement))
     for name in request.models:
         _tidy(f"delete MLflow's registered model {name}", lambda name=name: resources["model_registry"].delete(name))
     dropped = [_tidy(f"drop collection {name}", lambda name=name: resources["vector_store"].drop_collection(name)) for name in collections]
@@ -102,12 +101,6 @@ def _tidy(what: str, step: Callable[[], object]) -> bool:
     except Exception as error:  # noqa: BLE001 - the removal itself is done
         progress.info(f"could not {what} ({type(error).__name__}: {error}); the removal stands")
         return False
-
-
-def _report_table(warehouse: Any, instance: dg.DagsterInstance, table: str, statement: str) -> None:
-    rows = int(warehouse.query(f"SELECT count(*) AS n FROM {quote(table)}")["n"].iloc[0])
-    metadata = {**table_metadata(warehouse, table, rows), "statement": statement}
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table_key(table), metadata=metadata))
 
 
 def _saved_state(warehouse: Any, table: str) -> dict[str, Any]:

@@ -20,9 +20,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from resources.warehouse import quote
 from thanosql_assets.defs.specs import SavedTableSpec, table_key
-from thanosql_assets.defs.table_metadata import table_metadata
+from thanosql_assets.defs.table_metadata import report_table_change
 
 progress = logging.getLogger("thanosql.progress")
 
@@ -48,16 +47,13 @@ def change_table(change: TableChange, resources: dict[str, Any], instance: dg.Da
     """Run `change` and record it: catalog, then the table asset's materialization."""
     warehouse, catalog = resources["warehouse"], resources["catalog"]
     changed = warehouse.change(change.sql, change.table)
-    rows = int(warehouse.query(f"SELECT count(*) AS n FROM {quote(change.table)}")["n"].iloc[0])
     if change.redefines:
-        puts = [] if change.spec is None else [(change.spec.kind, change.spec.name, change.spec.to_dict(), {"rows": rows, "columns": warehouse.columns(change.table)})]
+        state = {"columns": warehouse.columns(change.table)}
+        puts = [] if change.spec is None else [(change.spec.kind, change.spec.name, change.spec.to_dict(), state)]
         catalog.change(deletions=change.deletions, puts=puts)
     if change.renamed_from:
         instance.wipe_assets([table_key(change.renamed_from)])
-    metadata = {**table_metadata(warehouse, change.table, rows), "statement": statement}
-    if changed >= 0:
-        metadata["rows_changed"] = changed
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table_key(change.table), metadata=metadata))
+    rows = report_table_change(warehouse, instance, change.table, statement, {"rows_changed": changed} if changed >= 0 else None)
     what = "view" if change.spec is not None and change.spec.view else "table"
     preposition = {"inserted": "into", "updated": "in", "deleted": "from"}.get(change.verb)
     counted = f"{changed} row{'s' if changed != 1 else ''} {preposition} " if changed >= 0 and preposition else ""
@@ -70,6 +66,5 @@ def save_rows(spec: SavedTableSpec, rows: pd.DataFrame, resources: dict[str, Any
     warehouse = resources["warehouse"]
     count = warehouse.replace_table(spec.name, rows)
     resources["catalog"].put(spec.kind, spec.name, spec.to_dict(), {"rows": count, "columns": [str(column) for column in rows.columns]})
-    metadata = {**table_metadata(warehouse, spec.name, count), "statement": statement}
-    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=table_key(spec.name), metadata=metadata))
+    report_table_change(warehouse, instance, spec.name, statement)
     progress.info(f"saved {count} rows as table {spec.name}")

@@ -8,11 +8,23 @@ import dagster as dg
 import pandas as pd
 
 from resources import WarehouseResource
-from resources.warehouse import vector_columns
+from resources.warehouse import quote, vector_columns
 
 
 def table_metadata(warehouse: WarehouseResource, name: str, rows: int) -> dict[str, object]:
     return {"dagster/row_count": rows, "dagster/column_schema": column_schema(warehouse.preview(name))}
+
+
+def report_table_change(
+    warehouse: WarehouseResource, instance: dg.DagsterInstance, table: str, statement: str, extra: dict[str, object] | None = None
+) -> int:
+    """Record that `statement` changed `table` outside a Dagster run (SQL, DELETE MODEL, SEARCH's
+    table_name) as a materialization of its asset: rows, columns, the statement and `extra`.
+    Returns the row count."""
+    rows = int(warehouse.query(f"SELECT count(*) AS n FROM {quote(table)}")["n"].iloc[0])
+    metadata = {**table_metadata(warehouse, table, rows), "statement": statement, **(extra or {})}
+    instance.report_runless_asset_event(dg.AssetMaterialization(asset_key=dg.AssetKey(["table", table]), metadata=metadata))
+    return rows
 
 
 def column_schema(preview: pd.DataFrame) -> dg.TableSchema:
