@@ -8,10 +8,12 @@ go; a process that finds the file held waits and retries, and says so after `loc
 """
 
 import atexit
+import os
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +45,21 @@ def _set_generations(con: Any, table: str, generations: Mapping[str, Mapping[str
 
 def _columns(con: Any, select: str, parameters: list) -> list[str]:
     return [column[0] for column in con.execute(f"SELECT * FROM ({select}) LIMIT 0", parameters).description]
+
+
+@lru_cache(maxsize=64)
+def _resolved(path: str, cwd: str) -> str:
+    """The absolute path of the database file (every statement asks for it; resolving takes system calls)."""
+    return str((Path(cwd) / path).resolve())
+
+
+@lru_cache(maxsize=256)
+def _generation_expression(table: str) -> exp.Expression:
+    """Parsed once per table: queries put it in every statement that reads an embedding column."""
+    return sqlglot.parse_one(
+        f"(SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {sql_string(table)})",
+        read="duckdb",
+    )
 
 
 def _drop_columns(con: Any, table: str, dropped: Sequence[str]) -> None:
@@ -94,6 +111,11 @@ class _OpenDatabase:
 
 _open: dict[str, _OpenDatabase] = {}
 _open_lock = threading.Lock()
+# Per database file: the epoch (see `WarehouseResource.held`), which moves on when this process
+# opens the file (another process may have written it meanwhile) or writes it; and the column
+# names of the tables read in the current epoch.
+_epochs: dict[str, int] = {}
+_columns_seen: dict[str, tuple[int, dict[str, list[str]]]] = {}
 
 
 def _reap(path: str, idle_release_s: float) -> None:
@@ -145,7 +167,7 @@ class DuckDBWarehouseResource(WarehouseResource):
 
     @property
     def location(self) -> str:
-        return str(Path(self.path).resolve())
+        return _resolved(self.path, os.getcwd())
 
     def _open(self) -> Any:
         import duckdb
@@ -178,6 +200,7 @@ class DuckDBWarehouseResource(WarehouseResource):
             database = _open.get(key)
             if database is None:
                 database = _open[key] = _OpenDatabase(self._open())
+                _epochs[key] = _epochs.get(key, 0) + 1
             database.users += 1
         cursor = database.connection.cursor()
         try:
@@ -190,6 +213,18 @@ class DuckDBWarehouseResource(WarehouseResource):
                 if not database.reaped:
                     database.reaped = True
                     threading.Thread(target=_reap, args=(key, self.idle_release_s), daemon=True).start()
+
+    @contextmanager
+    def held(self) -> Iterator[int | None]:
+        # DuckDB lets one process at a time open the file for writing, and this one has it open
+        # for as long as a cursor is out: only this process's own writes can change a table.
+        with self.connect():
+            yield _epochs[self.location]
+
+    def _forget_tables(self) -> None:
+        super()._forget_tables()
+        with _open_lock:
+            _epochs[self.location] = _epochs.get(self.location, 0) + 1
 
     def query(self, sql: str, relations: Mapping[str, Any] | None = None, parameters: Mapping[str, Any] | None = None) -> pd.DataFrame:
         import duckdb
@@ -218,18 +253,31 @@ class DuckDBWarehouseResource(WarehouseResource):
         product.find(exp.Column).replace(vectors)
         return product
 
-    def columns_except(self, alias: str, column: str, relation_sql: str) -> str:
-        return f"{alias}.* EXCLUDE ({quote(column)})"
+    def columns_except(self, alias: str, columns: Sequence[str], relation_sql: str) -> str:
+        return f"{alias}.* EXCLUDE ({', '.join(quote(column) for column in columns)})"
 
     def _table_comments(self) -> list[tuple[str, str | None]]:
         with self.connect() as con:
             return con.execute("SELECT table_name, comment FROM duckdb_tables() WHERE schema_name = 'main'").fetchall()
 
     def generation_expression(self, table: str) -> exp.Expression:
-        return sqlglot.parse_one(
-            f"(SELECT comment FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = {sql_string(table)})",
-            read="duckdb",
-        )
+        return _generation_expression(table).copy()
+
+    def columns(self, name: str) -> list[str]:
+        import duckdb
+
+        with self.connect() as con:
+            epoch = _epochs[self.location]
+            seen_epoch, seen = _columns_seen.get(self.location, (None, {}))
+            if seen_epoch == epoch and name in seen:
+                return list(seen[name])
+            # The store's own statement, on a table name: no user text, so no transaction to roll back.
+            try:
+                columns = _columns(con, f"SELECT * FROM {quote(name)}", [])
+            except duckdb.Error as error:
+                raise query_error(str(error)) from None
+            _columns_seen[self.location] = (epoch, {**(seen if seen_epoch == epoch else {}), name: columns})
+            return list(columns)
 
     def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
         self._forget_tables()
@@ -249,6 +297,7 @@ class DuckDBWarehouseResource(WarehouseResource):
                 raise
             finally:
                 con.unregister("__thanosql_incoming")
+                self._forget_tables()  # also after: what a reader kept while the write ran is not the table
             return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
 
     def change(self, sql: str, table: str) -> int:

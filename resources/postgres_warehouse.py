@@ -11,6 +11,7 @@ import re
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -97,6 +98,14 @@ _DEPENDENT_VIEWS = sa.text(
     WHERE c.relkind = 'v' GROUP BY c.relname, c.oid ORDER BY depth, c.relname
     """
 )
+
+
+@lru_cache(maxsize=256)
+def _generation_expression(schema: str, table: str) -> exp.Expression:
+    """Parsed once per table: queries put it in every statement that reads an embedding column."""
+    return sqlglot.parse_one(
+        f"(SELECT obj_description(to_regclass({sql_string(quote(schema) + '.' + quote(table))}), 'pg_class'))", read="postgres"
+    )
 
 
 def _pyformat(sql: str, names: Sequence[str]) -> str:
@@ -193,9 +202,9 @@ class PostgresWarehouseResource(WarehouseResource):
     def parameter(self, name: str) -> str:
         return f"%({name})s"
 
-    def columns_except(self, alias: str, column: str, relation_sql: str) -> str:
+    def columns_except(self, alias: str, columns: Sequence[str], relation_sql: str) -> str:
         # PostgreSQL has no SELECT * EXCLUDE: name the relation's columns.
-        names = [name for name in self.query_columns(relation_sql) if name != column]
+        names = [name for name in self.query_columns(relation_sql) if name not in columns]
         return ", ".join(f"{alias}.{quote(name)}" for name in names)
 
     def _table_comments(self) -> list[tuple[str, str | None]]:
@@ -212,10 +221,7 @@ class PostgresWarehouseResource(WarehouseResource):
             ]
 
     def generation_expression(self, table: str) -> exp.Expression:
-        return sqlglot.parse_one(
-            f"(SELECT obj_description(to_regclass({sql_string(quote(self.schema_name) + '.' + quote(table))}), 'pg_class'))",
-            read="postgres",
-        )
+        return _generation_expression(self.schema_name, table).copy()
 
     def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
         current = {c: g.as_dict() for c, g in self.table_generations(fresh=True).get(name, {}).items()}

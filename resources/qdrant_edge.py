@@ -111,7 +111,7 @@ class QdrantEdgeResource(VectorStoreResource):
         return [path.name for path in abandoned]
 
     def build_collection(self, name: str, keys: Sequence[str], vectors: np.ndarray) -> int:
-        from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, HnswIndexConfig
+        from qdrant_edge import Distance, EdgeConfig, EdgeShard, EdgeVectorParams, HnswIndexConfig, Memory
 
         vectors = LAYOUT.checked(keys, vectors, name)
         if self._collection_dir(name).exists():
@@ -120,6 +120,9 @@ class QdrantEdgeResource(VectorStoreResource):
             vectors={LAYOUT.vector_name: EdgeVectorParams(size=int(vectors.shape[1]), distance=Distance.Cosine)},
             hnsw_config=HnswIndexConfig(m=LAYOUT.hnsw_m, ef_construct=LAYOUT.hnsw_ef_construct, full_scan_threshold=FULL_SCAN_THRESHOLD_KB),
             wal_enabled=False,
+            # Payloads (the image keys) held in memory: every search reads its hits' keys, and
+            # from cold storage each new query's reads would fault pages in.
+            payload_memory=Memory.Cached,
         )
         with self._staged(name) as staging:
             shard = EdgeShard.create(str(staging), config)

@@ -16,7 +16,8 @@ import json
 import re
 import threading
 from abc import abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -143,8 +144,8 @@ class WarehouseResource(dg.ConfigurableResource):
         return None
 
     @abstractmethod
-    def columns_except(self, alias: str, column: str, relation_sql: str) -> str:
-        """A select list of every column of the relation `alias` but `column` (`relation_sql` defines it)."""
+    def columns_except(self, alias: str, columns: Sequence[str], relation_sql: str) -> str:
+        """A select list of every column of the relation `alias` but `columns` (`relation_sql` defines it)."""
 
     @abstractmethod
     def generation_expression(self, table: str) -> exp.Expression:
@@ -180,6 +181,14 @@ class WarehouseResource(dg.ConfigurableResource):
         """(table, comment) for every table of the store."""
 
     # -- shared -------------------------------------------------------------------------------
+
+    @contextmanager
+    def held(self) -> Iterator[int | None]:
+        """Hold the store for a moment of reads. Yields an epoch: a number that stays the same for
+        as long as no table of the store can have changed (this process holds the store and has
+        written nothing since), so what was read in one epoch may be kept and reused in it; or
+        None, when the store makes no such promise (other processes write it at any time)."""
+        yield None
 
     def table_generations(self, fresh: bool = False) -> dict[str, dict[str, Generation]]:
         """Every table, with its embedding columns and the collection and model version behind each.

@@ -9,11 +9,13 @@ Plans:
 - Alone, or under a query that does not rank by similarity, SEARCH scores every row of its
   `AS SELECT` (an exhaustive scan of the collection).
 - Under `SELECT ... FROM (SEARCH ...) [WHERE ...] ORDER BY <similarity> DESC LIMIT k [OFFSET o]`
-  (the tutorial's PRINT query) it is a top-k operator (`candidates`): Qdrant finds the m images most
-  similar to the query image, their rows are fetched by key, the SEARCH's own query and the
-  outer query run over just those rows, and m grows (x4) until the k-th result is strictly more
-  similar than the least similar candidate, so no row left out could have made the top k. The
-  result is the one the exhaustive plan gives.
+  (the tutorial's PRINT query) it is a top-k operator: Qdrant finds the m images most similar to
+  the query image, the SEARCH's own query and the outer query run over just their rows and the
+  rows without an embedding (NULL similarity, which DESC ranks first), and m grows (x4) until
+  the k-th result is strictly more similar than the least similar candidate, so no row left out
+  could have made the top k. The result is the one the exhaustive plan gives. The rows come
+  from one statement per round (`candidates`), or from this process's copy of the table where
+  the store promises it is current and the query's shape allows (`row_snapshots`).
 
 The planner has checked names, tables, models and query image paths; what can still go wrong
 here is the data (an unreadable query image) or another process switching a table's embeddings
@@ -42,8 +44,15 @@ from resources import (
     WarehouseResource,
     WorkspaceResource,
 )
-from sql_frontend.execution import listing
-from sql_frontend.execution.candidates import CANDIDATES, KEY, SEARCH_RELATION, candidates_parameters, candidates_statement
+from sql_frontend.execution import listing, row_snapshots
+from sql_frontend.execution.candidates import (
+    CANDIDATES,
+    EMBEDDED,
+    KEY,
+    SEARCH_RELATION,
+    candidates_parameters,
+    candidates_statement,
+)
 from sql_frontend.execution.results import PRINT_ATTR
 from sql_frontend.language.dialect import ListObjects, PredictUsing, PrintMedia, SearchMedia
 from sql_frontend.language.names import object_name, with_postgres_output_names
@@ -149,8 +158,15 @@ class QueryEngine:
     # -- SELECT ---------------------------------------------------------------------------
 
     def select(self, query: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
+        written = query
         query = with_postgres_output_names(query)
         relations = dict(relations or {})
+        if not any(isinstance(node.this, (PredictUsing, ListObjects)) for node in query.find_all(exp.Subquery, exp.CTE)):
+            top_k = find_top_k(query)
+            if top_k is not None:  # the tutorial's query: nothing to rewrite first
+                return self._select_top_k(query, top_k, relations)
+        if query is written:  # subqueries are replaced by their rows below: never in the plan's own tree
+            query = query.copy()
         for index, subquery in enumerate([s for s in query.find_all(exp.Subquery) if isinstance(s.this, PredictUsing)]):
             name = PREDICT_RELATION.format(index)
             relations[name] = self.predict(subquery.this)
@@ -214,7 +230,7 @@ class QueryEngine:
         store in the statement that reads the rows, or from the vectors read with them. Rows
         without an embedding get NULL.
         """
-        query = _with_key(search.query, search.image_col)
+        query = _as_select(search.query)
         vectors = exp.column(search.generation.column)
         dim = search.query_vectors.shape[1]
         parameters = {f"__thanosql_query_{number}": vector.tolist() for number, vector in enumerate(search.query_vectors, start=1)}
@@ -222,11 +238,8 @@ class QueryEngine:
         if all(product is not None for product in products):
             for number, product in enumerate(products, start=1):
                 query = query.select(product.as_(search.similarity_column(number)), copy=False)
-            rows = self._read(query, search, parameters)
-            rows.pop(KEY)
-            return rows
+            return self._read(query, search, parameters)
         rows = self._read(query.select(vectors.as_(_VECTORS), copy=False), search)
-        rows.pop(KEY)
         stored = rows.pop(_VECTORS)
         present = stored.notna().to_numpy()
         matrix = np.stack(stored[present].to_numpy()).astype(np.float32) if present.any() else np.zeros((0, dim), np.float32)
@@ -246,6 +259,67 @@ class QueryEngine:
 
     def _select_top_k(self, query: exp.Select, top_k: TopK, relations: dict[str, Any]) -> pd.DataFrame:
         search = self.prepare(top_k.search)
+        with self.warehouse.held() as epoch:
+            if not relations:
+                rows = self._top_k_in_memory(query, top_k, search, epoch)
+                if rows is not None:
+                    return rows
+            return self._top_k_by_statement(query, top_k, search, relations)
+
+    def _candidates(self, search: PreparedSearch, top_k: TopK, wanted: int, total: int) -> tuple[list[str], list[list[float | None]], bool]:
+        """The `wanted` images most similar to the ranking query image (Qdrant), with every query
+        image's similarity to each; and whether they are all the collection has."""
+        hits = self.vector_store.search(search.collection, search.query_vectors[top_k.image], limit=min(wanted, max(total, 1)))
+        keys = [hit.key for hit in hits]
+        scores = [[hit.score for hit in hits]]
+        for number, vector in enumerate(search.query_vectors):
+            if number != top_k.image:
+                by_key = self.vector_store.scores(search.collection, vector, keys)
+                scores.insert(number, [by_key.get(key) for key in keys])
+        self.last_plan = f"top-k ({len(hits)} of {total} images)"
+        return keys, scores, len(hits) >= total or len(hits) < wanted
+
+    def _top_k_in_memory(self, query: exp.Select, top_k: TopK, search: PreparedSearch, epoch: int | None) -> pd.DataFrame | None:
+        """The top-k plan over this process's snapshot of the table (`row_snapshots`), or None
+        where there is none to use or the query's shape needs the store."""
+        embedding_columns = list(self.tables.get(search.table, {}))
+        snapshot = row_snapshots.snapshot_for(self.warehouse, epoch, search.generation, embedding_columns)
+        if snapshot is None:
+            return None
+        similarity_columns = [search.similarity_column(n) for n in range(1, len(search.query_vectors) + 1)]
+        alias = top_k.subquery.args.get("alias")
+        shape = row_snapshots.direct_shape(
+            query, search.query, search.table, self.warehouse.columns(search.table), embedding_columns,
+            similarity_columns, alias.name if alias else None, top_k.column,
+        )
+        if shape is None:
+            return None
+        total = self.vector_store.count(search.collection)
+        wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
+        while True:
+            keys, scores, exhausted = self._candidates(search, top_k, wanted, total)
+            ranked = row_snapshots.rank(snapshot, keys, scores[top_k.image], top_k.needed, top_k.nulls_first, exhausted)
+            if ranked.complete:
+                break
+            wanted *= 4
+        positions = ranked.positions[top_k.skip :]
+        rows = snapshot.rows.take(positions).reset_index(drop=True)
+        embedded = snapshot.embedded[positions]
+        by_key = [dict(zip(keys, image_scores)) for image_scores in scores]
+        image_keys = rows[search.image_col].tolist() if positions else []
+        columns = {}
+        for name, source in shape.outputs:
+            if isinstance(source, str):
+                columns[name] = rows[source]
+            elif source == top_k.image:
+                columns[name] = pd.Series(ranked.scores[top_k.skip :], dtype="float64")
+            else:
+                values = [by_key[source].get(key) if has else None for key, has in zip(image_keys, embedded)]
+                columns[name] = pd.Series(values, dtype="float64")
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(positions)))
+
+    def _top_k_by_statement(self, query: exp.Select, top_k: TopK, search: PreparedSearch, relations: dict[str, Any]) -> pd.DataFrame:
+        """The top-k plan as one statement per round over the candidates' rows (`candidates`)."""
         # The outer query's first `needed` rows, with the similarity they are ranked by: enough
         # to know whether candidates outside Qdrant's answer could have made the top k.
         outer = query.copy()
@@ -254,7 +328,9 @@ class QueryEngine:
         outer.set("limit", exp.Limit(expression=exp.Literal.number(top_k.needed)))
         outer = outer.select(exp.column(top_k.column).as_(_RANK), copy=False)
         outer = outer.select(self.warehouse.generation_expression(search.table).as_(_GENERATION), copy=False)
-        inner = _with_key(search.query, search.image_col)
+        inner = _as_select(search.query).select(
+            exp.column(search.image_col).as_(KEY), exp.column(search.generation.column).is_(exp.null()).not_().as_(EMBEDDED), copy=False
+        )
         source = next(t for t in inner.find_all(exp.Table) if object_name(t.this) == search.table)
         source.replace(_relation(CANDIDATES, exp.TableAlias(this=exp.to_identifier(source.alias_or_name))))
         dialect = self.warehouse.dialect
@@ -262,6 +338,7 @@ class QueryEngine:
             self.warehouse,
             table=search.table,
             image_col=search.image_col,
+            embedding_col=search.generation.column,
             inner_sql=inner.sql(dialect=dialect),
             outer_sql=outer.sql(dialect=dialect),
             similarity_columns=[search.similarity_column(n) for n in range(1, len(search.query_vectors) + 1)],
@@ -269,19 +346,14 @@ class QueryEngine:
         total = self.vector_store.count(search.collection)
         wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
         while True:
-            hits = self.vector_store.search(search.collection, search.query_vectors[top_k.image], limit=min(wanted, max(total, 1)))
-            keys = [hit.key for hit in hits]
-            scores = [[hit.score for hit in hits]]
-            for number, vector in enumerate(search.query_vectors):
-                if number != top_k.image:
-                    by_key = self.vector_store.scores(search.collection, vector, keys)
-                    scores.insert(number, [by_key.get(key) for key in keys])
+            keys, scores, exhausted = self._candidates(search, top_k, wanted, total)
             rows = self.warehouse.query(sql, relations, parameters=candidates_parameters(keys, scores))
             comments = rows.pop(_GENERATION)
             self.warehouse.check_generation(comments.iloc[0] if len(rows) else None, search.generation)
-            exhausted = len(hits) >= total or len(hits) < wanted
-            if exhausted or (len(rows) == top_k.needed and hits and rows[_RANK].iloc[-1] > hits[-1].score):
-                self.last_plan = f"top-k ({len(hits)} of {total} images)"
+            last = rows[_RANK].iloc[-1] if len(rows) else None
+            if exhausted or (
+                len(rows) == top_k.needed and keys and (top_k.nulls_first if pd.isna(last) else last > scores[top_k.image][-1])
+            ):
                 return rows.drop(columns=[_RANK]).iloc[top_k.skip :].reset_index(drop=True)
             wanted *= 4
 
@@ -333,7 +405,6 @@ def _relation(name: str, alias: exp.TableAlias | None) -> exp.Table:
     return exp.Table(this=exp.to_identifier(name), alias=alias)
 
 
-def _with_key(query: exp.Expression, image_col: str) -> exp.Expression:
-    """The query with the image key added as a hidden column, to map rows to Qdrant points."""
-    keyed = query.copy() if isinstance(query, exp.Select) else exp.select("*").from_(query.subquery("q"))
-    return keyed.select(exp.column(image_col).as_(KEY), copy=False)
+def _as_select(query: exp.Expression) -> exp.Select:
+    """A copy of `query` to add columns to (a set operation becomes a subquery of a SELECT *)."""
+    return query.copy() if isinstance(query, exp.Select) else exp.select("*").from_(query.subquery("q"))

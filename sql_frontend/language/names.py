@@ -31,7 +31,7 @@ def referenced_tables(query: exp.Expression, outside: tuple[type[exp.Expression]
 def with_postgres_output_names(query: exp.Expression) -> exp.Expression:
     """`query` with its unnamed aggregate columns named as PostgreSQL names them (`count`, `avg`),
     whichever engine runs it: DuckDB would say `count_star()`."""
-    if not isinstance(query, exp.Select):
+    if not isinstance(query, exp.Select) or not any(isinstance(projection, exp.AggFunc) for projection in query.expressions):
         return query
     named = query.copy()
     taken = {projection.alias_or_name for projection in named.expressions}

@@ -149,12 +149,14 @@ def unsearchable(
 ) -> NoReturn:
     """Raise why `target.model` cannot search `target.table`: the model, the table or its embeddings are missing."""
     model, table = target.model, target.table
-    if catalog.get("model", model) is None:
+    entry = catalog.get("model", model)
+    if entry is None:
         raise ObjectNotFoundError(
             f"Model {model!r} does not exist.",
             **locate(sql, node.this),
             hint=existing_hint("models", [entry.name for entry in catalog.list("model")]) + " BUILD MODEL creates one.",
         )
+    check_model_kind(entry, "simclr", "SEARCH", locate(sql, node.this))
     if table not in warehouse.table_generations(fresh=True):
         raise _no_table(table, target.source, sql, warehouse)
     convert_hint = f"Run CONVERT USING {model} OPTIONS (table_name='{table}') AS SELECT * FROM {table} first."
@@ -169,6 +171,17 @@ def unsearchable(
         **locate(sql, target.source),
         hint=convert_hint,
     )
+
+
+def check_model_kind(entry: CatalogEntry, kind: str, use: str, where: dict) -> None:
+    """Refuse a model that is not of `kind` ("simclr" or "classifier") where `use` needs one."""
+    actual = algorithm_of(entry.spec["algorithm"])
+    if actual.kind != kind:
+        raise SQLError(
+            f"Model {entry.name!r} is {_KIND_NAMES[actual.kind]} ({actual.name}); {use} needs {_KIND_NAMES[kind]}.",
+            **where,
+            hint=_KIND_USES[actual.kind],
+        )
 
 
 def embedding_column(tables: Mapping[str, Mapping[str, Generation]], table: str, model: str) -> Generation | None:
@@ -705,13 +718,8 @@ class _StatementPlanner:
                 hint=(f"Existing {plural}: {', '.join(models)}. " if models else "")
                 + ("BUILD MODEL ... USING SimCLR creates one." if kind == "simclr" else "Create it with BUILD MODEL first."),
             )
-        actual = algorithm_of(entry.spec["algorithm"])
-        if kind is not None and actual.kind != kind:
-            raise SQLError(
-                f"Model {name!r} is {_KIND_NAMES[actual.kind]} ({actual.name}); {use} needs {_KIND_NAMES[kind]}.",
-                **where,
-                hint=_KIND_USES[actual.kind],
-            )
+        if kind is not None:
+            check_model_kind(entry, kind, use, where)
         return entry
 
     def _written_options(self, node: exp.Expression) -> list[str]:
@@ -1017,8 +1025,6 @@ class _StatementPlanner:
                 **self._at(images_node),
                 hint="e.g. images='thanosql-dataset/mnist_data/test/923.jpg' or images=['a.jpg', 'b.jpg']",
             )
-        if self._catalog.get("model", target.model) is not None:
-            self._model_entry(target.model, node.this, "simclr", "SEARCH")
         query = node.args["query"]
         count = len(referenced_tables(query))
         if count != 1:

@@ -25,6 +25,7 @@ class TopK:
     image: int  # which query image it scores (0-based)
     needed: int  # LIMIT + OFFSET
     skip: int  # OFFSET
+    nulls_first: bool  # whether rows without a similarity (no embedding) rank first, as DESC does in PostgreSQL
 
 
 def find_top_k(query: exp.Expression) -> TopK | None:
@@ -58,7 +59,8 @@ def find_top_k(query: exp.Expression) -> TopK | None:
         return None
     if limit_value + offset_value > 2**63 - 1:  # past every row: the exhaustive plan answers without overflowing
         return None
-    return TopK(subquery, subquery.this, column, int(match.group(2)) - 1, limit_value + offset_value, offset_value)
+    nulls_first = first.args.get("nulls_first") is not False  # the dialect writes it: DESC alone is NULLS FIRST
+    return TopK(subquery, subquery.this, column, int(match.group(2)) - 1, limit_value + offset_value, offset_value, nulls_first)
 
 
 def _int_literal(node: exp.Expression | None) -> int | None:
