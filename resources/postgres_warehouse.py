@@ -329,6 +329,9 @@ class PostgresWarehouseResource(WarehouseResource):
                 conn.execute(sa.text(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}"))
             for column in index_on:
                 conn.execute(sa.text(f"CREATE INDEX ON {quote(name)} ({quote(column)})"))
+            for column in generations:
+                # The rows without an embedding, which SEARCH's top-k plan reads every round (few or none).
+                conn.execute(sa.text(f"CREATE INDEX ON {quote(name)} ((1)) WHERE {quote(column)} IS NULL"))
             conn.execute(sa.text(f"GRANT SELECT ON {quote(name)} TO {quote(self.reader_role)}"))
             comment = generations_comment(generations)
             conn.execute(sa.text(f"COMMENT ON TABLE {quote(name)} IS {sql_string(comment) if comment else 'NULL'}"))

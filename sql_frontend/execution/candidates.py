@@ -53,7 +53,11 @@ def candidates_statement(
     )
     similarities = ", ".join(f"CASE WHEN i.{quote(EMBEDDED)} THEN s.{quote(column)} END AS {quote(column)}" for column in similarity_columns)
     return (
-        f"WITH {CANDIDATES} AS (SELECT * FROM {quote(table)} WHERE {quote(image_col)} = ANY({keys}) OR {quote(embedding_col)} IS NULL), "
+        # Two lookups rather than one OR, so that each can use its index (PostgreSQL: the image
+        # column's, and the partial index of the rows without an embedding).
+        f"WITH {CANDIDATES} AS (SELECT * FROM {quote(table)} WHERE {quote(image_col)} = ANY({keys}) "
+        f"UNION ALL SELECT * FROM {quote(table)} WHERE {quote(embedding_col)} IS NULL "
+        f"AND NOT COALESCE({quote(image_col)} = ANY({keys}), FALSE)), "
         f"{SCORES} AS (SELECT unnest({keys}) AS {key}, {scores}), "
         f"{relation} AS (SELECT {inner_columns}, {similarities} FROM ({inner_sql}) i LEFT JOIN {SCORES} s ON i.{key} = s.{key}) "
         f"{outer_sql}"

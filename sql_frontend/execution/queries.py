@@ -310,7 +310,7 @@ class QueryEngine:
         columns = {}
         for name, source in shape.outputs:
             if isinstance(source, str):
-                columns[name] = rows[source]
+                columns[name] = _as_read(rows[source])
             elif source == top_k.image:
                 columns[name] = pd.Series(ranked.scores[top_k.skip :], dtype="float64")
             else:
@@ -331,8 +331,9 @@ class QueryEngine:
         inner = _as_select(search.query).select(
             exp.column(search.image_col).as_(KEY), exp.column(search.generation.column).is_(exp.null()).not_().as_(EMBEDDED), copy=False
         )
-        source = next(t for t in inner.find_all(exp.Table) if object_name(t.this) == search.table)
-        source.replace(_relation(CANDIDATES, exp.TableAlias(this=exp.to_identifier(source.alias_or_name))))
+        for source in [t for t in inner.find_all(exp.Table) if object_name(t.this) == search.table]:  # each branch of a UNION
+            alias = source.args.get("alias") or exp.TableAlias(this=exp.to_identifier(source.name))  # t AS a(x, y) keeps its names
+            source.replace(_relation(CANDIDATES, alias.copy()))
         dialect = self.warehouse.dialect
         sql = candidates_statement(
             self.warehouse,
@@ -403,6 +404,15 @@ class QueryEngine:
 
 def _relation(name: str, alias: exp.TableAlias | None) -> exp.Table:
     return exp.Table(this=exp.to_identifier(name), alias=alias)
+
+
+def _as_read(column: pd.Series) -> pd.Series:
+    """A column of a snapshot's rows typed as reading just these rows would type it: DuckDB gives a
+    nullable integer or boolean column only where it holds a NULL (the snapshot read them all)."""
+    if isinstance(column.dtype, pd.api.extensions.ExtensionDtype) and hasattr(column.dtype, "numpy_dtype") and not column.hasnans:
+        if column.dtype.kind in "iub":
+            return column.astype(column.dtype.numpy_dtype)
+    return column
 
 
 def _as_select(query: exp.Expression) -> exp.Select:

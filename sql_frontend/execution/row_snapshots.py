@@ -59,6 +59,8 @@ class RowSnapshot:
         """`rows` (in table order) indexed by the image `keys` of the rows that are `embedded`."""
         with_embedding = np.flatnonzero(embedded)
         codes, distinct = pd.factorize(keys.to_numpy()[with_embedding])  # vectorized: a dict per key would cost seconds per million rows
+        keyed = codes >= 0  # a row without an image key is no image's row: Qdrant never proposes it
+        with_embedding, codes = with_embedding[keyed], codes[keyed]
         order = np.argsort(codes, kind="stable")
         starts = np.concatenate([[0], np.cumsum(np.bincount(codes, minlength=len(distinct)))])
         index = pd.Index(distinct)
@@ -148,17 +150,21 @@ def direct_shape(
     similarity_columns: Sequence[str], subquery_alias: str | None, rank_column: str
 ) -> DirectShape | None:
     """How to serve `query` (a top-k query over a SEARCH reading `table`) from a snapshot, or None."""
-    if not isinstance(search_query, exp.Select) or _used_args(search_query) - {"expressions", "from_"}:
+    if not isinstance(search_query, exp.Select) or _used_args(search_query) != {"expressions", "from_"}:
         return None
     source = search_query.args["from_"].this
-    if not isinstance(source, exp.Table) or object_name(source.this) != table or source.args.get("db") or source.args.get("joins"):
-        return None
+    if not isinstance(source, exp.Table) or object_name(source.this) != table or _used_args(source) - {"this", "alias"}:
+        return None  # a schema, a sample, joins...
+    if source.args.get("alias") is not None and source.args["alias"].columns:
+        return None  # t AS a(x, y) renames the columns
     inner: list[tuple[str, str | int]] = []  # the SEARCH's columns: (name, table column)
     for projection in search_query.expressions:
         if isinstance(projection, exp.Star):
+            if _used_args(projection):  # * EXCLUDE, * REPLACE, * RENAME
+                return None
             inner.extend((name, name) for name in table_columns)
             continue
-        named = _column_of(projection, table_columns, {table, source.alias_or_name})
+        named = _column_of(projection, table_columns, {source.alias_or_name})
         if named is None:
             return None
         inner.append(named)
@@ -171,6 +177,8 @@ def direct_shape(
     outputs: list[tuple[str, str | int]] = []
     for projection in query.expressions:
         if isinstance(projection, exp.Star):
+            if _used_args(projection):
+                return None
             outputs.extend(inner)
             continue
         named = _column_of(projection, inner_names, {subquery_alias} if subquery_alias else set())
@@ -178,7 +186,7 @@ def direct_shape(
             return None
         name, source_name = named
         outputs.append((name, dict(inner)[source_name]))
-    names = [name for name, _ in outputs]
+    names = [name.lower() for name, _ in outputs]  # DuckDB would rename a second `x` or `X` to x_1
     if len(set(names)) != len(names) or any(source in embedding_columns for _, source in outputs):
         return None
     if rank_column not in similarity_columns:

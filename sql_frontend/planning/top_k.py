@@ -47,6 +47,11 @@ def find_top_k(query: exp.Expression) -> TopK | None:
     if not (first.args.get("desc") and isinstance(first.this, exp.Column)):
         return None
     column = first.this.name
+    for projection in query.expressions:
+        # ORDER BY a name the outer query gives another column ranks by that column, not the similarity.
+        if isinstance(projection, exp.Alias) and projection.alias.lower() == column.lower():
+            if not (isinstance(projection.this, exp.Column) and projection.this.name.lower() == column.lower()):
+                return None
     match = _SIMILARITY.fullmatch(column)
     images = option_value(subquery.this.args["images"])
     count = 1 if isinstance(images, str) else len(images or [])

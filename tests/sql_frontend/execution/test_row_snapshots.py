@@ -82,6 +82,11 @@ def test_the_in_memory_plan_gives_the_exhaustive_plans_ranking(tutorial_conn, mo
         f"SELECT upper(filename) AS name, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC LIMIT 4",
         f"SELECT my_image_search_model_simclr, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC LIMIT 4",
         f"SELECT filename, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC, filename LIMIT 4",
+        f"SELECT * EXCLUDE (label) FROM ({search(query='SELECT image_path, label FROM mnist_test')}) ORDER BY {SIMILARITY} DESC LIMIT 4",
+        f"SELECT * FROM ({search(query='SELECT * EXCLUDE (my_image_search_model_simclr) REPLACE (label * 10 AS label) FROM mnist_test')}) "
+        f"ORDER BY {SIMILARITY} DESC LIMIT 4",
+        f"SELECT image_path, {SIMILARITY} FROM ({search(query='SELECT * FROM mnist_test USING SAMPLE 50 PERCENT (bernoulli, 1)')}) "
+        f"ORDER BY {SIMILARITY} DESC LIMIT 4",
     ],
 )
 def test_other_shapes_read_the_candidates_by_statement(tutorial_conn, monkeypatch, sql):
@@ -165,3 +170,32 @@ def test_a_snapshot_finds_every_row_of_a_key():
     snapshot = row_snapshots.RowSnapshot.of(1, {}, rows, rows["image_path"], np.array([True, True, True, False, True, False]))
     assert [found.tolist() for found in snapshot.positions(["a", "c", "gone", "b"])] == [[0, 2], [4], [], [1]]
     assert snapshot.unembedded.tolist() == [3, 5]
+
+
+def test_an_output_named_like_the_similarity_ranks_by_what_it_names(tutorial_conn):
+    rows = tutorial_conn.execute(f"SELECT label AS {SIMILARITY}, filename FROM ({search()}) ORDER BY {SIMILARITY} DESC LIMIT 3")
+    assert tutorial_conn.last_plan == "exhaustive"  # the label column, not a similarity: no top-k plan
+    assert rows[SIMILARITY].tolist() == sorted(tutorial_conn.execute("SELECT label FROM mnist_test")["label"], reverse=True)[:3]
+
+
+def test_a_union_of_one_tables_rows_is_searched_in_each_branch(tutorial_conn):
+    union = "SELECT * FROM mnist_test WHERE label = 1 UNION ALL SELECT * FROM mnist_test WHERE label = 2"
+    ranked = tutorial_conn.execute(search(query=union)).sort_values(SIMILARITY, ascending=False, kind="stable")
+    top = tutorial_conn.execute(f"SELECT filename, {SIMILARITY} FROM ({search(query=union)}) ORDER BY {SIMILARITY} DESC LIMIT 5")
+    assert tutorial_conn.last_plan.startswith("top-k")
+    assert top[SIMILARITY].notna().all()
+    assert top["filename"].tolist() == ranked["filename"].head(5).tolist()
+
+
+def test_columns_are_typed_as_reading_just_the_rows_returned(scratch_conn, monkeypatch):
+    # A NULL label far from the query: the whole table's label column is nullable, the top rows' is not.
+    exhaustive = scratch_conn.execute(search()).sort_values(SIMILARITY)
+    scratch_conn.execute(f"UPDATE mnist_test SET label = NULL WHERE filename = '{exhaustive['filename'].iloc[0]}'")
+    sql = f"SELECT filename, label, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC LIMIT 4"
+    assert_same_rows(run(scratch_conn, sql, monkeypatch, in_memory=True), run(scratch_conn, sql, monkeypatch, in_memory=False))
+
+
+def test_a_row_without_an_image_key_is_never_a_candidate(scratch_conn, monkeypatch):
+    scratch_conn.execute("UPDATE mnist_test SET image_path = NULL WHERE label = 3")
+    sql = f"SELECT filename, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC LIMIT 6"
+    assert_same_rows(run(scratch_conn, sql, monkeypatch, in_memory=True), run(scratch_conn, sql, monkeypatch, in_memory=False))
