@@ -24,6 +24,7 @@ while a query reads it, in which case the query starts again.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -260,11 +261,31 @@ class QueryEngine:
     def _select_top_k(self, query: exp.Select, top_k: TopK, relations: dict[str, Any]) -> pd.DataFrame:
         search = self.prepare(top_k.search)
         with self.warehouse.held() as epoch:
-            if not relations:
-                rows = self._top_k_in_memory(query, top_k, search, epoch)
-                if rows is not None:
-                    return rows
-            return self._top_k_by_statement(query, top_k, search, relations)
+            shape = None if relations or epoch is None else self._direct_shape(query, top_k, search)
+            if shape is not None:
+                embedding_columns = list(self.tables.get(search.table, {}))
+                rows = self.vector_store.count(search.collection)
+                snapshot = row_snapshots.snapshot_for(self.warehouse, epoch, search.generation, embedding_columns, rows)
+                if snapshot is not None:
+                    return self._top_k_in_memory(top_k, search, shape, snapshot)
+            started = time.perf_counter()
+            result = self._top_k_by_statement(query, top_k, search, relations)
+            if shape is not None:
+                row_snapshots.spent_reading(self.warehouse, epoch, search.generation, time.perf_counter() - started)
+            return result
+
+    def _direct_shape(self, query: exp.Select, top_k: TopK, search: PreparedSearch) -> row_snapshots.DirectShape | None:
+        alias = top_k.subquery.args.get("alias")
+        return row_snapshots.direct_shape(
+            query,
+            search.query,
+            search.table,
+            self.warehouse.columns(search.table),
+            list(self.tables.get(search.table, {})),
+            [search.similarity_column(n) for n in range(1, len(search.query_vectors) + 1)],
+            alias.name if alias else None,
+            top_k.column,
+        )
 
     def _candidates(self, search: PreparedSearch, top_k: TopK, wanted: int, total: int) -> tuple[list[str], list[list[float | None]], bool]:
         """The `wanted` images most similar to the ranking query image (Qdrant), with every query
@@ -279,21 +300,10 @@ class QueryEngine:
         self.last_plan = f"top-k ({len(hits)} of {total} images)"
         return keys, scores, len(hits) >= total or len(hits) < wanted
 
-    def _top_k_in_memory(self, query: exp.Select, top_k: TopK, search: PreparedSearch, epoch: int | None) -> pd.DataFrame | None:
-        """The top-k plan over this process's snapshot of the table (`row_snapshots`), or None
-        where there is none to use or the query's shape needs the store."""
-        embedding_columns = list(self.tables.get(search.table, {}))
-        snapshot = row_snapshots.snapshot_for(self.warehouse, epoch, search.generation, embedding_columns)
-        if snapshot is None:
-            return None
-        similarity_columns = [search.similarity_column(n) for n in range(1, len(search.query_vectors) + 1)]
-        alias = top_k.subquery.args.get("alias")
-        shape = row_snapshots.direct_shape(
-            query, search.query, search.table, self.warehouse.columns(search.table), embedding_columns,
-            similarity_columns, alias.name if alias else None, top_k.column,
-        )
-        if shape is None:
-            return None
+    def _top_k_in_memory(
+        self, top_k: TopK, search: PreparedSearch, shape: row_snapshots.DirectShape, snapshot: row_snapshots.RowSnapshot
+    ) -> pd.DataFrame:
+        """The top-k plan over this process's snapshot of the table (`row_snapshots`)."""
         total = self.vector_store.count(search.collection)
         wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
         while True:

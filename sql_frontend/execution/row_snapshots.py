@@ -9,9 +9,10 @@ rows taken in that epoch *is* the table, and the candidates' rows are looked up 
 
 A snapshot holds every column but the table's embedding columns, the positions of each image
 key's rows, and which rows have no embedding (their similarity is NULL, which `DESC` ranks
-first, as in PostgreSQL). It is taken on a table's second top-k search in one epoch, so a query
-now and then (a notebook cell, after which the store is released to other processes) does not
-pay for copying the table, and a burst of queries does once.
+first, as in PostgreSQL). It is taken once the table's top-k searches in one epoch have spent
+as long reading rows by statement as copying the table would take, so a query now and then (a
+notebook cell, after which the store is released to other processes) does not pay for copying
+the table, and a burst of queries pays once.
 
 `DirectShape` says which queries it serves: the SEARCH's query selects columns of its one table
 (`*` or names, no filter), and the outer query selects columns and similarities, ranked by one
@@ -34,9 +35,12 @@ from resources.warehouse import parse_generations, quote
 from sql_frontend.language.names import object_name
 from thanosql.errors import QueryError
 
-SNAPSHOT_ON_SEARCH = 2  # a table's rows are kept from its n-th top-k search in one epoch
+# Taking a snapshot costs about this much per row; it is taken once the top-k searches of the
+# table in one epoch have spent as long reading rows by statement (never more than twice the
+# best choice in hindsight, whether the searches stop there or go on).
+BUILD_SECONDS_PER_ROW = 2e-6
 MAX_ROWS = 5_000_000  # larger tables are always read by statement
-_UNEMBEDDED = "__thanosql_unembedded"
+_ROW = "__thanosql_row"
 _NONE = np.zeros(0, dtype=np.int64)
 _GENERATION = "__thanosql_generation"
 
@@ -93,15 +97,17 @@ class _Held:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.snapshots: dict[tuple[str, str, str], RowSnapshot] = {}
-        self.searches: dict[tuple[str, str, str], tuple[int, int]] = {}  # -> (epoch, count)
+        self.spent: dict[tuple[str, str, str], tuple[int, float]] = {}  # -> (epoch, seconds reading rows by statement)
 
 
 _held = _Held()
 
 
-def snapshot_for(warehouse: WarehouseResource, epoch: int | None, generation: Generation, embedding_columns: Sequence[str]) -> RowSnapshot | None:
-    """The snapshot of `generation`'s table and column for this epoch (taken now if this is the
-    table's `SNAPSHOT_ON_SEARCH`-th top-k search in it), or None: read the rows by statement."""
+def snapshot_for(
+    warehouse: WarehouseResource, epoch: int | None, generation: Generation, embedding_columns: Sequence[str], rows: int
+) -> RowSnapshot | None:
+    """The snapshot of `generation`'s table and column for this epoch (taken now if its searches
+    have spent as long reading by statement as taking `rows` rows would), or None: read by statement."""
     if epoch is None:
         return None
     location = warehouse.location
@@ -112,10 +118,8 @@ def snapshot_for(warehouse: WarehouseResource, epoch: int | None, generation: Ge
         snapshot = _held.snapshots.get(key)
         if snapshot is not None and snapshot.epoch == epoch:
             return snapshot if snapshot.generation == generation.as_dict() else None
-        seen_epoch, count = _held.searches.get(key, (epoch, 0))
-        count = count + 1 if seen_epoch == epoch else 1
-        _held.searches[key] = (epoch, count)
-    if count < SNAPSHOT_ON_SEARCH:
+        seen_epoch, spent = _held.spent.get(key, (epoch, 0.0))
+    if (spent if seen_epoch == epoch else 0.0) < rows * BUILD_SECONDS_PER_ROW:
         return None
     snapshot = _take(warehouse, epoch, generation, embedding_columns)
     if snapshot is not None:
@@ -124,24 +128,35 @@ def snapshot_for(warehouse: WarehouseResource, epoch: int | None, generation: Ge
     return snapshot if snapshot is not None and snapshot.generation == generation.as_dict() else None
 
 
+def spent_reading(warehouse: WarehouseResource, epoch: int | None, generation: Generation, seconds: float) -> None:
+    """Count `seconds` that a top-k search a snapshot could serve spent reading rows by statement."""
+    if epoch is None:
+        return
+    key = (warehouse.location, generation.table, generation.column)
+    with _held.lock:
+        seen_epoch, spent = _held.spent.get(key, (epoch, 0.0))
+        _held.spent[key] = (epoch, (spent if seen_epoch == epoch else 0.0) + seconds)
+
+
 def _take(warehouse: WarehouseResource, epoch: int, generation: Generation, embedding_columns: Sequence[str]) -> RowSnapshot | None:
+    """Read the table for a snapshot, in statements of one epoch (the caller holds the store)."""
     table, column = quote(generation.table), quote(generation.column)
     excluded = ", ".join(quote(name) for name in embedding_columns)
     generation_sql = warehouse.generation_expression(generation.table).sql(dialect=warehouse.dialect)
     try:
         if int(warehouse.query(f"SELECT count(*) AS n FROM {table}")["n"].iloc[0]) > MAX_ROWS:
             return None
-        rows = warehouse.query(
-            f"SELECT * EXCLUDE ({excluded}), {column} IS NULL AS {_UNEMBEDDED}, {generation_sql} AS {_GENERATION} FROM {table}"
-        )
+        comment = warehouse.query(f"SELECT {generation_sql} AS {_GENERATION}")[_GENERATION].iloc[0]
+        rows = warehouse.query(f"SELECT rowid AS {_ROW}, * EXCLUDE ({excluded}) FROM {table}")
+        # Apart, because selecting `column IS NULL` for every row reads every vector; the table's
+        # statistics answer this filter without reading them when no row lacks one.
+        missing = warehouse.query(f"SELECT rowid AS {_ROW} FROM {table} WHERE {column} IS NULL")[_ROW]
     except QueryError:
         # The columns known to this process are out of date (another process changed the table
         # before this epoch): the statement plan reads the table's state and says what changed.
         return None
-    comment = rows.pop(_GENERATION)
-    recorded = parse_generations(comment.iloc[0] if len(rows) else None).get(generation.column)
-    embedded = ~rows.pop(_UNEMBEDDED).to_numpy(dtype=bool)
-    rows = rows.reset_index(drop=True)
+    recorded = parse_generations(comment).get(generation.column)
+    embedded = ~np.isin(rows.pop(_ROW).to_numpy(), missing.to_numpy())
     return RowSnapshot.of(epoch, recorded or {}, rows, rows[generation.image_col], embedded)
 
 

@@ -29,9 +29,13 @@ def held_snapshots(conn) -> list[tuple[str, str, str]]:
     return [key for key in row_snapshots._held.snapshots if key[0] == location]
 
 
+def held_key(conn) -> tuple[str, str, str]:
+    return (conn._runner.resources["warehouse"].location, "mnist_test", "my_image_search_model_simclr")
+
+
 def run(conn, sql: str, monkeypatch, *, in_memory: bool) -> pd.DataFrame:
     """`sql` by one top-k plan or the other: snapshots from the first search, or never."""
-    monkeypatch.setattr(row_snapshots, "SNAPSHOT_ON_SEARCH", 1 if in_memory else 10**9)
+    monkeypatch.setattr(row_snapshots, "BUILD_SECONDS_PER_ROW", 0.0 if in_memory else 10.0**9)
     monkeypatch.setattr(row_snapshots._held, "snapshots", {})
     rows = conn.execute(sql)
     assert conn.last_plan.startswith("top-k"), conn.last_plan
@@ -90,7 +94,7 @@ def test_the_in_memory_plan_gives_the_exhaustive_plans_ranking(tutorial_conn, mo
     ],
 )
 def test_other_shapes_read_the_candidates_by_statement(tutorial_conn, monkeypatch, sql):
-    monkeypatch.setattr(row_snapshots, "SNAPSHOT_ON_SEARCH", 1)
+    monkeypatch.setattr(row_snapshots, "BUILD_SECONDS_PER_ROW", 0.0)
     served = []
     original = row_snapshots.rank
     monkeypatch.setattr(row_snapshots, "rank", lambda *args, **kwargs: served.append(1) or original(*args, **kwargs))
@@ -99,14 +103,28 @@ def test_other_shapes_read_the_candidates_by_statement(tutorial_conn, monkeypatc
     assert not served
 
 
-def test_a_table_is_held_from_its_second_search_in_an_epoch(tutorial_conn, monkeypatch):
+def test_a_table_is_held_once_its_searches_have_spent_what_copying_it_costs(tutorial_conn, monkeypatch):
     monkeypatch.setattr(row_snapshots._held, "snapshots", {})
-    monkeypatch.setattr(row_snapshots._held, "searches", {})
+    monkeypatch.setattr(row_snapshots._held, "spent", {})
     sql = f"SELECT image_path, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC LIMIT 4"
     warehouse = tutorial_conn._runner.resources["warehouse"]
-    with warehouse.held():  # one epoch for both searches, however long the tests between take
-        first = tutorial_conn.execute(sql)
+
+    def spent() -> float:
+        return row_snapshots._held.spent[held_key(tutorial_conn)][1]
+
+    def copying_costs(seconds: float) -> None:  # for the tutorial table's 200 rows
+        monkeypatch.setattr(row_snapshots, "BUILD_SECONDS_PER_ROW", seconds / 200)
+
+    with warehouse.held():  # one epoch for all the searches, however long the tests between take
+        copying_costs(1e-9)
+        first = tutorial_conn.execute(sql)  # by statement: nothing spent yet
+        assert not held_snapshots(tutorial_conn) and spent() > 0
+        tutorial_conn.execute(f"SELECT filename, {SIMILARITY} FROM ({search()}) WHERE label = 1 ORDER BY {SIMILARITY} DESC LIMIT 4")
+        assert not held_snapshots(tutorial_conn)  # a shape no snapshot serves neither counts nor copies
+        copying_costs(spent() * 1.01)
+        tutorial_conn.execute(sql)
         assert not held_snapshots(tutorial_conn)
+        copying_costs(spent())
         second = tutorial_conn.execute(sql)
         assert held_snapshots(tutorial_conn)
     assert_same_rows(first, second)
@@ -132,7 +150,7 @@ def test_rows_without_an_embedding_rank_first_as_in_the_exhaustive_plan(scratch_
 
 
 def test_a_snapshot_is_not_used_after_this_process_changes_the_table(scratch_conn, monkeypatch):
-    monkeypatch.setattr(row_snapshots, "SNAPSHOT_ON_SEARCH", 1)
+    monkeypatch.setattr(row_snapshots, "BUILD_SECONDS_PER_ROW", 0.0)
     sql = f"SELECT filename, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC LIMIT 3"
     assert scratch_conn.execute(sql)["filename"].iloc[0] == "923.jpg"
     scratch_conn.execute("UPDATE mnist_test SET filename = 'renamed.jpg' WHERE filename = '923.jpg'")
@@ -140,7 +158,7 @@ def test_a_snapshot_is_not_used_after_this_process_changes_the_table(scratch_con
 
 
 def test_a_snapshot_is_not_used_after_another_process_changes_the_table(scratch_conn, monkeypatch):
-    monkeypatch.setattr(row_snapshots, "SNAPSHOT_ON_SEARCH", 1)
+    monkeypatch.setattr(row_snapshots, "BUILD_SECONDS_PER_ROW", 0.0)
     sql = f"SELECT filename, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC LIMIT 3"
     assert scratch_conn.execute(sql)["filename"].iloc[0] == "923.jpg"
     assert held_snapshots(scratch_conn)
