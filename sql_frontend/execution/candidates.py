@@ -66,3 +66,16 @@ def candidates_statement(
 
 def candidates_parameters(keys: list[str], scores: list[list[float | None]]) -> dict[str, list]:
     return {_KEYS_PARAMETER: keys, **{_SCORES_PARAMETER.format(number): values for number, values in enumerate(scores)}}
+
+
+def covers_top_k(rows: int, needed: int, last: float | None, weakest: float | None, nulls_first: bool, exhausted: bool) -> bool:
+    """Whether the first `rows` ranked rows (at most `needed`; `last` the similarity of the last,
+    NaN or None without one) are the top rows: no image left out of the candidates, all less
+    similar than the `weakest` candidate, could have made them."""
+    if exhausted:
+        return True
+    if rows < needed or weakest is None:
+        return False
+    if last is None or last != last:  # the top rows end with rows without an embedding, all of which are candidates
+        return nulls_first
+    return last > weakest

@@ -25,6 +25,7 @@ while a query reads it, in which case the query starts again.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ from sql_frontend.execution.candidates import (
     SEARCH_RELATION,
     candidates_parameters,
     candidates_statement,
+    covers_top_k,
 )
 from sql_frontend.execution.results import PRINT_ATTR
 from sql_frontend.language.dialect import ListObjects, PredictUsing, PrintMedia, SearchMedia
@@ -93,6 +95,10 @@ class PreparedSearch:
 
     def similarity_column(self, number: int) -> str:
         return f"{self.prefix}_similarity{number}"
+
+    @property
+    def similarity_columns(self) -> list[str]:
+        return [self.similarity_column(number) for number in range(1, len(self.query_vectors) + 1)]
 
 
 class QueryEngine:
@@ -261,9 +267,9 @@ class QueryEngine:
     def _select_top_k(self, query: exp.Select, top_k: TopK, relations: dict[str, Any]) -> pd.DataFrame:
         search = self.prepare(top_k.search)
         with self.warehouse.held() as epoch:
-            shape = None if relations or epoch is None else self._direct_shape(query, top_k, search)
+            embedding_columns = list(self.tables.get(search.table, {}))
+            shape = None if relations or epoch is None else self._direct_shape(query, top_k, search, embedding_columns)
             if shape is not None:
-                embedding_columns = list(self.tables.get(search.table, {}))
                 rows = self.vector_store.count(search.collection)
                 snapshot = row_snapshots.snapshot_for(self.warehouse, epoch, search.generation, embedding_columns, rows)
                 if snapshot is not None:
@@ -274,44 +280,47 @@ class QueryEngine:
                 row_snapshots.spent_reading(self.warehouse, epoch, search.generation, time.perf_counter() - started)
             return result
 
-    def _direct_shape(self, query: exp.Select, top_k: TopK, search: PreparedSearch) -> row_snapshots.DirectShape | None:
+    def _direct_shape(
+        self, query: exp.Select, top_k: TopK, search: PreparedSearch, embedding_columns: list[str]
+    ) -> row_snapshots.DirectShape | None:
         alias = top_k.subquery.args.get("alias")
         return row_snapshots.direct_shape(
             query,
             search.query,
             search.table,
             self.warehouse.columns(search.table),
-            list(self.tables.get(search.table, {})),
-            [search.similarity_column(n) for n in range(1, len(search.query_vectors) + 1)],
+            embedding_columns,
+            search.similarity_columns,
             alias.name if alias else None,
             top_k.column,
         )
 
-    def _candidates(self, search: PreparedSearch, top_k: TopK, wanted: int, total: int) -> tuple[list[str], list[list[float | None]], bool]:
-        """The `wanted` images most similar to the ranking query image (Qdrant), with every query
-        image's similarity to each; and whether they are all the collection has."""
-        hits = self.vector_store.search(search.collection, search.query_vectors[top_k.image], limit=min(wanted, max(total, 1)))
-        keys = [hit.key for hit in hits]
-        scores = [[hit.score for hit in hits]]
-        for number, vector in enumerate(search.query_vectors):
-            if number != top_k.image:
-                by_key = self.vector_store.scores(search.collection, vector, keys)
-                scores.insert(number, [by_key.get(key) for key in keys])
-        self.last_plan = f"top-k ({len(hits)} of {total} images)"
-        return keys, scores, len(hits) >= total or len(hits) < wanted
+    def _rounds(self, search: PreparedSearch, top_k: TopK) -> Iterator[tuple[list[str], list[list[float | None]], bool]]:
+        """The top-k plan's rounds of candidates: the images most similar to the ranking query
+        image (Qdrant), 4x more each round, with every query image's similarity to each; and
+        whether they are all the collection has."""
+        total = self.vector_store.count(search.collection)
+        wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
+        while True:
+            hits = self.vector_store.search(search.collection, search.query_vectors[top_k.image], limit=min(wanted, max(total, 1)))
+            keys = [hit.key for hit in hits]
+            scores = [[hit.score for hit in hits]]
+            for number, vector in enumerate(search.query_vectors):
+                if number != top_k.image:
+                    by_key = self.vector_store.scores(search.collection, vector, keys)
+                    scores.insert(number, [by_key.get(key) for key in keys])
+            self.last_plan = f"top-k ({len(hits)} of {total} images)"
+            yield keys, scores, len(hits) >= total or len(hits) < wanted
+            wanted *= 4
 
     def _top_k_in_memory(
         self, top_k: TopK, search: PreparedSearch, shape: row_snapshots.DirectShape, snapshot: row_snapshots.RowSnapshot
     ) -> pd.DataFrame:
         """The top-k plan over this process's snapshot of the table (`row_snapshots`)."""
-        total = self.vector_store.count(search.collection)
-        wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
-        while True:
-            keys, scores, exhausted = self._candidates(search, top_k, wanted, total)
+        for keys, scores, exhausted in self._rounds(search, top_k):
             ranked = row_snapshots.rank(snapshot, keys, scores[top_k.image], top_k.needed, top_k.nulls_first, exhausted)
             if ranked.complete:
                 break
-            wanted *= 4
         positions = ranked.positions[top_k.skip :]
         rows = snapshot.rows.take(positions).reset_index(drop=True)
         embedded = snapshot.embedded[positions]
@@ -352,21 +361,17 @@ class QueryEngine:
             embedding_col=search.generation.column,
             inner_sql=inner.sql(dialect=dialect),
             outer_sql=outer.sql(dialect=dialect),
-            similarity_columns=[search.similarity_column(n) for n in range(1, len(search.query_vectors) + 1)],
+            similarity_columns=search.similarity_columns,
         )
-        total = self.vector_store.count(search.collection)
-        wanted = max(FIRST_CANDIDATES, 4 * top_k.needed)
-        while True:
-            keys, scores, exhausted = self._candidates(search, top_k, wanted, total)
+        for keys, scores, exhausted in self._rounds(search, top_k):
             rows = self.warehouse.query(sql, relations, parameters=candidates_parameters(keys, scores))
             comments = rows.pop(_GENERATION)
             self.warehouse.check_generation(comments.iloc[0] if len(rows) else None, search.generation)
             last = rows[_RANK].iloc[-1] if len(rows) else None
-            if exhausted or (
-                len(rows) == top_k.needed and keys and (top_k.nulls_first if pd.isna(last) else last > scores[top_k.image][-1])
-            ):
+            weakest = scores[top_k.image][-1] if keys else None
+            if covers_top_k(len(rows), top_k.needed, last, weakest, top_k.nulls_first, exhausted):
                 return rows.drop(columns=[_RANK]).iloc[top_k.skip :].reset_index(drop=True)
-            wanted *= 4
+        raise AssertionError("unreachable: the rounds end with every image")
 
     def _load_query_images(self, images: list[str], geometry, images_node: exp.Expression) -> np.ndarray:
         from thanosql_assets.models.images import load_images

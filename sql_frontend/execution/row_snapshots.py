@@ -32,6 +32,7 @@ from sqlglot import exp
 
 from resources import Generation, WarehouseResource
 from resources.warehouse import parse_generations, quote
+from sql_frontend.execution.candidates import covers_top_k
 from sql_frontend.language.names import object_name
 from thanosql.errors import QueryError
 
@@ -253,12 +254,6 @@ def rank(snapshot: RowSnapshot, keys: Sequence[str], scores: Sequence[float], ne
     if not nulls_first:
         ranked.extend(unembedded)
     ranked = ranked[:needed]
-    if exhausted:
-        complete = True
-    elif len(ranked) < needed or not scores:
-        complete = False
-    elif np.isnan(ranked[-1][1]):  # the top rows end with rows without an embedding, all of which are here
-        complete = nulls_first
-    else:
-        complete = ranked[-1][1] > scores[-1]
+    last = ranked[-1][1] if ranked else None
+    complete = covers_top_k(len(ranked), needed, last, scores[-1] if scores else None, nulls_first, exhausted)
     return RankedRows([position for position, _ in ranked], [score for _, score in ranked], complete)
