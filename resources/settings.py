@@ -15,6 +15,7 @@ Production mode replaces each embedded store by a server, each chosen by one var
 | `THANOSQL_MLFLOW_UI_URL` | the MLflow UI as a browser reaches it, for links from Dagster (default: `THANOSQL_MLFLOW_URI` when it is http(s); none in embedded mode unless you run `mlflow ui` on the workspace's `mlflow/mlflow.db`) |
 | `THANOSQL_QDRANT_URL`, `THANOSQL_QDRANT_API_KEY` | a Qdrant server, through qdrant-client |
 | `THANOSQL_CONFINE_PATHS=1` | refuse files outside the workspace (the SQL server sets it) |
+| `THANOSQL_SERVER_MAX_BYTES`, `THANOSQL_SERVER_MAX_IMAGES` | the SQL server with `THANOSQL_DAGSTER_URL` runs a statement in process (still a Dagster run on the instance) when it copies at most this many bytes of files (default 64 MiB) and runs a model on at most this many images (default 1,000); heavier ones, and training and downloads, go to the run launcher. 0 and 0: every statement is launched |
 | `DAGSTER_HOME` | a Dagster instance directory whose dagster.yaml points at PostgreSQL (deploy/dagster.yaml) |
 """
 
@@ -58,6 +59,8 @@ class Settings:
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
     confine_paths: bool = False
+    server_max_bytes: int = 64 * 2**20
+    server_max_images: int = 1_000
 
     @property
     def production(self) -> bool:
@@ -82,6 +85,8 @@ class Settings:
             qdrant_url=os.environ.get("THANOSQL_QDRANT_URL") or None,
             qdrant_api_key=os.environ.get("THANOSQL_QDRANT_API_KEY") or None,
             confine_paths=os.environ.get("THANOSQL_CONFINE_PATHS", "").lower() in ("1", "true", "yes"),
+            server_max_bytes=_count("THANOSQL_SERVER_MAX_BYTES", cls.server_max_bytes),
+            server_max_images=_count("THANOSQL_SERVER_MAX_IMAGES", cls.server_max_images),
         )
 
     def ensure_dirs(self) -> None:
@@ -105,6 +110,20 @@ class Settings:
     def dagster_instance(self) -> dg.DagsterInstance:
         self.ensure_dirs()
         return dg.DagsterInstance.from_config(str(self.dagster_home))
+
+
+def _count(variable: str, default: int) -> int:
+    """A whole number >= 0 from the environment, or `default` when unset."""
+    text = os.environ.get(variable, "").strip()
+    if not text:
+        return default
+    try:
+        value = int(text.replace("_", ""))
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise ThanoSQLError(f"{variable}={text!r} is not a whole number >= 0.", hint=f"Set {variable} to a count, or unset it for {default:,}.")
+    return value
 
 
 def _served_ui(tracking_uri: str | None) -> str | None:

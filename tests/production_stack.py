@@ -134,6 +134,14 @@ class Stack:
             time.sleep(0.5)
         raise RuntimeError(f"{name} did not answer {url} in {timeout_s:.0f} s: {(self.logs / f'{name}.log').read_text()[-3000:]}")
 
+    def settled(self, timeout_s: float = 120.0) -> None:
+        """Wait until the SQL server has no code location reload running or waiting (new objects are assets in the UI)."""
+        deadline = time.monotonic() + timeout_s
+        while httpx.get(f"{self.sql_url}/v1/health", timeout=10).json()["reloading"]:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the code location was still reloading after {timeout_s:.0f} s")
+            time.sleep(0.1)
+
     def token(self, name: str = "tests") -> str:
         from resources.api_tokens import TokenStore
 

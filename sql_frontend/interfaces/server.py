@@ -11,15 +11,19 @@
 - `GET /v1/health` needs no token; everything else needs `Authorization: Bearer <token>`
   (`thanosql token create NAME` issues one) and answers 401, running nothing, without it.
 
-Statements that create or change objects are submitted to Dagster as runs of the `statement`
-job through the webserver's GraphQL API (`THANOSQL_DAGSTER_URL`): the daemon's run coordinator
-queues them and its run launcher starts them, so they show in the UI with their logs, and the
-code location is reloaded afterwards so new objects appear as assets (and, after DELETE MODEL,
+Statements that create or change objects are Dagster runs on the instance, shown in the UI with
+their logs. Heavy ones (training, downloads, a model's work on many images: see
+`sql_frontend.execution.placement`) are submitted as runs of the `statement` job through the
+webserver's GraphQL API (`THANOSQL_DAGSTER_URL`): the daemon's run coordinator queues them and
+its run launcher starts them, so they scale out with the launcher. Light ones (a small COPY or
+CONVERT) run in the server as in-process runs, which answer without waiting for a run worker to
+start. When a statement made new objects, the code location is reloaded in the background, so
+they appear as assets in the UI seconds after the statement answers (and, after DELETE MODEL,
 DROP TABLE and the SQL statements that change tables, which run in the server, removed ones
-disappear and new ones appear). Queries (SELECT, SEARCH,
-PRINT) run in the server: they read the latest materialized assets and must answer in
-milliseconds. Without `THANOSQL_DAGSTER_URL` every statement runs in the server process.
-Every file a statement names must be inside the workspace.
+disappear and new ones appear). Queries (SELECT, SEARCH, PRINT) run in the server: they read
+the latest materialized assets and must answer in milliseconds. Without `THANOSQL_DAGSTER_URL`
+every statement runs in the server process. Every file a statement names must be inside the
+workspace.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ import os
 import threading
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
@@ -43,6 +49,7 @@ from pydantic import BaseModel
 
 from resources import Settings, build_resources
 from resources.api_tokens import TokenStore
+from sql_frontend.execution.placement import Limits, place
 from sql_frontend.execution.runner import StatementRunner
 from sql_frontend.interfaces import wire
 from sql_frontend.interfaces.boundary import user_errors
@@ -50,7 +57,7 @@ from sql_frontend.language.parser import ParsedStatement, parse_script
 from sql_frontend.planning.planner import Planner, changes_objects
 from sql_frontend.planning.plans import ChangeTable, Materialize, Plan, Query, Remove
 from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
-from thanosql_assets.defs.materialize import MaterializationRequest
+from thanosql_assets.defs.materialize import MaterializationRequest, materialize
 from thanosql_assets.defs.recovery import recover
 from thanosql_assets.defs.statement_job import STATEMENT_JOB, statement_run_config
 
@@ -81,9 +88,7 @@ class DagsterSubmitter:
         self.client = DagsterGraphQLClient(parsed.hostname, port_number=parsed.port, use_https=parsed.scheme == "https")
         self.instance = instance
 
-    def run(
-        self, statement: ParsedStatement, request: MaterializationRequest, running: Running, statement_id: str, reload: bool = True
-    ) -> None:
+    def run(self, statement: ParsedStatement, request: MaterializationRequest, running: Running, tags: dict[str, str]) -> None:
         """Run a planned statement as a `statement` run and wait for it; its plan travels as run config."""
         from dagster import DagsterRunStatus
 
@@ -92,7 +97,7 @@ class DagsterSubmitter:
             repository_location_name=CODE_LOCATION,
             repository_name="__repository__",
             run_config=statement_run_config(statement.text, request),
-            tags={"thanosql/statement_id": statement_id, "thanosql/statement": statement.text[:2000]},
+            tags={**tags, "thanosql/statement": statement.text[:2000]},
         )
         seen = 0
         while True:
@@ -109,12 +114,49 @@ class DagsterSubmitter:
             if status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
                 raise _run_error(logs, running.run_id)
             time.sleep(_POLL_S)
-        if reload:
-            self.reload()
 
     def reload(self) -> None:
         """Reload the code location, which builds its assets from the catalog: new objects appear, removed ones go."""
         self.client.reload_repository_location(CODE_LOCATION)
+
+
+class BackgroundReloads:
+    """Reloads the code location in a thread of its own, so a statement that made new objects
+    answers without waiting for it (the webserver restarts the code location's server, which takes
+    seconds). Requests made while a reload waits to start are that one reload, which reads the
+    catalog as it is when it starts."""
+
+    def __init__(self, reload: Callable[[], None]):
+        self._reload = reload
+        self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="thanosql-reload")
+        self._lock = threading.Lock()
+        self._waiting: Future | None = None  # the reload not yet started, if any
+        self._latest: Future | None = None
+
+    def request(self) -> None:
+        with self._lock:
+            if self._waiting is not None and not (self._waiting.running() or self._waiting.done()):
+                return
+            self._waiting = self._latest = self._thread.submit(self._run)
+
+    @property
+    def busy(self) -> bool:
+        """Whether a reload is running or waiting to start."""
+        with self._lock:
+            return self._latest is not None and not self._latest.done()
+
+    def wait(self) -> None:
+        """Until the latest requested reload is done (before a run is submitted to the code location)."""
+        with self._lock:
+            latest = self._latest
+        if latest is not None:
+            latest.result()
+
+    def _run(self) -> None:
+        try:
+            self._reload()
+        except Exception as error:  # noqa: BLE001 - the statement is done; the UI shows its objects at the next reload
+            log.warning("Reloading code location %r failed (new objects show in the UI after the next reload): %s", CODE_LOCATION, error)
 
 
 def _run_error(logs, run_id: str) -> ThanoSQLError:
@@ -163,7 +205,12 @@ class StatementService:
         recover(settings.home, self.resources, settings.dagster_instance)
         self.planner = Planner.for_resources(self.resources)
         self.runner = StatementRunner(self.resources, instance=settings.dagster_instance)
+        # A long-lived process, as the webserver is: the instance keeps its database connections
+        # open (pooled) rather than opening one per event of the runs it records.
+        self.runner.instance.optimize_for_webserver(statement_timeout=0, pool_recycle=3600, max_overflow=20)
         self.submitter = DagsterSubmitter(dagster_url, self.runner.instance) if dagster_url else None
+        self.reloads = BackgroundReloads(self.submitter.reload) if self.submitter else None
+        self.limits = Limits(max_bytes=settings.server_max_bytes, max_images=settings.server_max_images)
         self.running: dict[str, Running] = {}
         # Statements that change objects take turns, planned and run under this lock, so what
         # their plan checked still holds when it runs (and DuckDB lets one process write at a time).
@@ -182,8 +229,8 @@ class StatementService:
             running.status = "RUNNING"
             if self.submitter is None or not isinstance(plan, Materialize):
                 rows = self.runner.run(plan, statement)
-                if self.submitter is not None and _redefines(plan):
-                    self.submitter.reload()  # the code location's assets are the catalog's objects
+                if self.reloads is not None and _redefines(plan):
+                    self.reloads.request()  # the code location's assets are the catalog's objects
                 return rows
             if plan.announce:
                 running.messages.append(plan.announce)
@@ -192,7 +239,18 @@ class StatementService:
                 (entry := catalog.get(spec.kind, spec.catalog_name)) is None or entry.spec != json.loads(json.dumps(spec.to_dict()))
                 for spec in plan.request.specs
             )
-            self.submitter.run(statement, plan.request, running, statement_id, reload=new_objects)
+            placement = place(plan.request, self.resources, self.limits)
+            tags = {"thanosql/statement_id": statement_id, "thanosql/placement": placement.tag}
+            log.info("%s runs in the %s: %s", statement.text[:80], "server" if placement.in_server else "run launcher", placement.reason)
+            if placement.in_server:
+                running.run_id = str(uuid.uuid4())
+                materialize(plan.request, self.resources, self.runner.instance, statement.text, tags=tags, run_id=running.run_id)
+            else:
+                running.messages.append(f"Launching a run: this statement {placement.reason}.")
+                self.reloads.wait()  # the run is submitted to the reloaded code location, not one being replaced
+                self.submitter.run(statement, plan.request, running, tags)
+            if new_objects:
+                self.reloads.request()
             return self.runner.result_rows(plan)
 
 
@@ -233,7 +291,8 @@ def create_app(settings: Settings | None = None, dagster_url: str | None = None)
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "dagster": dagster_url, "workspace": str(settings.home)}
+        reloading = service.reloads is not None and service.reloads.busy  # new objects not yet assets in the UI
+        return {"status": "ok", "dagster": dagster_url, "workspace": str(settings.home), "reloading": reloading}
 
     @app.post("/v1/statements")
     def statements(body: StatementRequest, request: Request, holder: str = Depends(caller)):

@@ -60,16 +60,22 @@ def test_the_tutorial_over_http_gives_the_embedded_results(remote_results, tutor
     assert all(Path(p).is_file() and Path(p).stat().st_size > 0 for p in local), "PRINT IMAGE's images come back"
 
 
-def test_statements_ran_as_dagster_runs_the_daemon_launched(stack, remote_results):
+def test_statements_ran_as_dagster_runs_heavy_ones_launched_by_the_daemon(stack, remote_results):
     import dagster as dg
 
     instance = stack.instance()
-    statement_runs = instance.get_runs(dg.RunsFilter(job_name="statement"))
-    assert sorted(run.tags["thanosql/statement"].split()[0] for run in statement_runs) == ["BUILD", "CONVERT", "COPY", "COPY", "GET"]
-    assert {run.status for run in statement_runs} == {dg.DagsterRunStatus.SUCCESS}
+    # Training and downloads: `statement` runs the daemon's run launcher started.
+    launched = instance.get_runs(dg.RunsFilter(job_name="statement"))
+    assert sorted(run.tags["thanosql/statement"].split()[0] for run in launched) == ["BUILD", "GET"]
+    assert {run.tags["thanosql/placement"] for run in launched} == {"launcher"}
+    # The light ones (two small COPYs, a CONVERT of 200 images): runs of the SQL server, on the same instance.
+    in_server = instance.get_runs(dg.RunsFilter(tags={"thanosql/placement": "server"}))
+    assert sorted(run.tags["thanosql/statement"].split()[0] for run in in_server) == ["CONVERT", "COPY", "COPY"]
+    assert {run.status for run in [*launched, *in_server]} == {dg.DagsterRunStatus.SUCCESS}
     keys = {key.to_user_string() for key in instance.get_asset_keys()}
     assert {"dataset/mnist_data", "table/mnist_train", "model/my_image_search_model", "collection/mnist_test/my_image_search_model_simclr_vectors"} <= keys
-    # The webserver's code location was reloaded: the new objects are assets in the UI.
+    # The webserver's code location was reloaded (in the background): the new objects are assets in the UI.
+    stack.settled()
     answer = httpx.post(f"{stack.dagster_url}/graphql", json={"query": "{ assetNodes { assetKey { path } } }"}, timeout=30).json()
     shown = {"/".join(node["assetKey"]["path"]) for node in answer["data"]["assetNodes"]}
     assert "embedding/mnist_test/my_image_search_model_simclr" in shown
@@ -196,7 +202,9 @@ def test_list_statements_over_http_on_postgresql(remote, remote_results):
 
 
 def _ui_assets(stack) -> tuple[set[str], set[str]]:
-    """What the Dagster UI lists: the asset graph of the code location, and the asset catalog (history included)."""
+    """What the Dagster UI lists, once the code location reloads the server runs in the background
+    are done: the asset graph of the code location, and the asset catalog (history included)."""
+    stack.settled()
     query = "{ assetNodes { assetKey { path } } assetsOrError { ... on AssetConnection { nodes { key { path } } } } }"
     answer = httpx.post(f"{stack.dagster_url}/graphql", json={"query": query}, timeout=30).json()["data"]
     graph = {"/".join(node["assetKey"]["path"]) for node in answer["assetNodes"]}

@@ -55,13 +55,21 @@ class MaterializationRequest:
         )
 
 
-def materialize(request: MaterializationRequest, resources: dict[str, Any], instance: dg.DagsterInstance, statement: str) -> None:
-    """Run the request's selection in process; raises what the run raised (nothing it created stays listed)."""
+def materialize(
+    request: MaterializationRequest,
+    resources: dict[str, Any],
+    instance: dg.DagsterInstance,
+    statement: str,
+    tags: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+) -> str:
+    """Run the request's selection in process as run `run_id` (a new id by default), tagged with
+    the statement and `tags`: the run's id. Raises what the run raised (nothing it created stays listed)."""
     specs = {(spec.kind, spec.catalog_name): spec for spec in catalog_specs(resources["catalog"])}
     specs.update({(spec.kind, spec.catalog_name): spec for spec in request.specs})
     definitions = build_definitions(specs.values(), resources)
     new_keys = [key for key in request.selection if instance.get_latest_materialization_event(key) is None]
-    run_id = str(uuid.uuid4())
+    run_id = run_id or str(uuid.uuid4())
     try:
         with in_flight(resources["workspace"].root, run_id):
             # A statement materializes its assets only: checks (EVALUATE's) run when asked for.
@@ -71,7 +79,7 @@ def materialize(request: MaterializationRequest, resources: dict[str, Any], inst
             job.execute_in_process(
                 instance=instance,
                 run_config={**_QUIET, **request.run_config},
-                tags={STATEMENT_TAG: statement[:_TAG_LIMIT]},
+                tags={**(tags or {}), STATEMENT_TAG: statement[:_TAG_LIMIT]},
                 run_id=run_id,
             )
     except BaseException:
@@ -80,3 +88,4 @@ def materialize(request: MaterializationRequest, resources: dict[str, Any], inst
         if new_keys:
             instance.wipe_assets(new_keys)
         raise
+    return run_id

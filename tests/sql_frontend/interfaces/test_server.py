@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pandas as pd
+import pytest
 
 from resources import Settings
 from sql_frontend.interfaces.server import StatementService
@@ -64,3 +65,57 @@ def test_a_run_that_failed_outside_its_steps_is_reported_with_its_reason():
     assert crashed.startswith(f"Dagster run {run.run_id} did not succeed: Run execution process for {run.run_id} unexpectedly exited with code -11.")
     assert "Started process" not in crashed
     assert canceled.startswith(f"Dagster run {canceled_run.run_id} did not succeed: Canceled from the Dagster UI.")
+
+
+def test_reloads_asked_for_while_one_waits_to_start_are_that_one_reload():
+    from sql_frontend.interfaces.server import BackgroundReloads
+
+    running, release, done = threading.Event(), threading.Event(), []
+
+    def reload() -> None:
+        running.set()
+        release.wait(10)
+        done.append(len(done) + 1)
+
+    reloads = BackgroundReloads(reload)
+    reloads.request()
+    assert running.wait(10) and reloads.busy
+    for _ in range(3):  # while the first runs: one more reload, which will read the catalog after them
+        reloads.request()
+    release.set()
+    reloads.wait()
+    assert done == [1, 2] and not reloads.busy
+
+
+def test_a_failed_reload_is_logged_and_the_next_request_tries_again(caplog):
+    from sql_frontend.interfaces.server import BackgroundReloads
+
+    calls = []
+
+    def reload() -> None:
+        calls.append(1)
+        if len(calls) == 1:
+            raise ConnectionError("webserver restarting")
+
+    reloads = BackgroundReloads(reload)
+    reloads.request()
+    reloads.wait()
+    assert "Reloading code location" in caplog.text and "webserver restarting" in caplog.text
+    reloads.request()
+    reloads.wait()
+    assert len(calls) == 2
+
+
+@pytest.mark.parametrize(("value", "expected"), [("", 64 * 2**20), ("0", 0), ("10_000", 10_000)])
+def test_the_server_limits_come_from_the_environment(monkeypatch, tmp_path, value, expected):
+    monkeypatch.setenv("THANOSQL_SERVER_MAX_BYTES", value)
+    assert Settings.from_env(tmp_path).server_max_bytes == expected
+
+
+@pytest.mark.parametrize("value", ["-1", "many", "1.5"])
+def test_a_server_limit_that_is_not_a_count_is_refused(monkeypatch, tmp_path, value):
+    from thanosql.errors import ThanoSQLError
+
+    monkeypatch.setenv("THANOSQL_SERVER_MAX_IMAGES", value)
+    with pytest.raises(ThanoSQLError, match=f"THANOSQL_SERVER_MAX_IMAGES={value!r} is not a whole number >= 0"):
+        Settings.from_env(tmp_path)
