@@ -3,11 +3,12 @@
     .venv/bin/python bench/simclr_quality.py [--seeds 0 1 2]
 
 Quality: BUILD MODEL (default options, through the product) on 1,000 unlabelled MNIST images,
-then mean precision@4 / @10 of cosine neighbours among them for 200 other images, on two
-splits: "head" (training images 0-999, queries 1000-1199: the split of
-../shared/datasets/README.md) and "tutorial" (mnist_data's train and test). Beside it, measured
-in the same run: raw pixels on the same split (what any model must beat) and a supervised
-bound (the same encoder trained with the labels for as long as BUILD trained).
+then mean precision@4 / @10 of cosine neighbours in a gallery of 1,000 for 200 other images, on
+three splits: "head" (training images 0-999 as gallery, queries 1000-1199: the split of
+../shared/datasets/README.md), "t10k" (the head model on digits it never saw: the MNIST test
+set's images 0-999 as gallery, 1000-1199 as queries) and "tutorial" (mnist_data's train and
+test). Beside it, measured in the same run: raw pixels on the same split (what any model must
+beat) and a supervised bound (the same encoder trained with the labels for as long as BUILD trained).
 
 Speed: BUILD wall time in a warm process and in a cold `thanosql` process; CONVERT of a
 10,000-image table, beside the bare encoder's forward pass (plain module, batch 256, inference
@@ -28,6 +29,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 MIRROR = REPO.parent / "shared" / "datasets" / "mnist-train-head18k"
+T10K = REPO.parent / "shared" / "datasets" / "mnist-t10k"
 
 
 def write_table(home: Path, name: str, images: np.ndarray, indices, with_labels: np.ndarray | None = None) -> None:
@@ -72,13 +74,16 @@ def supervised_bound(images: np.ndarray, labels: np.ndarray, seconds: float, see
     return ImageEmbedder(backbone, ImageGeometry(1, 28, 28), mean.view(1), std.view(1)).eval()
 
 
-def quality_rows(conn, images, labels, seed: int) -> list[tuple]:
+def quality_rows(conn, images, labels, unseen, seed: int) -> list[tuple]:
+    """One row per split: the model BUILD trained on its 1,000 images, scored on its gallery and
+    queries. "t10k" scores the "head" model on digits it never saw (`unseen`: the t10k set)."""
     from resources import build_resources
     from thanosql_assets.models.evaluation import precision_at_k
 
     home = Path(conn.home)
     rows = []
     registry = build_resources(conn.settings)["model_registry"]
+    t10k_images, t10k_labels = unseen
     for split, train, queries in (
         ("head", range(0, 1000), range(1000, 1200)),
         ("tutorial", *mnist_data_split(labels)),
@@ -92,15 +97,18 @@ def quality_rows(conn, images, labels, seed: int) -> list[tuple]:
         build_seconds = time.perf_counter() - started
         state = build_resources(conn.settings)["catalog"].get("model", f"{split}_model").state
         embedder = registry.load(f"{split}_model", state["version"])
-        gallery, query = embedder.embed(images[train][:, None]), embedder.embed(images[queries][:, None])
-        learned = precision_at_k(gallery, labels[train], query, labels[queries])
-        raw = precision_at_k(images[train], labels[train], images[queries], labels[queries])
         run = registry.client().get_run(state["run_id"])
         train_seconds = run.data.metrics["training_seconds"]
         bound_model = supervised_bound(images[train], labels[train], train_seconds, seed)
-        bound = precision_at_k(bound_model.embed(images[train][:, None]), labels[train], bound_model.embed(images[queries][:, None]), labels[queries])
-        rows.append((split, seed, learned[4], learned[10], raw[4], raw[10], bound[4], build_seconds, train_seconds,
-                     1000 * 30 / train_seconds))
+        evaluations = [(split, images[train], labels[train], images[queries], labels[queries])]
+        if split == "head":
+            evaluations.append(("t10k", t10k_images[:1000], t10k_labels[:1000], t10k_images[1000:1200], t10k_labels[1000:1200]))
+        for name, gallery, gallery_labels, query, query_labels in evaluations:
+            learned = precision_at_k(embedder.embed(gallery[:, None]), gallery_labels, embedder.embed(query[:, None]), query_labels)
+            raw = precision_at_k(gallery, gallery_labels, query, query_labels)
+            bound = precision_at_k(bound_model.embed(gallery[:, None]), gallery_labels, bound_model.embed(query[:, None]), query_labels)
+            rows.append((name, seed, learned[4], learned[10], raw[4], raw[10], bound[4], build_seconds, train_seconds,
+                         run.data.metrics["images_per_second"]))
     return rows
 
 
@@ -170,6 +178,7 @@ def main() -> None:
 
     images = read_idx(MIRROR / "train-images-idx3-ubyte.gz")
     labels = read_idx(MIRROR / "train-labels-idx1-ubyte.gz")
+    unseen = read_idx(T10K / "t10k-images-idx3-ubyte.gz"), read_idx(T10K / "t10k-labels-idx1-ubyte.gz")
     with tempfile.TemporaryDirectory() as root:
         conn = thanosql.connect(Path(root) / "ws", progress=False)
         rows = []
@@ -178,7 +187,7 @@ def main() -> None:
             conn.execute("COPY head_train FROM 'head_train.csv'")
             conn.execute("BUILD MODEL head_model USING SimCLR OPTIONS (max_epochs=2) AS SELECT * FROM head_train")
         for seed in [] if args.convert_only else args.seeds:
-            rows += quality_rows(conn, images, labels, seed)
+            rows += quality_rows(conn, images, labels, unseen, seed)
             print(f"seed {seed} done", file=sys.stderr)
         speed = convert_speed(conn, images, labels, args.repeat)
         cold = None if args.convert_only else cold_build_seconds(Path(conn.home))
@@ -197,7 +206,7 @@ def print_quality(rows, cold: float) -> None:
     print(header)
     for split, seed, p4, p10, r4, r10, s4, build, train, rate in rows:
         print(f"{split:<9} {seed:>4} {p4:6.3f} {p10:6.3f} | {r4:7.3f} {r10:8.3f} | {s4:14.3f} | {build:7.1f} {train:7.1f} {rate:11.0f}")
-    for split in ("head", "tutorial"):
+    for split in ("head", "t10k", "tutorial"):
         chosen = [r for r in rows if r[0] == split]
         print(
             f"{split:<9} {'med':>4} {statistics.median(r[2] for r in chosen):6.3f} {statistics.median(r[3] for r in chosen):6.3f} | "

@@ -91,10 +91,10 @@ def test_self_training_adds_the_unlabelled_images_the_probe_labels_with_confiden
 
 
 def test_a_trained_classifier_trains_further_as_a_copy_with_its_classes():
-    images, targets = halves(32, seed=0)
+    images, targets = halves(48, seed=0)  # as many as a new network needs to learn the task on every CPU
     first = train(images, targets).classifier
     head = first.head.weight.clone()
-    more = train(*halves(32, seed=3), start=first)
+    more = train(*halves(48, seed=3), start=first)
     assert more.classifier is not first and more.classifier.classes == CLASSES
     assert more.network.endswith("(1-channel 16 px input), trained further")
     torch.testing.assert_close(first.head.weight, head, rtol=0, atol=0)
