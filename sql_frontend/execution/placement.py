@@ -35,10 +35,11 @@ from thanosql_assets.defs.tables import in_place_embeddings
 
 @dataclass(frozen=True)
 class Limits:
-    """The most work a statement may do in the server (0 and 0: every statement is launched)."""
+    """The most work a statement may do in the server (0 and 0: every statement is launched);
+    the server's come from its Settings (THANOSQL_SERVER_MAX_BYTES, THANOSQL_SERVER_MAX_IMAGES)."""
 
-    max_bytes: int = 64 * 2**20  # of files a COPY reads
-    max_images: int = 1_000  # a model runs on
+    max_bytes: int  # of files a COPY reads
+    max_images: int  # a model runs on
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,8 @@ from sql_frontend.execution.placement import Limits, place
 from sql_frontend.language.parser import parse_statement
 from sql_frontend.planning.planner import Planner
 
+DEFAULTS = Limits(max_bytes=Settings.server_max_bytes, max_images=Settings.server_max_images)
+
 
 @pytest.fixture(scope="module")
 def resources(tutorial_home):
@@ -21,7 +23,7 @@ def resources(tutorial_home):
 def placed(resources):
     planner = Planner.for_resources(resources)
 
-    def placed(sql: str, limits: Limits = Limits()):
+    def placed(sql: str, limits: Limits = DEFAULTS):
         return place(planner.plan(parse_statement(sql)).request, resources, limits)
 
     return placed
@@ -37,8 +39,8 @@ def test_a_small_copy_runs_in_the_server(placed):
 
 def test_a_copy_of_more_bytes_than_the_limit_is_launched(placed, tutorial_home):
     size = (tutorial_home / "thanosql-dataset/mnist_data/mnist_train.csv").stat().st_size
-    assert placed(COPY_TRAIN, Limits(max_bytes=size)).in_server
-    placement = placed(COPY_TRAIN, Limits(max_bytes=size - 1))
+    assert placed(COPY_TRAIN, Limits(max_bytes=size, max_images=0)).in_server
+    placement = placed(COPY_TRAIN, Limits(max_bytes=size - 1, max_images=0))
     assert not placement.in_server and placement.tag == "launcher"
     assert placement.reason == f"copies {size:,} bytes (more than {size - 1:,})"
 
@@ -59,8 +61,8 @@ def test_a_convert_is_launched_above_the_image_limit(placed, resources):
     sql = "CONVERT USING my_image_search_model OPTIONS (table_name='train_embedded') AS SELECT * FROM mnist_train WHERE label < 5"
     images = int(resources["warehouse"].query("SELECT count(*) AS n FROM mnist_train WHERE label < 5")["n"].iloc[0])
     assert 0 < images < 1000  # the query's rows are counted, not the table's
-    assert placed(sql, Limits(max_images=images)).in_server
-    placement = placed(sql, Limits(max_images=images - 1))
+    assert placed(sql, Limits(max_bytes=0, max_images=images)).in_server
+    placement = placed(sql, Limits(max_bytes=0, max_images=images - 1))
     assert not placement.in_server and placement.reason == f"runs a model on {images} images (more than {images - 1})"
 
 
@@ -68,12 +70,12 @@ def test_a_copy_into_an_embedded_table_counts_its_rows_as_images(placed):
     # mnist_test holds CONVERT's embedding column: a COPY over it embeds the new rows' images.
     sql = "COPY mnist_test OPTIONS (overwrite=True) FROM 'thanosql-dataset/mnist_data/mnist_test.csv'"
     assert placed(sql).in_server
-    placement = placed(sql, Limits(max_images=100))
+    placement = placed(sql, Limits(max_bytes=2**30, max_images=100))
     assert not placement.in_server and placement.reason == "refreshes embeddings of 201 rows"
 
 
 def test_a_folder_is_counted_by_its_image_files(placed, tutorial_home):
     files = len(list((tutorial_home / "thanosql-dataset/mnist_data/test").glob("*.jpg")))
     sql = "CREATE TABLE folder_images USING my_image_search_model OPTIONS (file_type=['.jpg']) FROM 'thanosql-dataset/mnist_data/test'"
-    assert placed(sql, Limits(max_images=files)).in_server
-    assert placed(sql, Limits(max_images=files - 1)).reason == f"runs a model on {files:,} images (more than {files - 1:,})"
+    assert placed(sql, Limits(max_bytes=0, max_images=files)).in_server
+    assert placed(sql, Limits(max_bytes=0, max_images=files - 1)).reason == f"runs a model on {files:,} images (more than {files - 1:,})"
