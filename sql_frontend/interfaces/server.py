@@ -11,7 +11,7 @@
 - `GET /v1/health` needs no token; everything else needs `Authorization: Bearer <token>`
   (`thanosql token create NAME` issues one) and answers 401, running nothing, without it.
 
-Statements that create or change objects are Dagster runs on the instance, shown in the UI with
+Statements that materialize assets are Dagster runs on the instance, shown in the UI with
 their logs. Heavy ones (training, downloads, a model's work on many images: see
 `sql_frontend.execution.placement`) are submitted as runs of the `statement` job through the
 webserver's GraphQL API (`THANOSQL_DAGSTER_URL`): the daemon's run coordinator queues them and
