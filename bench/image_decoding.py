@@ -1,11 +1,12 @@
 """Where CONVERT's decoding time goes: its stages on 28x28 JPEG files, beside the whole.
 
-    .venv/bin/python bench/image_decoding.py [--images 10000] [--repeat 5] [--datasets DIR]
+    .venv/bin/python bench/image_decoding.py [--images 10000] [--repeat 5] [--data DIR]
 
 CONVERT decodes a table's image files on the CPU (`decode_images`) before the network sees
-them. This prints images/s of that whole step and of what it is made of (reading the files,
-Pillow's header parse, which guards the pixel limit before decoding, and torchvision's batch
-JPEG decode), then the whole step run on slices in several threads, and torchvision's GPU
+them. On MNIST digits written as JPEG files at quality 95 (as GET THANOSQL DATASET writes the
+tutorial's), this prints images/s of that whole step and of what it is made of (reading the
+files, Pillow's header parse, which guards the pixel limit before decoding, and torchvision's
+batch JPEG decode), then the whole step run on slices in several threads, and torchvision's GPU
 decoder (nvJPEG) when there is a GPU. Medians of `repeat` runs after one warm-up. Needs only the
 ML library and torch, so it runs on a GPU machine that has no Dagster.
 """
@@ -13,16 +14,16 @@ ML library and torch, so it runs on a GPU machine that has no Dagster.
 import argparse
 import io
 import os
-import statistics
 import sys
 import tempfile
-import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DATASETS = REPO.parent / "shared" / "datasets"
+
+from bench.classifier_training import DATA, median_rate  # noqa: E402 - after the path, to run as a script
+from bench.search_latency import write_jpegs  # noqa: E402
 
 
 def main() -> None:
@@ -36,18 +37,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--images", type=int, default=10_000)
     parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--datasets", type=Path, default=DATASETS, help="folder holding mnist-train-head18k")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder holding mnist-train-head18k")
     args = parser.parse_args()
 
-    images = read_idx(args.datasets / "mnist-train-head18k" / "train-images-idx3-ubyte.gz")[: args.images]
+    images = read_idx(args.data / "mnist-train-head18k" / "train-images-idx3-ubyte.gz")[: args.images]
     geometry = ImageGeometry(1, 28, 28)
     gpu = torch.cuda.is_available()
     print(f"{len(images):,} JPEG files 28x28; {os.cpu_count()} CPU cores; GPU: {torch.cuda.get_device_name() if gpu else 'none'}")
 
     with tempfile.TemporaryDirectory() as folder:
-        paths = [Path(folder) / f"{index}.jpg" for index in range(len(images))]
-        for path, image in zip(paths, images):
-            Image.fromarray(image).save(path)
+        paths = list(map(Path, write_jpegs(images, Path(folder), [f"{index}.jpg" for index in range(len(images))])))
         datas = [path.read_bytes() for path in paths]
         tensors = [torch.frombuffer(bytearray(data), dtype=torch.uint8) for data in datas]
 
@@ -70,19 +69,16 @@ def main() -> None:
             if threads <= 2 * (os.cpu_count() or 1):
                 stages[f"decode_images on {threads} threads"] = lambda threads=threads: threaded(threads)
         if gpu:
-            stages["torchvision decode_jpeg, one batch, GPU"] = lambda: decode_jpeg(tensors, mode=ImageReadMode.GRAY, device="cuda")
+
+            def decode_on_gpu() -> None:
+                decode_jpeg(tensors, mode=ImageReadMode.GRAY, device="cuda")
+                torch.cuda.synchronize()
+
+            stages["torchvision decode_jpeg, one batch, GPU"] = decode_on_gpu
 
         whole = None
         for name, run in stages.items():
-            run()
-            seconds = []
-            for _ in range(args.repeat):
-                started = time.perf_counter()
-                run()
-                if gpu:
-                    torch.cuda.synchronize()
-                seconds.append(time.perf_counter() - started)
-            rate = len(paths) / statistics.median(seconds)
+            rate = median_rate(len(paths), run, args.repeat)
             whole = whole or rate
             print(f"{name:<44} {rate:10,.0f} images/s  {rate / whole:5.2f}x the whole   {1e6 / rate:6.1f} µs/image")
 

@@ -1,6 +1,6 @@
 """Training and CONVERT throughput per backbone, on the GPU when there is one (else the CPU).
 
-    .venv/bin/python bench/training_throughput.py [--images 18000] [--epochs 4] [--datasets DIR]
+    .venv/bin/python bench/training_throughput.py [--images 18000] [--epochs 4] [--data DIR]
 
 Source images/s of SimCLR training (each image is seen as two augmented views per step) for
 the small CNN and ResNet-18 on 28x28 MNIST digits, through the same `train_simclr` BUILD MODEL
@@ -9,12 +9,12 @@ warm-up (cuDNN autotuning), so the figure reported is the median of the later ep
 on an H100: >= 10,000 source images/s for ResNet-18 (published SimCLR runs with CPU-side
 augmentation reach 2-4k/s on A100-class GPUs).
 
-Then CONVERT's embedding step on the trained model: the images written as JPEG files (as the
-tutorial's tables hold them), decoded and embedded by `ImageEmbedder.embed_files` as CONVERT
+Then CONVERT's embedding step on the trained model: the images written as JPEG files at quality
+95 (as GET THANOSQL DATASET writes the tutorial's), decoded and embedded by `ImageEmbedder.embed_files` as CONVERT
 does, and its stages apart, each beside the bare forward pass (the plain module on decoded
 images, float32, no folding), medians of interleaved repetitions. Needs only the ML library
-(no Dagster, no SQL), so it runs on a machine that has torch alone; `--datasets` points at a
-copy of the shared datasets there.
+(no Dagster, no SQL), so it runs on a machine that has torch alone; `--data` points at a copy
+of the shared datasets there.
 """
 
 import argparse
@@ -28,14 +28,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-DATASETS = REPO.parent / "shared" / "datasets"
+
+from bench.classifier_training import DATA  # noqa: E402 - after the path, to run as a script
+from bench.search_latency import write_jpegs  # noqa: E402
 
 
 def convert_rates(embedder, images: np.ndarray, batch_size: int, repeat: int) -> dict[str, float]:
     """images/s of CONVERT's embedding step on `images` (N x 1 x 28 x 28 uint8) written as JPEG
     files, of its stages, and of the bare forward pass; medians of `repeat` interleaved runs."""
     import torch
-    from PIL import Image
 
     from thanosql_assets.models.images import load_images
 
@@ -46,9 +47,7 @@ def convert_rates(embedder, images: np.ndarray, batch_size: int, repeat: int) ->
             torch.cuda.synchronize()
 
     with tempfile.TemporaryDirectory() as folder:
-        paths = [Path(folder) / f"{index}.jpg" for index in range(len(images))]
-        for path, image in zip(paths, images[:, 0]):
-            Image.fromarray(image).save(path)
+        paths = list(map(Path, write_jpegs(images[:, 0], Path(folder), [f"{index}.jpg" for index in range(len(images))])))
         decoded = load_images(paths, embedder.geometry)
 
         def bare_forward() -> None:
@@ -91,10 +90,10 @@ def main() -> None:
     parser.add_argument("--backbones", nargs="+", default=["small_cnn", "resnet18"])
     parser.add_argument("--convert-images", type=int, default=10_000, help="images CONVERT embeds from files")
     parser.add_argument("--repeat", type=int, default=5, help="interleaved repetitions of the CONVERT stages")
-    parser.add_argument("--datasets", type=Path, default=DATASETS, help="folder holding mnist-train-head18k")
+    parser.add_argument("--data", type=Path, default=DATA, help="folder holding mnist-train-head18k")
     args = parser.parse_args()
 
-    images = read_idx(args.datasets / "mnist-train-head18k" / "train-images-idx3-ubyte.gz")[: args.images, None]
+    images = read_idx(args.data / "mnist-train-head18k" / "train-images-idx3-ubyte.gz")[: args.images, None]
     device = torch.cuda.get_device_name() if gpu else "CPU (no GPU here)"
     print(f"device: {device}; torch {torch.__version__}; {len(images)} images 28x28, {args.epochs} epochs, batch {args.batch_size}")
     for backbone in args.backbones:
