@@ -57,6 +57,12 @@ COPY_OPTIONS = (
     OptionSpec("append", bool, False, "add the file's rows to the existing table (embeddings of the table are brought up to date)"),
     OptionSpec("sheet", str, None, "the sheet of an .xlsx or .xls file to copy (needed when it has several)"),
 )
+PARTITIONS = OptionSpec(
+    "partitions", int, None,
+    "embed the images in this many Dagster partition runs, which the run launcher can place on as many machines; "
+    "the table switches to the new embedding once, after the last (default: one per million images)",
+    minimum=1, maximum=1024,
+)
 CREATE_TABLE_USING_OPTIONS = (
     OptionSpec("path_type", str, "folder", "where the images are: a folder (searched recursively)", choices=("folder",)),
     OptionSpec("data_type", str, "image", "what the files hold", choices=("image",)),
@@ -64,6 +70,7 @@ CREATE_TABLE_USING_OPTIONS = (
     OptionSpec("image_col", str, "image_path", "name of the column of image paths in the new table"),
     ON_ERROR,
     OVERWRITE,
+    PARTITIONS,
 )
 SEARCH_OPTIONS = (
     OptionSpec("table_name", str, None, "save the rows as a new table (plain data, a Dagster asset downstream of the table searched)"),
@@ -74,6 +81,7 @@ CONVERT_OPTIONS = (
     OptionSpec("image_col", str, "image_path", "column holding the image file paths"),
     OptionSpec("batch_size", int, 256, "images embedded per forward pass", minimum=1, maximum=65_536),
     ON_ERROR,
+    PARTITIONS,
 )
 IMAGE_COL = OptionSpec("image_col", str, "image_path", "column holding the image file paths")
 # BUILD MODEL options of SimCLR: which rows, which columns, how quality is measured, when to retrain.

@@ -85,6 +85,7 @@ from thanosql_assets.defs.labels import check_classes, check_known_labels, check
 from thanosql_assets.defs.materialize import MaterializationRequest
 from thanosql_assets.defs.predictions import CONFIDENCE, PREDICTED, prediction_columns
 from thanosql_assets.defs.specs import (
+    QUERY_DIALECT,
     DatasetSpec,
     EmbeddingSpec,
     ModelSpec,
@@ -762,6 +763,7 @@ class _StatementPlanner:
             tables=tuple(tables),
             batch_size=options["batch_size"],
             on_error=options["on_error"],
+            partitions=options["partitions"] or EmbeddingSpec.default_partitions(self._count_rows(query.sql(dialect=ThanoSQL))),
         )
         self._check_embedding_column_is_free(node, spec, query, tables)
         return Materialize(
@@ -799,7 +801,8 @@ class _StatementPlanner:
                 **self._at(source_node),
                 hint="Relative paths start at the workspace directory.",
             )
-        if not self._workspace.files_under(folder, file_types):
+        files = self._workspace.files_under(folder, file_types)
+        if not files:
             raise ObjectNotFoundError(
                 f"Folder {source_node.this!r} holds no {', '.join(sorted(suffix_set(file_types)))} files.",
                 **self._at(source_node),
@@ -842,6 +845,7 @@ class _StatementPlanner:
             folder=source_node.this,
             file_types=tuple(file_types),
             on_error=options["on_error"],
+            partitions=options["partitions"] or EmbeddingSpec.default_partitions(len(files)),
         )
         return Materialize(MaterializationRequest((spec,), (table_key(name), spec.asset_key, spec.collection_key)))
 
@@ -1082,6 +1086,9 @@ class _StatementPlanner:
                 existing = self._warehouse.relations()
             if name not in existing:
                 raise _no_table(name, table, self._sql, self._warehouse)
+
+    def _count_rows(self, query: str) -> int:
+        return int(self._warehouse.query_from(f"SELECT count(*) AS row_count FROM ({query}) AS counted", QUERY_DIALECT)["row_count"].iloc[0])
 
     def _source_query(self, node: exp.Expression) -> tuple[exp.Expression, list[str]]:
         query = node.args["query"]

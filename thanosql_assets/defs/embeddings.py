@@ -22,6 +22,7 @@ queried the table is updated in place: every row keeps its place and columns, an
 image the query returned get their embedding. Otherwise a new table is written from the rows.
 """
 
+import dataclasses
 import datetime as dt
 import logging
 import re
@@ -105,6 +106,7 @@ class RefreshedEmbedding:
     reused: int  # vectors taken from the previous collection
     embed_seconds: float
     skipped: list[tuple[str, str]]  # (image, why) of images left out under on_error='skip'
+    rows: int = 0  # the table's rows once switched to this collection
 
     @property
     def generation(self) -> Generation:
@@ -142,14 +144,29 @@ class RefreshedEmbedding:
         }
 
 
-def refresh_vectors(
-    spec: EmbeddingSpec, image_paths: pd.Series, stores: EmbeddingStores, progress, *, rebuild: bool, run_id: str
-) -> RefreshedEmbedding:
-    """Vectors for the distinct `image_paths` with the model's serving version, in a new collection.
+@dataclass(frozen=True)
+class ImageSelection:
+    """Which images a refresh of an embedding embeds now, and which keep their vectors."""
+
+    version: str  # the model version that embeds them
+    keys: list[str]  # every distinct image path of the rows, in their order
+    previous: CatalogEntry | None  # the embedding's catalog entry before this refresh
+    reusable: bool  # the previous collection's vectors stand (same model version, no rebuild)
+    reused: dict[str, np.ndarray]  # vectors of `keys` that the previous collection holds, when reusable
+    new_keys: list[str]  # the images to embed now: the other `keys`
+    skipped: list[tuple[str, str]]  # (image, why) left out so far: rows without a path, under on_error='skip'
+
+    @property
+    def previous_collection(self) -> str | None:
+        return self.previous.state.get("collection") if self.previous else None
+
+
+def select_images(spec: EmbeddingSpec, image_paths: pd.Series, stores: EmbeddingStores, *, rebuild: bool) -> ImageSelection:
+    """What refreshing `spec` over the rows' `image_paths` embeds with the model's serving version.
 
     Images the previous collection holds keep their vectors when the model version is the same
-    and `rebuild` is off; the others are embedded now. No table points at the new collection yet:
-    the caller switches the table (and drops the collection if that fails), then `publish`es.
+    and `rebuild` is off. Under on_error='raise', rows without a path and missing files are
+    errors here, before any decoding (every missing file in one message).
     """
     model_entry = stores.catalog.get("model", spec.model)
     if model_entry is None:
@@ -172,43 +189,74 @@ def refresh_vectors(
     )
     reused = stores.vector_store.vectors(previous_collection, keys) if reusable else {}
     new_keys = [key for key in keys if key not in reused]
-    new_paths = [stores.workspace.resolve(key) for key in new_keys]
     if spec.on_error == "raise":
-        check_files_exist(new_paths, spec.image_col)  # every missing file in one message, before any decoding
+        check_files_exist([stores.workspace.resolve(key) for key in new_keys], spec.image_col)
+    return ImageSelection(version, keys, previous, reusable, reused, new_keys, skipped)
+
+
+def refresh_vectors(
+    spec: EmbeddingSpec, image_paths: pd.Series, stores: EmbeddingStores, progress, *, rebuild: bool, run_id: str
+) -> RefreshedEmbedding:
+    """Vectors for the distinct `image_paths` with the model's serving version, in a new collection.
+
+    Images the previous collection holds keep their vectors when the model version is the same
+    and `rebuild` is off; the others are embedded now. No table points at the new collection yet:
+    the caller switches the table (and drops the collection if that fails), then `publish`es.
+    """
+    selection = select_images(spec, image_paths, stores, rebuild=rebuild)
+    new_paths = [stores.workspace.resolve(key) for key in selection.new_keys]
     embed_started = time.perf_counter()
-    embedder = stores.model_registry.load(spec.model, version)
+    embedder = stores.model_registry.load(spec.model, selection.version)
     embedded = embedder.embed_files_checked(new_paths, batch_size=spec.batch_size, column=spec.image_col, on_error=spec.on_error)
-    skipped += [(new_keys[image.index], image.reason) for image in embedded.skipped]
-    new_keys = [new_keys[index] for index in embedded.kept]
+    skipped = [*selection.skipped, *((selection.new_keys[image.index], image.reason) for image in embedded.skipped)]
+    new_keys = [selection.new_keys[index] for index in embedded.kept]
     new_vectors = l2_normalize(embedded.vectors) if new_keys else np.zeros((0, embedder.embedding_dim), np.float32)
     embed_seconds = time.perf_counter() - embed_started
     progress(
-        f"embedded {len(new_keys)} new images with {spec.model} v{version} in {embed_seconds:.1f} s"
-        + (f"; reused {len(reused)} vectors" if reusable else "")
+        f"embedded {len(new_keys)} new images with {spec.model} v{selection.version} in {embed_seconds:.1f} s"
+        + (f"; reused {len(selection.reused)} vectors" if selection.reusable else "")
     )
+    embedded_selection = dataclasses.replace(selection, new_keys=new_keys, skipped=skipped)
+    return store_refreshed(spec, embedded_selection, new_vectors, embedder.embedding_dim, stores, run_id, progress, embed_seconds=embed_seconds)
+
+
+def store_refreshed(
+    spec: EmbeddingSpec,
+    selection: ImageSelection,
+    new_vectors: np.ndarray,
+    dim: int,
+    stores: EmbeddingStores,
+    run_id: str,
+    progress,
+    *,
+    embed_seconds: float,
+    collection: str | None = None,
+) -> RefreshedEmbedding:
+    """The new collection (`collection`, or a new name) of `selection`'s reused vectors and the
+    vectors of its `new_keys` (`new_vectors`, in that order), stale points left out."""
+    skipped = list(selection.skipped)
     if skipped:
         progress(f"skipped {len(skipped)} unusable images (on_error='skip'); their rows have no embedding: {skipped_summary(skipped)}")
-    collection = collection_name(spec)
+    collection = collection or collection_name(spec)
     journal_collection(stores.workspace.root, run_id, collection)  # first: a kill from here on leaves it to recovery
-    if reusable:
-        stale = sorted(set(stores.vector_store.all_keys(previous_collection)) - set(keys))
-        points = stores.vector_store.extend_collection(previous_collection, collection, new_keys, new_vectors, stale)
+    if selection.reusable:
+        stale = sorted(set(stores.vector_store.all_keys(selection.previous_collection)) - set(selection.keys))
+        points = stores.vector_store.extend_collection(selection.previous_collection, collection, selection.new_keys, new_vectors, stale)
     else:
-        points = stores.vector_store.build_collection(collection, new_keys, new_vectors)
+        points = stores.vector_store.build_collection(collection, selection.new_keys, new_vectors)
     return RefreshedEmbedding(
         spec=spec,
         collection=collection,
-        previous=previous,
-        model_version=version,
-        vectors_by_key={**reused, **dict(zip(new_keys, new_vectors))},
-        dim=embedder.embedding_dim,
+        previous=selection.previous,
+        model_version=selection.version,
+        vectors_by_key={**selection.reused, **dict(zip(selection.new_keys, new_vectors))},
+        dim=dim,
         points=points,
-        embedded=len(new_keys),
-        reused=len(reused),
+        embedded=len(selection.new_keys),
+        reused=len(selection.reused),
         embed_seconds=embed_seconds,
         skipped=skipped,
     )
-
 
 
 def publish(refreshed: RefreshedEmbedding, row_count: int, stores: EmbeddingStores) -> None:
@@ -253,6 +301,32 @@ def rebuild_run_config(spec: EmbeddingSpec) -> dict:
 
 
 def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
+    specs = asset_specs_of_embedding(spec)
+
+    @dg.multi_asset(name=embedding_op_name(spec), specs=specs)
+    def _embed(
+        context: dg.AssetExecutionContext,
+        config: EmbedConfig,
+        workspace: WorkspaceResource,
+        warehouse: WarehouseResource,
+        catalog: CatalogResource,
+        model_registry: ModelRegistryResource,
+        vector_store: VectorStoreResource,
+    ):
+        progress = Progress(context)
+        started = time.perf_counter()
+        rows = embedding_rows(spec, workspace, warehouse)
+        stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
+        refreshed = refresh_vectors(spec, rows[spec.image_col], stores, progress, rebuild=config.rebuild, run_id=context.run_id)
+        yield from switch_table(context, refreshed, rows, warehouse, stores, progress, started)
+        yield dg.MaterializeResult(asset_key=spec.asset_key, metadata=refreshed.metadata(refreshed.rows, time.perf_counter() - started))
+        yield dg.MaterializeResult(asset_key=spec.collection_key, metadata=refreshed.collection_metadata(vector_store))
+
+    return _embed
+
+
+def asset_specs_of_embedding(spec: EmbeddingSpec) -> list[dg.AssetSpec]:
+    """The embedding's assets: its column, the column's collection, and the table when it comes from a folder."""
     specs = [
         dg.AssetSpec(
             spec.asset_key,
@@ -280,43 +354,45 @@ def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
                 description=f"The image files under '{spec.folder}' ({', '.join(spec.file_types)}), embedded by {spec.model}",
             ),
         )
+    return specs
 
-    @dg.multi_asset(name=embedding_op_name(spec), specs=specs)
-    def _embed(
-        context: dg.AssetExecutionContext,
-        config: EmbedConfig,
-        workspace: WorkspaceResource,
-        warehouse: WarehouseResource,
-        catalog: CatalogResource,
-        model_registry: ModelRegistryResource,
-        vector_store: VectorStoreResource,
-    ):
-        progress = Progress(context)
-        started = time.perf_counter()
-        rows = folder_rows(workspace, spec) if spec.folder else warehouse.query_from(spec.query, QUERY_DIALECT)
-        require_column(spec.image_col, list(rows.columns), rows="the rows to embed")
-        stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
-        refreshed = refresh_vectors(spec, rows[spec.image_col], stores, progress, rebuild=config.rebuild, run_id=context.run_id)
-        in_place = not spec.folder and spec.table in spec.tables
-        try:
-            target_rows = warehouse.query(f"SELECT * FROM {quote(spec.table)}") if in_place else rows
-            data = refreshed.add_column(target_rows)
-            row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col], generations=[refreshed.generation])
-        except BaseException:
-            vector_store.drop_collection(refreshed.collection)
-            raise
-        publish(refreshed, row_count, stores)
-        progress(f"table {spec.table}: column {spec.column} set on {row_count} rows; collection {refreshed.collection} holds {refreshed.points} vectors")
-        table = table_metadata(warehouse, spec.table, row_count)
-        if spec.folder:
-            yield dg.MaterializeResult(
-                asset_key=table_key(spec.table),
-                metadata={**table, "folder": dg.MetadataValue.path(str(workspace.resolve(spec.folder)))},
-            )
-        else:
-            # Not an asset of this op, but rewritten by it: its page shows the new column.
-            context.log_event(dg.AssetMaterialization(asset_key=table_key(spec.table), metadata=table))
-        yield dg.MaterializeResult(asset_key=spec.asset_key, metadata=refreshed.metadata(row_count, time.perf_counter() - started))
-        yield dg.MaterializeResult(asset_key=spec.collection_key, metadata=refreshed.collection_metadata(vector_store))
 
-    return _embed
+def embedding_rows(spec: EmbeddingSpec, workspace: WorkspaceResource, warehouse: WarehouseResource) -> pd.DataFrame:
+    """The rows whose images the embedding embeds: the query's, or one per image file under the folder."""
+    rows = folder_rows(workspace, spec) if spec.folder else warehouse.query_from(spec.query, QUERY_DIALECT)
+    require_column(spec.image_col, list(rows.columns), rows="the rows to embed")
+    return rows
+
+
+def switch_table(
+    context: dg.AssetExecutionContext,
+    refreshed: RefreshedEmbedding,
+    rows: pd.DataFrame,
+    warehouse: WarehouseResource,
+    stores: EmbeddingStores,
+    progress,
+    started: float,
+):
+    """Switch the table to `refreshed`'s collection in one transaction (the collection is dropped if
+    that fails), then publish it; yields the table's materialization when the table is an asset of the op."""
+    spec, workspace = refreshed.spec, stores.workspace
+    in_place = not spec.folder and spec.table in spec.tables
+    try:
+        target_rows = warehouse.query(f"SELECT * FROM {quote(spec.table)}") if in_place else rows
+        data = refreshed.add_column(target_rows)
+        row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col], generations=[refreshed.generation])
+    except BaseException:
+        stores.vector_store.drop_collection(refreshed.collection)
+        raise
+    refreshed.rows = row_count
+    publish(refreshed, row_count, stores)
+    progress(f"table {spec.table}: column {spec.column} set on {row_count} rows; collection {refreshed.collection} holds {refreshed.points} vectors")
+    table = table_metadata(warehouse, spec.table, row_count)
+    if spec.folder:
+        yield dg.MaterializeResult(
+            asset_key=table_key(spec.table),
+            metadata={**table, "folder": dg.MetadataValue.path(str(workspace.resolve(spec.folder)))},
+        )
+    else:
+        # Not an asset of this op, but rewritten by it: its page shows the new column.
+        context.log_event(dg.AssetMaterialization(asset_key=table_key(spec.table), metadata=table))

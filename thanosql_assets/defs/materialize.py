@@ -18,14 +18,18 @@ from typing import Any
 
 import dagster as dg
 
+from thanosql_assets.defs.embeddings import EmbeddingStores, embedding_op_name, embedding_rows
+from thanosql_assets.defs.generations import GENERATION_TAG, PendingGeneration, begin_generation
 from thanosql_assets.defs.objects import build_definitions, catalog_specs
+from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.recovery import in_flight
-from thanosql_assets.defs.specs import Spec, spec_from_dict
+from thanosql_assets.defs.specs import EmbeddingSpec, Spec, spec_from_dict, table_key
 from thanosql_assets.defs.training_runs import STATEMENT_TAG
 
 # In-process runs log to the Dagster event log (the UI); the console gets our progress lines only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _TAG_LIMIT = 2000
+PARTITION_RUN_KIND = "embedding_partition"  # the `thanosql/kind` tag of partition runs: deploy/dagster-k8s.yaml limits how many run at once
 
 
 @dataclass(frozen=True)
@@ -69,19 +73,30 @@ def materialize(
     specs.update({(spec.kind, spec.catalog_name): spec for spec in request.specs})
     definitions = build_definitions(specs.values(), resources)
     new_keys = [key for key in request.selection if instance.get_latest_materialization_event(key) is None]
+    partitioned = [spec for spec in specs.values() if _partitioned(spec) and spec.asset_key in request.selection]
+    by_partitions = {key for spec in partitioned for key in (spec.asset_key, spec.collection_key, table_key(spec.table) if spec.folder else None)}
+    run_config = {**_QUIET, **{name: value for name, value in request.run_config.items() if name != "ops"}}
+    ops = {name: value for name, value in request.run_config.get("ops", {}).items() if name not in {embedding_op_name(spec) for spec in partitioned}}
     run_id = run_id or str(uuid.uuid4())
+    tags = {**(tags or {}), STATEMENT_TAG: statement[:_TAG_LIMIT]}
     try:
-        with in_flight(resources["workspace"].root, run_id):
-            # A statement materializes its assets only: checks (EVALUATE's) run when asked for.
-            job = definitions.resolve_implicit_global_asset_job_def().get_subset(
-                asset_selection=set(request.selection), asset_check_selection=set()
-            )
-            job.execute_in_process(
-                instance=instance,
-                run_config={**_QUIET, **request.run_config},
-                tags={**(tags or {}), STATEMENT_TAG: statement[:_TAG_LIMIT]},
-                run_id=run_id,
-            )
+        rest = set(request.selection) - by_partitions
+        if rest:
+            _execute(definitions, rest, instance, {**run_config, **({"ops": ops} if ops else {})}, tags, resources, run_id)
+        for spec in partitioned:
+            rebuild = request.run_config.get("ops", {}).get(embedding_op_name(spec), {}).get("config", {}).get("rebuild", False)
+            generation = begin_partitioned(spec, resources, rebuild=rebuild)
+            failures = []
+            for partition in generation.unfinished(resources["workspace"].root, spec):
+                # As in a backfill, a failed partition stops neither the others nor their runs' work.
+                try:
+                    run_partition(definitions, spec, partition, generation, instance, tags, resources)
+                except Exception as error:  # noqa: BLE001 - raised below, after the other partitions ran
+                    failures.append(error)
+            if failures:
+                raise failures[0]
+            switch = {spec.collection_key, *([table_key(spec.table)] if spec.folder else [])}
+            _execute(definitions, switch, instance, run_config, tags, resources, run_id if not rest else str(uuid.uuid4()))
     except BaseException:
         # The failed run stays in the run history; the objects it meant to create do not exist,
         # so the asset catalog should not list them.
@@ -89,3 +104,45 @@ def materialize(
             instance.wipe_assets(new_keys)
         raise
     return run_id
+
+
+def _partitioned(spec: Spec) -> bool:
+    return isinstance(spec, EmbeddingSpec) and spec.partitions > 1
+
+
+def begin_partitioned(spec: EmbeddingSpec, resources: dict[str, Any], *, rebuild: bool) -> PendingGeneration:
+    """Plan `spec`'s next generation over its rows now (see `defs.generations`)."""
+    names = ("workspace", "catalog", "model_registry", "vector_store")
+    stores = EmbeddingStores(*(resources[name] for name in names))
+    rows = embedding_rows(spec, resources["workspace"], resources["warehouse"])
+    return begin_generation(spec, rows[spec.image_col], stores, Progress(), rebuild=rebuild)
+
+
+def run_partition(
+    definitions: dg.Definitions,
+    spec: EmbeddingSpec,
+    partition: str,
+    generation: PendingGeneration,
+    instance: dg.DagsterInstance,
+    tags: Mapping[str, str],
+    resources: dict[str, Any],
+) -> None:
+    """One partition of `generation` as a run of its own, in this process (as a run worker would)."""
+    partition_tags = {**tags, GENERATION_TAG: generation.collection, "thanosql/kind": PARTITION_RUN_KIND}
+    _execute(definitions, {spec.asset_key}, instance, _QUIET, partition_tags, resources, str(uuid.uuid4()), partition_key=partition)
+
+
+def _execute(
+    definitions: dg.Definitions,
+    selection: set[dg.AssetKey],
+    instance: dg.DagsterInstance,
+    run_config: Mapping[str, Any],
+    tags: Mapping[str, str],
+    resources: dict[str, Any],
+    run_id: str,
+    partition_key: str | None = None,
+) -> None:
+    with in_flight(resources["workspace"].root, run_id):
+        # A statement materializes its assets only: checks (EVALUATE's) run when asked for.
+        job = definitions.resolve_implicit_global_asset_job_def().get_subset(asset_selection=selection, asset_check_selection=set())
+        job.execute_in_process(instance=instance, run_config=dict(run_config), tags=dict(tags), run_id=run_id, partition_key=partition_key)

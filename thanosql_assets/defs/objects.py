@@ -10,6 +10,7 @@ from resources import CatalogResource
 from thanosql_assets.defs.datasets import dataset_asset
 from thanosql_assets.defs.embeddings import embedding_assets
 from thanosql_assets.defs.evaluations import evaluation_check
+from thanosql_assets.defs.generations import partitioned_embedding_assets
 from thanosql_assets.defs.models import model_asset, retraining_schedule
 from thanosql_assets.defs.predictions import prediction_asset
 from thanosql_assets.defs.specs import (
@@ -32,9 +33,14 @@ _FACTORIES = {
     SavedTableSpec: saved_table_asset,
     ModelSpec: model_asset,
     UploadedModelSpec: uploaded_model_asset,
-    EmbeddingSpec: embedding_assets,
+    EmbeddingSpec: lambda spec: partitioned_embedding_assets(spec) if spec.partitions > 1 else embedding_assets(spec),
     PredictionSpec: prediction_asset,
 }
+
+
+def _assets_of(spec: Spec) -> list[dg.AssetsDefinition]:
+    made = _FACTORIES[type(spec)](spec)
+    return made if isinstance(made, list) else [made]
 
 
 def catalog_specs(catalog: CatalogResource) -> list[Spec]:
@@ -49,7 +55,7 @@ def build_definitions(
     `jobs`, bound to `resources`."""
     specs = list(specs)
     return dg.Definitions(
-        assets=[_FACTORIES[type(spec)](spec) for spec in specs],
+        assets=[asset for spec in specs for asset in _assets_of(spec)],
         asset_checks=[evaluation_check(spec) for spec in specs if isinstance(spec, (ModelSpec, UploadedModelSpec)) and spec.is_classifier],
         jobs=list(jobs),
         schedules=[retraining_schedule(spec, spec.schedule) for spec in specs if isinstance(spec, ModelSpec) and spec.schedule],

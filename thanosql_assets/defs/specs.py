@@ -19,6 +19,7 @@ from thanosql_assets.models.classifiers.config import ClassifierConfig
 from thanosql_assets.models.simclr.config import SimCLRConfig
 
 QUERY_DIALECT = "postgres"
+IMAGES_PER_PARTITION = 1_000_000  # an embedding of more images is partitioned unless OPTIONS (partitions=...) says otherwise
 
 
 def table_key(name: str) -> dg.AssetKey:
@@ -313,6 +314,13 @@ class EmbeddingSpec(_Record):
     file_types: tuple[str, ...] = ()
     batch_size: int = 256  # images per forward pass
     on_error: str = "raise"  # an unreadable image: "raise" (nothing changes) or "skip" (left without embedding, listed)
+    partitions: int = 1  # > 1: embedded by one Dagster run per partition of the images (see defs.generations)
+
+    @staticmethod
+    def default_partitions(images: int) -> int:
+        """Partitions of an embedding of `images` images when the statement names none: one per
+        IMAGES_PER_PARTITION, so that tables too large for one machine's run are split."""
+        return max(1, -(-images // IMAGES_PER_PARTITION))
 
     @property
     def catalog_name(self) -> str:
@@ -327,11 +335,14 @@ class EmbeddingSpec(_Record):
     def statement(self) -> str:
         """The CONVERT or CREATE TABLE ... USING statement of this spec: what it embeds, and every
         other option that is not the default."""
-        defaults = {item.name: item.default for item in dataclasses.fields(self) if item.name in ("batch_size", "on_error")}
+        defaults = {item.name: item.default for item in dataclasses.fields(self) if item.name in ("batch_size", "on_error", "partitions")}
         if self.folder:
-            options = {"file_type": list(self.file_types), "image_col": self.image_col, "on_error": self.on_error}
+            options = {"file_type": list(self.file_types), "image_col": self.image_col, "on_error": self.on_error, "partitions": self.partitions}
             return f"CREATE TABLE {self.table} USING {self.model}{_options_sql(options, defaults)} FROM {_sql_value(self.folder)}"
-        options = {"table_name": self.table, "image_col": self.image_col, "batch_size": self.batch_size, "on_error": self.on_error}
+        options = {
+            "table_name": self.table, "image_col": self.image_col, "batch_size": self.batch_size, "on_error": self.on_error,
+            "partitions": self.partitions,
+        }
         return f"CONVERT USING {self.model}{_options_sql(options, defaults)} AS {self.query}"
 
     # Dagster's asset graph labels a node with the last part of its key, so that part tells the
