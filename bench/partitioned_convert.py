@@ -13,7 +13,7 @@ copies their paths into table `big`. Then, per repetition, in the same run:
   a launcher sizes a run's CPU request.
 Printed: medians (with min and max) of the wall time of each, the speed-up over one run, and per
 partition run: process start (imports and definitions), the run's time, the embedding time its
-metadata reports, and the overhead (all but the embedding).
+metadata reports, and the overhead (all but the embedding); and the partitioned CONVERT's steps.
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def one_run(conn) -> float:
     return time.perf_counter() - started
 
 
-def partitioned(conn, workers: int) -> tuple[float, list[dict]]:
+def partitioned(conn, workers: int) -> tuple[dict[str, float], list[dict]]:
     from thanosql_assets.defs.materialize import MaterializationRequest, begin_partitioned, materialize
     from thanosql_assets.defs.specs import EmbeddingSpec
 
@@ -98,6 +98,7 @@ def partitioned(conn, workers: int) -> tuple[float, list[dict]]:
     spec = EmbeddingSpec.from_dict({**entry.spec, "partitions": 2})
     started = time.perf_counter()
     generation = begin_partitioned(spec, resources, rebuild=True)
+    begun = time.perf_counter()
     env = {**os.environ, "OMP_NUM_THREADS": str(max(1, CORES // workers))}
     command = [sys.executable, __file__, "--partition-run", str(conn.settings.home), json.dumps(spec.to_dict())]
     names = generation.unfinished(conn.settings.home, spec)
@@ -105,8 +106,10 @@ def partitioned(conn, workers: int) -> tuple[float, list[dict]]:
     for batch in [names[index : index + workers] for index in range(0, len(names), workers)]:
         processes = [subprocess.Popen([*command, name], env=env, stdout=subprocess.PIPE, text=True) for name in batch]
         outputs += [json.loads(process.communicate()[0].strip().splitlines()[-1]) for process in processes]
+    embedded = time.perf_counter()
     materialize(MaterializationRequest((spec,), (spec.collection_key,)), resources, instance, "switch")
-    return time.perf_counter() - started, outputs
+    done = time.perf_counter()
+    return {"total": done - started, "begin": begun - started, "partition runs": embedded - begun, "switch": done - embedded}, outputs
 
 
 def summary(values: list[float]) -> str:
@@ -127,18 +130,24 @@ def main() -> None:
         conn = set_up(Path(root) / "workspace", args.images)
         print(f"set up: tutorial model, {args.images:,} JPEG files in table big ({time.perf_counter() - started:.0f} s); {CORES} cores")
         one_run(conn)  # warm-up: the model loaded, the first collection built
-        times: dict[str, list[float]] = {"one run": [], "2 partitions, 1 worker": [], "2 partitions, 2 workers": []}
-        runs: dict[str, list[dict]] = {name: [] for name in times if name != "one run"}
+        names = {1: "2 partitions, 1 worker", 2: "2 partitions, 2 workers"}
+        times: dict[str, list[float]] = {"one run": [], **{name: [] for name in names.values()}}
+        steps: dict[str, list[dict]] = {name: [] for name in names.values()}
+        runs: dict[str, list[dict]] = {name: [] for name in names.values()}
         for _ in range(args.repeat):  # interleaved: the machine's noise falls on each alike
             times["one run"].append(one_run(conn))
-            for workers in (1, 2):
+            for workers, name in names.items():
                 seconds, outputs = partitioned(conn, workers)
-                times[f"2 partitions, {workers} worker{'s' if workers > 1 else ''}"].append(seconds)
-                runs[f"2 partitions, {workers} worker{'s' if workers > 1 else ''}"] += outputs
+                times[name].append(seconds["total"])
+                steps[name].append(seconds)
+                runs[name] += outputs
         base = statistics.median(times["one run"])
         print(f"\nCONVERT of {args.images:,} images, medians of {args.repeat}:")
         for name, values in times.items():
             print(f"  {name:26s} {summary(values)}   speed-up {base / statistics.median(values):.2f}x")
+        print("\nthe steps of a partitioned CONVERT (medians): begin (in process) | partition runs | switch run (in process)")
+        for name, values in steps.items():
+            print(f"  {name:26s} " + " | ".join(f"{statistics.median(value[step] for value in values):5.2f} s" for step in ("begin", "partition runs", "switch")))
         print("\nper partition run (medians): process start | run | embedding | overhead (start + run - embedding)")
         for name, outputs in runs.items():
             start, run, embed = (statistics.median(output[field] for output in outputs) for field in ("start", "run", "embed"))

@@ -13,6 +13,7 @@ import os
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -139,10 +140,25 @@ class ModelRegistryResource(dg.ConfigurableResource):
         cache_key = f"{self.tracking_uri} {uri}"
         with _loaded_lock:
             if cache_key not in _loaded:
-                import mlflow.pytorch
+                import tempfile
 
-                self._mlflow()
-                model = mlflow.pytorch.load_model(uri, map_location="cpu")
+                with tempfile.TemporaryDirectory(prefix="thanosql-model-") as directory:
+                    model = _load_pytorch_flavor(self._mlflow().artifacts.download_artifacts(artifact_uri=uri, dst_path=directory))
                 model.eval()
                 _loaded[cache_key] = model
             return _loaded[cache_key]
+
+
+def _load_pytorch_flavor(directory: str) -> Any:
+    """The torch module of a model that mlflow.pytorch.log_model logged, from its downloaded files.
+
+    What `mlflow.pytorch.load_model` does, less importing `mlflow.pytorch`, which imports
+    Lightning for its autologging: seconds that every fresh run worker (a partition run) would
+    pay before embedding anything. The file is a torch pickle written with cloudpickle, which
+    the standard unpickler reads.
+    """
+    import torch
+    import yaml
+
+    flavor = yaml.safe_load((Path(directory) / "MLmodel").read_text())["flavors"]["pytorch"]
+    return torch.load(Path(directory) / flavor["model_data"] / "model.pth", map_location="cpu", weights_only=False)

@@ -50,7 +50,7 @@ from thanosql_assets.defs.embeddings import (
     switch_table,
 )
 from thanosql_assets.defs.progress import Progress
-from thanosql_assets.defs.specs import EmbeddingSpec, model_key, table_key
+from thanosql_assets.defs.specs import PARTITIONED_TAG, EmbeddingSpec, model_key, table_key
 from thanosql_assets.models.vectors import l2_normalize
 
 GENERATIONS = "generations"
@@ -158,8 +158,8 @@ def embed_partition(spec: EmbeddingSpec, partition: str, collection: str | None,
     index = int(partition)
     keys_file = directory / "keys" / f"{index}.parquet"
     keys = _read_keys(keys_file) if keys_file.is_file() else []
-    started = time.perf_counter()
     embedder = stores.model_registry.load(spec.model, generation.model_version)
+    started = time.perf_counter()
     paths = [stores.workspace.resolve(key) for key in keys]
     embedded = embedder.embed_files_checked(paths, batch_size=spec.batch_size, column=spec.image_col, on_error=spec.on_error)
     kept = [keys[position] for position in embedded.kept]
@@ -266,7 +266,7 @@ def partitioned_embedding_assets(spec: EmbeddingSpec) -> list[dg.AssetsDefinitio
         group_name=column.group_name,
         kinds={"pytorch"},
         description=spec.statement,
-        op_tags={"thanosql/kind": "embedding_partition"},
+        tags={PARTITIONED_TAG: "true"},
     )
     def _embed_partition(
         context: dg.AssetExecutionContext,
@@ -279,7 +279,9 @@ def partitioned_embedding_assets(spec: EmbeddingSpec) -> list[dg.AssetsDefinitio
         metadata = embed_partition(spec, context.partition_key, context.run.tags.get(GENERATION_TAG), stores, Progress(context))
         return dg.MaterializeResult(metadata=metadata)
 
-    @dg.multi_asset(name=switch_op_name(spec), specs=[*table, collection])
+    switched = [item.merge_attributes(tags={PARTITIONED_TAG: "true"}) for item in (*table, collection)]
+
+    @dg.multi_asset(name=switch_op_name(spec), specs=switched)
     def _switch(
         context: dg.AssetExecutionContext,
         workspace: WorkspaceResource,

@@ -22,7 +22,7 @@ import numpy as np
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
 from thanosql_assets.defs.classifiers import classifier_asset
 from thanosql_assets.defs.progress import Progress
-from thanosql_assets.defs.specs import ModelSpec
+from thanosql_assets.defs.specs import PARTITIONED_TAG, ModelSpec
 from thanosql_assets.defs.training_runs import (
     MIN_LABELLED_ROWS,
     mlflow_links,
@@ -206,7 +206,8 @@ def retraining_schedule(spec: ModelSpec, cron: str) -> dg.ScheduleDefinition:
     return dg.ScheduleDefinition(
         name=f"retrain_{spec.name}",
         cron_schedule=cron,
-        target=dg.AssetSelection.assets(spec.asset_key).downstream(),
+        # Partitioned embeddings are left out: a partitioned CONVERT is several runs (run it again to re-embed).
+        target=dg.AssetSelection.assets(spec.asset_key).downstream() - dg.AssetSelection.tag(PARTITIONED_TAG, "true"),
         default_status=dg.DefaultScheduleStatus.RUNNING,
         description=f"Retrains model {spec.name} ({cron}), then refreshes what depends on it; the new version serves only if {quality} does not drop.",
     )

@@ -23,6 +23,7 @@ from typing import Any
 
 import dagster as dg
 
+from thanosql_assets.defs.generations import discard_generation
 from thanosql_assets.defs.recovery import JournalEntry, journal_collection
 from thanosql_assets.defs.specs import EmbeddingSpec, SavedTableSpec, model_key, spec_from_dict, table_key
 from thanosql_assets.defs.table_metadata import report_table_change
@@ -88,6 +89,8 @@ def remove(request: RemovalRequest, resources: dict[str, Any], instance: dg.Dags
     for name in request.models:
         _tidy(f"delete MLflow's registered model {name}", lambda name=name: resources["model_registry"].delete(name))
     dropped = [_tidy(f"drop collection {name}", lambda name=name: resources["vector_store"].drop_collection(name)) for name in collections]
+    for spec, _ in embeddings.values():  # a partitioned embedding's unfinished generation
+        _tidy(f"remove the staged files of {spec.catalog_name}", lambda spec=spec: discard_generation(home, spec))
     if all(dropped):
         JournalEntry.of(home, removal_id).path.unlink(missing_ok=True)
     progress.info(_removed(request, embeddings))

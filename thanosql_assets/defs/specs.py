@@ -19,6 +19,7 @@ from thanosql_assets.models.classifiers.config import ClassifierConfig
 from thanosql_assets.models.simclr.config import SimCLRConfig
 
 QUERY_DIALECT = "postgres"
+PARTITIONED_TAG = "thanosql/partitioned"  # on the assets of partitioned embeddings, which one run cannot materialize together
 IMAGES_PER_PARTITION = 1_000_000  # an embedding of more images is partitioned unless OPTIONS (partitions=...) says otherwise
 
 

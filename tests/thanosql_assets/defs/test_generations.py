@@ -135,3 +135,21 @@ def test_appended_rows_touch_only_the_partitions_they_fall_in(scratch_conn):
     collection = scratch_conn.settings.dagster_instance().get_latest_materialization_event(spec.collection_key)
     metadata = {name: value.value for name, value in collection.asset_materialization.metadata.items()}
     assert (metadata["embedded_images"], metadata["reused_vectors"], metadata["vector_count"]) == (2, 200, 202)
+
+
+def test_scheduled_retraining_leaves_partitioned_embeddings_to_their_statement(scratch_conn):
+    import dataclasses
+
+    from thanosql_assets.defs.objects import build_definitions, catalog_specs
+
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='split', partitions=2) AS SELECT * FROM mnist_test")
+    resources = resources_of(scratch_conn)
+    specs = [
+        dataclasses.replace(spec, schedule="0 3 * * *") if spec.kind == "model" and spec.name == MODEL else spec
+        for spec in catalog_specs(resources["catalog"])
+    ]
+    repository = build_definitions(specs, resources).get_repository_def()
+    job = repository.get_job(repository.get_schedule_def(f"retrain_{MODEL}").job_name)
+    keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
+    assert f"model/{MODEL}" in keys and f"embedding/mnist_test/{COLUMN}" in keys  # the unpartitioned embedding re-embeds
+    assert not any(key.startswith(("embedding/split", "collection/split")) for key in keys)
