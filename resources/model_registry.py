@@ -155,10 +155,15 @@ def _load_pytorch_flavor(directory: str) -> Any:
     What `mlflow.pytorch.load_model` does, less importing `mlflow.pytorch`, which imports
     Lightning for its autologging: seconds that every fresh run worker (a partition run) would
     pay before embedding anything. The file is a torch pickle written with cloudpickle, which
-    the standard unpickler reads.
+    the standard unpickler reads (as MLflow does for the pickle format ThanoSQL logs in).
     """
     import torch
     import yaml
 
     flavor = yaml.safe_load((Path(directory) / "MLmodel").read_text())["flavors"]["pytorch"]
-    return torch.load(Path(directory) / flavor["model_data"] / "model.pth", map_location="cpu", weights_only=False)
+    pickled = Path(directory) / flavor["model_data"] / "model.pth"
+    if not pickled.is_file() or flavor.get("code"):  # another format (e.g. MLflow's pt2): MLflow's own loader
+        import mlflow.pytorch
+
+        return mlflow.pytorch.load_model(directory, map_location="cpu")
+    return torch.load(pickled, map_location="cpu", weights_only=False)

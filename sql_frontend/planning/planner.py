@@ -763,7 +763,7 @@ class _StatementPlanner:
             tables=tuple(tables),
             batch_size=options["batch_size"],
             on_error=options["on_error"],
-            partitions=options["partitions"] or EmbeddingSpec.default_partitions(self._count_rows(query.sql(dialect=ThanoSQL))),
+            partitions=options["partitions"] or EmbeddingSpec.default_partitions(self._count_images(query.sql(dialect=ThanoSQL), options["image_col"])),
         )
         self._check_embedding_column_is_free(node, spec, query, tables)
         return Materialize(
@@ -823,6 +823,12 @@ class _StatementPlanner:
                     **self._at(node.this),
                     hint="Choose another table name.",
                 )
+        if classifies and options["partitions"] is not None:
+            raise OptionError(
+                "partitions applies to embeddings (a SimCLR model); a classifier's CREATE TABLE ... USING runs as one run.",
+                **self._option_at(node, "partitions"),
+                hint="Leave partitions out.",
+            )
         if classifies:  # seed 004: a folder of images to labels
             if options["image_col"] in (PREDICTED, CONFIDENCE, "filename"):
                 raise OptionError(
@@ -1087,8 +1093,10 @@ class _StatementPlanner:
             if name not in existing:
                 raise _no_table(name, table, self._sql, self._warehouse)
 
-    def _count_rows(self, query: str) -> int:
-        return int(self._warehouse.query_from(f"SELECT count(*) AS row_count FROM ({query}) AS counted", QUERY_DIALECT)["row_count"].iloc[0])
+    def _count_images(self, query: str, image_col: str) -> int:
+        """The distinct image paths of the query's rows."""
+        counted = f"SELECT count(DISTINCT {quote(image_col)}) AS images FROM ({query}) AS counted"
+        return int(self._warehouse.query_from(counted, QUERY_DIALECT)["images"].iloc[0])
 
     def _source_query(self, node: exp.Expression) -> tuple[exp.Expression, list[str]]:
         query = node.args["query"]

@@ -32,15 +32,15 @@ def test_instance_configs_pass_dagster_validation(name, tmp_path, monkeypatch):
         assert result.success, (section, [error.message for error in result.errors])
 
 
-def test_kubernetes_runs_get_a_gpu_each_and_partition_runs_a_concurrency_limit():
+def test_kubernetes_runs_get_a_gpu_each_and_partition_runs_concurrency_limits():
     from thanosql_assets.defs.materialize import PARTITION_RUN_KIND
 
     config = yaml.safe_load((REPO / "deploy" / "dagster-k8s.yaml").read_text())
-    limits = {(item["key"], item["value"]): item["limit"] for item in config["run_coordinator"]["config"]["tag_concurrency_limits"]}
+    limits = {(item["key"], str(item["value"])): item["limit"] for item in config["run_coordinator"]["config"]["tag_concurrency_limits"]}
     assert limits[("thanosql/kind", PARTITION_RUN_KIND)] >= 1
+    assert limits[("dagster/backfill", str({"applyLimitPerUniqueValue": True}))] >= 1
     resources = config["run_launcher"]["config"]["run_k8s_config"]["container_config"]["resources"]
     assert resources["limits"]["nvidia.com/gpu"] == 1
-    assert config["run_retries"]["enabled"] is True
 
 
 def test_the_dagster_yaml_of_production_is_postgres_backed():

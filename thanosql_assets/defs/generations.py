@@ -49,6 +49,7 @@ from thanosql_assets.defs.embeddings import (
     store_refreshed,
     switch_table,
 )
+from thanosql_assets.defs.checks import image_path_texts
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import PARTITIONED_TAG, EmbeddingSpec, model_key, table_key
 from thanosql_assets.models.vectors import l2_normalize
@@ -84,12 +85,21 @@ class PendingGeneration:
 
     def unfinished(self, root: Path, spec: EmbeddingSpec) -> list[str]:
         """The partition keys of the partitions with images to embed that have not finished."""
-        names, vectors = partition_names(self.partitions), staging_dir(root, spec) / "vectors"
-        return [names[index] for index in self.runs if not (vectors / f"{index}.json").is_file()]
+        names = partition_names(self.partitions)
+        return [names[index] for index in self.runs if _partition_done(staging_dir(root, spec), index, self.collection) is None]
 
 
 def staging_dir(root: Path, spec: EmbeddingSpec) -> Path:
-    return root / GENERATIONS / f"{spec.table}__{spec.model}".replace("/", "_")
+    return root / GENERATIONS / f"{spec.table}.{spec.model}"  # names are letters, digits and underscores: no two alike
+
+
+def _partition_done(directory: Path, index: int, collection: str) -> dict | None:
+    """What partition `index` of generation `collection` wrote when it finished, or None."""
+    try:
+        done = json.loads((directory / "vectors" / f"{index}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    return done if done.get("generation") == collection else None
 
 
 def pending_generation(root: Path, spec: EmbeddingSpec) -> PendingGeneration | None:
@@ -111,9 +121,10 @@ def begin_generation(
     for key in selection.new_keys:
         shares.setdefault(partition_of(key, spec.partitions), []).append(key)
     base = selection.previous_collection if selection.reusable else None
-    digest = hashlib.blake2b(json.dumps([str(selection.version), base, spec.batch_size, spec.on_error, selection.keys, sorted(shares.items())]).encode())
+    digest = hashlib.blake2b(json.dumps([str(selection.version), base, spec.on_error, selection.keys, sorted(shares.items())]).encode())
     pending = pending_generation(stores.workspace.root, spec)
-    if pending is not None and pending.plan == digest.hexdigest() and pending.partitions == spec.partitions:
+    switched = pending is not None and (pending.collection == selection.previous_collection or stores.vector_store.exists(pending.collection))
+    if pending is not None and not switched and pending.plan == digest.hexdigest() and pending.partitions == spec.partitions:
         progress(f"generation {pending.collection} resumes: {len(pending.unfinished(stores.workspace.root, spec))} of {len(pending.runs)} partitions to run")
         return pending
     generation = PendingGeneration(
@@ -148,13 +159,7 @@ def embed_partition(spec: EmbeddingSpec, partition: str, collection: str | None,
     """Embed partition `partition`'s share of the pending generation (the one building `collection`,
     when given); its metadata. Run again, it embeds the share again."""
     directory = staging_dir(stores.workspace.root, spec)
-    generation = pending_generation(stores.workspace.root, spec)
-    if generation is None or (collection and generation.collection != collection):
-        raise DataError(
-            f"No new generation of {spec.table}'s column {spec.column} is being built"
-            + (f" (this run was for {collection}, which has finished or was replaced)." if collection else "."),
-            hint="Run the CONVERT statement again: it starts a generation and runs its partitions.",
-        )
+    generation = _current(stores.workspace.root, spec, collection)
     index = int(partition)
     keys_file = directory / "keys" / f"{index}.parquet"
     keys = _read_keys(keys_file) if keys_file.is_file() else []
@@ -166,12 +171,14 @@ def embed_partition(spec: EmbeddingSpec, partition: str, collection: str | None,
     vectors = l2_normalize(embedded.vectors) if kept else np.zeros((0, embedder.embedding_dim), np.float32)
     skipped = [(keys[image.index], image.reason) for image in embedded.skipped]
     seconds = time.perf_counter() - started
+    _current(stores.workspace.root, spec, generation.collection)  # not replaced meanwhile by another statement's plan
     vectors_file = directory / "vectors" / f"{index}.npy"
     with open(_temporary(vectors_file), "wb") as file:
         np.save(file, vectors)
     os.replace(_temporary(vectors_file), vectors_file)
     done = directory / "vectors" / f"{index}.json"
-    _temporary(done).write_text(json.dumps({"keys": kept, "skipped": skipped, "seconds": seconds}))
+    record = {"generation": generation.collection, "planned": len(keys), "keys": kept, "skipped": skipped, "seconds": seconds}
+    _temporary(done).write_text(json.dumps(record))
     os.replace(_temporary(done), done)  # last: the partition is done
     progress(f"partition {partition} of generation {generation.collection}: embedded {len(kept)} images in {seconds:.1f} s")
     return {
@@ -183,16 +190,26 @@ def embed_partition(spec: EmbeddingSpec, partition: str, collection: str | None,
     }
 
 
-def finish_generation(spec: EmbeddingSpec, stores: EmbeddingStores, run_id: str, progress) -> RefreshedEmbedding:
-    """The pending generation's new collection, built from the previous one's vectors and every
-    partition's; the caller switches the table to it and `publish`es, then `discard_generation`s."""
-    root = stores.workspace.root
+def _current(root: Path, spec: EmbeddingSpec, collection: str | None) -> PendingGeneration:
+    """The pending generation of `spec` (the one building `collection`, when given)."""
     generation = pending_generation(root, spec)
-    if generation is None:
+    if generation is None or (collection and generation.collection != collection):
         raise DataError(
-            f"No new generation of {spec.table}'s column {spec.column} is being built.",
-            hint="Run the CONVERT statement: it starts a generation and runs its partitions, then switches the table.",
+            f"No new generation of {spec.table}'s column {spec.column} is being built"
+            + (f" for collection {collection}: it was switched in or replaced by a newer statement's." if collection else "."),
+            hint="Run the CONVERT statement again: it plans a generation, runs its partitions, then switches the table.",
         )
+    return generation
+
+
+def finish_generation(
+    spec: EmbeddingSpec, image_paths: pd.Series, stores: EmbeddingStores, run_id: str, progress, collection: str | None = None
+) -> RefreshedEmbedding:
+    """The pending generation's new collection (the one named `collection`, when given), built from
+    the previous one's vectors and every partition's, for rows whose images are `image_paths`; the
+    caller switches the table to it and `publish`es, then `discard_generation`s."""
+    root = stores.workspace.root
+    generation = _current(root, spec, collection)
     directory = staging_dir(root, spec)
     unfinished = generation.unfinished(root, spec)
     if unfinished:
@@ -208,9 +225,16 @@ def finish_generation(spec: EmbeddingSpec, stores: EmbeddingStores, run_id: str,
             f"Generation {generation.collection} was planned on collection {generation.base}, which {current or 'nothing'} has since replaced.",
             hint="Run the CONVERT statement again.",
         )
+    keys = _read_keys(directory / "keys.parquet")
+    if set(image_path_texts(image_paths)) - {None} != set(keys):
+        raise DataError(
+            f"The rows of {spec.table}'s column {spec.column} name other images than when generation {generation.collection} was planned "
+            "(rows were added, removed or changed meanwhile); nothing was switched.",
+            hint="Run the CONVERT statement again: it plans a new generation over the rows as they are.",
+        )
     new_keys, parts, skipped = [], [], list(generation.skipped)
     for index in generation.runs:
-        done = json.loads((directory / "vectors" / f"{index}.json").read_text())
+        done = _partition_done(directory, index, generation.collection)
         new_keys += done["keys"]
         skipped += [tuple(item) for item in done["skipped"]]
         parts.append(np.load(directory / "vectors" / f"{index}.npy"))
@@ -218,11 +242,10 @@ def finish_generation(spec: EmbeddingSpec, stores: EmbeddingStores, run_id: str,
     dim = parts[0].shape[1] if parts else embedder_dim
     if dim is None:
         dim = stores.model_registry.load(spec.model, generation.model_version).embedding_dim
-    keys = _read_keys(directory / "keys.parquet")
     reused = stores.vector_store.vectors(generation.base, keys) if generation.base else {}
     selection = ImageSelection(generation.model_version, keys, previous, generation.base is not None, reused, new_keys, skipped)
     vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
-    seconds = sum(json.loads((directory / "vectors" / f"{index}.json").read_text())["seconds"] for index in generation.runs)
+    seconds = sum(_partition_done(directory, index, generation.collection)["seconds"] for index in generation.runs)
     return store_refreshed(spec, selection, vectors, dim, stores, run_id, progress, embed_seconds=seconds, collection=generation.collection)
 
 
@@ -294,7 +317,7 @@ def partitioned_embedding_assets(spec: EmbeddingSpec) -> list[dg.AssetsDefinitio
         started = time.perf_counter()
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
         rows = embedding_rows(spec, workspace, warehouse)
-        refreshed = finish_generation(spec, stores, context.run_id, progress)
+        refreshed = finish_generation(spec, rows[spec.image_col], stores, context.run_id, progress, context.run.tags.get(GENERATION_TAG))
         yield from switch_table(context, refreshed, rows, warehouse, stores, progress, started)
         discard_generation(workspace.root, spec)
         metadata = {**refreshed.metadata(refreshed.rows, time.perf_counter() - started), **refreshed.collection_metadata(vector_store)}

@@ -86,17 +86,22 @@ def materialize(
         for spec in partitioned:
             rebuild = request.run_config.get("ops", {}).get(embedding_op_name(spec), {}).get("config", {}).get("rebuild", False)
             generation = begin_partitioned(spec, resources, rebuild=rebuild)
-            failures = []
+            failures = {}
             for partition in generation.unfinished(resources["workspace"].root, spec):
                 # As in a backfill, a failed partition stops neither the others nor their runs' work.
                 try:
                     run_partition(definitions, spec, partition, generation, instance, tags, resources)
                 except Exception as error:  # noqa: BLE001 - raised below, after the other partitions ran
-                    failures.append(error)
+                    failures[partition] = error
             if failures:
-                raise failures[0]
+                Progress()(
+                    f"partitions {', '.join(failures)} of generation {generation.collection} failed; the other partitions' vectors are kept, "
+                    "and the same statement run again embeds the failed ones only"
+                )
+                raise next(iter(failures.values()))
             switch = {spec.collection_key, *([table_key(spec.table)] if spec.folder else [])}
-            _execute(definitions, switch, instance, run_config, tags, resources, run_id if not rest else str(uuid.uuid4()))
+            switch_tags = {**tags, GENERATION_TAG: generation.collection}
+            _execute(definitions, switch, instance, run_config, switch_tags, resources, run_id if not rest else str(uuid.uuid4()))
     except BaseException:
         # The failed run stays in the run history; the objects it meant to create do not exist,
         # so the asset catalog should not list them.

@@ -31,7 +31,7 @@ def embedding_spec(conn, table: str) -> EmbeddingSpec:
 def partition_runs(conn, table: str) -> list[dg.DagsterRun]:
     """The partition runs of `table`'s embedding, oldest first."""
     runs = conn.settings.dagster_instance().get_runs()
-    return [run for run in reversed(runs) if run.tags.get(GENERATION_TAG, "").startswith(f"{table}__")]
+    return [run for run in reversed(runs) if run.tags.get(GENERATION_TAG, "").startswith(f"{table}__") and "dagster/partition" in run.tags]
 
 
 def vectors_by_image(conn, table: str) -> dict[str, np.ndarray]:
@@ -153,3 +153,37 @@ def test_scheduled_retraining_leaves_partitioned_embeddings_to_their_statement(s
     keys = {key.to_user_string() for key in job.asset_layer.executable_asset_keys}
     assert f"model/{MODEL}" in keys and f"embedding/mnist_test/{COLUMN}" in keys  # the unpartitioned embedding re-embeds
     assert not any(key.startswith(("embedding/split", "collection/split")) for key in keys)
+
+
+def test_the_switch_refuses_when_the_rows_changed_since_the_plan(scratch_conn):
+    from thanosql_assets.defs.materialize import begin_partitioned, run_partition
+    from thanosql_assets.defs.objects import build_definitions
+
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (partitions=2) AS SELECT * FROM mnist_test")
+    spec, resources = embedding_spec(scratch_conn, "mnist_test"), resources_of(scratch_conn)
+    serving = resources["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"]
+    generation = begin_partitioned(spec, resources, rebuild=True)
+    instance, definitions = scratch_conn.settings.dagster_instance(), build_definitions([spec], resources)
+    for partition in generation.unfinished(scratch_conn.settings.home, spec):
+        run_partition(definitions, spec, partition, generation, instance, {}, resources)
+    scratch_conn.execute("DELETE FROM mnist_test WHERE label = 3")  # while the partitions ran
+
+    with pytest.raises(DataError, match="other images than when generation"):
+        materialize(MaterializationRequest((), (spec.collection_key,)), resources, instance, "switch")
+    assert resources["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"] == serving
+    assert not resources["vector_store"].exists(generation.collection)
+    assert scratch_conn.execute(SEARCH.format(table="mnist_test"))[f"{COLUMN}_similarity1"].notna().all()
+
+
+@pytest.mark.parametrize(
+    ("statement", "message"),
+    [
+        (f"CONVERT USING {MODEL} OPTIONS (partitions=0) AS SELECT * FROM mnist_test", "partitions"),
+        (f"CONVERT USING {MODEL} OPTIONS (partitions=2000) AS SELECT * FROM mnist_test", "partitions"),
+    ],
+)
+def test_bad_partitions_are_refused(tutorial_conn, statement, message):
+    from thanosql.errors import OptionError
+
+    with pytest.raises(OptionError, match=message):
+        tutorial_conn.execute(statement)
