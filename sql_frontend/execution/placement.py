@@ -15,6 +15,7 @@ embeddings), counted before it runs (an upper bound: images already embedded are
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,18 @@ def place(request: MaterializationRequest, resources: dict[str, Any], limits: Li
         if heavy:
             return Placement(False, heavy)
     return Placement(True, "light work")
+
+
+def launcher_tags(request: MaterializationRequest) -> dict[str, str]:
+    """Run tags that size a launched run for its work: BUILD MODEL ... OPTIONS (devices=N) on GPUs
+    asks Kubernetes (dagster-k8s's per-run `dagster-k8s/config` tag, merged over the launcher's
+    run_k8s_config) for N GPUs in the run's pod."""
+    gpus = max(
+        (spec.training.devices for spec in request.specs if isinstance(spec, ModelSpec) and spec.training.device != "cpu"), default=1
+    )
+    if gpus <= 1:
+        return {}
+    return {"dagster-k8s/config": json.dumps({"container_config": {"resources": {"limits": {"nvidia.com/gpu": gpus}}}})}
 
 
 def _heavy(spec, request, catalog, workspace: WorkspaceResource, warehouse: WarehouseResource, limits: Limits) -> str | None:

@@ -49,7 +49,7 @@ from pydantic import BaseModel
 
 from resources import Settings, build_resources
 from resources.api_tokens import TokenStore
-from sql_frontend.execution.placement import Limits, place
+from sql_frontend.execution.placement import Limits, launcher_tags, place
 from sql_frontend.execution.runner import StatementRunner
 from sql_frontend.interfaces import wire
 from sql_frontend.interfaces.boundary import user_errors
@@ -248,7 +248,7 @@ class StatementService:
             else:
                 running.messages.append(f"Launching a run: this statement {placement.reason}.")
                 self.reloads.wait()  # the run is submitted to the reloaded code location, not one being replaced
-                self.submitter.run(statement, plan.request, running, tags)
+                self.submitter.run(statement, plan.request, running, {**tags, **launcher_tags(plan.request)})
             if new_objects:
                 self.reloads.request()
             return self.runner.result_rows(plan)

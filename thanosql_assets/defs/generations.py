@@ -37,6 +37,7 @@ import pandas as pd
 
 from resources import CatalogResource, ModelRegistryResource, VectorStoreResource, WarehouseResource, WorkspaceResource
 from thanosql.errors import DataError
+from thanosql_assets.defs.checks import image_path_texts
 from thanosql_assets.defs.embeddings import (
     EmbeddingStores,
     ImageSelection,
@@ -49,7 +50,6 @@ from thanosql_assets.defs.embeddings import (
     store_refreshed,
     switch_table,
 )
-from thanosql_assets.defs.checks import image_path_texts
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import PARTITIONED_TAG, EmbeddingSpec, model_key, table_key
 from thanosql_assets.models.vectors import l2_normalize

@@ -2,9 +2,13 @@
 progress lines (epochs, batches) for the person waiting."""
 
 import logging
+import multiprocessing
+import os
+import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import lightning as L
 import torch
@@ -24,7 +28,13 @@ def pick_device(requested: str) -> str:
 
 
 class ProgressReporter(L.Callback):
-    """Reports each epoch (loss, images/s) and, during long epochs, batches every few seconds."""
+    """Reports each epoch (loss, images/s) and, during long epochs, batches every few seconds.
+
+    Under DDP the training runs in forked processes: rank 0 sends its lines and epoch results
+    to this process through a queue, where `fit_seconds` says the lines as they come and
+    replays the epoch callbacks once training is done (in the thread that called it, where
+    MLflow's active run is).
+    """
 
     def __init__(self, images: int, max_epochs: int, progress: Callable[[str], None], on_epoch: EpochCallback | None):
         self.images = images
@@ -34,6 +44,14 @@ class ProgressReporter(L.Callback):
         self.losses: list[float] = []
         self._epoch_started = 0.0
         self._last_report = 0.0
+        self._home = os.getpid()
+        self._queue = multiprocessing.get_context("fork").SimpleQueue()
+
+    def _say(self, trainer, message: str) -> None:
+        if os.getpid() == self._home:
+            self.progress(message)
+        elif trainer.is_global_zero:
+            self._queue.put(("say", message))
 
     def on_train_epoch_start(self, trainer, pl_module):
         self._epoch_started = self._last_report = time.perf_counter()
@@ -42,44 +60,112 @@ class ProgressReporter(L.Callback):
         now = time.perf_counter()
         if now - self._last_report > 10:
             self._last_report = now
-            self.progress(
-                f"epoch {trainer.current_epoch + 1}/{self.max_epochs}: batch {batch_idx + 1}/{trainer.num_training_batches}"
-            )
+            self._say(trainer, f"epoch {trainer.current_epoch + 1}/{self.max_epochs}: batch {batch_idx + 1}/{trainer.num_training_batches}")
 
     def on_train_epoch_end(self, trainer, pl_module):
         seconds = time.perf_counter() - self._epoch_started
         loss = float(trainer.callback_metrics["train_loss"])
         rate = self.images / seconds if seconds > 0 else float("nan")
+        self._say(trainer, f"epoch {trainer.current_epoch + 1}/{self.max_epochs}: loss {loss:.4f}, {rate:,.0f} images/s")
+        if os.getpid() == self._home:
+            self._epoch_done(trainer.current_epoch, loss, rate)
+        elif trainer.is_global_zero:
+            self._queue.put(("epoch", (trainer.current_epoch, loss, rate)))
+
+    def _epoch_done(self, epoch: int, loss: float, rate: float) -> None:
         self.losses.append(loss)
-        self.progress(f"epoch {trainer.current_epoch + 1}/{self.max_epochs}: loss {loss:.4f}, {rate:,.0f} images/s")
         if self.on_epoch is not None:
-            self.on_epoch(trainer.current_epoch, loss, rate)
+            self.on_epoch(epoch, loss, rate)
+
+    @contextmanager
+    def relayed(self) -> Iterator[None]:
+        """While the block trains in other processes: their lines said here as they come, then their epochs."""
+        epochs = []
+
+        def listen():
+            while (item := self._queue.get()) is not None:
+                kind, value = item
+                if kind == "say":
+                    self.progress(value)
+                else:
+                    epochs.append(value)
+
+        listener = threading.Thread(target=listen, name="thanosql-training-progress", daemon=True)
+        listener.start()
+        try:
+            yield
+        finally:
+            self._queue.put(None)
+            listener.join()
+            for epoch in epochs:
+                self._epoch_done(*epoch)
 
 
-def fit_seconds(trainer: L.Trainer, module: L.LightningModule, batches) -> float:
+def fit_seconds(trainer: L.Trainer, module: L.LightningModule, batches, reporter: ProgressReporter) -> float:
     """Train `module` on `batches` (an iterable of batches); the seconds it took. Lightning's
     warnings about a plain iterable's length and torch's deprecations inside Lightning are muted."""
     started = time.perf_counter()
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), reporter.relayed():
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch deprecation raised inside Lightning
         trainer.fit(module, train_dataloaders=batches)
     return time.perf_counter() - started
 
 
-def lightning_trainer(max_epochs: int, device: str, callbacks: list[L.Callback]) -> L.Trainer:
-    """A Trainer for one device, bf16 mixed precision on GPUs that have it, with no files written
-    and no console output of its own (progress goes through `ProgressReporter`)."""
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of this process in a DDP process group; (0, 1) outside one."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def rank_batches(batches: int) -> range:
+    """Which of an epoch's `batches` this process trains on: all of them, or under DDP its share,
+    the same number on every rank (DDP steps all ranks together) and none twice when they suffice."""
+    rank, world = distributed_rank()
+    if world == 1:
+        return range(batches)
+    return range(rank, rank + world * max(batches // world, 1), world)
+
+
+def check_devices(device: str, devices: int, num_nodes: int) -> None:
+    """A clear error for more GPUs than this machine has (Lightning's own would name its internals)."""
+    if device == "cuda" and devices > torch.cuda.device_count():
+        raise DataError(
+            f"OPTIONS (devices={devices}) asks for {devices} GPUs, but this machine has {torch.cuda.device_count()}.",
+            hint="Lower devices, or run the statement where the run launcher gives its runs that many GPUs.",
+        )
+
+
+def lightning_trainer(max_epochs: int, device: str, callbacks: list[L.Callback], devices: int = 1, num_nodes: int = 1) -> L.Trainer:
+    """A Trainer, bf16 mixed precision on GPUs that have it, with no files written and no console
+    output of its own (progress goes through `ProgressReporter`).
+
+    With several devices or nodes: Lightning's DDP, its processes forked from this one (so the
+    data and callbacks need not be pickled; a Dagster run cannot re-run its command line as
+    Lightning's default launcher would), gloo on CPUs and NCCL on GPUs. Each node runs the same
+    statement with MASTER_ADDR, MASTER_PORT and NODE_RANK set by the cluster's launcher. Forking
+    needs CUDA untouched in this process, so bf16 is then assumed (GPUs from Ampere on).
+    """
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
+    distributed = devices * num_nodes > 1
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")
+    if distributed:
+        from lightning.pytorch.strategies import DDPStrategy
+
+        check_devices(device, devices, num_nodes)
+        strategy = DDPStrategy(start_method="fork", process_group_backend="nccl" if device == "cuda" else "gloo")
+    bf16 = device == "cuda" and (distributed or torch.cuda.is_bf16_supported())
     return L.Trainer(
         max_epochs=max_epochs,
         accelerator="gpu" if device == "cuda" else "cpu",
-        devices=1,
-        precision="bf16-mixed" if device == "cuda" and torch.cuda.is_bf16_supported() else "32-true",
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy=strategy if distributed else "auto",
+        precision="bf16-mixed" if bf16 else "32-true",
         logger=False,
         enable_checkpointing=False,
         enable_progress_bar=False,

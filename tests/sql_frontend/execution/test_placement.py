@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from resources import Settings, build_resources
-from sql_frontend.execution.placement import Limits, place
+from sql_frontend.execution.placement import Limits, launcher_tags, place
 from sql_frontend.language.parser import parse_statement
 from sql_frontend.planning.planner import Planner
 
@@ -79,3 +79,20 @@ def test_a_folder_is_counted_by_its_image_files(placed, tutorial_home):
     sql = "CREATE TABLE folder_images USING my_image_search_model OPTIONS (file_type=['.jpg']) FROM 'thanosql-dataset/mnist_data/test'"
     assert placed(sql, Limits(max_bytes=0, max_images=files)).in_server
     assert placed(sql, Limits(max_bytes=0, max_images=files - 1)).reason == f"runs a model on {files:,} images (more than {files - 1:,})"
+
+
+def test_a_build_on_several_gpus_asks_the_kubernetes_launcher_for_them(resources):
+    import json
+
+    planner = Planner.for_resources(resources)
+
+    def tags(options: str) -> dict:
+        sql = f"BUILD MODEL sized USING SimCLR OPTIONS ({options}) AS SELECT * FROM mnist_train"
+        return launcher_tags(planner.plan(parse_statement(sql)).request)
+
+    from dagster_k8s.job import get_user_defined_k8s_config
+
+    sized = tags("devices=4")
+    assert json.loads(sized["dagster-k8s/config"]) == {"container_config": {"resources": {"limits": {"nvidia.com/gpu": 4}}}}
+    assert get_user_defined_k8s_config(sized).container_config == {"resources": {"limits": {"nvidia.com/gpu": 4}}}  # as K8sRunLauncher reads it
+    assert tags("devices=1") == {} and tags("devices=2, device='cpu'") == {}

@@ -144,3 +144,27 @@ def test_with_an_mlflow_ui_the_model_links_its_run_version_and_artifacts(scratch
     assert metadata["mlflow_run"].value == run_page
     assert metadata["artifacts"].value == f"{run_page}/artifacts"
     assert metadata["mlflow_model_version"].value == "http://localhost:5000/#/models/linked_model/versions/1"
+
+
+def test_build_model_trains_with_ddp_on_two_processes(scratch_conn):
+    # OPTIONS (devices=2) on a CPU: Lightning's DDP over gloo inside the statement's Dagster run;
+    # rank 0's epochs reach the run's log and MLflow in the run's own process.
+    scratch_conn.execute(
+        "BUILD MODEL ddp_model USING SimCLR OPTIONS (max_epochs=2, batch_size=64, devices=2) AS SELECT * FROM mnist_train"
+    )
+    resources = build_resources(scratch_conn.settings)
+    state = resources["catalog"].get("model", "ddp_model").state
+    client = resources["model_registry"].client()
+    run = client.get_run(state["run_id"])
+    assert (run.data.params["devices"], run.data.params["num_nodes"]) == ("2", "1")
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "loss")] == [0, 1]
+    instance = scratch_conn.settings.dagster_instance()
+    [latest] = instance.get_runs(limit=1)
+    logged = [event.user_message for event in instance.all_logs(latest.run_id) if event.user_message.startswith("epoch ")]
+    assert [line.split(":")[0] for line in logged] == ["epoch 1/2", "epoch 2/2"]
+    scratch_conn.execute("CONVERT USING ddp_model OPTIONS (table_name='ddp_test') AS SELECT * FROM mnist_test")
+    rows = scratch_conn.execute(
+        "SELECT image_path, ddp_model_simclr_similarity1 FROM (SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' "
+        "USING ddp_model AS SELECT * FROM ddp_test) ORDER BY ddp_model_simclr_similarity1 DESC LIMIT 4"
+    )
+    assert len(rows) == 4 and rows["ddp_model_simclr_similarity1"].notna().all()

@@ -39,7 +39,14 @@ from thanosql_assets.models.classifiers.config import ClassifierConfig
 from thanosql_assets.models.classifiers.networks import build_network, default_learning_rate, describe_network
 from thanosql_assets.models.embedder import ImageEmbedder
 from thanosql_assets.models.images import ImageGeometry
-from thanosql_assets.models.training import EpochCallback, ProgressReporter, fit_seconds, lightning_trainer, pick_device
+from thanosql_assets.models.training import (
+    EpochCallback,
+    ProgressReporter,
+    fit_seconds,
+    lightning_trainer,
+    pick_device,
+    rank_batches,
+)
 
 LABEL_SMOOTHING = 0.1
 WEIGHT_DECAY = 0.05
@@ -81,13 +88,21 @@ class LabelledBatches:
         self.generator = torch.Generator().manual_seed(seed)
 
     def __len__(self) -> int:
+        """Batches per epoch of this process (its share under DDP)."""
+        return len(rank_batches(self.batches))
+
+    @property
+    def batches(self) -> int:
+        """Batches per epoch over all processes."""
         full, rest = divmod(len(self.images), self.batch_size)
         return full + (rest > 1)
 
     def __iter__(self):
+        # Every DDP process draws the same order (the same seeded generator) and takes its own batches of it.
         order = torch.randperm(len(self.images), generator=self.generator)
-        for batch in range(len(self)):
-            end = len(order) if batch == len(self) - 1 else (batch + 1) * self.batch_size
+        for batch in rank_batches(self.batches):
+            batch %= self.batches
+            end = len(order) if batch == self.batches - 1 else (batch + 1) * self.batch_size
             chosen = order[batch * self.batch_size : end]
             yield self.images[chosen], self.targets[chosen]
 
@@ -107,7 +122,7 @@ class ClassifierModule(L.LightningModule):
         inputs = random_shift(self.classifier.normalize(images)).contiguous(memory_format=torch.channels_last)
         logits = self.classifier.head(self.classifier.encoder(inputs))
         loss = F.cross_entropy(logits.float(), targets, label_smoothing=LABEL_SMOOTHING)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(targets))
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=len(targets), sync_dist=True)
         return loss
 
     def configure_optimizers(self):
@@ -216,12 +231,12 @@ def train_classifier(
     module = ClassifierModule(classifier.train(), config.learning_rate)
     batches = LabelledBatches(data, labels, config.batch_size, config.seed)
     reporter = ProgressReporter(len(data), config.max_epochs, progress, on_epoch)
-    trainer = lightning_trainer(config.max_epochs, device, [reporter])
+    trainer = lightning_trainer(config.max_epochs, device, [reporter], devices=config.devices, num_nodes=config.num_nodes)
     progress(
         f"training {description} on {len(data)} images of {len(classes)} classes for {config.max_epochs} epochs, "
         f"batch {batches.batch_size}, learning rate {config.learning_rate:g}, on {device}"
     )
-    seconds = fit_seconds(trainer, module, batches)
+    seconds = fit_seconds(trainer, module, batches, reporter)
 
     classifier = module.classifier.cpu().float().to(memory_format=torch.contiguous_format).eval()
     return ClassifierTrainingResult(

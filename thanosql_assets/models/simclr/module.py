@@ -47,7 +47,7 @@ class SimCLRModule(L.LightningModule):
         z1 = self._project(self.augment(images))
         z2 = self._project(self.augment(images))
         loss = self.criterion(z1, z2)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=images.shape[0])
+        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=images.shape[0], sync_dist=True)
         return loss
 
     def configure_optimizers(self):

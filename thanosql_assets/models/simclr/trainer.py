@@ -80,12 +80,12 @@ def train_simclr(
     )
     batches = ShuffledBatches(data, config.batch_size, config.seed)
     reporter = ProgressReporter(len(images), config.max_epochs, progress, on_epoch)
-    trainer = lightning_trainer(config.max_epochs, device, [reporter])
+    trainer = lightning_trainer(config.max_epochs, device, [reporter], devices=config.devices, num_nodes=config.num_nodes)
     progress(
         f"training SimCLR ({config.backbone}, {geometry.channels}x{geometry.height}x{geometry.width} images) on "
         f"{len(images)} images for {config.max_epochs} epochs, batch {batches.batch_size}, on {device}"
     )
-    seconds = fit_seconds(trainer, module, batches)
+    seconds = fit_seconds(trainer, module, batches, reporter)
 
     embedder = ImageEmbedder(module.backbone.cpu().float(), geometry, mean, std).eval()
     return TrainingResult(
@@ -93,7 +93,7 @@ def train_simclr(
         module=module.cpu(),
         epoch_losses=reporter.losses,
         seconds=seconds,
-        images_per_second=len(batches) * batches.batch_size * config.max_epochs / seconds,
+        images_per_second=batches.batches * batches.batch_size * config.max_epochs / seconds,
         device=device,
         config=config,
     )

@@ -51,6 +51,22 @@ def test_a_new_network_learns_the_task():
     assert result.images_per_second > 0 and result.device == "cpu"
 
 
+def test_ddp_on_two_cpu_processes_learns_the_task_and_reports_from_rank_zero():
+    images, targets = halves(96, seed=0)
+    messages = []
+    result = train_classifier(images, targets, CLASSES, GEOMETRY, replace(CONFIG, devices=2), "resnet18", messages.append)
+    assert accuracy(result.classifier, *halves(64, seed=1)) >= 0.95
+    assert len(result.epoch_losses) == 3
+    assert [m.split(":")[0] for m in messages if "images/s" in m] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
+
+
+def test_more_gpus_than_the_machine_has_is_a_clear_error():
+    with pytest.raises(DataError, match=r"devices=\d+\) asks for"):
+        from thanosql_assets.models.training import lightning_trainer
+
+        lightning_trainer(1, "cuda", [], devices=torch.cuda.device_count() + 2 if torch.cuda.is_available() else 2)
+
+
 def test_same_seed_same_data_same_model():
     images, targets = halves(24, seed=0)
     config = replace(CONFIG, max_epochs=1)

@@ -82,3 +82,23 @@ def test_asking_for_a_gpu_without_one_is_a_clear_error(mnist):
 
     with pytest.raises(DataError, match="asks for a GPU, but none is available"):
         train(mnist[0][:64], device="cuda")
+
+
+def test_ddp_on_two_cpu_processes_trains_each_on_its_share_and_reports_from_rank_zero(mnist):
+    # Lightning's DDP with gloo, two forked processes: what OPTIONS (devices=2) does on a CPU.
+    images, labels = mnist
+    messages, epochs = [], []
+    config = replace(DEFAULTS, max_epochs=2, batch_size=64, devices=2, seed=3)
+    result = train_simclr(
+        images[:512], DIGITS, config, messages.append, on_epoch=lambda epoch, loss, rate: epochs.append((epoch, loss, rate))
+    )
+    # The parent gets rank 0's lines (once per epoch, not once per process) and its epochs, then the trained weights.
+    assert [m.split(":")[0] for m in messages if m.startswith("epoch")] == ["epoch 1/2", "epoch 2/2"]
+    assert [epoch for epoch, _, _ in epochs] == [0, 1] and result.epoch_losses == [loss for _, loss, _ in epochs]
+    single = train(images[:512], max_epochs=2, batch_size=64, seed=3)
+    learned = result.embedder.embed(images[512:640])
+    assert np.isfinite(learned).all() and not np.allclose(learned, single.embedder.embed(images[512:640]))
+    untrained = train_simclr(images[:4], DIGITS, replace(DEFAULTS, max_epochs=1, batch_size=2, learning_rate=1e-7, seed=3), lambda _: None)
+    assert not np.allclose(learned, untrained.embedder.embed(images[512:640]), atol=1e-3)
+    quality = precision_at_k(learned, labels[512:640], learned, labels[512:640])
+    assert quality[4] > 0.5, quality
