@@ -6,6 +6,7 @@
 - one asset per ThanoSQL object in the catalog (`thanosql_assets.defs`), and the retraining
   schedules of models built with OPTIONS (schedule=...);
 - the `statement` job, which materializes a statement the SQL server planned;
+- the `embedding_partition` job: one partition of a partitioned CONVERT, submitted by the SQL server;
 - the `search` job: SEARCH, PREDICT, PRINT IMAGE and SELECT statements launched from the UI, parsed,
   planned and evaluated by the SQL frontend over the latest materialized assets (re-running
   nothing upstream), with a preview of the rows as metadata.
@@ -34,6 +35,7 @@ from sql_frontend.planning.planner import Planner
 from sql_frontend.planning.plans import Query
 from thanosql.errors import ThanoSQLError
 from thanosql_assets.defs.objects import build_definitions, catalog_specs
+from thanosql_assets.defs.partition_job import partition_job
 from thanosql_assets.defs.statement_job import statement_job
 
 RESULTS_IO_MANAGER = "search_results_io_manager"
@@ -89,5 +91,5 @@ def defs() -> dg.Definitions:
     return build_definitions(
         catalog_specs(resources["catalog"]),
         {**resources, RESULTS_IO_MANAGER: dg.mem_io_manager},
-        jobs=[search_job, statement_job],
+        jobs=[search_job, statement_job, partition_job],
     )

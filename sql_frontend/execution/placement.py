@@ -7,7 +7,7 @@ loading before any work. A heavy one is submitted as a `statement` run that the 
 launcher places (a subprocess, a Kubernetes job), so its work scales out with the launcher and
 leaves the server free.
 
-Heavy: training (BUILD, FIT), downloads (GET THANOSQL DATASET / MODEL), loading a model from
+Heavy: training (BUILD, FIT), partitioned embeddings (OPTIONS (partitions=N): one run per partition), downloads (GET THANOSQL DATASET / MODEL), loading a model from
 files (UPLOAD MODEL); files to copy beyond `max_bytes`; and a model's work on more than
 `max_images` images (CONVERT, PREDICT, CREATE TABLE ... USING, a COPY that refreshes
 embeddings), counted before it runs (an upper bound: images already embedded are skipped then).
@@ -92,6 +92,8 @@ def _heavy(spec, request, catalog, workspace: WorkspaceResource, warehouse: Ware
             if rows is None or rows > limits.max_images:
                 return f"refreshes embeddings of {'an unknown number of' if rows is None else f'{rows:,}'} rows"
         return None
+    if isinstance(spec, EmbeddingSpec) and spec.partitions > 1 and spec.asset_key in request.selection:
+        return f"embeds its images in {spec.partitions} partition runs"
     if isinstance(spec, (EmbeddingSpec, PredictionSpec)):
         if spec.folder:
             images = len(workspace.files_under(spec.folder, spec.file_types))

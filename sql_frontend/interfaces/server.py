@@ -57,8 +57,12 @@ from sql_frontend.language.parser import ParsedStatement, parse_script
 from sql_frontend.planning.planner import Planner, changes_objects
 from sql_frontend.planning.plans import ChangeTable, Materialize, Plan, Query, Remove
 from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
-from thanosql_assets.defs.materialize import MaterializationRequest, materialize
+from thanosql_assets.defs.embeddings import requested_rebuild
+from thanosql_assets.defs.generations import GENERATION_TAG
+from thanosql_assets.defs.materialize import MaterializationRequest, begin_partitioned, materialize
+from thanosql_assets.defs.partition_job import PARTITION_JOB, partition_run_config, partition_run_tags
 from thanosql_assets.defs.recovery import recover
+from thanosql_assets.defs.specs import EmbeddingSpec, table_key
 from thanosql_assets.defs.statement_job import STATEMENT_JOB, statement_run_config
 
 log = logging.getLogger("thanosql.server")
@@ -90,30 +94,40 @@ class DagsterSubmitter:
 
     def run(self, statement: ParsedStatement, request: MaterializationRequest, running: Running, tags: dict[str, str]) -> None:
         """Run a planned statement as a `statement` run and wait for it; its plan travels as run config."""
+        run_id = self.submit(STATEMENT_JOB, statement_run_config(statement.text, request), {**tags, "thanosql/statement": statement.text[:2000]})
+        running.run_id = run_id
+        self.wait([run_id], running)
+
+    def submit(self, job: str, run_config: dict, tags: dict[str, str]) -> str:
+        """Submit a run of `job` to the daemon's queue: its id."""
+        return self.client.submit_job_execution(
+            job, repository_location_name=CODE_LOCATION, repository_name="__repository__", run_config=run_config, tags=tags
+        )
+
+    def wait(self, run_ids: list[str], running: Running) -> None:
+        """Until every run has ended, their log lines copied into `running`; then the first failure's error."""
         from dagster import DagsterRunStatus
 
-        running.run_id = self.client.submit_job_execution(
-            STATEMENT_JOB,
-            repository_location_name=CODE_LOCATION,
-            repository_name="__repository__",
-            run_config=statement_run_config(statement.text, request),
-            tags={**tags, "thanosql/statement": statement.text[:2000]},
-        )
-        seen = 0
-        while True:
-            run = self.instance.get_run_by_id(running.run_id)
-            status = run.status if run else DagsterRunStatus.QUEUED
-            running.status = status.value
-            logs = self.instance.all_logs(running.run_id)
-            for record in logs[seen:]:
-                if record.dagster_event is None and record.user_message:
-                    running.messages.append(record.user_message)
-            seen = len(logs)
-            if status == DagsterRunStatus.SUCCESS:
-                break
-            if status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
-                raise _run_error(logs, running.run_id)
-            time.sleep(_POLL_S)
+        seen = dict.fromkeys(run_ids, 0)
+        ended: dict[str, DagsterRunStatus] = {}
+        while len(ended) < len(run_ids):
+            for run_id in [run_id for run_id in run_ids if run_id not in ended]:
+                run = self.instance.get_run_by_id(run_id)
+                status = run.status if run else DagsterRunStatus.QUEUED
+                if len(run_ids) == 1:
+                    running.status = status.value
+                logs = self.instance.all_logs(run_id)
+                for record in logs[seen[run_id]:]:
+                    if record.dagster_event is None and record.user_message:
+                        running.messages.append(record.user_message)
+                seen[run_id] = len(logs)
+                if status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
+                    ended[run_id] = status
+            if len(ended) < len(run_ids):
+                time.sleep(_POLL_S)
+        failed = [run_id for run_id in run_ids if ended[run_id] != DagsterRunStatus.SUCCESS]
+        if failed:
+            raise _run_error(self.instance.all_logs(failed[0]), failed[0])
 
     def reload(self) -> None:
         """Reload the code location, which builds its assets from the catalog: new objects appear, removed ones go."""
@@ -248,10 +262,33 @@ class StatementService:
             else:
                 running.messages.append(f"Launching a run: this statement {placement.reason}.")
                 self.reloads.wait()  # the run is submitted to the reloaded code location, not one being replaced
-                self.submitter.run(statement, plan.request, running, {**tags, **launcher_tags(plan.request)})
+                self._launch(statement, plan.request, running, {**tags, **launcher_tags(plan.request)})
             if new_objects:
                 self.reloads.request()
             return self.runner.result_rows(plan)
+
+    def _launch(self, statement: ParsedStatement, request: MaterializationRequest, running: Running, tags: dict[str, str]) -> None:
+        """Launch the request's runs: a `statement` run, and for each partitioned embedding, one
+        `embedding_partition` run per partition with images to embed, all at once (the daemon's
+        queue and launcher place them), then a `statement` run of the switch after the last."""
+        partitioned = [spec for spec in request.specs if isinstance(spec, EmbeddingSpec) and spec.partitions > 1 and spec.asset_key in request.selection]
+        by_partitions = {key for spec in partitioned for key in (spec.asset_key, spec.collection_key, table_key(spec.table) if spec.folder else None)}
+        rest = tuple(key for key in request.selection if key not in by_partitions)
+        if rest:
+            self.submitter.run(statement, MaterializationRequest(request.specs, rest, request.run_config), running, tags)
+        for spec in partitioned:
+            generation = begin_partitioned(spec, self.resources, rebuild=requested_rebuild(request.run_config, spec))
+            partitions = generation.unfinished(self.resources["workspace"].root, spec)
+            running.messages.append(f"Launching {len(partitions)} partition runs of generation {generation.collection}.")
+            run_ids = [
+                self.submitter.submit(
+                    PARTITION_JOB, partition_run_config(spec, partition, generation), {**tags, **partition_run_tags(spec, partition, generation)}
+                )
+                for partition in partitions
+            ]
+            self.submitter.wait(run_ids, running)
+            switch = (spec.collection_key, *([table_key(spec.table)] if spec.folder else []))
+            self.submitter.run(statement, MaterializationRequest(request.specs, switch), running, {**tags, GENERATION_TAG: generation.collection})
 
 
 def _redefines(plan: Plan) -> bool:

@@ -33,7 +33,7 @@ def test_instance_configs_pass_dagster_validation(name, tmp_path, monkeypatch):
 
 
 def test_kubernetes_runs_get_a_gpu_each_and_partition_runs_concurrency_limits():
-    from thanosql_assets.defs.materialize import PARTITION_RUN_KIND
+    from thanosql_assets.defs.partition_job import PARTITION_RUN_KIND
 
     config = yaml.safe_load((REPO / "deploy" / "dagster-k8s.yaml").read_text())
     limits = {(item["key"], str(item["value"])): item["limit"] for item in config["run_coordinator"]["config"]["tag_concurrency_limits"]}

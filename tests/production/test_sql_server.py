@@ -238,6 +238,34 @@ def test_sql_statements_pass_through_to_postgresql_and_show_in_the_ui(stack, rem
     assert not [key for key in graph | catalog if "pg_" in key], graph | catalog
 
 
+def test_a_partitioned_convert_runs_one_launched_run_per_partition_then_the_switch(stack, remote, remote_results):
+    import dagster as dg
+
+    convert = "CONVERT USING my_image_search_model OPTIONS (table_name='split_images', partitions=2) AS SELECT * FROM mnist_test"
+    with stack.explained():
+        converted = remote.execute(convert)
+    assert len(converted) == 200 and converted["my_image_search_model_simclr"].notna().all()
+    # The embedded tutorial's CONVERT of the same rows (an unpartitioned one) gave the same vectors.
+    embedded = remote.execute("SELECT image_path, my_image_search_model_simclr FROM mnist_test")
+    by_image = dict(zip(embedded["image_path"], embedded["my_image_search_model_simclr"]))
+    for image, vector in zip(converted["image_path"], converted["my_image_search_model_simclr"]):
+        np.testing.assert_allclose(vector, by_image[image], atol=1e-5)
+
+    instance = stack.instance()
+    partitions = instance.get_run_records(dg.RunsFilter(job_name="embedding_partition"))
+    assert sorted(record.dagster_run.tags["thanosql/partition"] for record in partitions) == ["0", "1"]
+    assert {record.dagster_run.status for record in partitions} == {dg.DagsterRunStatus.SUCCESS}
+    assert {record.dagster_run.tags["thanosql/kind"] for record in partitions} == {"embedding_partition"}  # what the k8s queue limits
+    generation = partitions[0].dagster_run.tags["thanosql/generation"]
+    [switch] = instance.get_run_records(dg.RunsFilter(job_name="statement", tags={"thanosql/generation": generation}))
+    assert switch.dagster_run.status == dg.DagsterRunStatus.SUCCESS
+    assert switch.start_time >= max(record.end_time for record in partitions)  # the switch follows the last partition
+    records = instance.fetch_materializations(dg.AssetKey(["embedding", "split_images", "my_image_search_model_simclr"]), limit=10).records
+    assert sorted(record.partition_key for record in records) == ["0", "1"]
+    search = "SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS SELECT * FROM split_images"
+    assert remote.execute(search)["my_image_search_model_simclr_similarity1"].notna().all()
+
+
 def test_delete_model_and_drop_table_leave_no_dangling_assets_in_the_ui(stack, remote, remote_results):
     # Runs last in this module: it removes what it made, and nothing of the tutorial.
     with stack.explained():

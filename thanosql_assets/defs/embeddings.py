@@ -296,6 +296,11 @@ def embedding_op_name(spec: EmbeddingSpec) -> str:
     return _safe(f"embed__{spec.table}__{spec.model}")
 
 
+def requested_rebuild(run_config: dict, spec: EmbeddingSpec) -> bool:
+    """Whether `run_config` (a MaterializationRequest's) asks `spec` to embed every image again."""
+    return bool(run_config.get("ops", {}).get(embedding_op_name(spec), {}).get("config", {}).get("rebuild", False))
+
+
 def rebuild_run_config(spec: EmbeddingSpec) -> dict:
     return {"ops": {embedding_op_name(spec): {"config": {"rebuild": True}}}}
 

@@ -18,9 +18,10 @@ from typing import Any
 
 import dagster as dg
 
-from thanosql_assets.defs.embeddings import EmbeddingStores, embedding_op_name, embedding_rows
+from thanosql_assets.defs.embeddings import EmbeddingStores, embedding_op_name, embedding_rows, requested_rebuild
 from thanosql_assets.defs.generations import GENERATION_TAG, PendingGeneration, begin_generation
 from thanosql_assets.defs.objects import build_definitions, catalog_specs
+from thanosql_assets.defs.partition_job import PARTITION_RUN_KIND
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.recovery import in_flight
 from thanosql_assets.defs.specs import EmbeddingSpec, Spec, spec_from_dict, table_key
@@ -29,7 +30,6 @@ from thanosql_assets.defs.training_runs import STATEMENT_TAG
 # In-process runs log to the Dagster event log (the UI); the console gets our progress lines only.
 _QUIET = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _TAG_LIMIT = 2000
-PARTITION_RUN_KIND = "embedding_partition"  # the `thanosql/kind` tag of partition runs: deploy/dagster-k8s.yaml limits how many run at once
 
 
 @dataclass(frozen=True)
@@ -84,8 +84,7 @@ def materialize(
         if rest:
             _execute(definitions, rest, instance, {**run_config, **({"ops": ops} if ops else {})}, tags, resources, run_id)
         for spec in partitioned:
-            rebuild = request.run_config.get("ops", {}).get(embedding_op_name(spec), {}).get("config", {}).get("rebuild", False)
-            generation = begin_partitioned(spec, resources, rebuild=rebuild)
+            generation = begin_partitioned(spec, resources, rebuild=requested_rebuild(request.run_config, spec))
             failures = {}
             for partition in generation.unfinished(resources["workspace"].root, spec):
                 # As in a backfill, a failed partition stops neither the others nor their runs' work.
