@@ -15,7 +15,6 @@ embeddings), counted before it runs (an upper bound: images already embedded are
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,15 +63,12 @@ def place(request: MaterializationRequest, resources: dict[str, Any], limits: Li
 
 
 def launcher_tags(request: MaterializationRequest) -> dict[str, str]:
-    """Run tags that size a launched run for its work: BUILD MODEL ... OPTIONS (devices=N) on GPUs
-    asks Kubernetes (dagster-k8s's per-run `dagster-k8s/config` tag, merged over the launcher's
-    run_k8s_config) for N GPUs in the run's pod."""
-    gpus = max(
-        (spec.training.devices for spec in request.specs if isinstance(spec, ModelSpec) and spec.training.device != "cpu"), default=1
-    )
-    if gpus <= 1:
-        return {}
-    return {"dagster-k8s/config": json.dumps({"container_config": {"resources": {"limits": {"nvidia.com/gpu": gpus}}}})}
+    """Run tags that size a launched run for its work: a BUILD on several GPUs asks for them (`ModelSpec.run_tags`)."""
+    tags: dict[str, str] = {}
+    for spec in request.specs:
+        if isinstance(spec, ModelSpec):
+            tags.update(spec.run_tags)
+    return tags
 
 
 def _heavy(spec, request, catalog, workspace: WorkspaceResource, warehouse: WarehouseResource, limits: Limits) -> str | None:

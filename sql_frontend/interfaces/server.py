@@ -114,8 +114,7 @@ class DagsterSubmitter:
             for run_id in [run_id for run_id in run_ids if run_id not in ended]:
                 run = self.instance.get_run_by_id(run_id)
                 status = run.status if run else DagsterRunStatus.QUEUED
-                if len(run_ids) == 1:
-                    running.status = status.value
+                running.status = status.value if len(run_ids) == 1 else f"RUNNING ({len(ended)} of {len(run_ids)} runs ended)"
                 logs = self.instance.all_logs(run_id)
                 for record in logs[seen[run_id]:]:
                     if record.dagster_event is None and record.user_message:
@@ -124,7 +123,7 @@ class DagsterSubmitter:
                 if status in (DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED):
                     ended[run_id] = status
             if len(ended) < len(run_ids):
-                time.sleep(_POLL_S)
+                time.sleep(min(_POLL_S * len(run_ids), 2.0))  # each poll reads every run's log
         failed = [run_id for run_id in run_ids if ended[run_id] != DagsterRunStatus.SUCCESS]
         if failed:
             raise _run_error(self.instance.all_logs(failed[0]), failed[0])
@@ -286,7 +285,18 @@ class StatementService:
                 )
                 for partition in partitions
             ]
-            self.submitter.wait(run_ids, running)
+            try:
+                self.submitter.wait(run_ids, running)
+            except ThanoSQLError as error:
+                from dagster import DagsterRunStatus
+
+                runs = {partition: self.runner.instance.get_run_by_id(run_id) for partition, run_id in zip(partitions, run_ids)}
+                failed = [partition for partition, run in runs.items() if run is None or run.status != DagsterRunStatus.SUCCESS]
+                raise DataError(
+                    f"Partition runs {', '.join(failed)} of generation {generation.collection} failed: {error.message}",
+                    hint="The other partitions' vectors are kept and SEARCH answers from the previous generation: run the "
+                    "statement again to run the failed partitions only (or re-execute their runs in the Dagster UI, then run it).",
+                ) from error
             switch = (spec.collection_key, *([table_key(spec.table)] if spec.folder else []))
             self.submitter.run(statement, MaterializationRequest(request.specs, switch), running, {**tags, GENERATION_TAG: generation.collection})
 

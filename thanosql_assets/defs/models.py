@@ -209,5 +209,6 @@ def retraining_schedule(spec: ModelSpec, cron: str) -> dg.ScheduleDefinition:
         # Partitioned embeddings are left out: a partitioned CONVERT is several runs (run it again to re-embed).
         target=dg.AssetSelection.assets(spec.asset_key).downstream() - dg.AssetSelection.tag(PARTITIONED_TAG, "true"),
         default_status=dg.DefaultScheduleStatus.RUNNING,
+        tags=spec.run_tags,  # a model trained on several GPUs gets them again
         description=f"Retrains model {spec.name} ({cron}), then refreshes what depends on it; the new version serves only if {quality} does not drop.",
     )

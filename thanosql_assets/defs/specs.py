@@ -9,6 +9,7 @@ Queries in specs are plain SELECTs as ThanoSQL writes them, that is PostgreSQL's
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -177,6 +178,15 @@ class ModelSpec(_NamedSpec):
             options = {name: value for name, value in self.options.items() if name not in ("base_model", "fit")}
             return f"FIT MODEL {self.name} USING {self.base_model}{_options_sql(options, defaults)} AS {self.query}"
         return f"BUILD MODEL {self.name} USING {self.algorithm}{_options_sql(self.options, defaults)} AS {self.query}"
+
+    @property
+    def run_tags(self) -> dict[str, str]:
+        """Tags that size a launched run of this model's training: with devices=N on GPUs, Kubernetes
+        (dagster-k8s's per-run `dagster-k8s/config` tag, merged over the launcher's run_k8s_config)
+        gives the run's pod N GPUs."""
+        if self.training.devices <= 1 or self.training.device == "cpu":
+            return {}
+        return {"dagster-k8s/config": json.dumps({"container_config": {"resources": {"limits": {"nvidia.com/gpu": self.training.devices}}}})}
 
     @property
     def start_model(self) -> str | None:

@@ -4,6 +4,7 @@ progress lines (epochs, batches) for the person waiting."""
 import logging
 import multiprocessing
 import os
+import queue
 import threading
 import time
 import warnings
@@ -36,7 +37,9 @@ class ProgressReporter(L.Callback):
     MLflow's active run is).
     """
 
-    def __init__(self, images: int, max_epochs: int, progress: Callable[[str], None], on_epoch: EpochCallback | None):
+    def __init__(
+        self, images: int, max_epochs: int, progress: Callable[[str], None], on_epoch: EpochCallback | None, *, relay: bool = False
+    ):
         self.images = images
         self.max_epochs = max_epochs
         self.progress = progress
@@ -45,12 +48,12 @@ class ProgressReporter(L.Callback):
         self._epoch_started = 0.0
         self._last_report = 0.0
         self._home = os.getpid()
-        self._queue = multiprocessing.get_context("fork").SimpleQueue()
+        self._queue = multiprocessing.get_context("fork").Queue() if relay else None  # only DDP's forked ranks put
 
     def _say(self, trainer, message: str) -> None:
         if os.getpid() == self._home:
             self.progress(message)
-        elif trainer.is_global_zero:
+        elif trainer.is_global_zero and self._queue is not None:
             self._queue.put(("say", message))
 
     def on_train_epoch_start(self, trainer, pl_module):
@@ -69,7 +72,7 @@ class ProgressReporter(L.Callback):
         self._say(trainer, f"epoch {trainer.current_epoch + 1}/{self.max_epochs}: loss {loss:.4f}, {rate:,.0f} images/s")
         if os.getpid() == self._home:
             self._epoch_done(trainer.current_epoch, loss, rate)
-        elif trainer.is_global_zero:
+        elif trainer.is_global_zero and self._queue is not None:
             self._queue.put(("epoch", (trainer.current_epoch, loss, rate)))
 
     def _epoch_done(self, epoch: int, loss: float, rate: float) -> None:
@@ -79,25 +82,43 @@ class ProgressReporter(L.Callback):
 
     @contextmanager
     def relayed(self) -> Iterator[None]:
-        """While the block trains in other processes: their lines said here as they come, then their epochs."""
-        epochs = []
+        """While the block trains in forked processes: their lines said here as they come, then their
+        epochs. The listener never blocks on the queue for long and never puts into it, so a rank
+        killed mid-write cannot hang this process."""
+        if self._queue is None:
+            yield
+            return
+        epochs, stop = [], threading.Event()
+
+        def take(timeout: float) -> bool:
+            try:
+                kind, value = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                return False
+            if kind == "epoch":
+                epochs.append(value)
+            else:
+                try:
+                    self.progress(value)
+                except Exception:  # noqa: BLE001 - a progress line that cannot be shown must not stop training
+                    logging.getLogger("thanosql.progress").exception("could not report training progress")
+            return True
 
         def listen():
-            while (item := self._queue.get()) is not None:
-                kind, value = item
-                if kind == "say":
-                    self.progress(value)
-                else:
-                    epochs.append(value)
+            while not stop.is_set():
+                take(0.2)
 
         listener = threading.Thread(target=listen, name="thanosql-training-progress", daemon=True)
         listener.start()
         try:
             yield
         finally:
-            self._queue.put(None)
+            stop.set()
             listener.join()
-            for epoch in epochs:
+            while take(0.1):  # what the ranks sent before they exited
+                pass
+            self._queue.close()
+            for epoch in sorted(epochs):
                 self._epoch_done(*epoch)
 
 
@@ -108,7 +129,14 @@ def fit_seconds(trainer: L.Trainer, module: L.LightningModule, batches, reporter
     with warnings.catch_warnings(), reporter.relayed():
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch deprecation raised inside Lightning
-        trainer.fit(module, train_dataloaders=batches)
+        try:
+            trainer.fit(module, train_dataloaders=batches)
+        except torch.multiprocessing.ProcessRaisedException as error:  # a DDP rank failed: its own error, said plainly
+            cause = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+            raise DataError(
+                f"Training on {trainer.world_size} processes failed in one of them: {cause}",
+                hint="Check the devices (GPU memory, NCCL), or train on fewer devices.",
+            ) from error
     return time.perf_counter() - started
 
 
@@ -128,8 +156,27 @@ def rank_batches(batches: int) -> range:
     return range(rank, rank + world * max(batches // world, 1), world)
 
 
+def trained_batches(batches: int, world: int) -> int:
+    """Batches an epoch trains on over `world` DDP processes (`rank_batches` of each)."""
+    return batches if world == 1 else world * max(batches // world, 1)
+
+
 def check_devices(device: str, devices: int, num_nodes: int) -> None:
-    """A clear error for more GPUs than this machine has (Lightning's own would name its internals)."""
+    """Clear errors, before anything forks, where Lightning's would name its internals or only come
+    as a timeout: more GPUs than this machine has, CUDA already in use here (forked processes cannot
+    use it), several nodes without the launcher's rendezvous variables."""
+    if num_nodes > 1 and not all(os.environ.get(name) for name in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK")):
+        raise DataError(
+            f"OPTIONS (num_nodes={num_nodes}) trains on {num_nodes} machines, but this run was not started as one of them "
+            "(MASTER_ADDR, MASTER_PORT and NODE_RANK are not set).",
+            hint="Start the run on every node with those variables (e.g. a Kubernetes PyTorchJob), or leave num_nodes out.",
+        )
+    if device == "cuda" and torch.cuda.is_initialized():
+        raise DataError(
+            f"OPTIONS (devices={devices}) forks one process per GPU, but this process already uses CUDA "
+            "(an earlier statement, or a head fitted on the GPU first: base_model or pretrained).",
+            hint="Run the statement as a run of its own (production mode launches BUILD), or train on one device.",
+        )
     if device == "cuda" and devices > torch.cuda.device_count():
         raise DataError(
             f"OPTIONS (devices={devices}) asks for {devices} GPUs, but this machine has {torch.cuda.device_count()}.",

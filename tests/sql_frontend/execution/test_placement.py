@@ -96,3 +96,9 @@ def test_a_build_on_several_gpus_asks_the_kubernetes_launcher_for_them(resources
     assert json.loads(sized["dagster-k8s/config"]) == {"container_config": {"resources": {"limits": {"nvidia.com/gpu": 4}}}}
     assert get_user_defined_k8s_config(sized).container_config == {"resources": {"limits": {"nvidia.com/gpu": 4}}}  # as K8sRunLauncher reads it
     assert tags("devices=1") == {} and tags("devices=2, device='cpu'") == {}
+
+    from thanosql_assets.defs.models import retraining_schedule
+
+    scheduled = planner.plan(parse_statement("BUILD MODEL sized USING SimCLR OPTIONS (devices=4, schedule='0 3 * * *') AS SELECT * FROM mnist_train"))
+    [spec] = scheduled.request.specs
+    assert retraining_schedule(spec, spec.schedule).tags == sized  # its retraining gets the GPUs again

@@ -16,7 +16,14 @@ from thanosql_assets.models.simclr.config import SimCLRConfig
 from thanosql_assets.models.simclr.data import ShuffledBatches
 from thanosql_assets.models.simclr.module import SimCLRModule
 from thanosql_assets.models.simclr.transforms import AugmentationConfig
-from thanosql_assets.models.training import EpochCallback, ProgressReporter, fit_seconds, lightning_trainer, pick_device
+from thanosql_assets.models.training import (
+    EpochCallback,
+    ProgressReporter,
+    fit_seconds,
+    lightning_trainer,
+    pick_device,
+    trained_batches,
+)
 
 
 @dataclass
@@ -79,7 +86,7 @@ def train_simclr(
         temperature=config.temperature,
     )
     batches = ShuffledBatches(data, config.batch_size, config.seed)
-    reporter = ProgressReporter(len(images), config.max_epochs, progress, on_epoch)
+    reporter = ProgressReporter(len(images), config.max_epochs, progress, on_epoch, relay=config.devices * config.num_nodes > 1)
     trainer = lightning_trainer(config.max_epochs, device, [reporter], devices=config.devices, num_nodes=config.num_nodes)
     progress(
         f"training SimCLR ({config.backbone}, {geometry.channels}x{geometry.height}x{geometry.width} images) on "
@@ -93,7 +100,7 @@ def train_simclr(
         module=module.cpu(),
         epoch_losses=reporter.losses,
         seconds=seconds,
-        images_per_second=batches.batches * batches.batch_size * config.max_epochs / seconds,
+        images_per_second=trained_batches(batches.batches, config.devices * config.num_nodes) * batches.batch_size * config.max_epochs / seconds,
         device=device,
         config=config,
     )

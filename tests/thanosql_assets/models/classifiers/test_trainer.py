@@ -67,6 +67,15 @@ def test_more_gpus_than_the_machine_has_is_a_clear_error():
         lightning_trainer(1, "cuda", [], devices=torch.cuda.device_count() + 2 if torch.cuda.is_available() else 2)
 
 
+def test_several_nodes_without_the_launchers_rendezvous_is_refused_at_once(monkeypatch):
+    from thanosql_assets.models.training import lightning_trainer
+
+    for name in ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(DataError, match=r"num_nodes=2\) trains on 2 machines"):
+        lightning_trainer(1, "cpu", [], devices=1, num_nodes=2)
+
+
 def test_same_seed_same_data_same_model():
     images, targets = halves(24, seed=0)
     config = replace(CONFIG, max_epochs=1)
