@@ -88,7 +88,7 @@ def _heavy(spec, request, catalog, workspace: WorkspaceResource, warehouse: Ware
             if rows is None or rows > limits.max_images:
                 return f"refreshes embeddings of {'an unknown number of' if rows is None else f'{rows:,}'} rows"
         return None
-    if isinstance(spec, EmbeddingSpec) and spec.partitions > 1 and spec.asset_key in request.selection:
+    if isinstance(spec, EmbeddingSpec) and spec.partitioned and spec.asset_key in request.selection:
         return f"embeds its images in {spec.partitions} partition runs"
     if isinstance(spec, (EmbeddingSpec, PredictionSpec)):
         if spec.folder:

@@ -59,10 +59,15 @@ from sql_frontend.planning.plans import ChangeTable, Materialize, Plan, Query, R
 from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
 from thanosql_assets.defs.embeddings import requested_rebuild
 from thanosql_assets.defs.generations import GENERATION_TAG
-from thanosql_assets.defs.materialize import MaterializationRequest, begin_partitioned, materialize
+from thanosql_assets.defs.materialize import (
+    MaterializationRequest,
+    begin_partitioned,
+    defined_specs,
+    materialize,
+    split_partitioned,
+)
 from thanosql_assets.defs.partition_job import PARTITION_JOB, partition_run_config, partition_run_tags
 from thanosql_assets.defs.recovery import recover
-from thanosql_assets.defs.specs import EmbeddingSpec, table_key
 from thanosql_assets.defs.statement_job import STATEMENT_JOB, statement_run_config
 
 log = logging.getLogger("thanosql.server")
@@ -270,9 +275,7 @@ class StatementService:
         """Launch the request's runs: a `statement` run, and for each partitioned embedding, one
         `embedding_partition` run per partition with images to embed, all at once (the daemon's
         queue and launcher place them), then a `statement` run of the switch after the last."""
-        partitioned = [spec for spec in request.specs if isinstance(spec, EmbeddingSpec) and spec.partitions > 1 and spec.asset_key in request.selection]
-        by_partitions = {key for spec in partitioned for key in (spec.asset_key, spec.collection_key, table_key(spec.table) if spec.folder else None)}
-        rest = tuple(key for key in request.selection if key not in by_partitions)
+        partitioned, rest = split_partitioned(request, defined_specs(request, self.resources["catalog"]))
         if rest:
             self.submitter.run(statement, MaterializationRequest(request.specs, rest, request.run_config), running, tags)
         for spec in partitioned:
@@ -297,8 +300,7 @@ class StatementService:
                     hint="The other partitions' vectors are kept and SEARCH answers from the previous generation: run the "
                     "statement again to run the failed partitions only (or re-execute their runs in the Dagster UI, then run it).",
                 ) from error
-            switch = (spec.collection_key, *([table_key(spec.table)] if spec.folder else []))
-            self.submitter.run(statement, MaterializationRequest(request.specs, switch), running, {**tags, GENERATION_TAG: generation.collection})
+            self.submitter.run(statement, MaterializationRequest(request.specs, spec.switch_keys), running, {**tags, GENERATION_TAG: generation.collection})
 
 
 def _redefines(plan: Plan) -> bool:

@@ -90,6 +90,10 @@ class EmbeddingStores:
     model_registry: ModelRegistryResource
     vector_store: VectorStoreResource
 
+    @classmethod
+    def of(cls, resources: dict[str, Any]) -> "EmbeddingStores":
+        return cls(*(resources[name] for name in ("workspace", "catalog", "model_registry", "vector_store")))
+
 
 @dataclass
 class RefreshedEmbedding:

@@ -24,7 +24,7 @@ from thanosql_assets.defs.objects import build_definitions, catalog_specs
 from thanosql_assets.defs.partition_job import PARTITION_RUN_KIND
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.recovery import in_flight
-from thanosql_assets.defs.specs import EmbeddingSpec, Spec, spec_from_dict, table_key
+from thanosql_assets.defs.specs import EmbeddingSpec, Spec, spec_from_dict
 from thanosql_assets.defs.training_runs import STATEMENT_TAG
 
 # In-process runs log to the Dagster event log (the UI); the console gets our progress lines only.
@@ -69,20 +69,17 @@ def materialize(
 ) -> str:
     """Run the request's selection in process as run `run_id` (a new id by default), tagged with
     the statement and `tags`: the run's id. Raises what the run raised (nothing it created stays listed)."""
-    specs = {(spec.kind, spec.catalog_name): spec for spec in catalog_specs(resources["catalog"])}
-    specs.update({(spec.kind, spec.catalog_name): spec for spec in request.specs})
-    definitions = build_definitions(specs.values(), resources)
+    specs = defined_specs(request, resources["catalog"])
+    definitions = build_definitions(specs, resources)
     new_keys = [key for key in request.selection if instance.get_latest_materialization_event(key) is None]
-    partitioned = [spec for spec in specs.values() if _partitioned(spec) and spec.asset_key in request.selection]
-    by_partitions = {key for spec in partitioned for key in (spec.asset_key, spec.collection_key, table_key(spec.table) if spec.folder else None)}
+    partitioned, rest = split_partitioned(request, specs)
     run_config = {**_QUIET, **{name: value for name, value in request.run_config.items() if name != "ops"}}
     ops = {name: value for name, value in request.run_config.get("ops", {}).items() if name not in {embedding_op_name(spec) for spec in partitioned}}
     run_id = run_id or str(uuid.uuid4())
     tags = {**(tags or {}), STATEMENT_TAG: statement[:_TAG_LIMIT]}
     try:
-        rest = set(request.selection) - by_partitions
         if rest:
-            _execute(definitions, rest, instance, {**run_config, **({"ops": ops} if ops else {})}, tags, resources, run_id)
+            _execute(definitions, set(rest), instance, {**run_config, **({"ops": ops} if ops else {})}, tags, resources, run_id)
         for spec in partitioned:
             generation = begin_partitioned(spec, resources, rebuild=requested_rebuild(request.run_config, spec))
             failures = {}
@@ -98,9 +95,8 @@ def materialize(
                     "and the same statement run again embeds the failed ones only"
                 )
                 raise next(iter(failures.values()))
-            switch = {spec.collection_key, *([table_key(spec.table)] if spec.folder else [])}
             switch_tags = {**tags, GENERATION_TAG: generation.collection}
-            _execute(definitions, switch, instance, run_config, switch_tags, resources, run_id if not rest else str(uuid.uuid4()))
+            _execute(definitions, set(spec.switch_keys), instance, run_config, switch_tags, resources, run_id if not rest else str(uuid.uuid4()))
     except BaseException:
         # The failed run stays in the run history; the objects it meant to create do not exist,
         # so the asset catalog should not list them.
@@ -110,14 +106,24 @@ def materialize(
     return run_id
 
 
-def _partitioned(spec: Spec) -> bool:
-    return isinstance(spec, EmbeddingSpec) and spec.partitions > 1
+def defined_specs(request: MaterializationRequest, catalog) -> list[Spec]:
+    """The spec of every object in the catalog, with the request's new or changed ones in their place."""
+    specs = {(spec.kind, spec.catalog_name): spec for spec in catalog_specs(catalog)}
+    specs.update({(spec.kind, spec.catalog_name): spec for spec in request.specs})
+    return list(specs.values())
+
+
+def split_partitioned(request: MaterializationRequest, specs: list[Spec]) -> tuple[list[EmbeddingSpec], tuple[dg.AssetKey, ...]]:
+    """The partitioned embeddings the request refreshes (each: begin, partition runs, switch), and
+    the rest of its selection (materialized first, as one run)."""
+    partitioned = [spec for spec in specs if isinstance(spec, EmbeddingSpec) and spec.partitioned and spec.asset_key in request.selection]
+    theirs = {key for spec in partitioned for key in (spec.asset_key, *spec.switch_keys)}
+    return partitioned, tuple(key for key in request.selection if key not in theirs)
 
 
 def begin_partitioned(spec: EmbeddingSpec, resources: dict[str, Any], *, rebuild: bool) -> PendingGeneration:
     """Plan `spec`'s next generation over its rows now (see `defs.generations`)."""
-    names = ("workspace", "catalog", "model_registry", "vector_store")
-    stores = EmbeddingStores(*(resources[name] for name in names))
+    stores = EmbeddingStores.of(resources)
     rows = embedding_rows(spec, resources["workspace"], resources["warehouse"])
     return begin_generation(spec, rows[spec.image_col], stores, Progress(), rebuild=rebuild)
 

@@ -33,7 +33,7 @@ _FACTORIES = {
     SavedTableSpec: saved_table_asset,
     ModelSpec: model_asset,
     UploadedModelSpec: uploaded_model_asset,
-    EmbeddingSpec: lambda spec: partitioned_embedding_assets(spec) if spec.partitions > 1 else embedding_assets(spec),
+    EmbeddingSpec: lambda spec: partitioned_embedding_assets(spec) if spec.partitioned else embedding_assets(spec),
     PredictionSpec: prediction_asset,
 }
 

@@ -47,7 +47,7 @@ def embed_partition_op(context: dg.OpExecutionContext, config: PartitionRunConfi
     settings = Settings.from_env()
     resources = build_resources(settings)
     spec = EmbeddingSpec.from_dict(json.loads(config.spec))
-    stores = EmbeddingStores(*(resources[name] for name in ("workspace", "catalog", "model_registry", "vector_store")))
+    stores = EmbeddingStores.of(resources)
     metadata = embed_partition(spec, config.partition, config.generation, stores, Progress(context))
     context.log_event(dg.AssetMaterialization(asset_key=spec.asset_key, partition=config.partition, metadata=metadata))
 

@@ -338,6 +338,16 @@ class EmbeddingSpec(_Record):
         return embedding_name(self.table, self.model)
 
     @property
+    def partitioned(self) -> bool:
+        """Embedded by partition runs, then switched to by a run of its own (see defs.generations)."""
+        return self.partitions > 1
+
+    @property
+    def switch_keys(self) -> tuple[dg.AssetKey, ...]:
+        """The assets a partitioned embedding's switch materializes: the collection, and the table of a folder."""
+        return (self.collection_key, *([table_key(self.table)] if self.folder else []))
+
+    @property
     def column(self) -> str:
         """The embedding column's name, `<model>_<algorithm>` as in the tutorials."""
         return f"{self.model}_{self.algorithm.lower()}"

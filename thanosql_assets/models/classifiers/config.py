@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from thanosql_assets.models.config import option
+from thanosql_assets.models.config import devices_option, num_nodes_option, option
 from thanosql_assets.models.images import ImageGeometry
 from thanosql_assets.models.simclr.config import Device
 
@@ -27,14 +27,8 @@ class ClassifierConfig:
     )
     seed: int = option(0, "random seed; the same seed and data give the same model on the CPU", minimum=0, maximum=2**32 - 1)
     device: Device = option("auto", "where to train: auto (GPU when present), cpu or cuda")
-    devices: int = option(
-        1, "GPUs (or, on CPUs, processes) that train together with Lightning's DDP, each on its own batches of every epoch; "
-        "batch_size is per device", minimum=1, maximum=64,
-    )
-    num_nodes: int = option(
-        1, "machines that train together with DDP, each running the same run with MASTER_ADDR, MASTER_PORT and NODE_RANK "
-        "set by the cluster's launcher", minimum=1, maximum=1024,
-    )
+    devices: int = devices_option()
+    num_nodes: int = num_nodes_option()
 
     def resolved(self, geometry: ImageGeometry, device: str, learning_rate: float) -> ClassifierConfig:
         """This config with the input size of `geometry` (from `images.infer_geometry`), the device

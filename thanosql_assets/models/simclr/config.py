@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from thanosql_assets.models.config import option
+from thanosql_assets.models.config import devices_option, num_nodes_option, option
 from thanosql_assets.models.images import ImageGeometry
 
 Backbone = Literal["small_cnn", "resnet18", "resnet34", "resnet50"]
@@ -53,14 +53,8 @@ class SimCLRConfig:
         None, "strength of brightness/contrast/saturation jitter (default: 0.4 for colour images, 0 for grayscale)", minimum=0, maximum=1
     )
     device: Device = option("auto", "where to train: auto (GPU when present), cpu or cuda")
-    devices: int = option(
-        1, "GPUs (or, on CPUs, processes) that train together with Lightning's DDP, each on its own batches of every epoch; "
-        "batch_size is per device", minimum=1, maximum=64,
-    )
-    num_nodes: int = option(
-        1, "machines that train together with DDP, each running the same run with MASTER_ADDR, MASTER_PORT and NODE_RANK "
-        "set by the cluster's launcher", minimum=1, maximum=1024,
-    )
+    devices: int = devices_option()
+    num_nodes: int = num_nodes_option()
 
     def resolved(self, geometry: ImageGeometry, device: str) -> SimCLRConfig:
         """This config with the defaults that depend on the data and the device filled in."""
