@@ -5,6 +5,7 @@ import logging
 import multiprocessing
 import os
 import queue
+import signal
 import threading
 import time
 import warnings
@@ -15,6 +16,7 @@ import lightning as L
 import torch
 
 from thanosql.errors import DataError
+from thanosql_assets.models.embedder import native_bf16
 
 EpochCallback = Callable[[int, float, float], None]  # (epoch, mean loss, source images per second)
 
@@ -126,7 +128,7 @@ def fit_seconds(trainer: L.Trainer, module: L.LightningModule, batches, reporter
     """Train `module` on `batches` (an iterable of batches); the seconds it took. Lightning's
     warnings about a plain iterable's length and torch's deprecations inside Lightning are muted."""
     started = time.perf_counter()
-    with warnings.catch_warnings(), reporter.relayed():
+    with warnings.catch_warnings(), reporter.relayed(), _interruptible(trainer):
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch deprecation raised inside Lightning
         try:
@@ -138,6 +140,31 @@ def fit_seconds(trainer: L.Trainer, module: L.LightningModule, batches, reporter
                 hint="Check the devices (GPU memory, NCCL), or train on fewer devices.",
             ) from error
     return time.perf_counter() - started
+
+
+@contextmanager
+def _interruptible(trainer: L.Trainer) -> Iterator[None]:
+    """Training that stops when its run is stopped, and leaves the process as it found it.
+
+    Lightning answers an interrupt (Ctrl+C, a notebook's stop button) with sys.exit(1) after
+    setting SIGINT to be ignored, and leaves DDP's forked ranks training: a terminated Dagster
+    run would then wait for them at exit, and a notebook or the SQL server could no longer be
+    interrupted. So the interrupt stays a KeyboardInterrupt, SIGINT's handler is put back, and
+    the ranks are killed whatever ended the fit.
+    """
+    main_thread = threading.current_thread() is threading.main_thread()
+    sigint = signal.getsignal(signal.SIGINT) if main_thread else None
+    try:
+        yield
+    except SystemExit as exit_:  # only Lightning's interrupt handling exits from inside fit
+        raise KeyboardInterrupt("training was interrupted") from exit_
+    finally:
+        for process in getattr(trainer.strategy.launcher, "procs", ()):
+            if process.is_alive():
+                process.kill()
+            process.join()
+        if sigint is not None:
+            signal.signal(signal.SIGINT, sigint)
 
 
 def distributed_rank() -> tuple[int, int]:
@@ -185,8 +212,9 @@ def check_devices(device: str, devices: int, num_nodes: int) -> None:
 
 
 def lightning_trainer(max_epochs: int, device: str, callbacks: list[L.Callback], devices: int = 1, num_nodes: int = 1) -> L.Trainer:
-    """A Trainer, bf16 mixed precision on GPUs that have it, with no files written and no console
-    output of its own (progress goes through `ProgressReporter`).
+    """A Trainer, bf16 mixed precision where the hardware computes bf16 natively (GPUs from Ampere
+    on, CPUs with AMX or AVX512-BF16), with no files written and no console output of its own
+    (progress goes through `ProgressReporter`).
 
     With several devices or nodes: Lightning's DDP, its processes forked from this one (so the
     data and callbacks need not be pickled; a Dagster run cannot re-run its command line as
@@ -205,7 +233,7 @@ def lightning_trainer(max_epochs: int, device: str, callbacks: list[L.Callback],
 
         check_devices(device, devices, num_nodes)
         strategy = DDPStrategy(start_method="fork", process_group_backend="nccl" if device == "cuda" else "gloo")
-    bf16 = device == "cuda" and (distributed or torch.cuda.is_bf16_supported())
+    bf16 = (distributed or torch.cuda.is_bf16_supported()) if device == "cuda" else native_bf16("cpu")
     return L.Trainer(
         max_epochs=max_epochs,
         accelerator="gpu" if device == "cuda" else "cpu",

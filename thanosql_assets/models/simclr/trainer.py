@@ -64,10 +64,11 @@ def train_simclr(
     if len(images) < 2:
         raise DataError(f"SimCLR needs at least 2 training images; the query returned {len(images)}.")
     device = pick_device(config.device)
-    config = config.resolved(geometry, device)
     L.seed_everything(config.seed, workers=True, verbose=False)
-
     data = torch.from_numpy(np.ascontiguousarray(images).copy())
+    batches = ShuffledBatches(data, config.batch_size, config.seed)
+    config = config.resolved(geometry, device, batches_per_epoch=batches.batches)
+
     if start is not None:
         mean, std = start.mean.flatten().clone(), start.std.flatten().clone()
         backbone = copy.deepcopy(start.backbone).train()  # loaded models are in eval mode
@@ -85,7 +86,6 @@ def train_simclr(
         learning_rate=config.learning_rate,
         temperature=config.temperature,
     )
-    batches = ShuffledBatches(data, config.batch_size, config.seed)
     reporter = ProgressReporter(len(images), config.max_epochs, progress, on_epoch, relay=config.devices * config.num_nodes > 1)
     trainer = lightning_trainer(config.max_epochs, device, [reporter], devices=config.devices, num_nodes=config.num_nodes)
     progress(

@@ -69,6 +69,19 @@ def test_defaults_follow_the_data():
     assert replace(DEFAULTS, horizontal_flip=True).resolved(DIGITS, "cpu").horizontal_flip is True
 
 
+@pytest.mark.parametrize(("batches_per_epoch", "epochs"), [(1, 80), (8, 80), (16, 40), (21, 31), (22, 30), (469, 30)])
+def test_small_tables_get_more_epochs_by_default(batches_per_epoch, epochs):
+    assert DEFAULTS.resolved(DIGITS, "cpu", batches_per_epoch=batches_per_epoch).max_epochs == epochs
+    assert replace(DEFAULTS, max_epochs=5).resolved(DIGITS, "cpu", batches_per_epoch=batches_per_epoch).max_epochs == 5
+
+
+def test_a_default_training_reports_the_epochs_it_chose(mnist):
+    messages = []
+    result = train_simclr(mnist[0][:200], DIGITS, replace(DEFAULTS, batch_size=10), messages.append)
+    assert result.config.max_epochs == 32  # 20 batches an epoch: 640 steps
+    assert len(result.epoch_losses) == 32 and any("for 32 epochs" in m for m in messages)
+
+
 def test_too_few_images_is_a_clear_error(mnist):
     from thanosql.errors import DataError
 
@@ -102,3 +115,33 @@ def test_ddp_on_two_cpu_processes_trains_each_on_its_share_and_reports_from_rank
     assert not np.allclose(learned, untrained.embedder.embed(images[512:640]), atol=1e-3)
     quality = precision_at_k(learned, labels[512:640], learned, labels[512:640])
     assert quality[4] > 0.5, quality
+
+
+class RunTerminated(BaseException):
+    """What Dagster raises in a step when its run is terminated (a BaseException, like this)."""
+
+
+@pytest.mark.parametrize("stop", ["interrupt", "run terminated"])
+def test_stopping_a_ddp_training_stops_its_processes_and_keeps_interrupts_working(mnist, stop):
+    import multiprocessing
+    import os
+    import signal
+
+    def terminate(signum, frame):
+        raise RunTerminated
+
+    handlers = signal.getsignal(signal.SIGINT), signal.signal(signal.SIGTERM, terminate)
+    expected = KeyboardInterrupt if stop == "interrupt" else RunTerminated
+
+    def stop_at_first_line(message):  # said in the parent while the forked ranks train
+        if message.startswith("epoch 1/"):  # a real signal: it wakes the main thread waiting for the ranks
+            os.kill(os.getpid(), signal.SIGINT if stop == "interrupt" else signal.SIGTERM)
+
+    config = replace(DEFAULTS, max_epochs=1000, batch_size=64, devices=2)
+    try:
+        with pytest.raises(expected):
+            train_simclr(mnist[0][:256], DIGITS, config, stop_at_first_line)
+        assert multiprocessing.active_children() == []
+        assert signal.getsignal(signal.SIGINT) is handlers[0]
+    finally:
+        signal.signal(signal.SIGTERM, handlers[1])
