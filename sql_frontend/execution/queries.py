@@ -126,7 +126,9 @@ class QueryEngine:
         self.start = start  # where the statement begins in it
         self._tables: dict[str, dict[str, Generation]] | None = None  # this attempt's view of the tables' generations
         self._fresh = False  # whether this attempt reads them from the store rather than this process's memory
-        self.last_plan = ""  # "exhaustive" or "top-k (m of n images)", for tests and EXPLAIN-like output
+        # "exhaustive", "top-k (m of n images)" or "top-k (m of n images), rows held in memory" (`row_snapshots`),
+        # for tests and EXPLAIN-like output
+        self.last_plan = ""
 
     def run(self, statement: exp.Expression, relations: dict[str, Any] | None = None) -> pd.DataFrame:
         """Evaluate a planned query; one that a CONVERT switched under (see `Generation`) starts again."""
@@ -321,6 +323,7 @@ class QueryEngine:
             ranked = row_snapshots.rank(snapshot, keys, scores[top_k.image], top_k.needed, top_k.nulls_first, exhausted)
             if ranked.complete:
                 break
+        self.last_plan += ", rows held in memory"
         positions = ranked.positions[top_k.skip :]
         rows = snapshot.rows.take(positions).reset_index(drop=True)
         embedded = snapshot.embedded[positions]

@@ -39,7 +39,7 @@ class StatementRunner:
         self.resources = resources
         self._instance_factory = instance
         self._instance: dg.DagsterInstance | None = None
-        self.last_plan = ""  # how the last query ran: "exhaustive" or "top-k (m of n images)"
+        self.last_plan = ""  # how the last query ran: "exhaustive" or "top-k (m of n images)[, rows held in memory]"
 
     @property
     def instance(self) -> dg.DagsterInstance:
