@@ -110,7 +110,17 @@ class DagsterSubmitter:
         )
 
     def wait(self, run_ids: list[str], running: Running) -> None:
-        """Until every run has ended, their log lines copied into `running`; then the first failure's error."""
+        """Until every run has ended (`follow`); then the first failed run's error."""
+        failed = self.follow(run_ids, running)
+        if failed:
+            raise self.run_error(failed[0])
+
+    def run_error(self, run_id: str) -> ThanoSQLError:
+        """The error a failed run ended with."""
+        return _run_error(self.instance.all_logs(run_id), run_id)
+
+    def follow(self, run_ids: list[str], running: Running) -> list[str]:
+        """Until every run has ended, their log lines copied into `running`; the runs that did not succeed."""
         from dagster import DagsterRunStatus
 
         seen = dict.fromkeys(run_ids, 0)
@@ -129,9 +139,7 @@ class DagsterSubmitter:
                     ended[run_id] = status
             if len(ended) < len(run_ids):
                 time.sleep(min(_POLL_S * len(run_ids), 2.0))  # each poll reads every run's log
-        failed = [run_id for run_id in run_ids if ended[run_id] != DagsterRunStatus.SUCCESS]
-        if failed:
-            raise _run_error(self.instance.all_logs(failed[0]), failed[0])
+        return [run_id for run_id in run_ids if ended[run_id] != DagsterRunStatus.SUCCESS]
 
     def reload(self) -> None:
         """Reload the code location, which builds its assets from the catalog: new objects appear, removed ones go."""
@@ -288,15 +296,12 @@ class StatementService:
                 )
                 for partition in partitions
             ]
-            try:
-                self.submitter.wait(run_ids, running)
-            except ThanoSQLError as error:
-                from dagster import DagsterRunStatus
-
-                runs = {partition: self.runner.instance.get_run_by_id(run_id) for partition, run_id in zip(partitions, run_ids)}
-                failed = [partition for partition, run in runs.items() if run is None or run.status != DagsterRunStatus.SUCCESS]
+            failed = self.submitter.follow(run_ids, running)
+            if failed:
+                error = self.submitter.run_error(failed[0])
+                failed_partitions = [partition for partition, run_id in zip(partitions, run_ids) if run_id in failed]
                 raise DataError(
-                    f"Partition runs {', '.join(failed)} of generation {generation.collection} failed: {error.message}",
+                    f"Partition runs {', '.join(failed_partitions)} of generation {generation.collection} failed: {error.message}",
                     hint="The other partitions' vectors are kept and SEARCH answers from the previous generation: run the "
                     "statement again to run the failed partitions only (or re-execute their runs in the Dagster UI, then run it).",
                 ) from error

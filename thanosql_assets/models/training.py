@@ -39,9 +39,7 @@ class ProgressReporter(L.Callback):
     MLflow's active run is).
     """
 
-    def __init__(
-        self, images: int, max_epochs: int, progress: Callable[[str], None], on_epoch: EpochCallback | None, *, relay: bool = False
-    ):
+    def __init__(self, images: int, max_epochs: int, progress: Callable[[str], None], on_epoch: EpochCallback | None):
         self.images = images
         self.max_epochs = max_epochs
         self.progress = progress
@@ -50,7 +48,7 @@ class ProgressReporter(L.Callback):
         self._epoch_started = 0.0
         self._last_report = 0.0
         self._home = os.getpid()
-        self._queue = multiprocessing.get_context("fork").Queue() if relay else None  # only DDP's forked ranks put
+        self._queue = None  # while DDP's forked ranks train (`relayed`): where rank 0 puts its lines and epochs
 
     def _say(self, trainer, message: str) -> None:
         if os.getpid() == self._home:
@@ -83,13 +81,14 @@ class ProgressReporter(L.Callback):
             self.on_epoch(epoch, loss, rate)
 
     @contextmanager
-    def relayed(self) -> Iterator[None]:
-        """While the block trains in forked processes: their lines said here as they come, then their
-        epochs. The listener never blocks on the queue for long and never puts into it, so a rank
-        killed mid-write cannot hang this process."""
-        if self._queue is None:
+    def relayed(self, trainer: L.Trainer) -> Iterator[None]:
+        """While the block trains (under DDP, in processes forked from this one): the ranks' lines
+        said here as they come, then their epochs. The listener never blocks on the queue for long
+        and never puts into it, so a rank killed mid-write cannot hang this process."""
+        if trainer.world_size == 1:
             yield
             return
+        self._queue = multiprocessing.get_context("fork").Queue()  # before the fork, so that the ranks inherit it
         epochs, stop = [], threading.Event()
 
         def take(timeout: float) -> bool:
@@ -120,6 +119,7 @@ class ProgressReporter(L.Callback):
             while take(0.1):  # what the ranks sent before they exited
                 pass
             self._queue.close()
+            self._queue = None
             for epoch in sorted(epochs):
                 self._epoch_done(*epoch)
 
@@ -128,7 +128,7 @@ def fit_seconds(trainer: L.Trainer, module: L.LightningModule, batches, reporter
     """Train `module` on `batches` (an iterable of batches); the seconds it took. Lightning's
     warnings about a plain iterable's length and torch's deprecations inside Lightning are muted."""
     started = time.perf_counter()
-    with warnings.catch_warnings(), reporter.relayed(), _interruptible(trainer):
+    with warnings.catch_warnings(), reporter.relayed(trainer), _interruptible(trainer):
         warnings.filterwarnings("ignore", message=".*number of training batches.*")
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # torch deprecation raised inside Lightning
         try:
@@ -178,9 +178,7 @@ def rank_batches(batches: int) -> range:
     """Which of an epoch's `batches` this process trains on: all of them, or under DDP its share,
     the same number on every rank (DDP steps all ranks together) and none twice when they suffice."""
     rank, world = distributed_rank()
-    if world == 1:
-        return range(batches)
-    return range(rank, rank + world * max(batches // world, 1), world)
+    return range(rank, rank + trained_batches(batches, world), world)
 
 
 def trained_batches(batches: int, world: int) -> int:
@@ -233,7 +231,7 @@ def lightning_trainer(max_epochs: int, device: str, callbacks: list[L.Callback],
 
         check_devices(device, devices, num_nodes)
         strategy = DDPStrategy(start_method="fork", process_group_backend="nccl" if device == "cuda" else "gloo")
-    bf16 = (distributed or torch.cuda.is_bf16_supported()) if device == "cuda" else native_bf16("cpu")
+    bf16 = (device == "cuda" and distributed) or native_bf16(device)
     return L.Trainer(
         max_epochs=max_epochs,
         accelerator="gpu" if device == "cuda" else "cpu",

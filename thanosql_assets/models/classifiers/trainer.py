@@ -230,7 +230,7 @@ def train_classifier(
 
     module = ClassifierModule(classifier.train(), config.learning_rate)
     batches = LabelledBatches(data, labels, config.batch_size, config.seed)
-    reporter = ProgressReporter(len(data), config.max_epochs, progress, on_epoch, relay=config.devices * config.num_nodes > 1)
+    reporter = ProgressReporter(len(data), config.max_epochs, progress, on_epoch)
     trainer = lightning_trainer(config.max_epochs, device, [reporter], devices=config.devices, num_nodes=config.num_nodes)
     progress(
         f"training {description} on {len(data)} images of {len(classes)} classes for {config.max_epochs} epochs, "

@@ -86,7 +86,7 @@ def train_simclr(
         learning_rate=config.learning_rate,
         temperature=config.temperature,
     )
-    reporter = ProgressReporter(len(images), config.max_epochs, progress, on_epoch, relay=config.devices * config.num_nodes > 1)
+    reporter = ProgressReporter(len(images), config.max_epochs, progress, on_epoch)
     trainer = lightning_trainer(config.max_epochs, device, [reporter], devices=config.devices, num_nodes=config.num_nodes)
     progress(
         f"training SimCLR ({config.backbone}, {geometry.channels}x{geometry.height}x{geometry.width} images) on "
@@ -100,7 +100,7 @@ def train_simclr(
         module=module.cpu(),
         epoch_losses=reporter.losses,
         seconds=seconds,
-        images_per_second=trained_batches(batches.batches, config.devices * config.num_nodes) * batches.batch_size * config.max_epochs / seconds,
+        images_per_second=trained_batches(batches.batches, trainer.world_size) * batches.batch_size * config.max_epochs / seconds,
         device=device,
         config=config,
     )
