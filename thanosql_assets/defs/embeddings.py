@@ -26,9 +26,11 @@ import dataclasses
 import datetime as dt
 import logging
 import re
+import shutil
 import time
 import uuid
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -285,11 +287,30 @@ def publish(refreshed: RefreshedEmbedding, row_count: int, stores: EmbeddingStor
     )
     # The table and the catalog are switched: what follows only tidies up, and must not fail the statement.
     try:
+        # A partitioned generation still staged is this one, or one the switch just superseded
+        # (begun, failed and never retried, its base now replaced): its files go either way.
+        discard_generation(stores.workspace.root, spec)
         stores.vector_store.point_alias(_safe(f"{spec.table}__{spec.model}"), refreshed.collection)
         if retired not in (None, refreshed.collection, previous_collection):
             stores.vector_store.drop_collection(retired)
     except Exception as error:  # noqa: BLE001
         logging.getLogger("thanosql.progress").info("collection %s is live; tidying the store failed: %s", refreshed.collection, error)
+
+
+GENERATIONS = "generations"  # the workspace folder where partitioned generations are staged
+
+
+def staging_dir(root: Path, spec: EmbeddingSpec) -> Path:
+    """Where `spec`'s partitioned generation is staged (`generations.begin_generation`)."""
+    return root / GENERATIONS / f"{spec.table}.{spec.model}"  # names are letters, digits and underscores: no two alike
+
+
+def discard_generation(root: Path, spec: EmbeddingSpec) -> None:
+    """Remove `spec`'s staged generation, and any half-written staging of one (a planning that died
+    before its rename), once it is switched in or superseded, or with the object."""
+    directory = staging_dir(root, spec)
+    for path in (directory, *directory.parent.glob(f".{directory.name}.*")):
+        shutil.rmtree(path, ignore_errors=True)
 
 
 class EmbedConfig(dg.Config):

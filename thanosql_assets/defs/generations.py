@@ -7,7 +7,7 @@ one image in the same partition (embedded once, as one point), keeps an image in
 whatever rows are added or removed around it, and so lets an append touch only the partitions
 its new images fall in. Row ranges would shift with every insert and delete.
 
-A refresh goes in three steps, with everything staged under `generations/<table>__<model>/` in
+A refresh goes in three steps, with everything staged under `generations/<table>.<model>/` in
 the workspace (a volume every run worker mounts in production):
 
 1. `begin_generation` (the statement): picks the model version and the images to embed, exactly
@@ -47,6 +47,7 @@ from thanosql_assets.defs.embeddings import (
     embedding_op_name,
     embedding_rows,
     select_images,
+    staging_dir,
     store_refreshed,
     switch_table,
 )
@@ -54,7 +55,6 @@ from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import PARTITIONED_TAG, EmbeddingSpec, model_key, table_key
 from thanosql_assets.models.vectors import l2_normalize
 
-GENERATIONS = "generations"
 GENERATION_TAG = "thanosql/generation"  # on partition runs: the collection their generation builds
 
 
@@ -87,10 +87,6 @@ class PendingGeneration:
         """The partition keys of the partitions with images to embed that have not finished."""
         names = partition_names(self.partitions)
         return [names[index] for index in self.runs if _partition_done(staging_dir(root, spec), index, self.collection) is None]
-
-
-def staging_dir(root: Path, spec: EmbeddingSpec) -> Path:
-    return root / GENERATIONS / f"{spec.table}.{spec.model}"  # names are letters, digits and underscores: no two alike
 
 
 def _partition_done(directory: Path, index: int, collection: str) -> dict | None:
@@ -207,7 +203,7 @@ def finish_generation(
 ) -> RefreshedEmbedding:
     """The pending generation's new collection (the one named `collection`, when given), built from
     the previous one's vectors and every partition's, for rows whose images are `image_paths`; the
-    caller switches the table to it and `publish`es, then `discard_generation`s."""
+    caller switches the table to it and `publish`es, which discards the staged files."""
     root = stores.workspace.root
     generation = _current(root, spec, collection)
     directory = staging_dir(root, spec)
@@ -247,11 +243,6 @@ def finish_generation(
     vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
     seconds = sum(_partition_done(directory, index, generation.collection)["seconds"] for index in generation.runs)
     return store_refreshed(spec, selection, vectors, dim, stores, run_id, progress, embed_seconds=seconds, collection=generation.collection)
-
-
-def discard_generation(root: Path, spec: EmbeddingSpec) -> None:
-    """Remove the staged files of `spec`'s generation (after the switch, or with the object)."""
-    shutil.rmtree(staging_dir(root, spec), ignore_errors=True)
 
 
 def _write_keys(path: Path, keys: list[str]) -> None:
@@ -318,8 +309,7 @@ def partitioned_embedding_assets(spec: EmbeddingSpec) -> list[dg.AssetsDefinitio
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
         rows = embedding_rows(spec, workspace, warehouse)
         refreshed = finish_generation(spec, rows[spec.image_col], stores, context.run_id, progress, context.run.tags.get(GENERATION_TAG))
-        yield from switch_table(context, refreshed, rows, warehouse, stores, progress, started)
-        discard_generation(workspace.root, spec)
+        yield from switch_table(context, refreshed, rows, warehouse, stores, progress, started)  # discards the staged files
         metadata = {**refreshed.metadata(refreshed.rows, time.perf_counter() - started), **refreshed.collection_metadata(vector_store)}
         yield dg.MaterializeResult(asset_key=spec.collection_key, metadata={**metadata, "partitions": spec.partitions})
 

@@ -175,6 +175,26 @@ def test_the_switch_refuses_when_the_rows_changed_since_the_plan(scratch_conn):
     assert scratch_conn.execute(SEARCH.format(table="mnist_test"))[f"{COLUMN}_similarity1"].notna().all()
 
 
+def test_a_switch_discards_the_staged_generation_it_superseded(scratch_conn):
+    from thanosql_assets.defs.embeddings import staging_dir
+    from thanosql_assets.defs.materialize import begin_partitioned
+
+    home = scratch_conn.settings.home
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (partitions=2) AS SELECT * FROM mnist_test")
+    spec, resources = embedding_spec(scratch_conn, "mnist_test"), resources_of(scratch_conn)
+    begin_partitioned(spec, resources, rebuild=True)  # planned, and its partitions never run
+    half_written = staging_dir(home, spec).with_name(f".{staging_dir(home, spec).name}.planning_that_died")
+    half_written.mkdir()
+    assert pending_generation(home, spec) is not None
+
+    scratch_conn.execute(f"CONVERT USING {MODEL} AS SELECT * FROM mnist_test")  # unpartitioned: switched in its own run
+
+    assert embedding_spec(scratch_conn, "mnist_test").partitions == 1
+    assert pending_generation(home, spec) is None
+    assert not staging_dir(home, spec).exists() and not half_written.exists()
+    assert scratch_conn.execute(SEARCH.format(table="mnist_test"))[f"{COLUMN}_similarity1"].notna().all()
+
+
 @pytest.mark.parametrize(
     ("statement", "message"),
     [
