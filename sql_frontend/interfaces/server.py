@@ -63,6 +63,7 @@ from thanosql_assets.defs.materialize import (
     MaterializationRequest,
     begin_partitioned,
     defined_specs,
+    how_to_retry,
     materialize,
     split_partitioned,
 )
@@ -302,8 +303,7 @@ class StatementService:
                 failed_partitions = [partition for partition, run_id in zip(partitions, run_ids) if run_id in failed]
                 raise DataError(
                     f"Partition runs {', '.join(failed_partitions)} of generation {generation.collection} failed: {error.message}",
-                    hint="The other partitions' vectors are kept and SEARCH answers from the previous generation: run the "
-                    "statement again to run the failed partitions only (or re-execute their runs in the Dagster UI, then run it).",
+                    hint="The other partitions' vectors are kept and SEARCH answers from the previous generation: " + how_to_retry(request) + ".",
                 ) from error
             self.submitter.run(statement, MaterializationRequest(request.specs, spec.switch_keys), running, {**tags, GENERATION_TAG: generation.collection})
 

@@ -24,7 +24,7 @@ from thanosql_assets.defs.objects import build_definitions, catalog_specs
 from thanosql_assets.defs.partition_job import PARTITION_RUN_KIND
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.recovery import in_flight
-from thanosql_assets.defs.specs import EmbeddingSpec, Spec, spec_from_dict
+from thanosql_assets.defs.specs import EmbeddingSpec, Spec, TableSpec, spec_from_dict
 from thanosql_assets.defs.training_runs import STATEMENT_TAG
 
 # In-process runs log to the Dagster event log (the UI); the console gets our progress lines only.
@@ -91,8 +91,8 @@ def materialize(
                     failures[partition] = error
             if failures:
                 Progress()(
-                    f"partitions {', '.join(failures)} of generation {generation.collection} failed; the other partitions' vectors are kept, "
-                    "and the same statement run again embeds the failed ones only"
+                    f"partitions {', '.join(failures)} of generation {generation.collection} failed; the other partitions' vectors are kept: "
+                    + how_to_retry(request)
                 )
                 raise next(iter(failures.values()))
             switch_tags = {**tags, GENERATION_TAG: generation.collection}
@@ -119,6 +119,13 @@ def split_partitioned(request: MaterializationRequest, specs: list[Spec]) -> tup
     partitioned = [spec for spec in specs if isinstance(spec, EmbeddingSpec) and spec.partitioned and spec.asset_key in request.selection]
     theirs = {key for spec in partitioned for key in (spec.asset_key, *spec.switch_keys)}
     return partitioned, tuple(key for key in request.selection if key not in theirs)
+
+
+def how_to_retry(request: MaterializationRequest) -> str:
+    """What embeds a generation's failed partitions, and only those, once their images are fixed."""
+    if any(isinstance(spec, TableSpec) for spec in request.specs):  # a COPY: running it again would copy its rows again
+        return "its rows are copied; re-execute the failed runs in the Dagster UI, then materialize the collection asset, to embed the failed ones only"
+    return "run the statement again to embed the failed ones only (or re-execute their runs in the Dagster UI, then run it)"
 
 
 def begin_partitioned(spec: EmbeddingSpec, resources: dict[str, Any], *, rebuild: bool) -> PendingGeneration:

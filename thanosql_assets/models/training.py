@@ -21,13 +21,25 @@ from thanosql_assets.models.embedder import native_bf16
 EpochCallback = Callable[[int, float, float], None]  # (epoch, mean loss, source images per second)
 
 
-def pick_device(requested: str) -> str:
-    """'cuda' or 'cpu' for a requested device ('auto' takes the GPU when there is one)."""
-    if requested == "cuda" and not torch.cuda.is_available():
+def pick_device(requested: str, distributed: bool = False) -> str:
+    """'cuda' or 'cpu' for a requested device ('auto' takes the GPU when there is one).
+
+    Before a `distributed` training GPUs are counted with `torch.cuda.device_count`, which asks
+    NVML: `torch.cuda.is_available` initializes the CUDA driver, after which DDP's forked
+    processes could not use the GPUs. NVML's answer is the weaker one (a GPU it lists may still
+    fail to start), so it is asked only there.
+    """
+    available = torch.cuda.device_count() > 0 if distributed else torch.cuda.is_available()
+    if requested == "cuda" and not available:
         raise DataError("OPTIONS (device='cuda') asks for a GPU, but none is available here.", hint="Use device='auto' or 'cpu'.")
     if requested == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if available else "cpu"
     return requested
+
+
+def is_distributed(devices: int, num_nodes: int) -> bool:
+    """Whether training forks DDP processes (see `lightning_trainer`)."""
+    return devices * num_nodes > 1
 
 
 class ProgressReporter(L.Callback):
@@ -198,8 +210,7 @@ def check_devices(device: str, devices: int, num_nodes: int) -> None:
         )
     if device == "cuda" and torch.cuda.is_initialized():
         raise DataError(
-            f"OPTIONS (devices={devices}) forks one process per GPU, but this process already uses CUDA "
-            "(an earlier statement, or a head fitted on the GPU first: base_model or pretrained).",
+            f"OPTIONS (devices={devices}) forks one process per GPU, but this process already uses CUDA (an earlier statement).",
             hint="Run the statement as a run of its own (production mode launches BUILD), or train on one device.",
         )
     if device == "cuda" and devices > torch.cuda.device_count():
@@ -222,7 +233,7 @@ def lightning_trainer(max_epochs: int, device: str, callbacks: list[L.Callback],
     """
     for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
         logging.getLogger(name).setLevel(logging.WARNING)
-    distributed = devices * num_nodes > 1
+    distributed = is_distributed(devices, num_nodes)
     if device == "cuda":
         torch.backends.cudnn.benchmark = True
         torch.set_float32_matmul_precision("high")

@@ -129,12 +129,75 @@ def test_appended_rows_touch_only_the_partitions_they_fall_in(scratch_conn):
     touched = {partition_names(8)[partition_of(image, 8)] for image in added}
     assert {run.tags["dagster/partition"] for run in new_runs} == touched
     after = vectors_by_image(scratch_conn, "mnist_test")
-    assert len(after) == 202 and all(vector is not None for vector in after.values())
+    assert len(after) == 202 and all(isinstance(vector, np.ndarray) for vector in after.values())
     for image, vector in before.items():
         np.testing.assert_array_equal(after[image], vector)
     collection = scratch_conn.settings.dagster_instance().get_latest_materialization_event(spec.collection_key)
     metadata = {name: value.value for name, value in collection.asset_materialization.metadata.items()}
     assert (metadata["embedded_images"], metadata["reused_vectors"], metadata["vector_count"]) == (2, 200, 202)
+
+
+def test_a_copy_appending_rows_runs_only_the_partitions_its_new_images_fall_in(scratch_conn):
+    import pandas as pd
+
+    home = scratch_conn.settings.home
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (partitions=8) AS SELECT * FROM mnist_test")
+    spec = embedding_spec(scratch_conn, "mnist_test")
+    serving = resources_of(scratch_conn)["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"]
+    before = vectors_by_image(scratch_conn, "mnist_test")
+    added = pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_train.csv").iloc[:3]
+    added.to_csv(home / "more.csv", index=False)
+    runs_before = len(partition_runs(scratch_conn, "mnist_test"))
+
+    scratch_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'more.csv'")
+
+    new_runs = partition_runs(scratch_conn, "mnist_test")[runs_before:]
+    touched = {partition_names(8)[partition_of(image, 8)] for image in added["image_path"]}
+    assert sorted(run.tags["dagster/partition"] for run in new_runs) == sorted(touched)
+    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in new_runs)
+    after = vectors_by_image(scratch_conn, "mnist_test")
+    assert len(after) == 203 and all(isinstance(vector, np.ndarray) for vector in after.values())
+    for image, vector in before.items():
+        np.testing.assert_array_equal(after[image], vector)
+    state = resources_of(scratch_conn)["catalog"].get("embedding", f"mnist_test/{MODEL}").state
+    assert state["retired_collection"] == serving and state["vectors"] == 203
+    assert pending_generation(home, spec) is None
+    assert QUERY.rsplit("/", 1)[-1] in scratch_conn.execute(SEARCH.format(table="mnist_test")).sort_values(f"{COLUMN}_similarity1").iloc[-1]["image_path"]
+
+
+def test_a_copy_whose_partition_fails_keeps_the_vectors_the_table_had_until_the_retry(scratch_conn, caplog):
+    import pandas as pd
+
+    home = scratch_conn.settings.home
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (partitions=4) AS SELECT * FROM mnist_test")
+    serving = resources_of(scratch_conn)["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"]
+    before = vectors_by_image(scratch_conn, "mnist_test")
+    (home / "broken.jpg").write_bytes(b"not a jpeg")
+    pd.DataFrame({"image_path": ["broken.jpg"], "filename": ["broken.jpg"], "label": [0]}).to_csv(home / "more.csv", index=False)
+
+    with pytest.raises(DataError, match="broken.jpg"):
+        scratch_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'more.csv'")
+
+    # The rows are copied; the new image has no vector until its partition succeeds, and the
+    # others keep theirs, from the collection that still serves.
+    after = vectors_by_image(scratch_conn, "mnist_test")
+    assert len(after) == 201 and not isinstance(after["broken.jpg"], np.ndarray)
+    for image, vector in before.items():
+        np.testing.assert_array_equal(after[image], vector)
+    assert resources_of(scratch_conn)["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"] == serving
+    assert scratch_conn.execute(SEARCH.format(table="mnist_test"))[f"{COLUMN}_similarity1"].notna().sum() == 200
+
+    # What the failure says to do (not the COPY again: its rows are copied) embeds the failed partition only.
+    assert "re-execute the failed runs in the Dagster UI, then materialize the collection asset" in caplog.text
+    spec = embedding_spec(scratch_conn, "mnist_test")
+    runs_before = len(partition_runs(scratch_conn, "mnist_test"))
+    shutil.copy(home / QUERY, home / "broken.jpg")
+    materialize(MaterializationRequest((), (spec.asset_key, spec.collection_key)), resources_of(scratch_conn), scratch_conn.settings.dagster_instance(), "retry")
+    retried = partition_runs(scratch_conn, "mnist_test")[runs_before:]
+    assert [run.tags["dagster/partition"] for run in retried] == [partition_names(4)[partition_of("broken.jpg", 4)]]
+    after = vectors_by_image(scratch_conn, "mnist_test")
+    assert all(isinstance(vector, np.ndarray) for vector in after.values())
+    np.testing.assert_allclose(after["broken.jpg"], after[QUERY], atol=1e-6)
 
 
 def test_scheduled_retraining_leaves_partitioned_embeddings_to_their_statement(scratch_conn):

@@ -43,6 +43,7 @@ from thanosql_assets.models.training import (
     EpochCallback,
     ProgressReporter,
     fit_seconds,
+    is_distributed,
     lightning_trainer,
     pick_device,
     rank_batches,
@@ -191,7 +192,11 @@ def train_classifier(
     if targets.shape != (len(images),) or targets.min() < 0 or targets.max() >= len(classes):
         raise ValueError("targets must hold one class index into `classes` per image")
 
-    device = pick_device(config.device)
+    distributed = is_distributed(config.devices, config.num_nodes)
+    device = pick_device(config.device, distributed)
+    # The new head of a pretrained start is fitted before training; under DDP on the CPU, so that
+    # CUDA stays untouched in this process until the forked processes take the GPUs.
+    head_device = "cpu" if distributed else device
     pretrained = start is not None
     pseudo_labelled = 0
     config = config.resolved(
@@ -212,14 +217,14 @@ def train_classifier(
         classifier = start.with_new_head(classes).cpu().float()
         description = f"{start.network}, fine-tuned with a new head"
         progress(f"fitting the new head on the pretrained network's features of {len(images)} images")
-        _fit_head(classifier, data, labels, device)
+        _fit_head(classifier, data, labels, head_device)
     elif isinstance(start, ImageEmbedder):
         classifier = ImageClassifier.from_embedder(start, classes).cpu().float()
         description = classifier.network
         progress(f"fitting the new head on the SimCLR model's features of {len(images)} images")
-        _fit_head(classifier, data, labels, device)
+        _fit_head(classifier, data, labels, head_device)
         if unlabelled is not None and len(unlabelled):
-            data, labels, pseudo_labelled = _self_training(classifier, data, labels, unlabelled, device, progress)
+            data, labels, pseudo_labelled = _self_training(classifier, data, labels, unlabelled, head_device, progress)
     else:
         pixels = data.float().div_(255).transpose(0, 1).reshape(geometry.channels, -1)
         mean, std = pixels.mean(dim=1), pixels.std(dim=1).clamp_min(1e-3)

@@ -20,6 +20,7 @@ from thanosql_assets.models.training import (
     EpochCallback,
     ProgressReporter,
     fit_seconds,
+    is_distributed,
     lightning_trainer,
     pick_device,
     trained_batches,
@@ -63,7 +64,7 @@ def train_simclr(
     pixel statistics when given (FIT MODEL; `geometry` is then `start.geometry`)."""
     if len(images) < 2:
         raise DataError(f"SimCLR needs at least 2 training images; the query returned {len(images)}.")
-    device = pick_device(config.device)
+    device = pick_device(config.device, is_distributed(config.devices, config.num_nodes))
     L.seed_everything(config.seed, workers=True, verbose=False)
     data = torch.from_numpy(np.ascontiguousarray(images).copy())
     batches = ShuffledBatches(data, config.batch_size, config.seed)

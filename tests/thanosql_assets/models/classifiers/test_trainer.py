@@ -42,7 +42,9 @@ def test_a_new_network_learns_the_task():
     images, targets = halves(48, seed=0)
     messages = []
     result = train_classifier(images, targets, CLASSES, GEOMETRY, CONFIG, "resnet18", messages.append)
-    assert accuracy(result.classifier, *halves(64, seed=1)) == 1.0
+    # 18 steps: under bf16 mixed precision (CPUs that compute it natively) the last few test
+    # images fall on either side depending on the CPU's arithmetic; chance is 0.5.
+    assert accuracy(result.classifier, *halves(64, seed=1)) >= 0.9
     assert result.classifier.classes == CLASSES and not result.classifier.training
     assert result.config == replace(CONFIG, input_size=16, learning_rate=default_learning_rate("resnet18"))
     assert result.network == "torchvision resnet18, 3x3 stride-1 stem, no max-pool (1-channel 16 px input)"
@@ -98,6 +100,18 @@ def test_a_simclr_encoder_is_fine_tuned_with_a_new_head_and_left_unchanged():
     assert result.config.learning_rate == FINE_TUNE_LEARNING_RATE
     for name, value in embedder.state_dict().items():
         torch.testing.assert_close(value, weights[name], rtol=0, atol=0)
+
+
+def test_a_simclr_encoder_fine_tunes_under_ddp_its_head_fitted_before_the_fork():
+    # On GPUs the head is fitted on the CPU (CUDA must stay untouched until the fork); here both are CPUs.
+    torch.manual_seed(0)
+    embedder = ImageEmbedder(build_backbone("small_cnn", 1), GEOMETRY, torch.tensor([0.4]), torch.tensor([0.25])).eval()
+    images, targets = halves(64, seed=0)
+    messages = []
+    result = train_classifier(images, targets, CLASSES, GEOMETRY, replace(CONFIG, devices=2), "resnet18", messages.append, start=embedder)
+    assert accuracy(result.classifier, *halves(64, seed=1)) > 0.9
+    assert any(m.startswith("fitting the new head on the SimCLR model's features of 64 images") for m in messages)
+    assert [m.split(":")[0] for m in messages if "images/s" in m] == ["epoch 1/3", "epoch 2/3", "epoch 3/3"]
 
 
 def test_self_training_adds_the_unlabelled_images_the_probe_labels_with_confidence():
