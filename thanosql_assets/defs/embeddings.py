@@ -24,6 +24,7 @@ image the query returned get their embedding. Otherwise a new table is written f
 
 import dataclasses
 import datetime as dt
+import json
 import logging
 import re
 import shutil
@@ -232,7 +233,8 @@ def with_current_vectors(spec: EmbeddingSpec, image_paths: pd.Series, rows, stor
     that says so: what a table keeps through a COPY until partition runs embed its new images."""
     state = stores.catalog.get(spec.kind, spec.catalog_name).state
     keys = list(dict.fromkeys(key for key in image_path_texts(image_paths) if key is not None))
-    vectors = stores.vector_store.vectors(state["collection"], keys)
+    # A collection lost from the store leaves the rows without vectors; the partition runs embed them all.
+    vectors = stores.vector_store.vectors(state["collection"], keys) if stores.vector_store.exists(state["collection"]) else {}
     images = rows.column(spec.image_col).to_pylist() if hasattr(rows, "column_names") else rows[spec.image_col].tolist()
     table = with_vector_column(rows, spec.column, [str(image) for image in images], vectors, int(state["dim"]))
     return table, Generation(spec.table, spec.column, state["collection"], str(state["model_version"]), spec.image_col)
@@ -299,9 +301,7 @@ def publish(refreshed: RefreshedEmbedding, row_count: int, stores: EmbeddingStor
     )
     # The table and the catalog are switched: what follows only tidies up, and must not fail the statement.
     try:
-        # A partitioned generation still staged is this one, or one the switch just superseded
-        # (begun, failed and never retried, its base now replaced): its files go either way.
-        discard_generation(stores.workspace.root, spec)
+        discard_superseded_generation(stores.workspace.root, spec, refreshed.collection)
         stores.vector_store.point_alias(_safe(f"{spec.table}__{spec.model}"), refreshed.collection)
         if retired not in (None, refreshed.collection, previous_collection):
             stores.vector_store.drop_collection(retired)
@@ -319,10 +319,23 @@ def staging_dir(root: Path, spec: EmbeddingSpec) -> Path:
 
 def discard_generation(root: Path, spec: EmbeddingSpec) -> None:
     """Remove `spec`'s staged generation, and any half-written staging of one (a planning that died
-    before its rename), once it is switched in or superseded, or with the object."""
+    before its rename), with the object."""
     directory = staging_dir(root, spec)
     for path in (directory, *directory.parent.glob(f".{directory.name}.*")):
         shutil.rmtree(path, ignore_errors=True)
+
+
+def discard_superseded_generation(root: Path, spec: EmbeddingSpec, collection: str) -> None:
+    """Once `spec` serves `collection`: remove its staged generation, which is the one just switched
+    in or one begun on an older collection (failed, never retried), unless a statement planned it
+    on `collection` meanwhile."""
+    directory = staging_dir(root, spec)
+    try:
+        base = json.loads((directory / "pending.json").read_text()).get("base")
+    except (OSError, ValueError):
+        base = None
+    if base != collection:
+        shutil.rmtree(directory, ignore_errors=True)
 
 
 class EmbedConfig(dg.Config):

@@ -123,8 +123,11 @@ def split_partitioned(request: MaterializationRequest, specs: list[Spec]) -> tup
 
 def how_to_retry(request: MaterializationRequest) -> str:
     """What embeds a generation's failed partitions, and only those, once their images are fixed."""
-    if any(isinstance(spec, TableSpec) for spec in request.specs):  # a COPY: running it again would copy its rows again
-        return "its rows are copied; re-execute the failed runs in the Dagster UI, then materialize the collection asset, to embed the failed ones only"
+    if any(isinstance(spec, TableSpec) for spec in request.specs):  # a COPY: one that appends would append its rows again
+        return (
+            "the COPY's rows are in the table; re-execute the failed runs in the Dagster UI, then materialize the collection asset, "
+            "to embed the failed ones only"
+        )
     return "run the statement again to embed the failed ones only (or re-execute their runs in the Dagster UI, then run it)"
 
 

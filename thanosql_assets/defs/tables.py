@@ -105,6 +105,13 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         kept: list[Generation] = []  # partitioned embeddings: refreshed by their partition runs after this run
         try:
             for embedding in embeddings:
+                if embedding.partitioned and embedding.image_col not in data.column_names:
+                    # Its partition runs, after this run, would find no images to embed.
+                    raise DataError(
+                        f"COPY {spec.name}: the new rows have no column {embedding.image_col!r}, which the partitioned embedding "
+                        f"{embedding.column} reads; nothing was copied.",
+                        hint=f"Keep the column {embedding.image_col} in the file, or COPY it into a new table.",
+                    )
                 if embedding.image_col in data.column_names:
                     images = embedded_images(warehouse, embedding, spec.name, data)
                     if embedding.partitioned:

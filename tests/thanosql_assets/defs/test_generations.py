@@ -187,17 +187,35 @@ def test_a_copy_whose_partition_fails_keeps_the_vectors_the_table_had_until_the_
     assert resources_of(scratch_conn)["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"] == serving
     assert scratch_conn.execute(SEARCH.format(table="mnist_test"))[f"{COLUMN}_similarity1"].notna().sum() == 200
 
-    # What the failure says to do (not the COPY again: its rows are copied) embeds the failed partition only.
+    # What the failure says to do (not the COPY again: its rows are in the table): the failed
+    # partition's run again (what the UI's re-execution runs), then the collection asset alone.
     assert "re-execute the failed runs in the Dagster UI, then materialize the collection asset" in caplog.text
-    spec = embedding_spec(scratch_conn, "mnist_test")
-    runs_before = len(partition_runs(scratch_conn, "mnist_test"))
+    from thanosql_assets.defs.materialize import run_partition
+    from thanosql_assets.defs.objects import build_definitions
+
+    spec, resources = embedding_spec(scratch_conn, "mnist_test"), resources_of(scratch_conn)
+    instance, generation = scratch_conn.settings.dagster_instance(), pending_generation(home, spec)
+    assert generation.unfinished(home, spec) == [partition_names(4)[partition_of("broken.jpg", 4)]]
     shutil.copy(home / QUERY, home / "broken.jpg")
-    materialize(MaterializationRequest((), (spec.asset_key, spec.collection_key)), resources_of(scratch_conn), scratch_conn.settings.dagster_instance(), "retry")
-    retried = partition_runs(scratch_conn, "mnist_test")[runs_before:]
-    assert [run.tags["dagster/partition"] for run in retried] == [partition_names(4)[partition_of("broken.jpg", 4)]]
+    run_partition(build_definitions([spec], resources), spec, generation.unfinished(home, spec)[0], generation, instance, {}, resources)
+    materialize(MaterializationRequest((), (spec.collection_key,)), resources, instance, "switch")
+    assert resources["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"] == generation.collection
     after = vectors_by_image(scratch_conn, "mnist_test")
     assert all(isinstance(vector, np.ndarray) for vector in after.values())
     np.testing.assert_allclose(after["broken.jpg"], after[QUERY], atol=1e-6)
+
+
+def test_a_copy_without_the_image_column_of_a_partitioned_embedding_is_refused_and_copies_nothing(scratch_conn):
+    import pandas as pd
+
+    home = scratch_conn.settings.home
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (partitions=2) AS SELECT * FROM mnist_test")
+    before = scratch_conn.execute("SELECT * FROM mnist_test")
+    pd.DataFrame({"filename": ["a.jpg"], "label": [0]}).to_csv(home / "other.csv", index=False)
+    with pytest.raises(DataError, match="no column 'image_path', which the partitioned embedding") as refused:
+        scratch_conn.execute("COPY mnist_test OPTIONS (overwrite=True) FROM 'other.csv'")
+    assert "COPY it into a new table" in refused.value.hint
+    pd.testing.assert_frame_equal(scratch_conn.execute("SELECT * FROM mnist_test"), before)
 
 
 def test_scheduled_retraining_leaves_partitioned_embeddings_to_their_statement(scratch_conn):
@@ -246,15 +264,13 @@ def test_a_switch_discards_the_staged_generation_it_superseded(scratch_conn):
     scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (partitions=2) AS SELECT * FROM mnist_test")
     spec, resources = embedding_spec(scratch_conn, "mnist_test"), resources_of(scratch_conn)
     begin_partitioned(spec, resources, rebuild=True)  # planned, and its partitions never run
-    half_written = staging_dir(home, spec).with_name(f".{staging_dir(home, spec).name}.planning_that_died")
-    half_written.mkdir()
     assert pending_generation(home, spec) is not None
 
     scratch_conn.execute(f"CONVERT USING {MODEL} AS SELECT * FROM mnist_test")  # unpartitioned: switched in its own run
 
     assert embedding_spec(scratch_conn, "mnist_test").partitions == 1
     assert pending_generation(home, spec) is None
-    assert not staging_dir(home, spec).exists() and not half_written.exists()
+    assert not staging_dir(home, spec).exists()
     assert scratch_conn.execute(SEARCH.format(table="mnist_test"))[f"{COLUMN}_similarity1"].notna().all()
 
 

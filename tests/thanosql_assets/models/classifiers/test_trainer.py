@@ -103,7 +103,7 @@ def test_a_simclr_encoder_is_fine_tuned_with_a_new_head_and_left_unchanged():
 
 
 def test_a_simclr_encoder_fine_tunes_under_ddp_its_head_fitted_before_the_fork():
-    # On GPUs the head is fitted on the CPU (CUDA must stay untouched until the fork); here both are CPUs.
+    # Where the head is fitted on a GPU machine: tests/thanosql_assets/models/test_training.py.
     torch.manual_seed(0)
     embedder = ImageEmbedder(build_backbone("small_cnn", 1), GEOMETRY, torch.tensor([0.4]), torch.tensor([0.25])).eval()
     images, targets = halves(64, seed=0)
