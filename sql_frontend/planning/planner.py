@@ -403,15 +403,14 @@ class _StatementPlanner:
                 )
         datasets = tuple(dict.fromkeys(d for d in (self._dataset_of(self._workspace.root / s) for s in sources) if d))
         spec = TableSpec(name=name, sources=sources, datasets=datasets, sheets=sheets if any(sheets) else ())
-        # The table's own embedding columns are refreshed with it (see `table_asset`), except
-        # partitioned ones; those, and embeddings of other tables read from it, are brought up to
-        # date after it in the same statement (new images only; partitioned ones by partition runs).
+        # The table's own embedding columns are refreshed with it (see `table_asset`); embeddings
+        # of other tables read from it are brought up to date in the same run (new images only).
         downstream = [
             key
             for entry in self._catalog.list("embedding")
             if not entry.spec.get("folder") and name in entry.spec.get("tables", ())
             for embedding in [spec_from_dict("embedding", entry.spec)]
-            if embedding.table != name or embedding.partitioned
+            if embedding.table != name
             for key in (embedding.asset_key, embedding.collection_key)
         ]
         if inline is not None:

@@ -227,19 +227,6 @@ def refresh_vectors(
     return store_refreshed(spec, embedded_selection, new_vectors, embedder.embedding_dim, stores, run_id, progress, embed_seconds=embed_seconds)
 
 
-def with_current_vectors(spec: EmbeddingSpec, image_paths: pd.Series, rows, stores: EmbeddingStores) -> tuple[Any, Generation]:
-    """`rows` (DataFrame or Arrow table) as an Arrow table whose embedding column holds the vectors
-    the current collection has for `image_paths` (null for images it lacks), and the generation
-    that says so: what a table keeps through a COPY until partition runs embed its new images."""
-    state = stores.catalog.get(spec.kind, spec.catalog_name).state
-    keys = list(dict.fromkeys(key for key in image_path_texts(image_paths) if key is not None))
-    # A collection lost from the store leaves the rows without vectors; the partition runs embed them all.
-    vectors = stores.vector_store.vectors(state["collection"], keys) if stores.vector_store.exists(state["collection"]) else {}
-    images = rows.column(spec.image_col).to_pylist() if hasattr(rows, "column_names") else rows[spec.image_col].tolist()
-    table = with_vector_column(rows, spec.column, [str(image) for image in images], vectors, int(state["dim"]))
-    return table, Generation(spec.table, spec.column, state["collection"], str(state["model_version"]), spec.image_col)
-
-
 def store_refreshed(
     spec: EmbeddingSpec,
     selection: ImageSelection,

@@ -8,11 +8,6 @@ rows' images are embedded (images already in the collection keep their vectors) 
 collections, and the table is replaced with its rows and every embedding column in one
 transaction. Until that transaction commits, the previous table and collections serve; a COPY
 that fails or is killed midway leaves them as they were.
-
-A partitioned embedding (OPTIONS (partitions=N)) is the exception: its new images are embedded
-by partition runs after the COPY's run, which the statement's request selects, as they would be
-after an INSERT. Until that generation is switched in, the table keeps the vectors the current
-collection has for its rows' images, and rows with new images have none (SEARCH gives them NULL).
 """
 
 import time
@@ -25,7 +20,6 @@ from sqlglot import exp
 
 from resources import (
     CatalogResource,
-    Generation,
     ModelRegistryResource,
     VectorStoreResource,
     WarehouseResource,
@@ -33,7 +27,7 @@ from resources import (
 )
 from thanosql.errors import DataError
 from thanosql_assets.defs.csv_files import StreamedCsv
-from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors, with_current_vectors
+from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, SavedTableSpec, TableSpec, spec_from_dict, table_key
 from thanosql_assets.defs.table_files import read_table_files, streamed_table_file
@@ -102,30 +96,17 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
             progress(f"COPY {spec.name}: {note}")
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
         refreshed: list[RefreshedEmbedding] = []
-        kept: list[Generation] = []  # partitioned embeddings: refreshed by their partition runs after this run
         try:
             for embedding in embeddings:
-                if embedding.partitioned and embedding.image_col not in data.column_names:
-                    # Its partition runs, after this run, would find no images to embed.
-                    raise DataError(
-                        f"COPY {spec.name}: the new rows have no column {embedding.image_col!r}, which the partitioned embedding "
-                        f"{embedding.column} reads; nothing was copied.",
-                        hint=f"Keep the column {embedding.image_col} in the file, or COPY it into a new table.",
-                    )
                 if embedding.image_col in data.column_names:
                     images = embedded_images(warehouse, embedding, spec.name, data)
-                    if embedding.partitioned:
-                        data, generation = with_current_vectors(embedding, images, data, stores)
-                        kept.append(generation)
-                        continue
                     refreshed.append(refresh_vectors(embedding, images, stores, progress, rebuild=False, run_id=context.run_id))
                     data = refreshed[-1].add_column(data)
-            generations = [embedding.generation for embedding in refreshed] + kept
             rows = warehouse.replace_table(
                 spec.name,
                 data,
-                index_on=sorted({generation.image_col for generation in generations}),
-                generations=generations,
+                index_on=sorted({embedding.spec.image_col for embedding in refreshed}),
+                generations=[embedding.generation for embedding in refreshed],
             )
         except BaseException:
             for embedding in refreshed:

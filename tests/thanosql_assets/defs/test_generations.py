@@ -137,85 +137,47 @@ def test_appended_rows_touch_only_the_partitions_they_fall_in(scratch_conn):
     assert (metadata["embedded_images"], metadata["reused_vectors"], metadata["vector_count"]) == (2, 200, 202)
 
 
-def test_a_copy_appending_rows_runs_only_the_partitions_its_new_images_fall_in(scratch_conn):
-    import pandas as pd
-
-    home = scratch_conn.settings.home
-    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (partitions=8) AS SELECT * FROM mnist_test")
-    spec = embedding_spec(scratch_conn, "mnist_test")
-    serving = resources_of(scratch_conn)["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"]
-    before = vectors_by_image(scratch_conn, "mnist_test")
-    added = pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_train.csv").iloc[:3]
-    added.to_csv(home / "more.csv", index=False)
-    runs_before = len(partition_runs(scratch_conn, "mnist_test"))
-
-    scratch_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'more.csv'")
-
-    new_runs = partition_runs(scratch_conn, "mnist_test")[runs_before:]
-    touched = {partition_names(8)[partition_of(image, 8)] for image in added["image_path"]}
-    assert sorted(run.tags["dagster/partition"] for run in new_runs) == sorted(touched)
-    assert all(run.status == dg.DagsterRunStatus.SUCCESS for run in new_runs)
-    after = vectors_by_image(scratch_conn, "mnist_test")
-    assert len(after) == 203 and all(isinstance(vector, np.ndarray) for vector in after.values())
-    for image, vector in before.items():
-        np.testing.assert_array_equal(after[image], vector)
-    state = resources_of(scratch_conn)["catalog"].get("embedding", f"mnist_test/{MODEL}").state
-    assert state["retired_collection"] == serving and state["vectors"] == 203
-    assert pending_generation(home, spec) is None
-    assert QUERY.rsplit("/", 1)[-1] in scratch_conn.execute(SEARCH.format(table="mnist_test")).sort_values(f"{COLUMN}_similarity1").iloc[-1]["image_path"]
-
-
-def test_a_copy_whose_partition_fails_keeps_the_vectors_the_table_had_until_the_retry(scratch_conn, caplog):
+def test_a_copy_into_a_partitioned_embeddings_table_embeds_its_new_images_in_its_run_or_changes_nothing(scratch_conn):
     import pandas as pd
 
     home = scratch_conn.settings.home
     scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (partitions=4) AS SELECT * FROM mnist_test")
-    serving = resources_of(scratch_conn)["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"]
     before = vectors_by_image(scratch_conn, "mnist_test")
-    (home / "broken.jpg").write_bytes(b"not a jpeg")
-    pd.DataFrame({"image_path": ["broken.jpg"], "filename": ["broken.jpg"], "label": [0]}).to_csv(home / "more.csv", index=False)
+    runs_before = len(partition_runs(scratch_conn, "mnist_test"))
+    train = pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_train.csv")
+    train.iloc[:3].to_csv(home / "more.csv", index=False)
 
-    with pytest.raises(DataError, match="broken.jpg"):
-        scratch_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'more.csv'")
+    scratch_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'more.csv'")
 
-    # The rows are copied; the new image has no vector until its partition succeeds, and the
-    # others keep theirs, from the collection that still serves.
     after = vectors_by_image(scratch_conn, "mnist_test")
-    assert len(after) == 201 and not isinstance(after["broken.jpg"], np.ndarray)
+    assert len(after) == 203 and all(isinstance(vector, np.ndarray) for vector in after.values())
     for image, vector in before.items():
         np.testing.assert_array_equal(after[image], vector)
-    assert resources_of(scratch_conn)["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"] == serving
-    assert scratch_conn.execute(SEARCH.format(table="mnist_test"))[f"{COLUMN}_similarity1"].notna().sum() == 200
+    assert len(partition_runs(scratch_conn, "mnist_test")) == runs_before  # embedded in the COPY's own run
 
-    # What the failure says to do (not the COPY again: its rows are in the table): the failed
-    # partition's run again (what the UI's re-execution runs), then the collection asset alone.
-    assert "re-execute the failed runs in the Dagster UI, then materialize the collection asset" in caplog.text
-    from thanosql_assets.defs.materialize import run_partition
-    from thanosql_assets.defs.objects import build_definitions
-
-    spec, resources = embedding_spec(scratch_conn, "mnist_test"), resources_of(scratch_conn)
-    instance, generation = scratch_conn.settings.dagster_instance(), pending_generation(home, spec)
-    assert generation.unfinished(home, spec) == [partition_names(4)[partition_of("broken.jpg", 4)]]
-    shutil.copy(home / QUERY, home / "broken.jpg")
-    run_partition(build_definitions([spec], resources), spec, generation.unfinished(home, spec)[0], generation, instance, {}, resources)
-    materialize(MaterializationRequest((), (spec.collection_key,)), resources, instance, "switch")
-    assert resources["catalog"].get("embedding", f"mnist_test/{MODEL}").state["collection"] == generation.collection
-    after = vectors_by_image(scratch_conn, "mnist_test")
-    assert all(isinstance(vector, np.ndarray) for vector in after.values())
-    np.testing.assert_allclose(after["broken.jpg"], after[QUERY], atol=1e-6)
+    # A file that is no image fails the COPY before the table changes (a partition run after it could not).
+    (home / "broken.jpg").write_bytes(b"not a jpeg")
+    pd.DataFrame({"image_path": ["broken.jpg"], "filename": ["broken.jpg"], "label": [0]}).to_csv(home / "bad.csv", index=False)
+    with pytest.raises(DataError, match="broken.jpg"):
+        scratch_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'bad.csv'")
+    assert vectors_by_image(scratch_conn, "mnist_test").keys() == after.keys()
 
 
-def test_a_copy_without_the_image_column_of_a_partitioned_embedding_is_refused_and_copies_nothing(scratch_conn):
+def test_a_copy_whose_partition_run_of_another_table_fails_says_how_to_retry_without_copying_again(scratch_conn, caplog):
     import pandas as pd
 
     home = scratch_conn.settings.home
-    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (partitions=2) AS SELECT * FROM mnist_test")
-    before = scratch_conn.execute("SELECT * FROM mnist_test")
-    pd.DataFrame({"filename": ["a.jpg"], "label": [0]}).to_csv(home / "other.csv", index=False)
-    with pytest.raises(DataError, match="no column 'image_path', which the partitioned embedding") as refused:
-        scratch_conn.execute("COPY mnist_test OPTIONS (overwrite=True) FROM 'other.csv'")
-    assert "COPY it into a new table" in refused.value.hint
-    pd.testing.assert_frame_equal(scratch_conn.execute("SELECT * FROM mnist_test"), before)
+    scratch_conn.execute("COPY source FROM 'thanosql-dataset/mnist_data/mnist_test.csv'")
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='split', partitions=2) AS SELECT * FROM source")
+    (home / "broken.jpg").write_bytes(b"not a jpeg")
+    pd.DataFrame({"image_path": ["broken.jpg"], "filename": ["broken.jpg"], "label": [0]}).to_csv(home / "bad.csv", index=False)
+
+    with pytest.raises(DataError, match="broken.jpg"):
+        scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")
+
+    assert "the COPY's rows are in the table; re-execute the failed runs in the Dagster UI" in caplog.text
+    assert "run the statement again" not in caplog.text
+    assert len(scratch_conn.execute("SELECT * FROM split")) == 200  # split still serves its previous generation
 
 
 def test_scheduled_retraining_leaves_partitioned_embeddings_to_their_statement(scratch_conn):
