@@ -39,6 +39,14 @@ def vectors_by_image(conn, table: str) -> dict[str, np.ndarray]:
     return dict(zip(rows["image_path"], rows[COLUMN]))
 
 
+def write_row_of_a_non_image(home, name: str) -> None:
+    """A CSV of mnist_test's columns whose one row names broken.jpg, a file that is not an image."""
+    import pandas as pd
+
+    (home / "broken.jpg").write_bytes(b"not a jpeg")
+    pd.DataFrame({"image_path": ["broken.jpg"], "filename": ["broken.jpg"], "label": [0]}).to_csv(home / name, index=False)
+
+
 def test_partitions_are_stable_hashes_of_the_image_path():
     keys = [f"images/{index}.jpg" for index in range(2000)]
     counts = np.bincount([partition_of(key, 4) for key in keys], minlength=4)
@@ -156,21 +164,17 @@ def test_a_copy_into_a_partitioned_embeddings_table_embeds_its_new_images_in_its
     assert len(partition_runs(scratch_conn, "mnist_test")) == runs_before  # embedded in the COPY's own run
 
     # A file that is no image fails the COPY before the table changes (a partition run after it could not).
-    (home / "broken.jpg").write_bytes(b"not a jpeg")
-    pd.DataFrame({"image_path": ["broken.jpg"], "filename": ["broken.jpg"], "label": [0]}).to_csv(home / "bad.csv", index=False)
+    write_row_of_a_non_image(home, "bad.csv")
     with pytest.raises(DataError, match="broken.jpg"):
         scratch_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'bad.csv'")
     assert vectors_by_image(scratch_conn, "mnist_test").keys() == after.keys()
 
 
 def test_a_copy_whose_partition_run_of_another_table_fails_says_how_to_retry_without_copying_again(scratch_conn, caplog):
-    import pandas as pd
-
     home = scratch_conn.settings.home
     scratch_conn.execute("COPY source FROM 'thanosql-dataset/mnist_data/mnist_test.csv'")
     scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='split', partitions=2) AS SELECT * FROM source")
-    (home / "broken.jpg").write_bytes(b"not a jpeg")
-    pd.DataFrame({"image_path": ["broken.jpg"], "filename": ["broken.jpg"], "label": [0]}).to_csv(home / "bad.csv", index=False)
+    write_row_of_a_non_image(home, "bad.csv")
 
     with pytest.raises(DataError, match="broken.jpg"):
         scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")

@@ -34,6 +34,11 @@ def train(images, targets, network="resnet18", config=CONFIG, **options):
     return train_classifier(images, targets, CLASSES, GEOMETRY, config, network, progress=lambda _: None, **options)
 
 
+def untrained_embedder() -> ImageEmbedder:
+    """A SimCLR model as a start, its small CNN as initialized (seed the generator first)."""
+    return ImageEmbedder(build_backbone("small_cnn", 1), GEOMETRY, torch.tensor([0.4]), torch.tensor([0.25])).eval()
+
+
 def accuracy(classifier: ImageClassifier, images, targets) -> float:
     return float((classifier.predict_proba(images).argmax(axis=1) == targets).mean())
 
@@ -91,7 +96,7 @@ def test_same_seed_same_data_same_model():
 
 def test_a_simclr_encoder_is_fine_tuned_with_a_new_head_and_left_unchanged():
     torch.manual_seed(0)
-    embedder = ImageEmbedder(build_backbone("small_cnn", 1), GEOMETRY, torch.tensor([0.4]), torch.tensor([0.25])).eval()
+    embedder = untrained_embedder()
     weights = {name: value.clone() for name, value in embedder.state_dict().items()}
     images, targets = halves(32, seed=0)
     result = train(images, targets, start=embedder)
@@ -105,7 +110,7 @@ def test_a_simclr_encoder_is_fine_tuned_with_a_new_head_and_left_unchanged():
 def test_a_simclr_encoder_fine_tunes_under_ddp_its_head_fitted_before_the_fork():
     # Where the head is fitted on a GPU machine: tests/thanosql_assets/models/test_training.py.
     torch.manual_seed(0)
-    embedder = ImageEmbedder(build_backbone("small_cnn", 1), GEOMETRY, torch.tensor([0.4]), torch.tensor([0.25])).eval()
+    embedder = untrained_embedder()
     images, targets = halves(64, seed=0)
     messages = []
     result = train_classifier(images, targets, CLASSES, GEOMETRY, replace(CONFIG, devices=2), "resnet18", messages.append, start=embedder)
@@ -116,7 +121,7 @@ def test_a_simclr_encoder_fine_tunes_under_ddp_its_head_fitted_before_the_fork()
 
 def test_self_training_adds_the_unlabelled_images_the_probe_labels_with_confidence():
     torch.manual_seed(0)
-    embedder = ImageEmbedder(build_backbone("small_cnn", 1), GEOMETRY, torch.tensor([0.4]), torch.tensor([0.25])).eval()
+    embedder = untrained_embedder()
     images, targets = halves(8, seed=0)
     pool, _ = halves(64, seed=5)
     messages = []
