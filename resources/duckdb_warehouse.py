@@ -22,7 +22,7 @@ import sqlglot
 from sqlglot import exp
 
 from resources.warehouse import (
-    Generation,
+    TableReplacement,
     WarehouseResource,
     generations_comment,
     parse_generations,
@@ -41,6 +41,21 @@ def _generations(con: Any, table: str) -> dict[str, dict[str, str]]:
 
 def _set_generations(con: Any, table: str, generations: Mapping[str, Mapping[str, str]]) -> None:
     con.execute(f"COMMENT ON TABLE {quote(table)} IS {sql_string(generations_comment(generations) or '')}")
+
+
+def _replace(con: Any, replacement: TableReplacement) -> None:
+    """Within the caller's transaction: create or replace the table with its new rows, indexes and generations."""
+    name = replacement.name
+    con.register("__thanosql_incoming", replacement.data)  # an Arrow table, DataFrame or record batch reader (read as it streams)
+    try:
+        current = _generations(con, name)
+        con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT * FROM __thanosql_incoming")
+    finally:
+        con.unregister("__thanosql_incoming")
+    for column in replacement.index_on:
+        con.execute(f"CREATE INDEX {quote(f'{name}__{column}')} ON {quote(name)} ({quote(column)})")
+    columns = _columns(con, f"SELECT * FROM {quote(name)}", [])
+    _set_generations(con, name, recorded_generations(current, columns, replacement.generations))
 
 
 def _columns(con: Any, select: str, parameters: list) -> list[str]:
@@ -279,26 +294,21 @@ class DuckDBWarehouseResource(WarehouseResource):
             _columns_seen[self.location] = (epoch, {**(seen if seen_epoch == epoch else {}), name: columns})
             return list(columns)
 
-    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
+    def replace_tables(self, replacements: Sequence[TableReplacement]) -> list[int]:
         self._forget_tables()
         with self.connect() as con:
-            con.register("__thanosql_incoming", data)  # an Arrow table, DataFrame or record batch reader (read as it streams)
             con.execute("BEGIN")
             try:
-                current = _generations(con, name)
-                con.execute(f"CREATE OR REPLACE TABLE {quote(name)} AS SELECT * FROM __thanosql_incoming")
-                for column in index_on:
-                    con.execute(f"CREATE INDEX {quote(f'{name}__{column}')} ON {quote(name)} ({quote(column)})")
-                columns = _columns(con, f"SELECT * FROM {quote(name)}", [])
-                _set_generations(con, name, recorded_generations(current, columns, generations))
+                for replacement in replacements:
+                    _replace(con, replacement)
+                counts = [con.execute(f"SELECT count(*) FROM {quote(replacement.name)}").fetchone()[0] for replacement in replacements]
                 con.execute("COMMIT")
             except BaseException:
                 _roll_back(con)
                 raise
             finally:
-                con.unregister("__thanosql_incoming")
                 self._forget_tables()  # also after: what a reader kept while the write ran is not the table
-            return con.execute(f"SELECT count(*) FROM {quote(name)}").fetchone()[0]
+            return counts
 
     def change(self, sql: str, table: str) -> int:
         import duckdb

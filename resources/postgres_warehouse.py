@@ -23,6 +23,7 @@ from sqlglot import exp
 
 from resources.warehouse import (
     Generation,
+    TableReplacement,
     WarehouseResource,
     generations_comment,
     query_error,
@@ -223,12 +224,17 @@ class PostgresWarehouseResource(WarehouseResource):
     def generation_expression(self, table: str) -> exp.Expression:
         return _generation_expression(self.schema_name, table).copy()
 
-    def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
-        current = {c: g.as_dict() for c, g in self.table_generations(fresh=True).get(name, {}).items()}
-        if hasattr(data, "read_all"):  # a record batch reader: to_sql writes from one frame
-            data = data.read_all()
-        frame = data.to_pandas() if hasattr(data, "to_pandas") else data
-        return self._replace(name, frame, index_on, recorded_generations(current, list(frame.columns), generations))
+    def replace_tables(self, replacements: Sequence[TableReplacement]) -> list[int]:
+        """Write each table's rows to a staging table, then swap them all in, with their indexes and
+        comments, in one transaction."""
+        self._forget_tables()
+        self._ensure_reader(_engine(self.url))
+        recorded = self.table_generations(fresh=True)
+        try:
+            with _engine(self.url).begin() as conn:
+                return [self._replace(conn, replacement, recorded.get(replacement.name, {})) for replacement in replacements]
+        finally:
+            self._forget_tables()
 
     def change(self, sql: str, table: str) -> int:
         self._forget_tables()
@@ -316,24 +322,25 @@ class PostgresWarehouseResource(WarehouseResource):
             comment = generations_comment(recorded_generations(current.get(name, {}), kept))
             conn.execute(sa.text(f"COMMENT ON TABLE {self._qualified(name)} IS {sql_string(comment) if comment else 'NULL'}"))
 
-    def _replace(self, name: str, frame: pd.DataFrame, index_on: Sequence[str], generations: Mapping[str, Any]) -> int:
-        """Write to a staging table, then swap it in and set its comment in one transaction."""
-        self._forget_tables()
-        self._ensure_reader(_engine(self.url))
+    def _replace(self, conn: sa.Connection, replacement: TableReplacement, current: Mapping[str, Generation]) -> int:
+        """Within `conn`'s transaction: write the rows to a staging table, swap it in, index it, set its comment."""
+        name, data = replacement.name, replacement.data
+        if hasattr(data, "read_all"):  # a record batch reader: to_sql writes from one frame
+            data = data.read_all()
+        frame = data.to_pandas() if hasattr(data, "to_pandas") else data
+        generations = recorded_generations({c: g.as_dict() for c, g in current.items()}, list(frame.columns), replacement.generations)
         staging = f"__thanosql_staging_{name}"
         rows, types = _to_sql_frame(frame)
-        with _engine(self.url).begin() as conn:
-            rows.to_sql(staging, conn, if_exists="replace", index=False, dtype=types, method="multi", chunksize=1000)
-            with self._views_set_aside(conn, name):
-                conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
-                conn.execute(sa.text(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}"))
-            for column in index_on:
-                conn.execute(sa.text(f"CREATE INDEX ON {quote(name)} ({quote(column)})"))
-            for column in generations:
-                # The rows without an embedding, which SEARCH's top-k plan reads every round (few or none).
-                conn.execute(sa.text(f"CREATE INDEX ON {quote(name)} ((1)) WHERE {quote(column)} IS NULL"))
-            conn.execute(sa.text(f"GRANT SELECT ON {quote(name)} TO {quote(self.reader_role)}"))
-            comment = generations_comment(generations)
-            conn.execute(sa.text(f"COMMENT ON TABLE {quote(name)} IS {sql_string(comment) if comment else 'NULL'}"))
-        self._forget_tables()
+        rows.to_sql(staging, conn, if_exists="replace", index=False, dtype=types, method="multi", chunksize=1000)
+        with self._views_set_aside(conn, name):
+            conn.execute(sa.text(f"DROP TABLE IF EXISTS {quote(name)}"))
+            conn.execute(sa.text(f"ALTER TABLE {quote(staging)} RENAME TO {quote(name)}"))
+        for column in replacement.index_on:
+            conn.execute(sa.text(f"CREATE INDEX ON {quote(name)} ({quote(column)})"))
+        for column in generations:
+            # The rows without an embedding, which SEARCH's top-k plan reads every round (few or none).
+            conn.execute(sa.text(f"CREATE INDEX ON {quote(name)} ((1)) WHERE {quote(column)} IS NULL"))
+        conn.execute(sa.text(f"GRANT SELECT ON {quote(name)} TO {quote(self.reader_role)}"))
+        comment = generations_comment(generations)
+        conn.execute(sa.text(f"COMMENT ON TABLE {quote(name)} IS {sql_string(comment) if comment else 'NULL'}"))
         return len(rows)

@@ -85,6 +85,17 @@ class Generation:
         return {"collection": self.collection, "model_version": self.model_version, "image_col": self.image_col}
 
 
+@dataclass(frozen=True)
+class TableReplacement:
+    """A table's new rows (an Arrow table, record batch reader or DataFrame), the columns to index,
+    and the generations of the embedding columns it sets."""
+
+    name: str
+    data: Any
+    index_on: tuple[str, ...] = ()
+    generations: tuple[Generation, ...] = ()
+
+
 def parse_generations(comment: str | None) -> dict[str, dict[str, str]]:
     """The generation record of a table comment: {embedding column: Generation.as_dict()}."""
     if not comment:
@@ -152,13 +163,18 @@ class WarehouseResource(dg.ConfigurableResource):
         """A scalar subquery giving `table`'s comment: selected by a query that reads the table, it is
         read in the same snapshot as the rows (one statement), for `check_generation`."""
 
-    @abstractmethod
     def replace_table(self, name: str, data: Any, index_on: Sequence[str] = (), generations: Sequence[Generation] = ()) -> int:
-        """Create or atomically replace `name` with an Arrow table or DataFrame, indexing `index_on`.
+        """Create or atomically replace `name` with an Arrow table, record batch reader or DataFrame,
+        indexing `index_on`.
 
         `generations` record, in the same transaction, which collection and model version the
         embedding columns they name come from (other embedding columns keep theirs). Returns the row count.
         """
+        return self.replace_tables([TableReplacement(name, data, tuple(index_on), tuple(generations))])[0]
+
+    @abstractmethod
+    def replace_tables(self, replacements: Sequence[TableReplacement]) -> list[int]:
+        """`replace_table` for several tables in one transaction (all of them or none); their row counts."""
 
     @abstractmethod
     def drop(self, tables: Sequence[str] = (), columns: Mapping[str, Sequence[str]] | None = None, views: Sequence[str] = ()) -> None:

@@ -43,5 +43,13 @@ def snapshot(home: Path) -> dict:
     }
 
 
+def write_row_of_a_non_image(home: Path, name: str) -> None:
+    """A CSV of mnist_test's columns whose one row names broken.jpg, a file that is not an image."""
+    import pandas as pd
+
+    (home / "broken.jpg").write_bytes(b"not a jpeg")
+    pd.DataFrame({"image_path": ["broken.jpg"], "filename": ["broken.jpg"], "label": [0]}).to_csv(home / name, index=False)
+
+
 def asset_key(name: str) -> dg.AssetKey:
     return dg.AssetKey.from_user_string(name)

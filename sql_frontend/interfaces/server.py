@@ -60,10 +60,10 @@ from thanosql.errors import DataError, PathNotAllowedError, ThanoSQLError
 from thanosql_assets.defs.embeddings import requested_rebuild
 from thanosql_assets.defs.generations import GENERATION_TAG
 from thanosql_assets.defs.materialize import (
+    RETRY_FAILED_PARTITIONS,
     MaterializationRequest,
     begin_partitioned,
     defined_specs,
-    how_to_retry,
     materialize,
     split_partitioned,
 )
@@ -303,7 +303,7 @@ class StatementService:
                 failed_partitions = [partition for partition, run_id in zip(partitions, run_ids) if run_id in failed]
                 raise DataError(
                     f"Partition runs {', '.join(failed_partitions)} of generation {generation.collection} failed: {error.message}",
-                    hint="The other partitions' vectors are kept and SEARCH answers from the previous generation: " + how_to_retry(request) + ".",
+                    hint="The other partitions' vectors are kept and SEARCH answers from the previous generation: " + RETRY_FAILED_PARTITIONS + ".",
                 ) from error
             self.submitter.run(statement, MaterializationRequest(request.specs, spec.switch_keys), running, {**tags, GENERATION_TAG: generation.collection})
 

@@ -403,19 +403,10 @@ class _StatementPlanner:
                 )
         datasets = tuple(dict.fromkeys(d for d in (self._dataset_of(self._workspace.root / s) for s in sources) if d))
         spec = TableSpec(name=name, sources=sources, datasets=datasets, sheets=sheets if any(sheets) else ())
-        # The table's own embedding columns are refreshed with it (see `table_asset`); embeddings
-        # of other tables read from it are brought up to date in the same run (new images only).
-        downstream = [
-            key
-            for entry in self._catalog.list("embedding")
-            if not entry.spec.get("folder") and name in entry.spec.get("tables", ())
-            for embedding in [spec_from_dict("embedding", entry.spec)]
-            if embedding.table != name
-            for key in (embedding.asset_key, embedding.collection_key)
-        ]
         if inline is not None:
             self._write_inline(inline, source, source_node)
-        return Materialize(MaterializationRequest((spec,), (spec.asset_key, *downstream)))
+        # The table's asset also brings the embeddings that read it up to date (see `table_asset`).
+        return Materialize(MaterializationRequest((spec,), (spec.asset_key,)))
 
     def _inline_json_path(self, text: str, node: exp.Expression) -> str:
         """COPY t FROM '<json records>': the records, checked; they are kept in the workspace as a file

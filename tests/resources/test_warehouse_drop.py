@@ -1,6 +1,6 @@
-"""`WarehouseResource.drop` and `change` on both table stores: embedding columns go with their
-generation records and only the indexes they needed; views reading a table survive its
-replacement (PostgreSQL binds them to the table)."""
+"""`WarehouseResource.drop`, `change` and `replace_tables` on both table stores: embedding columns
+go with their generation records and only the indexes they needed; views reading a table survive
+its replacement (PostgreSQL binds them to the table); several tables are replaced all or none."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resources.warehouse import Generation
+from resources.warehouse import Generation, TableReplacement
 from tests.production_stack import PG, create_database, drop_database, postgres_available
 from thanosql.errors import QueryError
 
@@ -80,3 +80,19 @@ def test_views_survive_a_replaced_table_and_refuse_losing_their_column(warehouse
     warehouse.drop(views=["v"])
     warehouse.drop(columns={"t": ["m1_simclr"]})
     assert "m1_simclr" not in warehouse.columns("t")
+
+
+def test_tables_replaced_together_change_all_or_none(warehouse):
+    warehouse.replace_table("t", _rows(), index_on=["image_path"], generations=_generations())
+    derived = Generation("d", "m1_simclr", "d_collection", "1", "image_path")
+
+    with pytest.raises(Exception):  # the second table's index names a column it lacks
+        warehouse.replace_tables([TableReplacement("t", _rows().iloc[:1]), TableReplacement("d", _rows(), ("no_such_column",))])
+    assert len(warehouse.query('SELECT * FROM "t"')) == 2 and "d" not in warehouse.tables()
+
+    counts = warehouse.replace_tables(
+        [TableReplacement("t", _rows().iloc[:1], ("image_path",)), TableReplacement("d", _rows()[["image_path", "m1_simclr"]], ("image_path",), (derived,))]
+    )
+    assert counts == [1, 2]
+    recorded = warehouse.table_generations(fresh=True)
+    assert list(recorded["t"]) == ["m1_simclr", "m2_simclr"] and recorded["d"]["m1_simclr"].collection == "d_collection"

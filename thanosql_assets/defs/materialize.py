@@ -24,7 +24,7 @@ from thanosql_assets.defs.objects import build_definitions, catalog_specs
 from thanosql_assets.defs.partition_job import PARTITION_RUN_KIND
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.recovery import in_flight
-from thanosql_assets.defs.specs import EmbeddingSpec, Spec, TableSpec, spec_from_dict
+from thanosql_assets.defs.specs import EmbeddingSpec, Spec, spec_from_dict
 from thanosql_assets.defs.training_runs import STATEMENT_TAG
 
 # In-process runs log to the Dagster event log (the UI); the console gets our progress lines only.
@@ -92,7 +92,7 @@ def materialize(
             if failures:
                 Progress()(
                     f"partitions {', '.join(failures)} of generation {generation.collection} failed; the other partitions' vectors are kept: "
-                    + how_to_retry(request)
+                    + RETRY_FAILED_PARTITIONS
                 )
                 raise next(iter(failures.values()))
             switch_tags = {**tags, GENERATION_TAG: generation.collection}
@@ -121,14 +121,7 @@ def split_partitioned(request: MaterializationRequest, specs: list[Spec]) -> tup
     return partitioned, tuple(key for key in request.selection if key not in theirs)
 
 
-def how_to_retry(request: MaterializationRequest) -> str:
-    """What embeds a generation's failed partitions, and only those, once their images are fixed."""
-    if any(isinstance(spec, TableSpec) for spec in request.specs):  # a COPY: one that appends would append its rows again
-        return (
-            "the COPY's rows are in the table; re-execute the failed runs in the Dagster UI, then materialize the collection asset, "
-            "to embed the failed ones only"
-        )
-    return "run the statement again to embed the failed ones only (or re-execute their runs in the Dagster UI, then run it)"
+RETRY_FAILED_PARTITIONS = "run the statement again to embed the failed ones only (or re-execute their runs in the Dagster UI, then run it)"
 
 
 def begin_partitioned(spec: EmbeddingSpec, resources: dict[str, Any], *, rebuild: bool) -> PendingGeneration:

@@ -1,9 +1,17 @@
-"""COPY into a table CONVERT embedded in place: the table and its embedding columns change together,
-and only the rows the CONVERT's query picks are embedded."""
+"""COPY into a table that embeddings read: CONVERT's in place, and the tables CONVERT made from it
+change with it, in its run and one transaction; only the rows the CONVERT's query picks are embedded."""
 
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
+import pytest
+
+from tests.workspace_state import snapshot, write_row_of_a_non_image
+from thanosql.errors import DataError
+
+MODEL = "my_image_search_model"
+COLUMN = f"{MODEL}_simclr"
 
 
 def test_copy_embeds_only_the_rows_the_convert_query_picks(scratch_conn):
@@ -19,3 +27,35 @@ def test_copy_embeds_only_the_rows_the_convert_query_picks(scratch_conn):
     )
     threes = int((train.iloc[:40]["label"] == 3).sum()) + 20
     assert rows.to_dict("records") == [{"three": False, "n": 240 - threes, "embedded": 0}, {"three": True, "n": threes, "embedded": threes}]
+
+
+@pytest.mark.parametrize("partitions", [1, 2])
+def test_a_copy_brings_the_tables_convert_made_from_it_along_in_one_transaction(scratch_conn, partitions):
+    home = scratch_conn.settings.home
+    scratch_conn.execute("COPY source FROM 'thanosql-dataset/mnist_data/mnist_test.csv'")
+    scratch_conn.execute(
+        f"CONVERT USING {MODEL} OPTIONS (table_name='split', partitions={partitions}) AS SELECT * FROM source WHERE label <> 3"
+    )
+    before = scratch_conn.execute(f"SELECT image_path, {COLUMN} FROM split")
+    extra = pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_train.csv").head(25)
+    extra.to_csv(home / "extra.csv", index=False)
+    runs_before = len(scratch_conn.settings.dagster_instance().get_runs())
+
+    scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'extra.csv'")
+
+    assert len(scratch_conn.settings.dagster_instance().get_runs()) == runs_before + 1  # the COPY's run, no partition runs
+    new = int((extra["label"] != 3).sum())
+    after = scratch_conn.execute(f"SELECT image_path, {COLUMN} FROM split")
+    assert len(after) == len(before) + new and after[COLUMN].notna().all()
+    old = dict(zip(after["image_path"], after[COLUMN]))
+    for image, vector in zip(before["image_path"], before[COLUMN]):
+        np.testing.assert_array_equal(old[image], vector)  # reused, not embedded again
+    searched = scratch_conn.execute(f"SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING {MODEL} AS SELECT * FROM split")
+    assert len(searched) == len(after) and searched[f"{COLUMN}_similarity1"].notna().all()
+
+    # A file that is no image: the COPY fails, and neither table nor any collection changed.
+    write_row_of_a_non_image(home, "bad.csv")
+    unchanged = snapshot(home)
+    with pytest.raises(DataError, match="broken.jpg"):
+        scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")
+    assert snapshot(home) == unchanged

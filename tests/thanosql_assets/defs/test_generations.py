@@ -13,6 +13,7 @@ from thanosql.errors import DataError
 from thanosql_assets.defs.generations import GENERATION_TAG, partition_names, partition_of, pending_generation
 from thanosql_assets.defs.materialize import MaterializationRequest, materialize
 from thanosql_assets.defs.specs import EmbeddingSpec, spec_from_dict
+from tests.workspace_state import write_row_of_a_non_image
 
 MODEL = "my_image_search_model"
 COLUMN = f"{MODEL}_simclr"
@@ -37,14 +38,6 @@ def partition_runs(conn, table: str) -> list[dg.DagsterRun]:
 def vectors_by_image(conn, table: str) -> dict[str, np.ndarray]:
     rows = conn.execute(f"SELECT image_path, {COLUMN} FROM {table}")
     return dict(zip(rows["image_path"], rows[COLUMN]))
-
-
-def write_row_of_a_non_image(home, name: str) -> None:
-    """A CSV of mnist_test's columns whose one row names broken.jpg, a file that is not an image."""
-    import pandas as pd
-
-    (home / "broken.jpg").write_bytes(b"not a jpeg")
-    pd.DataFrame({"image_path": ["broken.jpg"], "filename": ["broken.jpg"], "label": [0]}).to_csv(home / name, index=False)
 
 
 def test_partitions_are_stable_hashes_of_the_image_path():
@@ -168,20 +161,6 @@ def test_a_copy_into_a_partitioned_embeddings_table_embeds_its_new_images_in_its
     with pytest.raises(DataError, match="broken.jpg"):
         scratch_conn.execute("COPY mnist_test OPTIONS (append=True) FROM 'bad.csv'")
     assert vectors_by_image(scratch_conn, "mnist_test").keys() == after.keys()
-
-
-def test_a_copy_whose_partition_run_of_another_table_fails_says_how_to_retry_without_copying_again(scratch_conn, caplog):
-    home = scratch_conn.settings.home
-    scratch_conn.execute("COPY source FROM 'thanosql-dataset/mnist_data/mnist_test.csv'")
-    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='split', partitions=2) AS SELECT * FROM source")
-    write_row_of_a_non_image(home, "bad.csv")
-
-    with pytest.raises(DataError, match="broken.jpg"):
-        scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")
-
-    assert "the COPY's rows are in the table; re-execute the failed runs in the Dagster UI" in caplog.text
-    assert "run the statement again" not in caplog.text
-    assert len(scratch_conn.execute("SELECT * FROM split")) == 200  # split still serves its previous generation
 
 
 def test_scheduled_retraining_leaves_partitioned_embeddings_to_their_statement(scratch_conn):
