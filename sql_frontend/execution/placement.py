@@ -30,7 +30,7 @@ from thanosql_assets.defs.specs import (
     TableSpec,
     UploadedModelSpec,
 )
-from thanosql_assets.defs.tables import derived_embeddings, in_place_embeddings
+from thanosql_assets.defs.table_refresh import derived_embeddings, in_place_embeddings
 
 
 @dataclass(frozen=True)

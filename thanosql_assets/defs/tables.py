@@ -3,22 +3,13 @@
 A lone CSV file streams into the table store a block at a time (unless the table has embedding
 columns to refresh, which need its rows at hand); other sources are read whole first.
 
-A COPY keeps the embeddings that read its table true, in its own run: the table's own embedding
-columns (CONVERT in place), and the tables CONVERT made from it (`table_name='other'`), whose
-rows are its query's over the new rows. Their new images are embedded (images already in a
-collection keep their vectors) into new collections, then the table and every table made from
-it are replaced, with their embedding columns, in one transaction. Until that transaction
-commits, the previous tables and collections serve; a COPY that fails (an image that does not
-decode, say) or is killed midway leaves them all as they were.
+A COPY keeps the embeddings that read its table true, in its own run and one transaction
+(`defs.table_refresh`): the table's own embedding columns, and the tables CONVERT made from it.
 """
 
 import time
 
 import dagster as dg
-import pandas as pd
-import pyarrow as pa
-import sqlglot
-from sqlglot import exp
 
 from resources import (
     CatalogResource,
@@ -27,50 +18,14 @@ from resources import (
     WarehouseResource,
     WorkspaceResource,
 )
-from resources.warehouse import TableReplacement
 from thanosql.errors import DataError
-from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.csv_files import StreamedCsv
-from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
+from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish
 from thanosql_assets.defs.progress import Progress
-from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, SavedTableSpec, TableSpec, spec_from_dict, table_key
+from thanosql_assets.defs.specs import SavedTableSpec, TableSpec, table_key
 from thanosql_assets.defs.table_files import read_table_files, streamed_table_file
 from thanosql_assets.defs.table_metadata import column_schema, table_metadata
-
-_STAGED = "__thanosql_staged"  # the name a table's new rows go by while its embeddings are refreshed
-
-
-def in_place_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingSpec]:
-    """The embeddings CONVERT wrote into `table` itself (its embedding columns)."""
-    return [spec for spec in _table_embeddings(catalog) if spec.table == table and table in spec.tables]
-
-
-def derived_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingSpec]:
-    """The embeddings of the tables CONVERT made from a query that reads `table` (`table_name='other'`)."""
-    return [spec for spec in _table_embeddings(catalog) if spec.table != table and table in spec.tables]
-
-
-def _table_embeddings(catalog: CatalogResource) -> list[EmbeddingSpec]:
-    specs = [spec_from_dict("embedding", entry.spec) for entry in catalog.list("embedding")]
-    return [spec for spec in specs if not spec.folder]
-
-
-def rows_over(warehouse: WarehouseResource, embedding: EmbeddingSpec, table: str, data: pa.Table) -> pd.DataFrame:
-    """The rows the embedding's CONVERT query gives (its WHERE, its joins) once `table` holds `data`:
-    the query, run with the new rows in the table's place."""
-    query = sqlglot.parse_one(embedding.query, read=QUERY_DIALECT)
-    for node in query.find_all(exp.Table):
-        if isinstance(node.this, exp.Identifier) and _folded(node.this) == table and not node.args.get("db"):
-            node.set("alias", node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(table)))
-            node.set("this", exp.to_identifier(_STAGED))
-    rows = warehouse.query(query.sql(dialect=warehouse.dialect), relations={_STAGED: data})
-    require_column(embedding.image_col, list(rows.columns), rows=f"the rows of {embedding.table} (CONVERT's query over the copied rows)")
-    return rows
-
-
-def _folded(identifier: exp.Identifier) -> str:
-    """A table name as PostgreSQL folds it: lower case unless quoted."""
-    return identifier.this if identifier.quoted else identifier.this.lower()
+from thanosql_assets.defs.table_refresh import derived_embeddings, in_place_embeddings, replace_with_embeddings
 
 
 def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -99,9 +54,9 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                     hint="Relative paths start at the workspace directory; GET THANOSQL DATASET downloads the tutorial files.",
                 )
         files = list(zip(spec.sources, paths))
-        embeddings, derived = in_place_embeddings(catalog, spec.name), derived_embeddings(catalog, spec.name)
         # A lone CSV file without embeddings to refresh streams into the table store a block at a time.
-        streamed = None if embeddings or derived else streamed_table_file(files)
+        refreshes = in_place_embeddings(catalog, spec.name) or derived_embeddings(catalog, spec.name)
+        streamed = None if refreshes else streamed_table_file(files)
         if streamed is not None:
             rows = _replace_streamed(warehouse, spec.name, *streamed, progress)
             if rows is not None:
@@ -110,37 +65,16 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
         for note in renamed:
             progress(f"COPY {spec.name}: {note}")
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
-        refreshed: list[RefreshedEmbedding] = []
-        try:
-            for embedding in embeddings:
-                if embedding.image_col in data.column_names:
-                    images = rows_over(warehouse, embedding, spec.name, data)[embedding.image_col]
-                    refreshed.append(refresh_vectors(embedding, images, stores, progress, rebuild=False, run_id=context.run_id))
-                    data = refreshed[-1].add_column(data)
-            own = TableReplacement(
-                spec.name, data, tuple(sorted({embedding.spec.image_col for embedding in refreshed})), tuple(e.generation for e in refreshed)
-            )
-            replacements = [own]
-            for embedding in derived:
-                rows = rows_over(warehouse, embedding, spec.name, data)
-                refreshed.append(refresh_vectors(embedding, rows[embedding.image_col], stores, progress, rebuild=False, run_id=context.run_id))
-                replacements.append(
-                    TableReplacement(embedding.table, refreshed[-1].add_column(rows), (embedding.image_col,), (refreshed[-1].generation,))
-                )
-            counts = dict(zip((replacement.name for replacement in replacements), warehouse.replace_tables(replacements)))
-        except BaseException:
-            for embedding in refreshed:
-                vector_store.drop_collection(embedding.collection)
-            raise
-        for embedding in refreshed:
-            table_rows = counts[embedding.spec.table]
-            publish(embedding, table_rows, stores)
-            _report_embedding(context, embedding, vector_store, table_rows, time.perf_counter() - started)
-            if embedding.spec.table != spec.name:
-                progress(f"table {embedding.spec.table}: {table_rows} rows, column {embedding.spec.column} brought up to date")
-                metadata = table_metadata(warehouse, embedding.spec.table, table_rows)
-                context.log_event(dg.AssetMaterialization(asset_key=table_key(embedding.spec.table), metadata=metadata))
-        return _copied(spec, warehouse, catalog, progress, paths, counts[spec.name], renamed, started)
+        replaced = replace_with_embeddings(spec.name, data, warehouse, stores, progress, context.run_id)
+        for embedding in replaced.refreshed:
+            rows = replaced.rows[embedding.spec.table]
+            publish(embedding, rows, stores)
+            _report_embedding(context, embedding, vector_store, rows, time.perf_counter() - started)
+        for table, rows in replaced.rows.items():
+            if table != spec.name:
+                progress(f"table {table}: {rows} rows, brought along from {spec.name}")
+                context.log_event(dg.AssetMaterialization(asset_key=table_key(table), metadata=table_metadata(warehouse, table, rows)))
+        return _copied(spec, warehouse, catalog, progress, paths, replaced.rows[spec.name], renamed, started)
 
     return _table
 

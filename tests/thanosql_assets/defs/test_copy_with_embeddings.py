@@ -59,3 +59,32 @@ def test_a_copy_brings_the_tables_convert_made_from_it_along_in_one_transaction(
     with pytest.raises(DataError, match="broken.jpg"):
         scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")
     assert snapshot(home) == unchanged
+
+
+def test_a_copy_brings_along_tables_made_from_tables_made_from_it_with_their_own_columns(scratch_conn):
+    home = scratch_conn.settings.home
+    scratch_conn.execute("BUILD MODEL second USING SimCLR OPTIONS (max_epochs=1, holdout=0) AS SELECT * FROM mnist_test")
+    scratch_conn.execute("COPY source FROM 'thanosql-dataset/mnist_data/mnist_test.csv'")
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='split') AS SELECT * FROM source WHERE label <> 3")
+    scratch_conn.execute("CONVERT USING second AS SELECT * FROM split")  # in place on the made table
+    scratch_conn.execute("CONVERT USING second OPTIONS (table_name='fives') AS SELECT image_path, label FROM split WHERE label = 5")
+    extra = pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_train.csv").head(40)
+    extra.to_csv(home / "extra.csv", index=False)
+
+    scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'extra.csv'")
+
+    source = scratch_conn.execute("SELECT count(*) FILTER (WHERE label <> 3) AS split, count(*) FILTER (WHERE label = 5) AS fives FROM source")
+    labels = pd.concat([pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_test.csv"), extra])["label"]
+    assert source.iloc[0].tolist() == [labels.ne(3).sum(), labels.eq(5).sum()]
+    split = scratch_conn.execute(f"SELECT count(*) AS n, count({COLUMN}) AS first, count(second_simclr) AS second FROM split")
+    assert split.iloc[0].tolist() == [source["split"].iloc[0]] * 3
+    fives = scratch_conn.execute("SELECT count(*) AS n, count(second_simclr) AS embedded FROM fives")
+    assert fives.iloc[0].tolist() == [source["fives"].iloc[0]] * 2
+    searched = scratch_conn.execute("SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING second AS SELECT * FROM fives")
+    assert searched["second_simclr_similarity1"].notna().all()
+
+    write_row_of_a_non_image(home, "bad.csv")  # label 0: no table below source picks it but split
+    unchanged = snapshot(home)
+    with pytest.raises(DataError, match="broken.jpg"):
+        scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")
+    assert snapshot(home) == unchanged

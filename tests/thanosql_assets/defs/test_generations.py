@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 from resources import Settings, build_resources
+from tests.workspace_state import write_row_of_a_non_image
 from thanosql.errors import DataError
 from thanosql_assets.defs.generations import GENERATION_TAG, partition_names, partition_of, pending_generation
 from thanosql_assets.defs.materialize import MaterializationRequest, materialize
 from thanosql_assets.defs.specs import EmbeddingSpec, spec_from_dict
-from tests.workspace_state import write_row_of_a_non_image
 
 MODEL = "my_image_search_model"
 COLUMN = f"{MODEL}_simclr"
