@@ -19,6 +19,8 @@ from urllib.parse import quote
 
 import dagster as dg
 
+from thanosql.errors import ObjectNotFoundError
+
 SERVING_ALIAS = "serving"
 
 _loaded: dict[str, Any] = {}
@@ -134,19 +136,40 @@ class ModelRegistryResource(dg.ConfigurableResource):
         client.delete_registered_model(name)
         return True
 
-    def load(self, name: str, version: str | int) -> Any:
-        """The logged torch module of one model version (cached per process: versions never change)."""
+    def load(self, name: str, version: str | int, run_id: str | None = None) -> Any:
+        """The logged torch module of one model version, the one the MLflow run `run_id` logged when given.
+
+        Cached per process: a version never changes, but a model deleted and built again numbers
+        its versions from 1 again, in this process or another, so the cache knows a version by the
+        run that logged it, and a version that another run logged since is refused.
+        """
         uri = self.model_uri(name, version)
-        cache_key = f"{self.tracking_uri} {uri}"
+        cache_key = f"{self.tracking_uri} {uri} {run_id}"
         with _loaded_lock:
             if cache_key not in _loaded:
                 import tempfile
+
+                if run_id is not None:
+                    self._check_logged_by(name, version, run_id)
 
                 with tempfile.TemporaryDirectory(prefix="thanosql-model-") as directory:
                     model = _load_pytorch_flavor(self._mlflow().artifacts.download_artifacts(artifact_uri=uri, dst_path=directory))
                 model.eval()
                 _loaded[cache_key] = model
             return _loaded[cache_key]
+
+
+    def _check_logged_by(self, name: str, version: str | int, run_id: str) -> None:
+        try:
+            logged_by = self.client().get_model_version(name, str(version)).run_id
+        except Exception:  # MLflow raises its own RestException for unknown names and versions
+            logged_by = None
+        if logged_by != run_id:
+            raise ObjectNotFoundError(
+                f"Model {name!r} version {version} is no longer the one this needs: the model was deleted"
+                + (" and built again since." if logged_by else "."),
+                hint="Run the CONVERT (or the statement that made it) again, so that the current model embeds it.",
+            )
 
 
 def _load_pytorch_flavor(directory: str) -> Any:

@@ -80,9 +80,13 @@ class Generation:
     collection: str
     model_version: str
     image_col: str
+    # The MLflow run that logged the model version: a version number alone names other weights once
+    # the model was deleted and built again (None in records written before it was kept).
+    model_run: str | None = None
 
     def as_dict(self) -> dict[str, str]:
-        return {"collection": self.collection, "model_version": self.model_version, "image_col": self.image_col}
+        record = {"collection": self.collection, "model_version": self.model_version, "image_col": self.image_col}
+        return {**record, "model_run": self.model_run} if self.model_run else record
 
 
 @dataclass(frozen=True)

@@ -220,7 +220,7 @@ class QueryEngine:
             generation = embedding_column(self.tables, target.table, target.model)
         if generation is None:
             unsearchable(node, target, self.sql, self.catalog, self.warehouse)
-        embedder = self.model_registry.load(target.model, generation.model_version)
+        embedder = self.model_registry.load(target.model, generation.model_version, generation.model_run)
         images = self._load_query_images(target.images, embedder.geometry, node.args["images"])
         return PreparedSearch(
             query=node.args["query"],

@@ -154,3 +154,28 @@ def test_drop_table_cascade_keeps_tables_made_from_it(classified):
     # The model that embedded mnist_test still searches nothing there, and says why.
     with pytest.raises(ObjectNotFoundError, match="'mnist_test' does not exist"):
         conn.execute(SEARCH)
+
+
+def test_a_model_deleted_and_built_again_by_another_process_is_not_served_from_this_ones_cache(scratch_conn):
+    import subprocess
+    import sys
+
+    top = f"SELECT image_path, {COLUMN}_similarity1 AS similarity FROM ({SEARCH}) ORDER BY similarity DESC LIMIT 1"
+    assert scratch_conn.execute(top)["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-3)  # this process holds version 1
+    script = (
+        f"DELETE MODEL {MODEL};\n"
+        f"BUILD MODEL {MODEL} USING SimCLR OPTIONS (max_epochs=1, seed=5) AS SELECT * FROM mnist_train;\n"
+        f"CONVERT USING {MODEL} AS SELECT * FROM mnist_test;\n"
+    )
+    other = subprocess.run(
+        [sys.executable, "-m", "sql_frontend.interfaces.cli", "--home", str(scratch_conn.settings.home), "run", "-"],
+        input=script, capture_output=True, text=True, timeout=600,
+    )
+    assert other.returncode == 0, other.stderr
+    assert build_resources(scratch_conn.settings)["catalog"].get("model", MODEL).state["version"] == "1"  # the same number
+
+    # The table's vectors come from the new version 1: the query image must be embedded by it too.
+    best = scratch_conn.execute(top)
+    assert best["image_path"].iloc[0].endswith("923.jpg") and best["similarity"].iloc[0] == pytest.approx(1.0, abs=1e-3)
+    with pytest.raises(ObjectNotFoundError, match="deleted and built again"):  # a version another run logged is refused
+        build_resources(scratch_conn.settings)["model_registry"].load(MODEL, "1", "a-run-before-the-delete")

@@ -114,10 +114,11 @@ class RefreshedEmbedding:
     embed_seconds: float
     skipped: list[tuple[str, str]]  # (image, why) of images left out under on_error='skip'
     rows: int = 0  # the table's rows once switched to this collection
+    model_run: str | None = None  # the MLflow run that logged `model_version`
 
     @property
     def generation(self) -> Generation:
-        return Generation(self.spec.table, self.spec.column, self.collection, str(self.model_version), self.spec.image_col)
+        return Generation(self.spec.table, self.spec.column, self.collection, str(self.model_version), self.spec.image_col, self.model_run)
 
     def add_column(self, rows) -> Any:
         """`rows` (DataFrame or Arrow table) as an Arrow table with the embedding column set from the
@@ -162,6 +163,7 @@ class ImageSelection:
     reused: dict[str, np.ndarray]  # vectors of `keys` that the previous collection holds, when reusable
     new_keys: list[str]  # the images to embed now: the other `keys`
     skipped: list[tuple[str, str]]  # (image, why) left out so far: rows without a path, under on_error='skip'
+    model_run: str | None = None  # the MLflow run that logged `version` (see `ModelRegistryResource.load`)
 
     @property
     def previous_collection(self) -> str | None:
@@ -178,7 +180,7 @@ def select_images(spec: EmbeddingSpec, image_paths: pd.Series, stores: Embedding
     model_entry = stores.catalog.get("model", spec.model)
     if model_entry is None:
         raise ObjectNotFoundError(f"Model {spec.model!r} does not exist.", hint="Create it with BUILD MODEL first.")
-    version = model_entry.state["version"]
+    version, run = model_entry.state["version"], model_entry.state.get("run_id")
     values = image_path_texts(image_paths)
     keys = list(dict.fromkeys(value for value in values if value is not None))
     skipped = []
@@ -192,13 +194,14 @@ def select_images(spec: EmbeddingSpec, image_paths: pd.Series, stores: Embedding
         not rebuild
         and previous is not None
         and previous.state.get("model_version") == version
+        and previous.state.get("model_run") in (None, run)  # None: recorded before runs were
         and stores.vector_store.exists(previous_collection)
     )
     reused = stores.vector_store.vectors(previous_collection, keys) if reusable else {}
     new_keys = [key for key in keys if key not in reused]
     if spec.on_error == "raise":
         check_files_exist([stores.workspace.resolve(key) for key in new_keys], spec.image_col)
-    return ImageSelection(version, keys, previous, reusable, reused, new_keys, skipped)
+    return ImageSelection(version, keys, previous, reusable, reused, new_keys, skipped, run)
 
 
 def refresh_vectors(
@@ -213,7 +216,7 @@ def refresh_vectors(
     selection = select_images(spec, image_paths, stores, rebuild=rebuild)
     new_paths = [stores.workspace.resolve(key) for key in selection.new_keys]
     embed_started = time.perf_counter()
-    embedder = stores.model_registry.load(spec.model, selection.version)
+    embedder = stores.model_registry.load(spec.model, selection.version, selection.model_run)
     embedded = embedder.embed_files_checked(new_paths, batch_size=spec.batch_size, column=spec.image_col, on_error=spec.on_error)
     skipped = [*selection.skipped, *((selection.new_keys[image.index], image.reason) for image in embedded.skipped)]
     new_keys = [selection.new_keys[index] for index in embedded.kept]
@@ -263,6 +266,7 @@ def store_refreshed(
         reused=len(selection.reused),
         embed_seconds=embed_seconds,
         skipped=skipped,
+        model_run=selection.model_run,
     )
 
 
@@ -281,6 +285,7 @@ def publish(refreshed: RefreshedEmbedding, row_count: int, stores: EmbeddingStor
             "collection": refreshed.collection,
             "retired_collection": previous_collection,
             "model_version": refreshed.model_version,
+            "model_run": refreshed.model_run,
             "vectors": refreshed.points,
             "rows": row_count,
             "dim": refreshed.dim,

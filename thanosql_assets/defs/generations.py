@@ -82,6 +82,7 @@ class PendingGeneration:
     base: str | None  # the previous collection whose vectors are reused (None: everything embedded)
     skipped: tuple[tuple[str, str], ...]  # images left out before embedding (rows without a path)
     plan: str  # digest of what it embeds and reuses: a statement planning the same generation again resumes it
+    model_run: str | None = None  # the MLflow run that logged `model_version`
 
     def unfinished(self, root: Path, spec: EmbeddingSpec) -> list[str]:
         """The partition keys of the partitions with images to embed that have not finished."""
@@ -117,7 +118,7 @@ def begin_generation(
     for key in selection.new_keys:
         shares.setdefault(partition_of(key, spec.partitions), []).append(key)
     base = selection.previous_collection if selection.reusable else None
-    digest = hashlib.blake2b(json.dumps([str(selection.version), base, spec.on_error, selection.keys, sorted(shares.items())]).encode())
+    digest = hashlib.blake2b(json.dumps([str(selection.version), selection.model_run, base, spec.on_error, selection.keys, sorted(shares.items())]).encode())
     pending = pending_generation(stores.workspace.root, spec)
     switched = pending is not None and (pending.collection == selection.previous_collection or stores.vector_store.exists(pending.collection))
     if pending is not None and not switched and pending.plan == digest.hexdigest() and pending.partitions == spec.partitions:
@@ -133,6 +134,7 @@ def begin_generation(
         base=base,
         skipped=tuple(selection.skipped),
         plan=digest.hexdigest(),
+        model_run=selection.model_run,
     )
     directory = staging_dir(stores.workspace.root, spec)
     staging = directory.with_name(f".{directory.name}.{generation.collection}")
@@ -159,7 +161,7 @@ def embed_partition(spec: EmbeddingSpec, partition: str, collection: str | None,
     index = int(partition)
     keys_file = directory / "keys" / f"{index}.parquet"
     keys = _read_keys(keys_file) if keys_file.is_file() else []
-    embedder = stores.model_registry.load(spec.model, generation.model_version)
+    embedder = stores.model_registry.load(spec.model, generation.model_version, generation.model_run)
     started = time.perf_counter()
     paths = [stores.workspace.resolve(key) for key in keys]
     embedded = embedder.embed_files_checked(paths, batch_size=spec.batch_size, column=spec.image_col, on_error=spec.on_error)
@@ -237,9 +239,11 @@ def finish_generation(
     embedder_dim = int(previous.state["dim"]) if previous and generation.base else None
     dim = parts[0].shape[1] if parts else embedder_dim
     if dim is None:
-        dim = stores.model_registry.load(spec.model, generation.model_version).embedding_dim
+        dim = stores.model_registry.load(spec.model, generation.model_version, generation.model_run).embedding_dim
     reused = stores.vector_store.vectors(generation.base, keys) if generation.base else {}
-    selection = ImageSelection(generation.model_version, keys, previous, generation.base is not None, reused, new_keys, skipped)
+    selection = ImageSelection(
+        generation.model_version, keys, previous, generation.base is not None, reused, new_keys, skipped, generation.model_run
+    )
     vectors = np.concatenate(parts) if parts else np.zeros((0, dim), np.float32)
     seconds = sum(_partition_done(directory, index, generation.collection)["seconds"] for index in generation.runs)
     return store_refreshed(spec, selection, vectors, dim, stores, run_id, progress, embed_seconds=seconds, collection=generation.collection)
