@@ -51,7 +51,7 @@ from resources.warehouse import quote
 from thanosql.errors import ObjectNotFoundError
 from thanosql_assets.defs.checks import image_path_texts, require_column
 from thanosql_assets.defs.folders import folder_rows
-from thanosql_assets.defs.progress import Progress
+from thanosql_assets.defs.progress import Progress, counted
 from thanosql_assets.defs.recovery import journal_collection
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, model_key, table_key
@@ -223,8 +223,8 @@ def refresh_vectors(
     new_vectors = l2_normalize(embedded.vectors) if new_keys else np.zeros((0, embedder.embedding_dim), np.float32)
     embed_seconds = time.perf_counter() - embed_started
     progress(
-        f"embedded {len(new_keys)} new images with {spec.model} v{selection.version} in {embed_seconds:.1f} s"
-        + (f"; reused {len(selection.reused)} vectors" if selection.reusable else "")
+        f"embedded {counted(len(new_keys), 'new image')} of {spec.table} with {spec.model} v{selection.version} in {embed_seconds:.1f} s"
+        + (f"; reused {counted(len(selection.reused), 'vector')}" if selection.reusable else "")
     )
     embedded_selection = dataclasses.replace(selection, new_keys=new_keys, skipped=skipped)
     return store_refreshed(spec, embedded_selection, new_vectors, embedder.embedding_dim, stores, run_id, progress, embed_seconds=embed_seconds)

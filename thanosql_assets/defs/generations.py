@@ -51,7 +51,7 @@ from thanosql_assets.defs.embeddings import (
     store_refreshed,
     switch_table,
 )
-from thanosql_assets.defs.progress import Progress
+from thanosql_assets.defs.progress import Progress, counted
 from thanosql_assets.defs.specs import PARTITIONED_TAG, EmbeddingSpec, model_key, table_key
 from thanosql_assets.models.vectors import l2_normalize
 
@@ -147,8 +147,9 @@ def begin_generation(
     shutil.rmtree(directory, ignore_errors=True)  # an unfinished generation's files: superseded
     staging.rename(directory)
     progress(
-        f"generation {generation.collection}: {len(selection.new_keys)} images to embed in {len(shares)} of {spec.partitions} partitions"
-        + (f"; {len(selection.reused)} vectors reused" if selection.reusable else "")
+        f"generation {generation.collection}: {counted(len(selection.new_keys), 'image')} to embed in {len(shares)} of "
+        f"{counted(spec.partitions, 'partition')}"
+        + (f"; {counted(len(selection.reused), 'vector')} reused" if selection.reusable else "")
     )
     return generation
 
@@ -178,7 +179,7 @@ def embed_partition(spec: EmbeddingSpec, partition: str, collection: str | None,
     record = {"generation": generation.collection, "planned": len(keys), "keys": kept, "skipped": skipped, "seconds": seconds}
     _temporary(done).write_text(json.dumps(record))
     os.replace(_temporary(done), done)  # last: the partition is done
-    progress(f"partition {partition} of generation {generation.collection}: embedded {len(kept)} images in {seconds:.1f} s")
+    progress(f"partition {partition} of generation {generation.collection}: embedded {counted(len(kept), 'image')} in {seconds:.1f} s")
     return {
         "generation": generation.collection,
         "embedded_images": len(kept),

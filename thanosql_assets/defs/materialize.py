@@ -91,7 +91,8 @@ def materialize(
                     failures[partition] = error
             if failures:
                 Progress()(
-                    f"partitions {', '.join(failures)} of generation {generation.collection} failed; the other partitions' vectors are kept: "
+                    f"partition{'s' if len(failures) > 1 else ''} {', '.join(failures)} of generation {generation.collection} failed; "
+                    "the other partitions' vectors are kept: "
                     + RETRY_FAILED_PARTITIONS
                 )
                 raise next(iter(failures.values()))

@@ -13,6 +13,11 @@ import dagster as dg
 logger = logging.getLogger("thanosql.progress")
 
 
+def counted(count: int, noun: str) -> str:
+    """`count` and `noun`, plural unless one: "1 image", "3 images"."""
+    return f"{count:,} {noun}{'' if count == 1 else 's'}"
+
+
 class Progress:
     def __init__(self, context: dg.OpExecutionContext | None = None):
         self._context = context
