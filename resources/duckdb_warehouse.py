@@ -260,6 +260,15 @@ class DuckDBWarehouseResource(WarehouseResource):
             except duckdb.Error as error:
                 raise query_error(str(error)) from None
 
+    def table_rows(self, name: str) -> Any:
+        import duckdb
+
+        with self.connect() as con:
+            try:
+                return con.sql(f"SELECT * FROM {quote(name)}").to_arrow_table()  # FLOAT[n] stays a fixed-size list (pandas makes it FLOAT[])
+            except duckdb.Error as error:
+                raise query_error(str(error)) from None
+
     def parameter(self, name: str) -> str:
         return f"${name}"
 

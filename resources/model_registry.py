@@ -158,11 +158,15 @@ class ModelRegistryResource(dg.ConfigurableResource):
                 _loaded[cache_key] = model
             return _loaded[cache_key]
 
-
     def _check_logged_by(self, name: str, version: str | int, run_id: str) -> None:
+        from mlflow.exceptions import MlflowException
+
+        client = self.client()
         try:
-            logged_by = self.client().get_model_version(name, str(version)).run_id
-        except Exception:  # MLflow raises its own RestException for unknown names and versions
+            logged_by = client.get_model_version(name, str(version)).run_id
+        except MlflowException as error:
+            if error.error_code != "RESOURCE_DOES_NOT_EXIST":  # not an answer: the registry failed
+                raise
             logged_by = None
         if logged_by != run_id:
             raise ObjectNotFoundError(

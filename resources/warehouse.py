@@ -148,6 +148,13 @@ class WarehouseResource(dg.ConfigurableResource):
         of the named placeholders written with `parameter(name)`. A query the store cannot run
         raises `QueryError` with the store's reason (no position: the caller knows the user's text)."""
 
+    def table_rows(self, name: str) -> Any:
+        """Every row of table `name` as an Arrow table, for writing it back with a column changed:
+        its columns keep the store's types (an embedding column its fixed size, where the store has one)."""
+        import pyarrow as pa
+
+        return pa.Table.from_pandas(self.query(f"SELECT * FROM {quote(name)}"), preserve_index=False)
+
     @abstractmethod
     def parameter(self, name: str) -> str:
         """The placeholder text of the named parameter `name` in a statement passed to `query`."""

@@ -47,7 +47,6 @@ from resources import (
     WarehouseResource,
     WorkspaceResource,
 )
-from resources.warehouse import quote
 from thanosql.errors import ObjectNotFoundError
 from thanosql_assets.defs.checks import image_path_texts, require_column
 from thanosql_assets.defs.folders import folder_rows
@@ -425,7 +424,7 @@ def switch_table(
     spec, workspace = refreshed.spec, stores.workspace
     in_place = not spec.folder and spec.table in spec.tables
     try:
-        target_rows = warehouse.query(f"SELECT * FROM {quote(spec.table)}") if in_place else rows
+        target_rows = warehouse.table_rows(spec.table) if in_place else rows
         data = refreshed.add_column(target_rows)
         row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col], generations=[refreshed.generation])
     except BaseException:

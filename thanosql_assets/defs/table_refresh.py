@@ -1,17 +1,18 @@
 """A table's new rows, with every embedding that reads it brought along, switched in one transaction.
 
 What a COPY changes is more than its table: the table's own embedding columns (CONVERT in
-place), and the tables CONVERT made from queries that read it (`table_name='other'`), with
-theirs, and so on down. Each is computed here from the new rows, without touching the store: a
-CONVERT's query runs with the new rows in place of the tables they replace, the images it
-picks that no collection holds yet are embedded into new collections, and then every table is
-replaced in one transaction. So an image that does not decode, or a kill, leaves every table
-and collection as it was.
+place), the tables CONVERT made from queries that read it (`table_name='other'`) and the
+embedding columns of other tables whose CONVERT query reads it (a join), and so on down. Each
+is computed here from the new rows, without touching the store: a CONVERT's query runs with the
+new rows in place of the tables they replace, the images it picks that no collection holds yet
+are embedded into new collections, and then every table is replaced in one transaction. Until
+it commits the previous tables and collections serve; if anything fails first, the new
+collections are dropped (after a kill, by the next process's recovery) and no table changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -21,6 +22,7 @@ from sqlglot import exp
 
 from resources import CatalogResource, WarehouseResource
 from resources.warehouse import TableReplacement
+from thanosql.errors import InternalError, QueryError
 from thanosql_assets.defs.checks import require_column
 from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, refresh_vectors
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, spec_from_dict
@@ -35,6 +37,11 @@ def in_place_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingS
 
 def derived_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingSpec]:
     """The embeddings of the tables CONVERT made from a query that reads `table` (`table_name='other'`)."""
+    return [spec for spec in _table_embeddings(catalog) if spec.table not in spec.tables and table in spec.tables]
+
+
+def reading_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingSpec]:
+    """Every embedding of another table whose CONVERT query reads `table`: a COPY into it brings them along."""
     return [spec for spec in _table_embeddings(catalog) if spec.table != table and table in spec.tables]
 
 
@@ -53,7 +60,15 @@ def rows_over(warehouse: WarehouseResource, embedding: EmbeddingSpec, changed: M
         if name in staged and not node.args.get("db"):
             node.set("alias", node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(name)))
             node.set("this", exp.to_identifier(staged[name]))
-    rows = warehouse.query(query.sql(dialect=warehouse.dialect), relations={staged[name]: data for name, data in changed.items()})
+    try:
+        rows = warehouse.query(query.sql(dialect=warehouse.dialect), relations={staged[name]: data for name, data in changed.items()})
+    except QueryError as error:
+        raise QueryError(
+            f"The CONVERT query of {embedding.table}'s column {embedding.column} fails over the new rows of "
+            f"{', '.join(changed)}: {error.message}",
+            hint="Those tables must keep what that query reads (its columns and their types); "
+            f"or DROP TABLE / DELETE MODEL what no longer fits first. The query: {embedding.query}",
+        ) from None
     require_column(embedding.image_col, list(rows.columns), rows=f"the rows of {embedding.table} (CONVERT's query over the new rows)")
     return rows
 
@@ -72,22 +87,29 @@ class ReplacedTables:
 
 
 def replace_with_embeddings(
-    name: str, data: pa.Table, warehouse: WarehouseResource, stores: EmbeddingStores, progress, run_id: str
+    name: str,
+    data: pa.Table,
+    warehouse: WarehouseResource,
+    stores: EmbeddingStores,
+    progress,
+    run_id: str,
+    *,
+    made_by: Sequence[RefreshedEmbedding] = (),
+    follow: bool = True,
 ) -> ReplacedTables:
-    """Replace table `name` with `data` and bring along every embedding that reads it (see the module
-    docstring), in one transaction; the new collections are dropped if anything fails."""
+    """Replace table `name` with `data` (whose embedding columns `made_by` set) and refresh its own
+    embedding columns over it; with `follow`, also bring along the tables that read it (see the
+    module docstring). One transaction; the new collections are dropped if anything fails first."""
     refreshed: list[RefreshedEmbedding] = []
     changed: dict[str, pa.Table] = {}
     replacements: list[TableReplacement] = []
 
     def refresh(embedding: EmbeddingSpec, rows: pd.DataFrame) -> RefreshedEmbedding:
-        images = rows[embedding.image_col]
-        refreshed.append(refresh_vectors(embedding, images, stores, progress, rebuild=False, run_id=run_id))
+        refreshed.append(refresh_vectors(embedding, rows[embedding.image_col], stores, progress, rebuild=False, run_id=run_id))
         return refreshed[-1]
 
-    def settle(table: str, rows: pa.Table, made_by: list[RefreshedEmbedding]) -> None:
+    def settle(table: str, rows: pa.Table, columns: list[RefreshedEmbedding]) -> None:
         """`table`'s new rows, its own embedding columns refreshed over them, as a replacement."""
-        columns = list(made_by)
         for embedding in in_place_embeddings(stores.catalog, table):
             if embedding.image_col in rows.column_names:
                 columns.append(refresh(embedding, rows_over(warehouse, embedding, {**changed, table: rows})))
@@ -97,31 +119,38 @@ def replace_with_embeddings(
         replacements.append(TableReplacement(table, rows, index_on, tuple(embedding.generation for embedding in columns)))
 
     try:
-        settle(name, data, [])
-        pending = _reached(stores.catalog, name)
+        settle(name, data, list(made_by))
+        pending = _reached(stores.catalog, name) if follow else {}
         while pending:
-            # A table made from others follows them: its query runs once none of them is still to change.
-            later = {embedding.table for embedding in pending}
-            embedding = next((embedding for embedding in pending if not later & set(embedding.tables)), pending[0])
-            pending.remove(embedding)
-            rows = rows_over(warehouse, embedding, changed)
-            column = refresh(embedding, rows)
-            settle(embedding.table, column.add_column(rows), [column])
+            # A table follows what it reads: it is settled once none of that is still to change.
+            table = next((table for table, reads in pending.items() if not reads & pending.keys()), None)
+            if table is None:
+                raise InternalError(f"The tables made from {name} read each other in a circle: {', '.join(pending)}.")
+            del pending[table]
+            maker = next((spec for spec in _table_embeddings(stores.catalog) if spec.table == table and table not in spec.tables), None)
+            if maker is not None and changed.keys() & set(maker.tables):
+                rows = rows_over(warehouse, maker, changed)  # a table CONVERT made: its query's rows again
+                column = refresh(maker, rows)
+                settle(table, column.add_column(rows), [column])
+            else:  # a table whose own embedding columns read a changed table: its rows stay
+                settle(table, warehouse.table_rows(table), [])
         counts = warehouse.replace_tables(replacements)
     except BaseException:
         for embedding in refreshed:
             stores.vector_store.drop_collection(embedding.collection)
         raise
-    return ReplacedTables(dict(zip((replacement.name for replacement in replacements), counts)), refreshed)
+    return ReplacedTables(dict(zip((replacement.name for replacement in replacements), counts)), [*made_by, *refreshed])
 
 
-def _reached(catalog: CatalogResource, table: str) -> list[EmbeddingSpec]:
-    """The embeddings of tables made from `table`, and of tables made from those, and so on."""
-    reached: list[EmbeddingSpec] = []
-    tables = [table]
-    while tables:
-        for embedding in derived_embeddings(catalog, tables.pop()):
-            if embedding not in reached:
-                reached.append(embedding)
-                tables.append(embedding.table)
+def _reached(catalog: CatalogResource, table: str) -> dict[str, set[str]]:
+    """The tables a change of `table` reaches (made from it, or with embedding columns that read it,
+    and so on down), each with the tables it reads (its maker's and its embeddings' queries)."""
+    reached: dict[str, set[str]] = {}
+    frontier = [table]
+    while frontier:
+        for embedding in reading_embeddings(catalog, frontier.pop()):
+            if embedding.table not in reached and embedding.table != table:
+                reads = {name for spec in _table_embeddings(catalog) if spec.table == embedding.table for name in spec.tables}
+                reached[embedding.table] = reads - {embedding.table}
+                frontier.append(embedding.table)
     return reached

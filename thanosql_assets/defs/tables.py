@@ -1,7 +1,7 @@
 """COPY: one asset per table, copied from its files into the table store.
 
-A lone CSV file streams into the table store a block at a time (unless the table has embedding
-columns to refresh, which need its rows at hand); other sources are read whole first.
+A lone CSV file streams into the table store a block at a time (unless embeddings read the table:
+refreshing them needs its rows at hand); other sources are read whole first.
 
 A COPY keeps the embeddings that read its table true, in its own run and one transaction
 (`defs.table_refresh`): the table's own embedding columns, and the tables CONVERT made from it.
@@ -25,7 +25,7 @@ from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import SavedTableSpec, TableSpec, table_key
 from thanosql_assets.defs.table_files import read_table_files, streamed_table_file
 from thanosql_assets.defs.table_metadata import column_schema, table_metadata
-from thanosql_assets.defs.table_refresh import derived_embeddings, in_place_embeddings, replace_with_embeddings
+from thanosql_assets.defs.table_refresh import in_place_embeddings, reading_embeddings, replace_with_embeddings
 
 
 def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -55,7 +55,7 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                 )
         files = list(zip(spec.sources, paths))
         # A lone CSV file without embeddings to refresh streams into the table store a block at a time.
-        refreshes = in_place_embeddings(catalog, spec.name) or derived_embeddings(catalog, spec.name)
+        refreshes = in_place_embeddings(catalog, spec.name) or reading_embeddings(catalog, spec.name)
         streamed = None if refreshes else streamed_table_file(files)
         if streamed is not None:
             rows = _replace_streamed(warehouse, spec.name, *streamed, progress)

@@ -88,3 +88,22 @@ def test_a_copy_brings_along_tables_made_from_tables_made_from_it_with_their_own
     with pytest.raises(DataError, match="broken.jpg"):
         scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")
     assert snapshot(home) == unchanged
+
+
+def test_a_copy_into_a_table_another_tables_convert_joins_refreshes_that_tables_column_in_place(scratch_conn):
+    home = scratch_conn.settings.home
+    (home / "keep.csv").write_text("label\n1\n")
+    scratch_conn.execute("COPY keep FROM 'keep.csv'")
+    scratch_conn.execute(
+        f"CONVERT USING {MODEL} OPTIONS (table_name='mnist_test') AS SELECT mnist_test.* FROM mnist_test JOIN keep USING (label)"
+    )
+    columns = list(scratch_conn.execute("SELECT * FROM mnist_test LIMIT 0").columns)
+    (home / "more.csv").write_text("label\n7\n")
+
+    scratch_conn.execute("COPY keep OPTIONS (append=True) FROM 'more.csv'")
+
+    # mnist_test keeps its rows and columns; the rows of the newly kept label are embedded too.
+    assert list(scratch_conn.execute("SELECT * FROM mnist_test LIMIT 0").columns) == columns
+    rows = scratch_conn.execute(f"SELECT label IN (1, 7) AS kept, count(*) AS n, count({COLUMN}) AS embedded FROM mnist_test GROUP BY 1 ORDER BY 1")
+    assert rows["n"].sum() == 200
+    assert rows.set_index("kept")["embedded"].to_dict() == {False: 0, True: int(rows.set_index("kept")["n"][True])}

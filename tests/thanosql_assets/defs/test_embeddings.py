@@ -201,3 +201,16 @@ def test_the_embedding_asset_is_described_by_its_statement_with_options(tutorial
     assert definitions.resolve_assets_def(key).descriptions_by_key[key] == (
         f"CONVERT USING {MODEL} OPTIONS (table_name='mnist_test', image_col='image_path') AS SELECT * FROM mnist_test"
     )
+
+
+def test_a_reconvert_keeps_the_other_models_embedding_column_searchable(scratch_conn):
+    scratch_conn.execute("BUILD MODEL second USING SimCLR OPTIONS (max_epochs=1, holdout=0) AS SELECT * FROM mnist_test")
+    scratch_conn.execute("CONVERT USING second AS SELECT * FROM mnist_test")
+    search = f"SELECT image_path, second_simclr_similarity1 AS s FROM (SEARCH IMAGE images='{QUERY}' USING second AS SELECT * FROM mnist_test)"
+    before = scratch_conn.execute(search)
+
+    scratch_conn.execute(f"CONVERT USING {MODEL} AS SELECT * FROM mnist_test")  # rewrites the table with the other column
+
+    after = scratch_conn.execute(search)  # the other column kept its fixed size (FLOAT[n]), which SEARCH computes with
+    pd.testing.assert_frame_equal(after, before)
+    assert scratch_conn.execute("SELECT typeof(second_simclr) AS t FROM mnist_test LIMIT 1")["t"].iloc[0].endswith("[128]")
