@@ -30,7 +30,7 @@ from thanosql_assets.defs.specs import (
     TableSpec,
     UploadedModelSpec,
 )
-from thanosql_assets.defs.table_refresh import in_place_embeddings, reading_embeddings
+from thanosql_assets.defs.table_refresh import reading_embeddings
 
 
 @dataclass(frozen=True)
@@ -83,7 +83,7 @@ def _heavy(spec, request, catalog, workspace: WorkspaceResource, warehouse: Ware
         if size > limits.max_bytes:
             return f"copies {size:,} bytes (more than {limits.max_bytes:,})"
         # Embeddings of this table, and of tables that read it, are brought up to date in its run.
-        if in_place_embeddings(catalog, spec.name) or reading_embeddings(catalog, spec.name):
+        if reading_embeddings(catalog, spec.name):
             rows = _csv_rows(paths)
             if rows is None or rows > limits.max_images:
                 return f"refreshes embeddings of {'an unknown number of' if rows is None else f'{rows:,}'} rows"

@@ -35,14 +35,14 @@ def in_place_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingS
     return [spec for spec in _table_embeddings(catalog) if spec.table == table and table in spec.tables]
 
 
-def derived_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingSpec]:
-    """The embeddings of the tables CONVERT made from a query that reads `table` (`table_name='other'`)."""
-    return [spec for spec in _table_embeddings(catalog) if spec.table not in spec.tables and table in spec.tables]
-
-
 def reading_embeddings(catalog: CatalogResource, table: str) -> list[EmbeddingSpec]:
-    """Every embedding of another table whose CONVERT query reads `table`: a COPY into it brings them along."""
-    return [spec for spec in _table_embeddings(catalog) if spec.table != table and table in spec.tables]
+    """Every embedding whose CONVERT query reads `table` (its own and other tables'): a COPY into it refreshes them."""
+    return [spec for spec in _table_embeddings(catalog) if table in spec.tables]
+
+
+def _maker(catalog: CatalogResource, table: str) -> EmbeddingSpec | None:
+    """The embedding of the CONVERT that made `table` from other tables (`table_name='table'`), if one did."""
+    return next((spec for spec in _table_embeddings(catalog) if spec.table == table and table not in spec.tables), None)
 
 
 def _table_embeddings(catalog: CatalogResource) -> list[EmbeddingSpec]:
@@ -127,7 +127,7 @@ def replace_with_embeddings(
             if table is None:
                 raise InternalError(f"The tables made from {name} read each other in a circle: {', '.join(pending)}.")
             del pending[table]
-            maker = next((spec for spec in _table_embeddings(stores.catalog) if spec.table == table and table not in spec.tables), None)
+            maker = _maker(stores.catalog, table)
             if maker is not None and changed.keys() & set(maker.tables):
                 rows = rows_over(warehouse, maker, changed)  # a table CONVERT made: its query's rows again
                 column = refresh(maker, rows)
@@ -149,7 +149,7 @@ def _reached(catalog: CatalogResource, table: str) -> dict[str, set[str]]:
     frontier = [table]
     while frontier:
         for embedding in reading_embeddings(catalog, frontier.pop()):
-            if embedding.table not in reached and embedding.table != table:
+            if embedding.table not in reached and embedding.table != table:  # its own columns are settled first
                 reads = {name for spec in _table_embeddings(catalog) if spec.table == embedding.table for name in spec.tables}
                 reached[embedding.table] = reads - {embedding.table}
                 frontier.append(embedding.table)

@@ -25,7 +25,7 @@ from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import SavedTableSpec, TableSpec, table_key
 from thanosql_assets.defs.table_files import read_table_files, streamed_table_file
 from thanosql_assets.defs.table_metadata import column_schema, table_metadata
-from thanosql_assets.defs.table_refresh import in_place_embeddings, reading_embeddings, replace_with_embeddings
+from thanosql_assets.defs.table_refresh import reading_embeddings, replace_with_embeddings
 
 
 def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -55,8 +55,7 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
                 )
         files = list(zip(spec.sources, paths))
         # A lone CSV file without embeddings to refresh streams into the table store a block at a time.
-        refreshes = in_place_embeddings(catalog, spec.name) or reading_embeddings(catalog, spec.name)
-        streamed = None if refreshes else streamed_table_file(files)
+        streamed = None if reading_embeddings(catalog, spec.name) else streamed_table_file(files)
         if streamed is not None:
             rows = _replace_streamed(warehouse, spec.name, *streamed, progress)
             if rows is not None:

@@ -14,6 +14,16 @@ MODEL = "my_image_search_model"
 COLUMN = f"{MODEL}_simclr"
 
 
+def assert_a_copy_of_a_non_image_into_source_changes_nothing(conn) -> None:
+    """A file that is no image: the COPY fails, and no table, collection, model or asset changed."""
+    home = conn.settings.home
+    write_row_of_a_non_image(home, "bad.csv")
+    unchanged = snapshot(home)
+    with pytest.raises(DataError, match="broken.jpg"):
+        conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")
+    assert snapshot(home) == unchanged
+
+
 def test_copy_embeds_only_the_rows_the_convert_query_picks(scratch_conn):
     home = scratch_conn.settings.home
     scratch_conn.execute(
@@ -53,12 +63,7 @@ def test_a_copy_brings_the_tables_convert_made_from_it_along_in_one_transaction(
     searched = scratch_conn.execute(f"SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING {MODEL} AS SELECT * FROM split")
     assert len(searched) == len(after) and searched[f"{COLUMN}_similarity1"].notna().all()
 
-    # A file that is no image: the COPY fails, and neither table nor any collection changed.
-    write_row_of_a_non_image(home, "bad.csv")
-    unchanged = snapshot(home)
-    with pytest.raises(DataError, match="broken.jpg"):
-        scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")
-    assert snapshot(home) == unchanged
+    assert_a_copy_of_a_non_image_into_source_changes_nothing(scratch_conn)
 
 
 def test_a_copy_brings_along_tables_made_from_tables_made_from_it_with_their_own_columns(scratch_conn):
@@ -83,11 +88,7 @@ def test_a_copy_brings_along_tables_made_from_tables_made_from_it_with_their_own
     searched = scratch_conn.execute("SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING second AS SELECT * FROM fives")
     assert searched["second_simclr_similarity1"].notna().all()
 
-    write_row_of_a_non_image(home, "bad.csv")  # label 0: no table below source picks it but split
-    unchanged = snapshot(home)
-    with pytest.raises(DataError, match="broken.jpg"):
-        scratch_conn.execute("COPY source OPTIONS (append=True) FROM 'bad.csv'")
-    assert snapshot(home) == unchanged
+    assert_a_copy_of_a_non_image_into_source_changes_nothing(scratch_conn)  # label 0: of the tables below source, split picks it
 
 
 def test_a_copy_into_a_table_another_tables_convert_joins_refreshes_that_tables_column_in_place(scratch_conn):
