@@ -12,7 +12,7 @@ collections are dropped (after a kill, by the next process's recovery) and no ta
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pandas as pd
@@ -93,13 +93,10 @@ def replace_with_embeddings(
     stores: EmbeddingStores,
     progress,
     run_id: str,
-    *,
-    made_by: Sequence[RefreshedEmbedding] = (),
-    follow: bool = True,
 ) -> ReplacedTables:
-    """Replace table `name` with `data` (whose embedding columns `made_by` set) and refresh its own
-    embedding columns over it; with `follow`, also bring along the tables that read it (see the
-    module docstring). One transaction; the new collections are dropped if anything fails first."""
+    """Replace table `name` with `data`, its own embedding columns refreshed over it, and bring along
+    the tables that read it (see the module docstring). One transaction; the new collections are
+    dropped if anything fails first."""
     refreshed: list[RefreshedEmbedding] = []
     changed: dict[str, pa.Table] = {}
     replacements: list[TableReplacement] = []
@@ -119,8 +116,8 @@ def replace_with_embeddings(
         replacements.append(TableReplacement(table, rows, index_on, tuple(embedding.generation for embedding in columns)))
 
     try:
-        settle(name, data, list(made_by))
-        pending = _reached(stores.catalog, name) if follow else {}
+        settle(name, data, [])
+        pending = _reached(stores.catalog, name)
         while pending:
             # A table follows what it reads: it is settled once none of that is still to change.
             table = next((table for table, reads in pending.items() if not reads & pending.keys()), None)
@@ -139,7 +136,7 @@ def replace_with_embeddings(
         for embedding in refreshed:
             stores.vector_store.drop_collection(embedding.collection)
         raise
-    return ReplacedTables(dict(zip((replacement.name for replacement in replacements), counts)), [*made_by, *refreshed])
+    return ReplacedTables(dict(zip((replacement.name for replacement in replacements), counts)), refreshed)
 
 
 def _reached(catalog: CatalogResource, table: str) -> dict[str, set[str]]:
