@@ -1,6 +1,7 @@
 """CONVERT and CREATE TABLE ... USING: a table's images embedded by a model, and their Qdrant collection.
 
-One Dagster op materializes `embedding/<table>/<column>` (the column `<model>_simclr`) and
+Its Dagster op (`defs.embedding_op`, or `defs.generations`' when partitioned) materializes
+`embedding/<table>/<column>` (the column `<model>_simclr`) and
 `collection/<table>/<column>_vectors` (one Qdrant point per distinct image, cosine distance),
 plus `table/<table>`, the table it rewrote with the column (a new asset when the rows come from a
 folder of images).
@@ -19,7 +20,9 @@ switch for searches that started before this one.
 Embeddings are stored L2-normalized (cosine similarity is then a dot product; Qdrant normalizes
 on insert anyway, so reused and fresh vectors are alike). When `table_name` is the table being
 queried the table is updated in place: every row keeps its place and columns, and rows whose
-image the query returned get their embedding. Otherwise a new table is written from the rows.
+image the query returned get their embedding. Otherwise a new table is written from the rows,
+with the embedding columns CONVERT added to it in place refreshed over them, and the tables made
+from it brought along (`defs.table_refresh`).
 """
 
 import dataclasses
@@ -50,11 +53,10 @@ from resources import (
 from thanosql.errors import ObjectNotFoundError
 from thanosql_assets.defs.checks import image_path_texts, require_column
 from thanosql_assets.defs.folders import folder_rows
-from thanosql_assets.defs.progress import Progress, counted
+from thanosql_assets.defs.progress import counted
 from thanosql_assets.defs.recovery import journal_collection
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, model_key, table_key
-from thanosql_assets.defs.table_metadata import table_metadata
 from thanosql_assets.models.images import check_files_exist
 from thanosql_assets.models.vectors import l2_normalize
 
@@ -329,10 +331,6 @@ def discard_superseded_generation(root: Path, spec: EmbeddingSpec, collection: s
         shutil.rmtree(directory, ignore_errors=True)
 
 
-class EmbedConfig(dg.Config):
-    rebuild: bool = False  # embed every image again, even those whose vectors are in the collection
-
-
 def embedding_op_name(spec: EmbeddingSpec) -> str:
     return _safe(f"embed__{spec.table}__{spec.model}")
 
@@ -344,31 +342,6 @@ def requested_rebuild(run_config: dict, spec: EmbeddingSpec) -> bool:
 
 def rebuild_run_config(spec: EmbeddingSpec) -> dict:
     return {"ops": {embedding_op_name(spec): {"config": {"rebuild": True}}}}
-
-
-def embedding_assets(spec: EmbeddingSpec) -> dg.AssetsDefinition:
-    specs = asset_specs_of_embedding(spec)
-
-    @dg.multi_asset(name=embedding_op_name(spec), specs=specs)
-    def _embed(
-        context: dg.AssetExecutionContext,
-        config: EmbedConfig,
-        workspace: WorkspaceResource,
-        warehouse: WarehouseResource,
-        catalog: CatalogResource,
-        model_registry: ModelRegistryResource,
-        vector_store: VectorStoreResource,
-    ):
-        progress = Progress(context)
-        started = time.perf_counter()
-        rows = embedding_rows(spec, workspace, warehouse)
-        stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
-        refreshed = refresh_vectors(spec, rows[spec.image_col], stores, progress, rebuild=config.rebuild, run_id=context.run_id)
-        yield from switch_table(context, refreshed, rows, warehouse, stores, progress, started)
-        yield dg.MaterializeResult(asset_key=spec.asset_key, metadata=refreshed.metadata(refreshed.rows, time.perf_counter() - started))
-        yield dg.MaterializeResult(asset_key=spec.collection_key, metadata=refreshed.collection_metadata(vector_store))
-
-    return _embed
 
 
 def asset_specs_of_embedding(spec: EmbeddingSpec) -> list[dg.AssetSpec]:
@@ -408,37 +381,3 @@ def embedding_rows(spec: EmbeddingSpec, workspace: WorkspaceResource, warehouse:
     rows = folder_rows(workspace, spec) if spec.folder else warehouse.query_from(spec.query, QUERY_DIALECT)
     require_column(spec.image_col, list(rows.columns), rows="the rows to embed")
     return rows
-
-
-def switch_table(
-    context: dg.AssetExecutionContext,
-    refreshed: RefreshedEmbedding,
-    rows: pd.DataFrame,
-    warehouse: WarehouseResource,
-    stores: EmbeddingStores,
-    progress,
-    started: float,
-):
-    """Switch the table to `refreshed`'s collection in one transaction (the collection is dropped if
-    that fails), then publish it; yields the table's materialization when the table is an asset of the op."""
-    spec, workspace = refreshed.spec, stores.workspace
-    in_place = not spec.folder and spec.table in spec.tables
-    try:
-        target_rows = warehouse.table_rows(spec.table) if in_place else rows
-        data = refreshed.add_column(target_rows)
-        row_count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col], generations=[refreshed.generation])
-    except BaseException:
-        stores.vector_store.drop_collection(refreshed.collection)
-        raise
-    refreshed.rows = row_count
-    publish(refreshed, row_count, stores)
-    progress(f"table {spec.table}: column {spec.column} set on {row_count} rows; collection {refreshed.collection} holds {refreshed.points} vectors")
-    table = table_metadata(warehouse, spec.table, row_count)
-    if spec.folder:
-        yield dg.MaterializeResult(
-            asset_key=table_key(spec.table),
-            metadata={**table, "folder": dg.MetadataValue.path(str(workspace.resolve(spec.folder)))},
-        )
-    else:
-        # Not an asset of this op, but rewritten by it: its page shows the new column.
-        context.log_event(dg.AssetMaterialization(asset_key=table_key(spec.table), metadata=table))

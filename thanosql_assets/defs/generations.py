@@ -49,10 +49,10 @@ from thanosql_assets.defs.embeddings import (
     select_images,
     staging_dir,
     store_refreshed,
-    switch_table,
 )
 from thanosql_assets.defs.progress import Progress, counted
 from thanosql_assets.defs.specs import PARTITIONED_TAG, EmbeddingSpec, model_key, table_key
+from thanosql_assets.defs.table_refresh import switch_table
 from thanosql_assets.models.vectors import l2_normalize
 
 GENERATION_TAG = "thanosql/generation"  # on partition runs: the collection their generation builds

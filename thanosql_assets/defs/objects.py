@@ -8,7 +8,7 @@ import dagster as dg
 
 from resources import CatalogResource
 from thanosql_assets.defs.datasets import dataset_asset
-from thanosql_assets.defs.embeddings import embedding_assets
+from thanosql_assets.defs.embedding_op import embedding_assets
 from thanosql_assets.defs.evaluations import evaluation_check
 from thanosql_assets.defs.generations import partitioned_embedding_assets
 from thanosql_assets.defs.models import model_asset, retraining_schedule

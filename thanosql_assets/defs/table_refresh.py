@@ -1,20 +1,24 @@
 """A table's new rows, with every embedding that reads it brought along, switched in one transaction.
 
-What a COPY changes is more than its table: the table's own embedding columns (CONVERT in
-place), the tables CONVERT made from queries that read it (`table_name='other'`) and the
-embedding columns of other tables whose CONVERT query reads it (a join), and so on down. Each
-is computed here from the new rows, without touching the store: a CONVERT's query runs with the
-new rows in place of the tables they replace, the images it picks that no collection holds yet
-are embedded into new collections, and then every table is replaced in one transaction. Until
-it commits the previous tables and collections serve; if anything fails first, the new
-collections are dropped (after a kill, by the next process's recovery) and no table changed.
+What a COPY changes, or a CONVERT that makes its table again (`switch_table`), is more than its
+table: the table's own embedding columns (CONVERT in place), the tables CONVERT made from
+queries that read it (`table_name='other'`) and the embedding columns of other tables whose
+CONVERT query reads it (a join), and so on down. Each is computed here from the new rows,
+without touching the store: a CONVERT's query runs with the new rows in place of the tables
+they replace, the images it picks that no collection holds yet are embedded into new
+collections, and then every table is replaced in one transaction. Until it commits the previous
+tables and collections serve; if anything fails first, the new collections are dropped (after a
+kill, by the next process's recovery) and no table changed. New rows that a CONVERT's query no
+longer fits (a column it reads is gone) are refused rather than leave a column behind.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
+import dagster as dg
 import pandas as pd
 import pyarrow as pa
 import sqlglot
@@ -23,9 +27,9 @@ from sqlglot import exp
 from resources import CatalogResource, WarehouseResource
 from resources.warehouse import TableReplacement
 from thanosql.errors import InternalError, QueryError
-from thanosql_assets.defs.checks import require_column
-from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, refresh_vectors
-from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, spec_from_dict
+from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
+from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, spec_from_dict, table_key
+from thanosql_assets.defs.table_metadata import table_metadata
 
 _STAGED = "__thanosql_staged"  # the names new rows go by while the queries that read them run
 
@@ -63,14 +67,20 @@ def rows_over(warehouse: WarehouseResource, embedding: EmbeddingSpec, changed: M
     try:
         rows = warehouse.query(query.sql(dialect=warehouse.dialect), relations={staged[name]: data for name, data in changed.items()})
     except QueryError as error:
-        raise QueryError(
-            f"The CONVERT query of {embedding.table}'s column {embedding.column} fails over the new rows of "
-            f"{', '.join(changed)}: {error.message}",
-            hint="Those tables must keep what that query reads (its columns and their types); "
-            f"or DROP TABLE / DELETE MODEL what no longer fits first. The query: {embedding.query}",
-        ) from None
-    require_column(embedding.image_col, list(rows.columns), rows=f"the rows of {embedding.table} (CONVERT's query over the new rows)")
+        raise _no_longer_fits(embedding, changed, f"fails over them: {error.message}") from None
+    if embedding.image_col not in rows.columns:
+        # Its column would be lost while its collection stays in the catalog: refused instead.
+        raise _no_longer_fits(embedding, changed, f"gives no column {embedding.image_col!r} over them (it gives {', '.join(rows.columns)})")
     return rows
+
+
+def _no_longer_fits(embedding: EmbeddingSpec, changed: Mapping[str, pa.Table], what: str) -> QueryError:
+    return QueryError(
+        f"The new rows of {', '.join(changed)} do not fit the CONVERT that made column {embedding.column} of "
+        f"{embedding.table}: its query {what}.",
+        hint="Those tables must keep what that query reads (its columns and their types, the column of image "
+        f"paths); or DROP TABLE / DELETE MODEL what no longer fits first. The query: {embedding.query}",
+    )
 
 
 def _folded(identifier: exp.Identifier) -> str:
@@ -93,11 +103,14 @@ def replace_with_embeddings(
     stores: EmbeddingStores,
     progress,
     run_id: str,
+    *,
+    columns: Sequence[RefreshedEmbedding] = (),
 ) -> ReplacedTables:
     """Replace table `name` with `data`, its own embedding columns refreshed over it, and bring along
-    the tables that read it (see the module docstring). One transaction; the new collections are
-    dropped if anything fails first."""
-    refreshed: list[RefreshedEmbedding] = []
+    the tables that read it (see the module docstring). `columns`: embeddings already set in
+    `data` (the one that made it again). One transaction; the new collections (`columns'` too)
+    are dropped if anything fails first."""
+    refreshed: list[RefreshedEmbedding] = list(columns)
     changed: dict[str, pa.Table] = {}
     replacements: list[TableReplacement] = []
 
@@ -105,18 +118,17 @@ def replace_with_embeddings(
         refreshed.append(refresh_vectors(embedding, rows[embedding.image_col], stores, progress, rebuild=False, run_id=run_id))
         return refreshed[-1]
 
-    def settle(table: str, rows: pa.Table, columns: list[RefreshedEmbedding]) -> None:
+    def settle(table: str, rows: pa.Table, own: list[RefreshedEmbedding]) -> None:
         """`table`'s new rows, its own embedding columns refreshed over them, as a replacement."""
         for embedding in in_place_embeddings(stores.catalog, table):
-            if embedding.image_col in rows.column_names:
-                columns.append(refresh(embedding, rows_over(warehouse, embedding, {**changed, table: rows})))
-                rows = columns[-1].add_column(rows)
+            own.append(refresh(embedding, rows_over(warehouse, embedding, {**changed, table: rows})))
+            rows = own[-1].add_column(rows)
         changed[table] = rows
-        index_on = tuple(sorted({embedding.spec.image_col for embedding in columns}))
-        replacements.append(TableReplacement(table, rows, index_on, tuple(embedding.generation for embedding in columns)))
+        index_on = tuple(sorted({embedding.spec.image_col for embedding in own}))
+        replacements.append(TableReplacement(table, rows, index_on, tuple(embedding.generation for embedding in own)))
 
     try:
-        settle(name, data, [])
+        settle(name, data, list(columns))
         pending = _reached(stores.catalog, name)
         while pending:
             # A table follows what it reads: it is settled once none of that is still to change.
@@ -151,3 +163,61 @@ def _reached(catalog: CatalogResource, table: str) -> dict[str, set[str]]:
                 reached[embedding.table] = reads - {embedding.table}
                 frontier.append(embedding.table)
     return reached
+
+
+def publish_replaced(context, replaced: ReplacedTables, stores: EmbeddingStores, warehouse: WarehouseResource, *, name: str, progress, started: float) -> None:
+    """Once the tables are replaced: publish every refreshed embedding, and log the materializations of
+    what changed with table `name` (its embeddings, the tables brought along and theirs)."""
+    for embedding in replaced.refreshed:
+        rows = replaced.rows[embedding.spec.table]
+        embedding.rows = rows
+        publish(embedding, rows, stores)
+        context.log_event(dg.AssetMaterialization(asset_key=embedding.spec.asset_key, metadata=embedding.metadata(rows, time.perf_counter() - started)))
+        context.log_event(dg.AssetMaterialization(asset_key=embedding.spec.collection_key, metadata=embedding.collection_metadata(stores.vector_store)))
+    for table, rows in replaced.rows.items():
+        if table != name:
+            progress(f"table {table}: {rows} rows, brought along from {name}")
+            context.log_event(dg.AssetMaterialization(asset_key=table_key(table), metadata=table_metadata(warehouse, table, rows)))
+
+
+def switch_table(
+    context: dg.AssetExecutionContext,
+    refreshed: RefreshedEmbedding,
+    rows: pd.DataFrame,
+    warehouse: WarehouseResource,
+    stores: EmbeddingStores,
+    progress,
+    started: float,
+):
+    """Switch the embedding's table to `refreshed`'s collection in one transaction, then publish it;
+    yields the table's materialization when the table is an asset of the op.
+
+    In place, the table keeps its rows and other columns. A table the CONVERT makes (from a query
+    or a folder) is written from `rows` again: its own in-place embedding columns are refreshed
+    over them and the tables made from it come along, in the same transaction. The new
+    collections are dropped if the switch fails."""
+    spec = refreshed.spec
+    if not spec.folder and spec.table in spec.tables:  # in place
+        try:
+            data = refreshed.add_column(warehouse.table_rows(spec.table))
+            count = warehouse.replace_table(spec.table, data, index_on=[spec.image_col], generations=[refreshed.generation])
+        except BaseException:
+            stores.vector_store.drop_collection(refreshed.collection)
+            raise
+        replaced = ReplacedTables({spec.table: count}, [refreshed])
+    else:
+        replaced = replace_with_embeddings(spec.table, refreshed.add_column(rows), warehouse, stores, progress, context.run_id, columns=[refreshed])
+    refreshed.rows = replaced.rows[spec.table]
+    publish(refreshed, refreshed.rows, stores)
+    others = ReplacedTables(replaced.rows, [embedding for embedding in replaced.refreshed if embedding is not refreshed])
+    publish_replaced(context, others, stores, warehouse, name=spec.table, progress=progress, started=started)
+    progress(f"table {spec.table}: column {spec.column} set on {refreshed.rows} rows; collection {refreshed.collection} holds {refreshed.points} vectors")
+    table = table_metadata(warehouse, spec.table, refreshed.rows)
+    if spec.folder:
+        yield dg.MaterializeResult(
+            asset_key=table_key(spec.table),
+            metadata={**table, "folder": dg.MetadataValue.path(str(stores.workspace.resolve(spec.folder)))},
+        )
+    else:
+        # Not an asset of this op, but rewritten by it: its page shows the new column.
+        context.log_event(dg.AssetMaterialization(asset_key=table_key(spec.table), metadata=table))

@@ -20,12 +20,12 @@ from resources import (
 )
 from thanosql.errors import DataError
 from thanosql_assets.defs.csv_files import StreamedCsv
-from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish
+from thanosql_assets.defs.embeddings import EmbeddingStores
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import SavedTableSpec, TableSpec, table_key
 from thanosql_assets.defs.table_files import read_table_files, streamed_table_file
-from thanosql_assets.defs.table_metadata import column_schema, table_metadata
-from thanosql_assets.defs.table_refresh import reading_embeddings, replace_with_embeddings
+from thanosql_assets.defs.table_metadata import column_schema
+from thanosql_assets.defs.table_refresh import publish_replaced, reading_embeddings, replace_with_embeddings
 
 
 def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
@@ -65,14 +65,7 @@ def table_asset(spec: TableSpec) -> dg.AssetsDefinition:
             progress(f"COPY {spec.name}: {note}")
         stores = EmbeddingStores(workspace, catalog, model_registry, vector_store)
         replaced = replace_with_embeddings(spec.name, data, warehouse, stores, progress, context.run_id)
-        for embedding in replaced.refreshed:
-            rows = replaced.rows[embedding.spec.table]
-            publish(embedding, rows, stores)
-            _report_embedding(context, embedding, vector_store, rows, time.perf_counter() - started)
-        for table, rows in replaced.rows.items():
-            if table != spec.name:
-                progress(f"table {table}: {rows} rows, brought along from {spec.name}")
-                context.log_event(dg.AssetMaterialization(asset_key=table_key(table), metadata=table_metadata(warehouse, table, rows)))
+        publish_replaced(context, replaced, stores, warehouse, name=spec.name, progress=progress, started=started)
         return _copied(spec, warehouse, catalog, progress, paths, replaced.rows[spec.name], renamed, started)
 
     return _table
@@ -119,9 +112,3 @@ def saved_table_asset(spec: SavedTableSpec) -> dg.AssetSpec:
         kinds={"duckdb"},
         description=f"{'A view' if spec.view else 'Plain data'}, made by: {spec.statement}",
     )
-
-
-def _report_embedding(context, embedding: RefreshedEmbedding, vector_store: VectorStoreResource, rows: int, seconds: float) -> None:
-    """The embedding and collection assets changed with the table: their materializations say so."""
-    context.log_event(dg.AssetMaterialization(asset_key=embedding.spec.asset_key, metadata=embedding.metadata(rows, seconds)))
-    context.log_event(dg.AssetMaterialization(asset_key=embedding.spec.collection_key, metadata=embedding.collection_metadata(vector_store)))
