@@ -30,6 +30,7 @@ from resources.warehouse import (
     quote,
     recorded_generations,
     sql_string,
+    view_no_longer_fits,
 )
 from thanosql.errors import WorkspaceBusyError
 
@@ -56,6 +57,31 @@ def _replace(con: Any, replacement: TableReplacement) -> None:
         con.execute(f"CREATE INDEX {quote(f'{name}__{column}')} ON {quote(name)} ({quote(column)})")
     columns = _columns(con, f"SELECT * FROM {quote(name)}", [])
     _set_generations(con, name, recorded_generations(current, columns, replacement.generations))
+
+
+@contextmanager
+def _views_kept(con: Any, tables: Sequence[str]) -> Iterator[None]:
+    """Within the caller's transaction: refuse the block's changes of `tables` if a view that read
+    fine before no longer does (DuckDB binds a view when it is read; PostgreSQL refuses such a
+    change itself, and both stores should answer alike)."""
+    before = _unreadable_views(con)
+    yield
+    for view, why in _unreadable_views(con).items():
+        if view not in before:
+            raise view_no_longer_fits(view, " / ".join(tables), why)
+
+
+def _unreadable_views(con: Any) -> dict[str, str]:
+    """Each view that does not bind now, with why (its store's message)."""
+    import duckdb
+
+    unreadable = {}
+    for (view,) in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall():
+        try:
+            con.execute(f"SELECT * FROM {quote(view)} LIMIT 0")
+        except duckdb.Error as error:
+            unreadable[view] = query_error(str(error)).message
+    return unreadable
 
 
 def _columns(con: Any, select: str, parameters: list) -> list[str]:
@@ -308,8 +334,9 @@ class DuckDBWarehouseResource(WarehouseResource):
         with self.connect() as con:
             con.execute("BEGIN")
             try:
-                for replacement in replacements:
-                    _replace(con, replacement)
+                with _views_kept(con, [replacement.name for replacement in replacements]):
+                    for replacement in replacements:
+                        _replace(con, replacement)
                 counts = [con.execute(f"SELECT count(*) FROM {quote(replacement.name)}").fetchone()[0] for replacement in replacements]
                 con.execute("COMMIT")
             except BaseException:
@@ -355,10 +382,11 @@ class DuckDBWarehouseResource(WarehouseResource):
             try:
                 for name in views:
                     con.execute(f"DROP VIEW IF EXISTS {quote(name)}")
-                for name in tables:
-                    con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
-                for name, dropped in (columns or {}).items():
-                    _drop_columns(con, name, dropped)
+                with _views_kept(con, [*tables, *(columns or {})]):
+                    for name in tables:
+                        con.execute(f"DROP TABLE IF EXISTS {quote(name)}")
+                    for name, dropped in (columns or {}).items():
+                        _drop_columns(con, name, dropped)
                 con.execute("COMMIT")
             except BaseException:
                 _roll_back(con)

@@ -31,8 +31,9 @@ from resources.warehouse import (
     recorded_generations,
     sql_string,
     vector_columns,
+    view_no_longer_fits,
 )
-from thanosql.errors import QueryError, ThanoSQLError
+from thanosql.errors import ThanoSQLError
 
 _engines: dict[str, sa.Engine] = {}
 _readers: set[str] = set()  # URLs whose read-only role is set up
@@ -275,10 +276,7 @@ class PostgresWarehouseResource(WarehouseResource):
                 with conn.begin_nested():
                     conn.execute(sa.text(f"CREATE VIEW {quote(self.schema_name)}.{quote(name)} AS {definition.rstrip().rstrip(';')}"))
             except sa.exc.DBAPIError as error:
-                raise QueryError(
-                    f"View {name!r} reads what table {table!r} would no longer have: {str(error.orig).strip().splitlines()[0]}",
-                    hint=f"DROP VIEW {name} first (or CREATE OR REPLACE VIEW {name} without it), then run the statement again.",
-                ) from None
+                raise view_no_longer_fits(name, table, str(error.orig).strip().splitlines()[0]) from None
             conn.execute(sa.text(f"GRANT SELECT ON {quote(self.schema_name)}.{quote(name)} TO {quote(self.reader_role)}"))
 
     def _qualified(self, table: str) -> str:

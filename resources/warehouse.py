@@ -67,6 +67,14 @@ def query_error(database_message: str) -> QueryError:
     return QueryError(message, hint=hint)
 
 
+def view_no_longer_fits(view: str, table: str, why: str) -> QueryError:
+    """A change of `table` refused because view `view` reads what the table would no longer have."""
+    return QueryError(
+        f"View {view!r} reads what table {table!r} would no longer have: {why}",
+        hint=f"DROP VIEW {view} first (or CREATE OR REPLACE VIEW {view} without it), then run the statement again.",
+    )
+
+
 class StaleGeneration(Exception):
     """A table's embedding column was switched to another collection while a query read it."""
 

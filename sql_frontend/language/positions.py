@@ -55,6 +55,12 @@ def node_span(node: exp.Expression | None) -> tuple[int, int] | None:
     return None
 
 
+def node_end(node: exp.Expression) -> int | None:
+    """The offset of the last identifier or literal under a parsed node (where its text ends, near enough)."""
+    ends = [candidate.meta["end"] for candidate in node.walk() if candidate._meta and "end" in candidate.meta]
+    return max(ends) if ends else None
+
+
 def locate(sql: str, node: exp.Expression | None) -> dict:
     """Keyword arguments (line, col, snippet) for an SQLError pointing at `node`."""
     span = node_span(node)

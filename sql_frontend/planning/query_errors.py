@@ -10,16 +10,19 @@ import re
 
 from sqlglot import exp
 
-from sql_frontend.language.positions import locate, span_location
+from sql_frontend.language.positions import locate, node_end, span_location
 from thanosql.errors import QueryError
 
 
 def located(error: QueryError, sql: str, query: exp.Expression, start: int = 0) -> QueryError:
     """The store's `error` pointing into the user's text: at the first name it quotes that the
-    statement (`sql` from offset `start` on) holds (`Referenced column "foo" not found` points
+    statement (`query`, at offset `start` of `sql`) holds (`Referenced column "foo" not found` points
     at foo), else at the query."""
+    end = node_end(query)
+    # Only within the statement: a name the store quotes from a view's definition (a view that no
+    # longer fits its table) is not the user's text, nor is the next statement of the script.
     for name in re.findall(r'"([^"]+)"', error.bare_message):
-        match = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)", flags=re.IGNORECASE).search(sql, start)
+        match = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)", flags=re.IGNORECASE).search(sql, start, len(sql) if end is None else end + 1)
         if match:
             return QueryError(error.bare_message, **span_location(sql, match.start(), match.end() - 1), hint=error.hint)
     return QueryError(error.bare_message, **locate(sql, query), hint=error.hint)

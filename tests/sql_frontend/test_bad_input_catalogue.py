@@ -226,3 +226,16 @@ def test_a_top_k_past_every_row_is_empty(tutorial_conn):
         "AS SELECT * FROM mnist_test) ORDER BY my_image_search_model_simclr_similarity1 DESC LIMIT 3 OFFSET 9223372036854775807"
     )
     assert rows.empty and list(rows.columns) == ["image_path"]
+
+
+def test_an_error_from_a_view_points_into_the_statement_not_the_next_one(scratch_conn):
+    from resources import Settings, build_resources
+
+    _copy_with_columns(scratch_conn, "t", "a,b", ["1,2"])
+    scratch_conn.execute("CREATE VIEW v AS SELECT a, b FROM t")
+    # The view broken behind ThanoSQL's back (ThanoSQL refuses such a change itself).
+    with build_resources(Settings.from_env(scratch_conn.settings.home))["warehouse"].connect() as con:
+        con.execute("CREATE OR REPLACE TABLE t AS SELECT 5 AS a")
+    with pytest.raises(ThanoSQLError) as caught:
+        scratch_conn.execute_script("SELECT * FROM v;\nSELECT 1 AS b")
+    assert 'column "b" not found' in str(caught.value) and caught.value.line == 1  # b of the view's text, not line 2's
