@@ -20,7 +20,7 @@ import pytest
 
 from resources import Settings, build_resources
 from tests.conftest import REPO
-from thanosql_assets.defs.recovery import JOURNAL
+from thanosql_assets.defs.journal import JOURNAL
 
 SEARCH = (
     "SELECT image_path, my_image_search_model_simclr_similarity1 FROM (SEARCH IMAGE "
@@ -51,6 +51,9 @@ CHILD = textwrap.dedent(
         pause_after(qdrant_edge.QdrantEdgeResource, "extend_collection")
     elif point == "staging written":  # points written into a staging directory, not yet renamed into place
         pause_after(qdrant_edge, "_upsert")
+    elif point == "table switched":  # the table serves the new collection; the catalog does not know yet
+        from resources import duckdb_warehouse
+        pause_after(duckdb_warehouse.DuckDBWarehouseResource, "replace_tables")
 
     if via == "server":
         from resources import Settings
@@ -172,4 +175,41 @@ def test_build_model_killed_mid_training_keeps_the_serving_version(home):
     after = state(home)
     assert_same(before, after)
     assert build_resources(Settings.from_env(home))["model_registry"].serving_version("my_image_search_model") == serving
+    assert leftovers(home) == NOTHING_LEFT
+
+
+def _served_and_named(home: Path, table: str) -> tuple[str, str | None, str | None]:
+    """The collection `table`'s embedding column serves, and the catalog's collection and retired one."""
+    resources = build_resources(Settings.from_env(home))
+    served = resources["warehouse"].table_generations(fresh=True)[table]["my_image_search_model_simclr"].collection
+    entry = resources["catalog"].get("embedding", f"{table}/my_image_search_model")
+    return served, *((entry.state.get("collection"), entry.state.get("retired_collection")) if entry else (None, None))
+
+
+def test_a_statement_killed_after_switching_its_table_is_recorded_by_the_next_process(home):
+    before = state(home)
+    served_before, _, _ = _served_and_named(home, "mnist_test")
+    convert = "CONVERT USING my_image_search_model OPTIONS (table_name='mnist_test') AS SELECT * FROM mnist_test"
+    run_and_kill(home, convert, "table switched")
+
+    after = state(home)  # recovers
+    assert_same(before, after)  # the same model version: the same vectors, now in the new collection
+    served, named, retired = _served_and_named(home, "mnist_test")
+    assert served != served_before and (named, retired) == (served, served_before)
+    assert leftovers(home) == NOTHING_LEFT
+    after["conn"].execute(convert)  # the next switch retires what the killed one switched to, and drops the one before
+    assert leftovers(home) == NOTHING_LEFT
+    assert _served_and_named(home, "mnist_test")[2] == served
+
+
+def test_a_first_convert_killed_after_switching_its_table_leaves_an_embedding_that_drop_table_removes(home):
+    convert = "CONVERT USING my_image_search_model OPTIONS (table_name='fours') AS SELECT * FROM mnist_test WHERE label = 4"
+    run_and_kill(home, convert, "table switched")
+
+    conn = state(home)["conn"]
+    served, named, _ = _served_and_named(home, "fours")
+    assert named == served  # the catalog knows the embedding: its asset, DROP TABLE, DELETE MODEL see it
+    searched = conn.execute("SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS SELECT * FROM fours")
+    assert searched["my_image_search_model_simclr_similarity1"].notna().all()
+    conn.execute("DROP TABLE fours")
     assert leftovers(home) == NOTHING_LEFT

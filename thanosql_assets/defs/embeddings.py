@@ -53,8 +53,8 @@ from resources import (
 from thanosql.errors import ObjectNotFoundError
 from thanosql_assets.defs.checks import image_path_texts, require_column
 from thanosql_assets.defs.folders import folder_rows
+from thanosql_assets.defs.journal import journal_collection
 from thanosql_assets.defs.progress import counted
-from thanosql_assets.defs.recovery import journal_collection
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, model_key, table_key
 from thanosql_assets.models.images import check_files_exist
@@ -249,7 +249,8 @@ def store_refreshed(
     if skipped:
         progress(f"skipped {len(skipped)} unusable images (on_error='skip'); their rows have no embedding: {skipped_summary(skipped)}")
     collection = collection or collection_name(spec)
-    journal_collection(stores.workspace.root, run_id, collection)  # first: a kill from here on leaves it to recovery
+    # First: a kill from here on leaves it to recovery (dropped, or recorded if the table was switched to it).
+    journal_collection(stores.workspace.root, run_id, collection, {"spec": spec.to_dict(), "dim": dim})
     if selection.reusable:
         stale = sorted(set(stores.vector_store.all_keys(selection.previous_collection)) - set(selection.keys))
         points = stores.vector_store.extend_collection(selection.previous_collection, collection, selection.new_keys, new_vectors, stale)

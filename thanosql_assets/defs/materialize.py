@@ -20,10 +20,10 @@ import dagster as dg
 
 from thanosql_assets.defs.embeddings import EmbeddingStores, embedding_op_name, embedding_rows, requested_rebuild
 from thanosql_assets.defs.generations import GENERATION_TAG, PendingGeneration, begin_generation
+from thanosql_assets.defs.journal import in_flight
 from thanosql_assets.defs.objects import build_definitions, catalog_specs
 from thanosql_assets.defs.partition_job import PARTITION_RUN_KIND
 from thanosql_assets.defs.progress import Progress
-from thanosql_assets.defs.recovery import in_flight
 from thanosql_assets.defs.specs import EmbeddingSpec, Spec, spec_from_dict
 from thanosql_assets.defs.training_runs import STATEMENT_TAG
 

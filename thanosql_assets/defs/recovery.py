@@ -3,78 +3,31 @@
 Statements build everything new beside what serves (a table in a transaction, a collection under
 a new name, a model version that the `serving` alias reaches last), so a killed statement never
 leaves a half-switched state. It does leave its unfinished work: a Dagster run in STARTED, an
-MLflow run in RUNNING, staging files, collections no table points at. Each run keeps a journal
-entry, `in-flight/<run id>@<process>`, listing the collections it built; `materialize()` removes
-it when the run ends. The next process that opens the workspace finishes the entries of dead
-processes: it marks their runs failed and killed, and drops the collections they built that no
-table or catalog entry uses. It touches nothing of a live process, and nothing no entry names.
+MLflow run in RUNNING, staging files, collections no table points at, and, when it died between
+switching a table and recording the switch in the catalog, a collection that serves but that the
+catalog does not name. The next process that opens the workspace finishes the journal entries
+(`defs.journal`) of dead processes: it marks their runs failed and killed, records in the
+catalog the collections tables were switched to (as the statement would have: the one they
+replace is retired), and drops the collections they built that no table or catalog entry uses.
+It touches nothing of a live process, and nothing no entry names.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 
-from resources.processes import ProcessId
+from resources import Generation
+from resources.warehouse import quote
+from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish
+from thanosql_assets.defs.journal import JOURNAL, JournalEntry
+from thanosql_assets.defs.specs import spec_from_dict
 
 log = logging.getLogger("thanosql.progress")
-JOURNAL = "in-flight"
-
-
-@dataclass(frozen=True)
-class JournalEntry:
-    path: Path
-    run_id: str
-    process: ProcessId
-
-    @classmethod
-    def of(cls, home: Path, run_id: str, process: ProcessId | None = None) -> JournalEntry:
-        process = process or ProcessId.current()
-        return cls(home / JOURNAL / f"{run_id}@{process.as_name()}", run_id, process)
-
-    @classmethod
-    def parse(cls, path: Path) -> JournalEntry | None:
-        run_id, _, name = path.name.partition("@")
-        process = ProcessId.from_name(name)
-        return cls(path, run_id, process) if run_id and process else None
-
-    def read(self) -> dict[str, Any]:
-        try:
-            return json.loads(self.path.read_text())
-        except (OSError, ValueError):
-            return {}
-
-    def write(self, content: dict[str, Any]) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.path.write_text(json.dumps(content))
-
-
-@contextmanager
-def in_flight(home: Path, run_id: str) -> Iterator[None]:
-    """A journal entry for the Dagster run `run_id` of this process while the block runs."""
-    entry = JournalEntry.of(home, run_id)
-    entry.write({"started": time.time(), "collections": []})
-    try:
-        yield
-    finally:
-        entry.path.unlink(missing_ok=True)
-
-
-def journal_collection(home: Path, run_id: str, collection: str) -> None:
-    """Note in this process's entry for `run_id` that it built `collection` (an entry of its own
-    when the run was not started by `materialize`, e.g. from the Dagster UI)."""
-    entry = JournalEntry.of(home, run_id)
-    content = entry.read() or {"started": time.time(), "collections": []}
-    content["collections"] = [*content.get("collections", []), collection]
-    entry.write(content)
 
 
 def recover(home: Path, resources: dict[str, Any], instance: Callable[[], dg.DagsterInstance]) -> list[str]:
@@ -102,18 +55,60 @@ def _finish(entry: JournalEntry, resources: dict[str, Any], instance: Callable[[
     done = []
     run = instance().get_run_by_id(entry.run_id)
     if run is not None and not run.is_finished:
-        instance().report_run_failed(run, message=f"Its process ({entry.process.pid}) ended before the run finished; nothing it built was switched in.")
+        instance().report_run_failed(run, message=f"Its process ({entry.process.pid}) ended before the run finished.")
         done.append(f"Dagster run {entry.run_id} marked failed")
     for mlflow_run in resources["model_registry"].end_abandoned_runs(entry.run_id):
         done.append(f"MLflow run {mlflow_run} marked killed")
-    built = entry.read().get("collections", [])
+    content = entry.read()
+    built = content.get("collections", [])
     if built:
+        switched = _switched_to(resources)
+        for name, embedding in content.get("embeddings", {}).items():
+            if name in switched:
+                done += _record_switch(switched[name], embedding, resources)
         used = _collections_in_use(resources)
         for name in built:
             if name not in used and resources["vector_store"].exists(name):
                 resources["vector_store"].drop_collection(name)
                 done.append(f"collection {name} removed (no table used it)")
     return done
+
+
+def _switched_to(resources: dict[str, Any]) -> dict[str, Generation]:
+    """The generation of each collection a table serves that the catalog does not name as its embedding's."""
+    named = {entry.state.get("collection") for entry in resources["catalog"].list("embedding")}
+    return {
+        generation.collection: generation
+        for columns in resources["warehouse"].table_generations(fresh=True).values()
+        for generation in columns.values()
+        if generation.collection not in named
+    }
+
+
+def _record_switch(generation: Generation, embedding: dict[str, Any], resources: dict[str, Any]) -> list[str]:
+    """Publish what the dead process switched the table to and did not publish."""
+    spec = spec_from_dict("embedding", embedding["spec"])
+    if (spec.table, spec.column) != (generation.table, generation.column):
+        return []
+    stores = EmbeddingStores.of(resources)
+    rows = int(resources["warehouse"].query(f"SELECT count(*) AS n FROM {quote(spec.table)}")["n"].iloc[0])
+    refreshed = RefreshedEmbedding(
+        spec=spec,
+        collection=generation.collection,
+        previous=stores.catalog.get(spec.kind, spec.catalog_name),
+        model_version=generation.model_version,
+        vectors_by_key={},
+        dim=int(embedding["dim"]),
+        points=stores.vector_store.count(generation.collection),
+        embedded=0,
+        reused=0,
+        embed_seconds=0.0,
+        skipped=[],
+        rows=rows,
+        model_run=generation.model_run,
+    )
+    publish(refreshed, rows, stores)
+    return [f"collection {generation.collection} recorded as {spec.table}.{spec.column}'s (the table was switched to it)"]
 
 
 def _collections_in_use(resources: dict[str, Any]) -> set[str]:

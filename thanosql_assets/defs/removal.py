@@ -24,7 +24,7 @@ from typing import Any
 import dagster as dg
 
 from thanosql_assets.defs.embeddings import discard_generation
-from thanosql_assets.defs.recovery import JournalEntry, journal_collection
+from thanosql_assets.defs.journal import JournalEntry, journal_collection
 from thanosql_assets.defs.specs import EmbeddingSpec, SavedTableSpec, model_key, spec_from_dict, table_key
 from thanosql_assets.defs.table_metadata import report_table_change
 
