@@ -4,7 +4,8 @@
 
 Each repetition runs the eight statements verbatim in a fresh workspace, in one warm Python
 process (the way a notebook runs them), and separately as one cold `thanosql run` process
-(the way the README's first command runs them). Baselines measured in the same run, to read the
+(the way the README's first command runs them), followed by one SEARCH in a cold `thanosql query`
+process. Baselines measured in the same run, to read the
 figures against: the per-statement floor (`SELECT 1` through the same API), a no-op asset
 materialized in process on the same Dagster instance (orchestration overhead), and a bare
 Python start that imports the package. Medians, with min and max.
@@ -25,6 +26,12 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tests.seeds import seed_cells  # noqa: E402
+
+COLD_SEARCH = (
+    "SELECT image_path, my_image_search_model_simclr_similarity1 AS similarity FROM (SEARCH IMAGE "
+    "images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS SELECT * FROM mnist_test) "
+    "ORDER BY similarity DESC LIMIT 4"
+)
 
 
 def timed(fn) -> float:
@@ -58,6 +65,14 @@ def run_once(root: Path) -> dict[str, float]:
     cli = [sys.executable, "-m", "sql_frontend.interfaces.cli", "--home", str(root / "cold"), "run", str(script)]
     times["whole tutorial, cold `thanosql run` process"] = timed(
         lambda: subprocess.run(cli, check=True, capture_output=True, cwd=REPO)
+    )
+    # One SEARCH as a fresh CLI process runs it (imports, the model's load), against SELECT 1 the same way.
+    query = [sys.executable, "-m", "sql_frontend.interfaces.cli", "--home", str(root / "cold"), "query"]
+    times["cold `thanosql query` process: top-4 SEARCH"] = timed(
+        lambda: subprocess.run([*query, COLD_SEARCH], check=True, capture_output=True, cwd=REPO)
+    )
+    times["(baseline) cold `thanosql query` process: SELECT 1"] = timed(
+        lambda: subprocess.run([*query, "SELECT 1"], check=True, capture_output=True, cwd=REPO)
     )
     times["(baseline) python -c 'import thanosql'"] = timed(
         lambda: subprocess.run([sys.executable, "-c", "import thanosql"], check=True, cwd=REPO)

@@ -57,6 +57,12 @@ class CatalogResource(dg.ConfigurableResource):
             ).first()
         return _entry(row) if row else None
 
+    def lists_model_version(self, name: str, version: str | int, run_id: str | None) -> bool:
+        """Whether model `name` is, as far as the catalog knows, version `version` that MLflow run
+        `run_id` logged (what a BUILD, FIT or UPLOAD records): the registry need not be asked."""
+        entry = self.get("model", name)
+        return run_id is not None and entry is not None and (entry.state.get("version"), entry.state.get("run_id")) == (str(version), run_id)
+
     def list(self, kind: str | None = None) -> list[CatalogEntry]:
         query = sa.select(_objects).order_by(_objects.c.kind, _objects.c.name)
         if kind is not None:

@@ -8,6 +8,7 @@ in a directory of the workspace; production mode points `tracking_uri` at an MLf
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -59,6 +60,10 @@ class ModelRegistryResource(dg.ConfigurableResource):
     experiment_name: str = "thanosql"
     # The MLflow UI's address, for links from the Dagster UI; None where no MLflow UI serves this store.
     ui_url: str | None = None
+    # A local directory where the registry notes which files each MLflow run logged its model to,
+    # when they are on this machine (embedded mode): a fresh process (a CLI SEARCH, a partition
+    # run) then loads a version without MLflow's import and store. None: always through MLflow.
+    model_files_index: str | None = None
 
     def _mlflow(self):
         # Usage telemetry would try to reach the internet on every run; opt in with MLFLOW_DISABLE_TELEMETRY=false.
@@ -136,12 +141,15 @@ class ModelRegistryResource(dg.ConfigurableResource):
         client.delete_registered_model(name)
         return True
 
-    def load(self, name: str, version: str | int, run_id: str | None = None) -> Any:
+    def load(self, name: str, version: str | int, run_id: str | None = None, *, listed: bool = False) -> Any:
         """The logged torch module of one model version, the one the MLflow run `run_id` logged when given.
 
         Cached per process: a version never changes, but a model deleted and built again numbers
         its versions from 1 again, in this process or another, so the cache knows a version by the
-        run that logged it, and a version that another run logged since is refused.
+        run that logged it, and a version that another run logged since is refused. `listed`: the
+        catalog lists the version as the model's, logged by `run_id`
+        (`CatalogResource.lists_model_version`), so a fresh process may load the run's files
+        without asking the registry, where they are local and noted.
         """
         uri = self.model_uri(name, version)
         cache_key = f"{self.tracking_uri} {uri} {run_id}"
@@ -149,31 +157,67 @@ class ModelRegistryResource(dg.ConfigurableResource):
             if cache_key not in _loaded:
                 import tempfile
 
-                if run_id is not None:
-                    self._check_logged_by(name, version, run_id)
-
-                with tempfile.TemporaryDirectory(prefix="thanosql-model-") as directory:
-                    model = _load_pytorch_flavor(self._mlflow().artifacts.download_artifacts(artifact_uri=uri, dst_path=directory))
+                files = self._noted_files(name, version, run_id) if listed else None
+                if files is not None:  # the run's own files: what it logged never changes
+                    model = _load_pytorch_flavor(str(files))
+                else:
+                    if run_id is not None:
+                        registered = self._check_logged_by(name, version, run_id)
+                        try:
+                            self._note_files(name, version, run_id, registered)
+                        except Exception as error:  # noqa: BLE001 - a note only spares later processes time
+                            logging.getLogger("thanosql.progress").debug("could not note the files of %s v%s: %s", name, version, error)
+                    with tempfile.TemporaryDirectory(prefix="thanosql-model-") as directory:
+                        model = _load_pytorch_flavor(self._mlflow().artifacts.download_artifacts(artifact_uri=uri, dst_path=directory))
                 model.eval()
                 _loaded[cache_key] = model
             return _loaded[cache_key]
 
-    def _check_logged_by(self, name: str, version: str | int, run_id: str) -> None:
+    def _check_logged_by(self, name: str, version: str | int, run_id: str) -> Any:
+        """The registry's record of the version, which `run_id` must have logged."""
         from mlflow.exceptions import MlflowException
 
         client = self.client()
         try:
-            logged_by = client.get_model_version(name, str(version)).run_id
+            registered = client.get_model_version(name, str(version))
         except MlflowException as error:
             if error.error_code != "RESOURCE_DOES_NOT_EXIST":  # not an answer: the registry failed
                 raise
-            logged_by = None
-        if logged_by != run_id:
+            registered = None
+        if registered is None or registered.run_id != run_id:
             raise ObjectNotFoundError(
                 f"Model {name!r} version {version} is no longer the one this needs: the model was deleted"
-                + (" and built again since." if logged_by else "."),
+                + (" and built again since." if registered else "."),
                 hint="Run the CONVERT (or the statement that made it) again, so that the current model embeds it.",
             )
+        return registered
+
+    def _noted_files(self, name: str, version: str | int, run_id: str | None) -> Path | None:
+        """The local directory of the files `run_id` logged as this version, if noted and still there."""
+        if self.model_files_index is None or run_id is None:
+            return None
+        try:
+            noted = json.loads((Path(self.model_files_index) / f"{run_id}.json").read_text())
+        except (OSError, ValueError):
+            return None
+        files = Path(noted.get("files", ""))
+        matches = (noted.get("name"), noted.get("version")) == (name, str(version))
+        return files if matches and (files / "MLmodel").is_file() else None
+
+    def _note_files(self, name: str, version: str | int, run_id: str, registered: Any) -> None:
+        """Note where `run_id` logged the version's files, when they are a local directory."""
+        if self.model_files_index is None or not str(registered.source).startswith("models:/"):
+            return
+        location = self.client().get_logged_model(registered.source.removeprefix("models:/")).artifact_location
+        if not location.startswith("file://"):
+            return
+        from urllib.parse import unquote, urlparse
+
+        index = Path(self.model_files_index)
+        index.mkdir(parents=True, exist_ok=True)
+        note = index / f".{run_id}.{os.getpid()}.json"
+        note.write_text(json.dumps({"name": name, "version": str(version), "files": unquote(urlparse(location).path)}))
+        note.replace(index / f"{run_id}.json")  # whole or not at all, for a process reading it meanwhile
 
 
 def _load_pytorch_flavor(directory: str) -> Any:

@@ -148,6 +148,7 @@ def build_resources(settings: Settings) -> dict[str, dg.ConfigurableResource]:
             tracking_uri=f"sqlite:///{home / 'mlflow' / 'mlflow.db'}",
             artifact_location=(home / "mlflow" / "artifacts").as_uri(),
             ui_url=settings.mlflow_ui_url,
+            model_files_index=str(home / "mlflow" / "model-files"),
         )
     vector_store: VectorStoreResource
     if settings.qdrant_url:

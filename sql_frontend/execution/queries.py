@@ -220,7 +220,8 @@ class QueryEngine:
             generation = embedding_column(self.tables, target.table, target.model)
         if generation is None:
             unsearchable(node, target, self.sql, self.catalog, self.warehouse)
-        embedder = self.model_registry.load(target.model, generation.model_version, generation.model_run)
+        listed = self.catalog.lists_model_version(target.model, generation.model_version, generation.model_run)
+        embedder = self.model_registry.load(target.model, generation.model_version, generation.model_run, listed=listed)
         images = self._load_query_images(target.images, embedder.geometry, node.args["images"])
         return PreparedSearch(
             query=node.args["query"],

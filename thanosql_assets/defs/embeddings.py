@@ -217,7 +217,8 @@ def refresh_vectors(
     selection = select_images(spec, image_paths, stores, rebuild=rebuild)
     new_paths = [stores.workspace.resolve(key) for key in selection.new_keys]
     embed_started = time.perf_counter()
-    embedder = stores.model_registry.load(spec.model, selection.version, selection.model_run)
+    # The version and run are the catalog's: select_images just read them.
+    embedder = stores.model_registry.load(spec.model, selection.version, selection.model_run, listed=True)
     embedded = embedder.embed_files_checked(new_paths, batch_size=spec.batch_size, column=spec.image_col, on_error=spec.on_error)
     skipped = [*selection.skipped, *((selection.new_keys[image.index], image.reason) for image in embedded.skipped)]
     new_keys = [selection.new_keys[index] for index in embedded.kept]

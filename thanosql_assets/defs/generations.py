@@ -154,6 +154,12 @@ def begin_generation(
     return generation
 
 
+def _embedder(spec: EmbeddingSpec, generation: PendingGeneration, stores: EmbeddingStores):
+    """The model version the generation was planned with (partition runs are fresh processes: from its local files when the catalog still lists it)."""
+    listed = stores.catalog.lists_model_version(spec.model, generation.model_version, generation.model_run)
+    return stores.model_registry.load(spec.model, generation.model_version, generation.model_run, listed=listed)
+
+
 def embed_partition(spec: EmbeddingSpec, partition: str, collection: str | None, stores: EmbeddingStores, progress) -> dict:
     """Embed partition `partition`'s share of the pending generation (the one building `collection`,
     when given); its metadata. Run again, it embeds the share again."""
@@ -162,7 +168,7 @@ def embed_partition(spec: EmbeddingSpec, partition: str, collection: str | None,
     index = int(partition)
     keys_file = directory / "keys" / f"{index}.parquet"
     keys = _read_keys(keys_file) if keys_file.is_file() else []
-    embedder = stores.model_registry.load(spec.model, generation.model_version, generation.model_run)
+    embedder = _embedder(spec, generation, stores)
     started = time.perf_counter()
     paths = [stores.workspace.resolve(key) for key in keys]
     embedded = embedder.embed_files_checked(paths, batch_size=spec.batch_size, column=spec.image_col, on_error=spec.on_error)
@@ -240,7 +246,7 @@ def finish_generation(
     embedder_dim = int(previous.state["dim"]) if previous and generation.base else None
     dim = parts[0].shape[1] if parts else embedder_dim
     if dim is None:
-        dim = stores.model_registry.load(spec.model, generation.model_version, generation.model_run).embedding_dim
+        dim = _embedder(spec, generation, stores).embedding_dim
     reused = stores.vector_store.vectors(generation.base, keys) if generation.base else {}
     selection = ImageSelection(
         generation.model_version, keys, previous, generation.base is not None, reused, new_keys, skipped, generation.model_run

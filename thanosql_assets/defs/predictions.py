@@ -43,7 +43,7 @@ def serving_classifier(
     entry = catalog.get("model", model)
     if entry is None:
         raise ObjectNotFoundError(f"Model {model!r} does not exist.", hint="Create it with BUILD MODEL first.")
-    loaded = model_registry.load(model, entry.state["version"], entry.state.get("run_id"))
+    loaded = model_registry.load(model, entry.state["version"], entry.state.get("run_id"), listed=True)
     if getattr(loaded, "zero_shot", False):
         if not labels:
             raise DataError(f"Model {model!r} is a zero-shot (CLIP) model: it needs candidate labels.", hint="Add OPTIONS (labels=['cat', 'dog', ...]).")

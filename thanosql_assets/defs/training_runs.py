@@ -51,7 +51,7 @@ def starting_model(spec: ModelSpec, catalog: CatalogResource, model_registry: Mo
             f"Model {spec.name} starts from model {name!r}, which no longer exists.",
             hint=f"Build or upload {name} again, or build {spec.name} without it.",
         )
-    return model_registry.load(name, entry.state["version"], entry.state.get("run_id"))
+    return model_registry.load(name, entry.state["version"], entry.state.get("run_id"), listed=True)
 
 
 def training_images(
