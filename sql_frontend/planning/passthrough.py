@@ -59,6 +59,7 @@ class PassthroughPlanner:
             return self._alter(node, table, name)
         self._check_rows_are_the_users(name, table)
         self._check_embedding_columns_untouched(node, name)
+        node = self._with_moved_images_unembedded(node, name)
         spec, deletions = self._made_plain(name)
         change = TableChange(self._store_sql(node), name, _VERBS[type(node)], spec=spec, deletions=deletions)
         return ChangeTable(change)
@@ -208,6 +209,15 @@ class PassthroughPlanner:
 
     def _check_embedding_columns_untouched(self, node: exp.Expression, name: str) -> None:
         embedding_columns = set(self._warehouse.table_generations().get(name, {}))
+        if isinstance(node, exp.Insert) and not isinstance(node.this, exp.Schema) and embedding_columns:
+            others = [column for column in self._warehouse.columns(name) if column not in embedding_columns]
+            raise SQLError(
+                f"INSERT INTO {name} without a list of columns writes every column, the embedding columns "
+                f"{', '.join(sorted(embedding_columns))} too, which CONVERT keeps equal to their Qdrant collections.",
+                **locate(self._sql, node.this),
+                hint=f"Name the columns and leave the embedding columns out: INSERT INTO {name} ({', '.join(others)}) ...; "
+                "new rows are embedded the next time the embedding asset materializes (or CONVERT again).",
+            )
         if isinstance(node, exp.Update):
             written = [assignment.this for assignment in node.expressions if isinstance(assignment, exp.EQ)]
         elif isinstance(node, exp.Insert) and isinstance(node.this, exp.Schema):
@@ -221,6 +231,20 @@ class PassthroughPlanner:
                     **locate(self._sql, column),
                     hint="Leave it out: new rows are embedded the next time the embedding asset materializes (or CONVERT again).",
                 )
+
+    def _with_moved_images_unembedded(self, node: exp.Expression, name: str) -> exp.Expression:
+        """An UPDATE that sets an image column also sets the embedding columns of that image column to
+        NULL, on the same rows: a row's embedding is its image's (SEARCH ranks by it and by the
+        collection alike) until the embedding refreshes and embeds the new image."""
+        if not isinstance(node, exp.Update):
+            return node
+        assigned = {object_name(a.this if isinstance(a.this, exp.Identifier) else a.this.this) for a in node.expressions if isinstance(a, exp.EQ)}
+        stale = [column for column, generation in self._warehouse.table_generations().get(name, {}).items() if generation.image_col in assigned]
+        if not stale:
+            return node
+        cleared = node.copy()
+        cleared.set("expressions", [*cleared.expressions, *(exp.EQ(this=exp.column(column), expression=exp.null()) for column in stale)])
+        return cleared
 
     # -- catalog ------------------------------------------------------------------------------
 

@@ -76,6 +76,20 @@ def test_rows_inserted_into_an_embedded_table_are_embedded_next_time_alone(scrat
     assert len(searched) == 203 and searched[f"{MODEL}_simclr_similarity1"].notna().all()
 
 
+def test_an_updated_image_path_leaves_its_row_unembedded_until_the_embedding_refreshes(scratch_conn):
+    conn = scratch_conn
+    moved = "thanosql-dataset/mnist_data/test/923.jpg"  # another row's image: the collection holds its vector
+    conn.execute(f"UPDATE mnist_test SET image_path = '{moved}' WHERE filename = '5087.jpg'")
+
+    assert conn.execute(f"SELECT {MODEL}_simclr IS NULL AS unembedded FROM mnist_test WHERE filename = '5087.jpg'")["unembedded"].tolist() == [True]
+    similarity = f"{MODEL}_simclr_similarity1"
+    top = f"SELECT filename, {similarity} FROM ({SEARCH}) ORDER BY {similarity} DESC NULLS LAST LIMIT 3"
+    exhaustive = f"SELECT filename, {similarity} FROM ({SEARCH}) ORDER BY round({similarity}, 6) DESC NULLS LAST, filename LIMIT 3"
+    ranked = conn.execute(top)
+    assert "5087.jpg" not in ranked["filename"].tolist()  # not ranked by the vector of the image it no longer names
+    assert ranked["filename"].tolist() == conn.execute(exhaustive)["filename"].tolist()
+
+
 def test_alter_table_rename_moves_the_table_and_its_asset(scratch_conn):
     conn = scratch_conn
     conn.execute("CREATE TABLE eights AS SELECT * FROM mnist_train WHERE label = 8")
@@ -154,6 +168,9 @@ def test_insert_into_a_table_convert_rewrites_is_refused(scratch_conn):
     [
         pytest.param(f"UPDATE mnist_test SET {MODEL}_simclr = NULL", SQLError, ["holds embeddings", "Qdrant"], id="update-embedding-column"),
         pytest.param(f"INSERT INTO mnist_test (image_path, {MODEL}_simclr) VALUES ('a.jpg', NULL)", SQLError, ["holds embeddings"], id="insert-embedding-column"),
+        pytest.param(
+            "INSERT INTO mnist_test SELECT * FROM mnist_test LIMIT 1", SQLError, ["without a list of columns", "INSERT INTO mnist_test (image_path, filename, label)"], id="insert-every-column"
+        ),
         pytest.param("ALTER TABLE mnist_test RENAME TO renamed", DependentObjectsError, ["embedding column", "CREATE TABLE my_mnist_test AS"], id="alter-embedded-table"),
         pytest.param("ALTER TABLE mnist_train DROP COLUMN label", DependentObjectsError, [f"model {MODEL} (trained on mnist_train)"], id="alter-training-table"),
         pytest.param("CREATE TABLE thanosql_objects AS SELECT 1 AS a", SQLError, ["workspace itself"], id="create-catalog-table"),
