@@ -738,11 +738,12 @@ class _StatementPlanner:
                 hint="Give CONVERT another table_name: OPTIONS (table_name='my_embedded_table').",
             )
         self._check_not_view(table, self._option_at(node, "table_name") or self._at(node.args["query"]), "CONVERT")
-        if table not in tables and self._warehouse.table_exists(table):
+        if table not in tables and self._warehouse.table_exists(table) and not self._made_by(table, model):
             raise ObjectExistsError(
                 f"CONVERT would replace table {table!r}, which its query does not read.",
                 **self._option_at(node, "table_name"),
-                hint=f"Query that table to add the embedding column to it (AS SELECT * FROM {table}), or choose a new table_name.",
+                hint=f"Query that table to add the embedding column to it (AS SELECT * FROM {table}), or choose a new table_name."
+                + " (A CONVERT with the same model that made it makes it again.)",
             )
         self._check_column(node, query, "image_col", options["image_col"])
         spec = EmbeddingSpec(
@@ -1099,6 +1100,15 @@ class _StatementPlanner:
             )
         self._check_tables(query)
         return query, [object_name(table.this) for table in referenced_tables(query)]
+
+    def _made_by(self, table: str, model: str) -> bool:
+        """Whether a CONVERT with `model` made `table` from a query over other tables (or a folder):
+        running one again makes the table again, with what reads it brought along."""
+        entry = self._catalog.get("embedding", embedding_name(table, model))
+        if entry is None:
+            return False
+        spec = spec_from_dict("embedding", entry.spec)
+        return not spec.folder and table not in spec.tables
 
     def _check_embedding_column_is_free(self, node: ConvertUsing, spec: EmbeddingSpec, query: exp.Expression, tables: list[str]) -> None:
         """CONVERT writes `<model>_<algorithm>`: refuse when that name is a column of the user's, not an embedding."""

@@ -10,7 +10,7 @@ import pytest
 
 from resources import Settings, build_resources
 from tests.workspace_state import snapshot
-from thanosql.errors import QueryError
+from thanosql.errors import ObjectExistsError, QueryError
 from thanosql_assets.defs.materialize import MaterializationRequest, materialize
 from thanosql_assets.defs.specs import spec_from_dict, table_key
 
@@ -69,3 +69,20 @@ def test_new_rows_without_the_image_column_an_embedding_reads_are_refused_and_ch
 
     assert f"column {COLUMN} of mnist_test" in raised.value.message and "DELETE MODEL" in raised.value.hint
     assert snapshot(home) == unchanged
+
+
+def test_the_convert_that_made_a_table_makes_it_again_and_another_model_may_not(scratch_conn):
+    scratch_conn.execute("BUILD MODEL second USING SimCLR OPTIONS (max_epochs=1, holdout=0) AS SELECT * FROM mnist_test")
+    scratch_conn.execute("COPY source FROM 'thanosql-dataset/mnist_data/mnist_test.csv'")
+    make_ones = f"CONVERT USING {MODEL} OPTIONS (table_name='ones') AS SELECT image_path, label FROM source WHERE label = 1"
+    scratch_conn.execute(make_ones)
+    scratch_conn.execute("CONVERT USING second AS SELECT * FROM ones")  # in place on the made table
+    scratch_conn.execute("INSERT INTO source (image_path, filename, label) SELECT image_path, filename, label FROM mnist_train WHERE label = 1 LIMIT 3")
+
+    scratch_conn.execute(make_ones)  # again: the inserted rows come in, embedded by both models
+
+    counts = scratch_conn.execute(f"SELECT count(*) AS n, count({COLUMN}) AS first, count(second_simclr) AS second FROM ones")
+    ones = scratch_conn.execute("SELECT count(*) AS n FROM source WHERE label = 1")["n"].iloc[0]
+    assert counts.iloc[0].tolist() == [ones] * 3
+    with pytest.raises(ObjectExistsError, match="CONVERT would replace table 'ones'"):
+        scratch_conn.execute("CONVERT USING second OPTIONS (table_name='ones') AS SELECT image_path, label FROM source WHERE label = 2")
