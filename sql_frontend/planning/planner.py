@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import NoReturn
 
+import sqlglot
 from dagster._utils.schedules import is_valid_cron_string
 from sqlglot import exp
 
@@ -70,6 +71,7 @@ from sql_frontend.planning.top_k import find_top_k
 from thanosql.errors import (
     DataError,
     DependentObjectsError,
+    InternalError,
     ObjectExistsError,
     ObjectNotFoundError,
     OptionError,
@@ -722,6 +724,7 @@ class _StatementPlanner:
         model_entry = self._model_entry(model, node.this, "simclr", "CONVERT")
         options = validate_options(node.args.get("options"), CONVERT_OPTIONS, statement="CONVERT", sql=self._sql)
         query, tables = self._source_query(node)
+        query, tables = self._through_views(query, tables)
         table = options["table_name"] or (tables[0] if len(tables) == 1 else None)
         if table is None:
             raise OptionError(
@@ -1100,6 +1103,26 @@ class _StatementPlanner:
             )
         self._check_tables(query)
         return query, [object_name(table.this) for table in referenced_tables(query)]
+
+    def _through_views(self, query: exp.Expression, tables: list[str]) -> tuple[exp.Expression, list[str]]:
+        """The query with each view it reads written out as its defining query, and the tables it
+        then reads: an embedding follows the tables themselves (a COPY into one brings it along)."""
+        views = self._warehouse.views()
+        if not views or not set(tables) & views.keys():
+            return query, tables
+        query = query.copy()
+        for _ in range(len(views) + 1):  # a view may read views, never in a circle
+            named = {object_name(node.this) for node in referenced_tables(query)} & views.keys()  # not a CTE's name
+            reading = [node for node in query.find_all(exp.Table) if isinstance(node.this, exp.Identifier) and not node.args.get("db") and object_name(node.this) in named]
+            if not reading:
+                return query, [object_name(node.this) for node in referenced_tables(query)]
+            for node in reading:
+                name = object_name(node.this)
+                defined = sqlglot.parse_one(views[name], read=self._warehouse.dialect)
+                body = defined.expression if isinstance(defined, exp.Create) else defined
+                alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(name))
+                node.replace(exp.Subquery(this=body, alias=alias.copy()))
+        raise InternalError(f"The views read by this CONVERT read each other in a circle: {', '.join(sorted(views))}.")
 
     def _made_by(self, table: str, model: str) -> bool:
         """Whether a CONVERT with `model` made `table` from a query over other tables (or a folder):

@@ -108,3 +108,19 @@ def test_a_copy_into_a_table_another_tables_convert_joins_refreshes_that_tables_
     rows = scratch_conn.execute(f"SELECT label IN (1, 7) AS kept, count(*) AS n, count({COLUMN}) AS embedded FROM mnist_test GROUP BY 1 ORDER BY 1")
     assert rows["n"].sum() == 200
     assert rows.set_index("kept")["embedded"].to_dict() == {False: 0, True: int(rows.set_index("kept")["n"][True])}
+
+
+def test_a_table_convert_made_through_a_view_follows_the_table_the_view_reads(scratch_conn):
+    home = scratch_conn.settings.home
+    test = pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_test.csv")
+    test.iloc[:100].to_csv(home / "first.csv", index=False)
+    test.iloc[100:].to_csv(home / "second.csv", index=False)
+    scratch_conn.execute("COPY source FROM 'first.csv'")
+    scratch_conn.execute("CREATE VIEW ones AS SELECT image_path, label FROM source WHERE label = 1")
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='embedded_ones') AS SELECT * FROM ones")
+
+    scratch_conn.execute("COPY source OPTIONS (overwrite=True) FROM 'second.csv'")
+
+    made = scratch_conn.execute(f"SELECT image_path, {COLUMN} FROM embedded_ones ORDER BY image_path")
+    assert made["image_path"].tolist() == sorted(test.iloc[100:].query("label == 1")["image_path"]) and made[COLUMN].notna().all()
+    scratch_conn.execute("DROP VIEW ones")  # the embedding reads source itself, not the view
