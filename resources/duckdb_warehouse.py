@@ -66,21 +66,22 @@ def _views_kept(con: Any, tables: Sequence[str]) -> Iterator[None]:
     change itself, and both stores should answer alike)."""
     before = _unreadable_views(con)
     yield
-    for view, why in _unreadable_views(con).items():
+    for view, (why, definition) in _unreadable_views(con).items():
         if view not in before:
-            raise view_no_longer_fits(view, " / ".join(tables), why)
+            read = {node.name for node in sqlglot.parse_one(definition, read="duckdb").find_all(exp.Table)}
+            raise view_no_longer_fits(view, ", ".join(sorted(read & set(tables)) or tables), why)
 
 
-def _unreadable_views(con: Any) -> dict[str, str]:
-    """Each view that does not bind now, with why (its store's message)."""
+def _unreadable_views(con: Any) -> dict[str, tuple[str, str]]:
+    """Each view that does not bind now, with why (its store's message) and its definition."""
     import duckdb
 
     unreadable = {}
-    for (view,) in con.execute("SELECT view_name FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall():
+    for view, definition in con.execute("SELECT view_name, sql FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall():
         try:
             con.execute(f"SELECT * FROM {quote(view)} LIMIT 0")
         except duckdb.Error as error:
-            unreadable[view] = query_error(str(error)).message
+            unreadable[view] = (query_error(str(error)).message, definition)
     return unreadable
 
 

@@ -30,6 +30,7 @@ from thanosql_assets.defs.table_changes import TableChange
 PASSTHROUGH_TYPES = (exp.Insert, exp.Update, exp.Delete, exp.Alter, exp.Create)
 _VERBS = {exp.Insert: "inserted", exp.Update: "updated", exp.Delete: "deleted"}
 _PROTECTED_HINT = "Statements change and read the tables that COPY, CONVERT, PREDICT or CREATE TABLE made."
+_NESTED = {SearchMedia: "SEARCH", ConvertUsing: "CONVERT", PredictUsing: "PREDICT", ListObjects: "LIST"}
 _ALTER_ACTIONS = (exp.AlterRename, exp.RenameColumn, exp.ColumnDef, exp.Drop)
 
 
@@ -136,10 +137,13 @@ class PassthroughPlanner:
         """Its queries read existing tables and only read; ThanoSQL's own statements stay out of it."""
         nested = next(iter(node.find_all(SearchMedia, ConvertUsing, PredictUsing, ListObjects)), None)
         if nested is not None:
+            statement = _NESTED[type(nested)]
             raise SQLError(
-                f"{type(nested).__name__} cannot stand inside {node.key.upper()}.",
-                **locate(self._sql, nested),
-                hint="Save SEARCH or PREDICT rows with their OPTIONS (table_name=...), then use that table.",
+                f"{statement} cannot stand inside {node.key.upper()}.",
+                **(locate(self._sql, nested) or locate(self._sql, node)),
+                hint="LIST's rows are read, not saved: run LIST on its own, or SELECT from it in a query."
+                if statement == "LIST"
+                else "Save SEARCH or PREDICT rows with their OPTIONS (table_name=...), then use that table.",
             )
         if node.args.get("returning"):
             raise SQLError(

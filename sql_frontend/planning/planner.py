@@ -161,6 +161,13 @@ def unsearchable(
         )
     check_model_kind(entry, "simclr", "SEARCH", locate(sql, node.this))
     if table not in warehouse.table_generations(fresh=True):
+        if table in warehouse.views():
+            raise ObjectNotFoundError(
+                f"{table!r} is a view; SEARCH reads a table that CONVERT embedded.",
+                **locate(sql, target.source),
+                hint="SEARCH the table the view reads and put the view's conditions in the SEARCH's query "
+                "(AS SELECT * FROM <table> WHERE ...).",
+            )
         raise _no_table(table, target.source, sql, warehouse)
     convert_hint = f"Run CONVERT USING {model} OPTIONS (table_name='{table}') AS SELECT * FROM {table} first."
     if catalog.get("embedding", embedding_name(table, model)) is None:

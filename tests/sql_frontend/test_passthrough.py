@@ -128,6 +128,9 @@ def test_views_are_read_like_tables_and_needed_by_what_they_read(scratch_conn):
     assert "view sevens (it reads mnist_train)" in str(error)
     assert "is a view" in str(refused(conn, "DROP TABLE sevens", SQLError))
     assert "its query" in str(refused(conn, "INSERT INTO sevens SELECT * FROM mnist_train LIMIT 1", SQLError))
+    conn.execute("CREATE VIEW test_sevens AS SELECT * FROM mnist_test WHERE label = 7")
+    searched = f"SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING {MODEL} AS SELECT * FROM test_sevens"
+    assert "'test_sevens' is a view" in str(refused(conn, searched, ObjectNotFoundError))
     conn.execute("CREATE OR REPLACE VIEW sevens AS SELECT * FROM mnist_train WHERE label = 7 LIMIT 5")
     assert conn.execute("SELECT count(*) AS n FROM sevens")["n"].item() == 5
     conn.execute("DROP VIEW sevens")
@@ -183,7 +186,8 @@ def test_insert_into_a_table_convert_rewrites_is_refused(scratch_conn):
         pytest.param("DELETE FROM mnist_train RETURNING *", SQLError, ["RETURNING"], id="returning"),
         pytest.param("CREATE TEMPORARY TABLE t AS SELECT 1 AS a", SQLError, ["temporary"], id="temporary-table"),
         pytest.param("CREATE TABLE other.t AS SELECT 1 AS a", SQLError, ["without a schema"], id="schema-qualified"),
-        pytest.param("CREATE TABLE t AS SELECT * FROM (SEARCH IMAGE images='a.jpg' USING m AS SELECT * FROM mnist_test)", SQLError, ["inside CREATE"], id="search-inside"),
+        pytest.param("CREATE TABLE t AS SELECT * FROM (SEARCH IMAGE images='a.jpg' USING m AS SELECT * FROM mnist_test)", SQLError, ["SEARCH cannot stand inside CREATE"], id="search-inside"),
+        pytest.param("CREATE VIEW vl AS SELECT * FROM (LIST TABLE)", SQLError, ["LIST cannot stand inside CREATE", "line 1:"], id="list-inside"),
         pytest.param("ALTER TABLE mnist_train ALTER COLUMN label TYPE TEXT", SQLError, ["not supported"], id="alter-type"),
         pytest.param("INSERT INTO mnist_train (label) VALUES ('not a number')", SQLError, ["not a number"], id="store-refuses"),
         pytest.param("ALTER TABLE mnist_train ADD COLUMN s TEXT DEFAULT pg_read_file('/etc/passwd')", SQLError, ["pg_read_file"], id="alter-default-reads-file"),
