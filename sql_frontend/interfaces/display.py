@@ -20,13 +20,14 @@ def _short_vector(value) -> str:
     return f"[{items}, ...]" if len(value) > 4 else f"[{items}]"
 
 
-def format_table(rows: pd.DataFrame, max_rows: int = 10) -> str:
-    """Like Jupyter shows a DataFrame: first and last rows, vectors shortened, the shape below."""
+def format_table(rows: pd.DataFrame, max_rows: int = 60, min_rows: int = 10) -> str:
+    """Like Jupyter shows a DataFrame (pandas' display.max_rows and min_rows): every row up to
+    `max_rows`, else the first and last of `min_rows`; vectors shortened, the shape below."""
     shown = rows.copy()
     for name in vector_columns(shown):
         shown[name] = shown[name].map(_short_vector)
     if len(shown) > max_rows:
-        half = max_rows // 2
+        half = min_rows // 2
         ellipsis = pd.DataFrame([["..."] * len(shown.columns)], columns=shown.columns, index=["..."])
         shown = pd.concat([shown.head(half).astype(object), ellipsis, shown.tail(half).astype(object)])
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 60):

@@ -1,0 +1,22 @@
+"""The CLI prints results as Jupyter shows a DataFrame: every row up to 60, else the first and
+last five, with embeddings shortened."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from sql_frontend.interfaces.display import format_table
+
+
+def test_up_to_sixty_rows_are_all_printed_and_more_are_cut_to_the_first_and_last_five():
+    eleven = format_table(pd.DataFrame({"table_name": [f"table_{i}" for i in range(11)]}))
+    assert all(f"table_{i}" in eleven for i in range(11)) and "..." not in eleven
+    many = format_table(pd.DataFrame({"n": range(61)}))
+    shown = [int(line.split()[-1]) for line in many.splitlines()[1:] if line.strip() and line.split()[-1].isdigit()]
+    assert shown == [0, 1, 2, 3, 4, 56, 57, 58, 59, 60] and "..." in many and "[61 rows x 1 columns]" in many
+
+
+def test_embeddings_are_shortened():
+    text = format_table(pd.DataFrame({"v": [np.arange(128, dtype=np.float32)]}))
+    assert "[0, 1, 2, 3, ...]" in text
