@@ -22,6 +22,8 @@ from sqlglot import exp
 from sql_frontend.execution.queries import QueryEngine
 from sql_frontend.language.parser import ParsedStatement
 from sql_frontend.planning.plans import ChangeTable, Evaluate, Materialize, Plan, Query, Remove
+from sql_frontend.planning.query_errors import located
+from thanosql.errors import QueryError
 from thanosql_assets.defs.evaluations import check_evaluation, evaluate, record
 from thanosql_assets.defs.materialize import materialize
 from thanosql_assets.defs.removal import remove
@@ -62,7 +64,10 @@ class StatementRunner:
             return None
         if isinstance(plan, ChangeTable):
             if plan.request is not None:
-                change_table(plan.request, self.resources, self.instance, statement=statement.text)
+                try:
+                    change_table(plan.request, self.resources, self.instance, statement=statement.text)
+                except QueryError as error:  # the store's: pointed into the statement
+                    raise located(error, statement.sql, statement.expression, statement.start) from None
             return None
         return self.query(plan, statement)
 

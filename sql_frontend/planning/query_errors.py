@@ -17,12 +17,16 @@ from thanosql.errors import QueryError
 def located(error: QueryError, sql: str, query: exp.Expression, start: int = 0) -> QueryError:
     """The store's `error` pointing into the user's text: at the first name it quotes that the
     statement (`query`, at offset `start` of `sql`) holds (`Referenced column "foo" not found` points
-    at foo), else at the query."""
+    at foo), else at the first value it quotes that the statement writes as a literal, else at the query."""
     end = node_end(query)
     # Only within the statement: a name the store quotes from a view's definition (a view that no
     # longer fits its table) is not the user's text, nor is the next statement of the script.
-    for name in re.findall(r'"([^"]+)"', error.bare_message):
-        match = re.compile(rf"(?<![\w.]){re.escape(name)}(?!\w)", flags=re.IGNORECASE).search(sql, start, len(sql) if end is None else end + 1)
+    stop = len(sql) if end is None else end + 1
+    names = [rf"(?<![\w.]){re.escape(name)}(?!\w)" for name in re.findall(r'"([^"]+)"', error.bare_message)]
+    # A value the store quotes ('abc' could not be converted) stands in the statement as that literal.
+    literals = [re.escape(f"'{value}'") for value in re.findall(r"'([^']+)'", error.bare_message)]
+    for pattern in (*names, *literals):
+        match = re.compile(pattern, flags=re.IGNORECASE).search(sql, start, stop)
         if match:
             return QueryError(error.bare_message, **span_location(sql, match.start(), match.end() - 1), hint=error.hint)
     return QueryError(error.bare_message, **locate(sql, query), hint=error.hint)

@@ -239,3 +239,16 @@ def test_an_error_from_a_view_points_into_the_statement_not_the_next_one(scratch
     with pytest.raises(ThanoSQLError) as caught:
         scratch_conn.execute_script("SELECT * FROM v;\nSELECT 1 AS b")
     assert 'column "b" not found' in str(caught.value) and caught.value.line == 1  # b of the view's text, not line 2's
+
+
+@pytest.mark.parametrize(
+    "sql, at",
+    [
+        pytest.param("SELECT * FROM mnist_test WHERE label < 'abc'", "'abc'", id="query-literal"),
+        pytest.param("UPDATE mnist_train SET label = 1 WHERE nosuch = 1", "nosuch", id="update-column"),
+        pytest.param("INSERT INTO mnist_train (image_path, filename, label) VALUES ('x', 'y', 'notint')", "'notint'", id="insert-literal"),
+    ],
+)
+def test_a_store_error_points_at_what_it_names(tutorial_conn, sql, at):
+    error = refused(tutorial_conn, sql)
+    assert (error.line, error.col) == (1, sql.index(at) + 1), str(error)
