@@ -26,6 +26,8 @@ import pyarrow.csv as pa_csv
 
 from thanosql.errors import DataError
 
+_NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
+
 _NUMBER = re.compile(r"^[-+]?\d+(\.\d+)?$")
 _FILE_LIKE = re.compile(r"[/\\]|\.(jpe?g|png|bmp|gif|tiff?|webp|csv)$", re.IGNORECASE)
 # A long value is still one value: the csv module's default cap (128 KiB) would call it invalid.
@@ -244,14 +246,34 @@ def _check_header(source: str, header: list[str]) -> None:
         raise DataError(f'COPY: "{source}" line 1 names column {duplicates[0]!r} twice.', hint="Give every column its own name.")
 
 
+def column_identifiers(columns: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
+    """Column names as the table stores them: lowercase identifiers (letters, digits, _; not
+    starting with a digit; made unique with _2, _3...), and (old, new) for each that changed."""
+    names, renamed = [], []
+    for name in columns:
+        new = _NOT_IDENTIFIER.sub("_", name.strip().lower()).strip("_") or "column"
+        if new[0].isdigit():
+            new = f"_{new}"
+        base, number = new, 2
+        while new in names:
+            new, number = f"{base}_{number}", number + 1
+        names.append(new)
+        if new != name:
+            renamed.append((name, new))
+    return names, renamed
+
+
 def _conform(file: _CsvFile, schema: pa.Schema, first_source: str) -> pa.Table:
     """An appended file's rows with the table's columns and types, or DataError naming the first
     value that does not fit: its text must read as the table's type (no `true` in an integer
     column, no `007` where the table has numbers); whole numbers may join a float column."""
     table, source = file.typed, file.source
-    if sorted(table.column_names) != sorted(schema.names):
-        missing = [name for name in schema.names if name not in table.column_names]
-        extra = [name for name in table.column_names if name not in schema.names]
+    # Matched as the table stores the names: "Image Path" appends to image_path.
+    own = dict(zip(column_identifiers(table.column_names)[0], table.column_names))
+    wanted = dict(zip(column_identifiers(schema.names)[0], schema.names))
+    if sorted(own) != sorted(wanted):
+        missing = [raw for name, raw in wanted.items() if name not in own]
+        extra = [raw for name, raw in own.items() if name not in wanted]
         raise DataError(
             f'COPY ... append: "{source}" has other columns than the table ("{first_source}")'
             + (f"; missing {', '.join(missing)}" if missing else "")
@@ -260,12 +282,12 @@ def _conform(file: _CsvFile, schema: pa.Schema, first_source: str) -> pa.Table:
             hint=f"An appended file needs the table's columns: {', '.join(schema.names)} (or use overwrite=True to replace the table).",
         )
     columns = []
-    for field in schema:
-        column = table.column(field.name)
+    for field, name in zip(schema, wanted):
+        column = table.column(own[name])
         if column.type == field.type or pa.types.is_string(field.type) or (pa.types.is_integer(column.type) and pa.types.is_floating(field.type)):
             columns.append(column.cast(field.type))
             continue
-        values = file.text_column(field.name)
+        values = file.text_column(own[name])
         row = next((i for i, value in enumerate(values) if not _reads_as(value, field.type)), 0)
         raise DataError(
             f'COPY ... append: "{source}" line {file.line_of_row(row) if values else 2}: {field.name} = {values[row] if values else None!r} '

@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import io
 import pickle
-import re
 from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
 
 from thanosql.errors import DataError
-from thanosql_assets.defs.csv_files import StreamedCsv, read_csv_files, stream_csv_file
+from thanosql_assets.defs.csv_files import StreamedCsv, column_identifiers, read_csv_files, stream_csv_file
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xls")
 PICKLE_SUFFIXES = (".pkl", ".pickle")
 INLINE_DIR = "thanosql-copied"  # COPY FROM '<json string>': the records, as a file of the workspace
 TABLE_SUFFIXES = (".csv", ".parquet", ".json", ".jsonl", ".ndjson", *SPREADSHEET_SUFFIXES, *PICKLE_SUFFIXES)
-_NOT_IDENTIFIER = re.compile(r"[^a-z0-9_]+")
 
 
 def read_table_files(files: Sequence[tuple[str, Path]], workspace_path=str, sheets: Sequence[str] = ()) -> tuple[pa.Table, list[str]]:
@@ -59,32 +57,17 @@ def streamed_table_file(files: Sequence[tuple[str, Path]]) -> tuple[StreamedCsv,
     if len(files) != 1 or files[0][1].is_dir() or files[0][1].suffix.lower() != ".csv":
         return None
     source, path = files[0]
-    streamed = stream_csv_file(source, path, lambda header: _identifiers(header)[0])
+    streamed = stream_csv_file(source, path, lambda header: column_identifiers(header)[0])
     if streamed is None:
         return None
-    return streamed, [f'"{source}": column {old!r} is {new!r}' for old, new in _identifiers(streamed.header)[1]]
+    return streamed, [f'"{source}": column {old!r} is {new!r}' for old, new in column_identifiers(streamed.header)[1]]
 
 
 def normalized_names(table: pa.Table) -> tuple[pa.Table, list[tuple[str, str]]]:
     """The table with lowercase identifier column names (letters, digits, _; not starting with a
     digit; made unique with _2, _3...), and (old, new) for each name that changed."""
-    names, renamed = _identifiers(table.column_names)
+    names, renamed = column_identifiers(table.column_names)
     return table.rename_columns(names), renamed
-
-
-def _identifiers(columns: Sequence[str]) -> tuple[list[str], list[tuple[str, str]]]:
-    names, renamed = [], []
-    for name in columns:
-        new = _NOT_IDENTIFIER.sub("_", name.strip().lower()).strip("_") or "column"
-        if new[0].isdigit():
-            new = f"_{new}"
-        base, number = new, 2
-        while new in names:
-            new, number = f"{base}_{number}", number + 1
-        names.append(new)
-        if new != name:
-            renamed.append((name, new))
-    return names, renamed
 
 
 def _read_one(source: str, path: Path, workspace_path, sheet: str) -> pa.Table:

@@ -73,6 +73,13 @@ def test_an_appended_file_must_have_the_tables_columns(tmp_path):
         read_csv_files(files)
 
 
+def test_an_appended_file_matches_the_tables_columns_by_their_stored_names(tmp_path):
+    files = _files(tmp_path, a=HEADER + "a/1.jpg,1.jpg,5\n", b="Label, Image Path,FILENAME\n7,a/3.jpg,3.jpg\n")
+    table = read_csv_files(files)
+    assert table.column_names == ["image_path", "filename", "label"]
+    assert table.column("image_path").to_pylist() == ["a/1.jpg", "a/3.jpg"] and table.column("label").to_pylist() == [5, 7]
+
+
 def test_an_appended_value_must_fit_the_tables_type(tmp_path):
     files = _files(tmp_path, a=HEADER + "a/1.jpg,1.jpg,5\n", b=HEADER + "a/3.jpg,3.jpg,7\na/4.jpg,4.jpg,seven\n")
     with pytest.raises(DataError, match=r"b.csv\" line 3: label = 'seven' is not of the table's type int64"):
