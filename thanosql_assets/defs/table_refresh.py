@@ -28,6 +28,7 @@ from resources import CatalogResource, WarehouseResource
 from resources.warehouse import TableReplacement
 from thanosql.errors import InternalError, QueryError
 from thanosql_assets.defs.embeddings import EmbeddingStores, RefreshedEmbedding, publish, refresh_vectors
+from thanosql_assets.defs.progress import counted
 from thanosql_assets.defs.specs import QUERY_DIALECT, EmbeddingSpec, spec_from_dict, table_key
 from thanosql_assets.defs.table_metadata import table_metadata
 
@@ -206,12 +207,18 @@ def switch_table(
             raise
         replaced = ReplacedTables({spec.table: count}, [refreshed])
     else:
-        replaced = replace_with_embeddings(spec.table, refreshed.add_column(rows), warehouse, stores, progress, context.run_id, columns=[refreshed])
+        data = refreshed.add_column(rows)
+        replaced = replace_with_embeddings(spec.table, data, warehouse, stores, progress, context.run_id, columns=[refreshed])
+    unembedded = data.column(spec.column).null_count
     refreshed.rows = replaced.rows[spec.table]
     publish(refreshed, refreshed.rows, stores)
     others = ReplacedTables(replaced.rows, [embedding for embedding in replaced.refreshed if embedding is not refreshed])
     publish_replaced(context, others, stores, warehouse, name=spec.table, progress=progress, started=started)
-    progress(f"table {spec.table}: column {spec.column} set on {refreshed.rows} rows; collection {refreshed.collection} holds {refreshed.points} vectors")
+    progress(
+        f"table {spec.table}: column {spec.column} set on {counted(refreshed.rows, 'row')}"
+        + (f" ({unembedded} without an embedding: NULL)" if unembedded else "")
+        + f"; collection {refreshed.collection} holds {counted(refreshed.points, 'vector')}"
+    )
     table = table_metadata(warehouse, spec.table, refreshed.rows)
     if spec.folder:
         yield dg.MaterializeResult(

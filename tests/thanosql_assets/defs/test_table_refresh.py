@@ -86,3 +86,10 @@ def test_the_convert_that_made_a_table_makes_it_again_and_another_model_may_not(
     assert counts.iloc[0].tolist() == [ones] * 3
     with pytest.raises(ObjectExistsError, match="CONVERT would replace table 'ones'"):
         scratch_conn.execute("CONVERT USING second OPTIONS (table_name='ones') AS SELECT image_path, label FROM source WHERE label = 2")
+
+
+def test_a_convert_in_place_says_how_many_rows_it_left_without_an_embedding(scratch_conn, caplog):
+    with caplog.at_level("INFO", logger="thanosql.progress"):
+        scratch_conn.execute(f"CONVERT USING {MODEL} AS SELECT * FROM mnist_test WHERE label = 3")
+    threes = scratch_conn.execute("SELECT count(*) AS n FROM mnist_test WHERE label = 3")["n"].iloc[0]
+    assert f"column {COLUMN} set on 200 rows ({200 - threes} without an embedding: NULL)" in caplog.text
