@@ -1059,12 +1059,15 @@ class _StatementPlanner:
                 hint=f"Name the columns the SEARCH's query selects and give that one another name ({taken[0]} AS my_score).",
             )
         paths = [self._resolve(images_node, image) for image in target.images]
-        missing = [image for image, path in zip(target.images, paths) if not path.is_file()]
+        missing = [(image, path) for image, path in zip(target.images, paths) if not path.is_file()]
         if missing:
+            image, path = missing[0]
             raise ObjectNotFoundError(
-                f"Query image {missing[0]!r} does not exist" + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") + ".",
+                f"Query image {image!r} " + ("is a folder, not an image file" if path.is_dir() else "does not exist")
+                + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "") + ".",
                 **self._at(images_node),
-                hint=f"Relative paths start at the workspace directory {self._workspace.root}.",
+                hint="Name one image file per query image: images='folder/a.jpg' or images=['a.jpg', 'b.jpg']; "
+                f"relative paths start at the workspace directory {self._workspace.root}.",
             )
 
     def _check_ranking(self, query: exp.Expression) -> None:

@@ -80,6 +80,11 @@ CASES = [
     # Paths.
     pytest.param('COPY t2 FROM "no/such/file.csv"', ["does not exist"], id="missing-csv"),
     pytest.param("SEARCH IMAGE images='no_such.jpg' USING my_image_search_model AS SELECT * FROM mnist_test", ["no_such.jpg", "does not exist"], id="missing-query-image"),
+    pytest.param(
+        "SEARCH IMAGE images='thanosql-dataset/mnist_data/test' USING my_image_search_model AS SELECT * FROM mnist_test",
+        ["is a folder, not an image file"],
+        id="folder-as-query-image",
+    ),
     pytest.param("CREATE TABLE t3 USING my_image_search_model FROM 'no/such/folder'", ["does not exist"], id="missing-folder"),
     *_numeric_cases(),
 ]
