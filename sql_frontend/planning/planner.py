@@ -730,12 +730,11 @@ class _StatementPlanner:
         model = object_name(node.this)
         model_entry = self._model_entry(model, node.this, "simclr", "CONVERT")
         options = validate_options(node.args.get("options"), CONVERT_OPTIONS, statement="CONVERT", sql=self._sql)
-        query, tables = self._source_query(node)
-        query, tables = self._through_views(query, tables)
-        table = options["table_name"] or (tables[0] if len(tables) == 1 else None)
+        query, written = self._source_query(node)
+        table = options["table_name"] or (written[0] if len(written) == 1 else None)
         if table is None:
             raise OptionError(
-                f"CONVERT needs OPTIONS (table_name='...') when its query reads {'no table' if not tables else 'several tables'}.",
+                f"CONVERT needs OPTIONS (table_name='...') when its query reads {'no table' if not written else 'several tables'}.",
                 **self._at(node.args["query"]),
                 hint="table_name names the table that receives the embedding column.",
             )
@@ -747,7 +746,14 @@ class _StatementPlanner:
                 **(self._option_at(node, "table_name") or self._at(node.args["query"])),
                 hint="Give CONVERT another table_name: OPTIONS (table_name='my_embedded_table').",
             )
+        if not options["table_name"] and table in self._warehouse.views():
+            raise ObjectExistsError(
+                f"{table!r} is a view: CONVERT without a table_name writes into the table it queries, and a view has no rows of its own.",
+                **self._at(referenced_tables(query)[0]),
+                hint=f"Write a new table of the view's rows: OPTIONS (table_name='embedded_{table}'), or CONVERT the table the view reads.",
+            )
         self._check_not_view(table, self._option_at(node, "table_name") or self._at(node.args["query"]), "CONVERT")
+        query, tables = self._through_views(query, written)  # after the checks of the names as written
         if table not in tables and self._warehouse.table_exists(table) and not self._made_by(table, model):
             raise ObjectExistsError(
                 f"CONVERT would replace table {table!r}, which its query does not read.",

@@ -131,6 +131,8 @@ def test_views_are_read_like_tables_and_needed_by_what_they_read(scratch_conn):
     conn.execute("CREATE VIEW test_sevens AS SELECT * FROM mnist_test WHERE label = 7")
     searched = f"SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING {MODEL} AS SELECT * FROM test_sevens"
     assert "'test_sevens' is a view" in str(refused(conn, searched, ObjectNotFoundError))
+    in_place = f"CONVERT USING {MODEL} AS SELECT * FROM test_sevens"
+    assert "table_name='embedded_test_sevens'" in refused(conn, in_place, ObjectExistsError).hint
     conn.execute("CREATE OR REPLACE VIEW sevens AS SELECT * FROM mnist_train WHERE label = 7 LIMIT 5")
     assert conn.execute("SELECT count(*) AS n FROM sevens")["n"].item() == 5
     conn.execute("DROP VIEW sevens")
