@@ -12,6 +12,7 @@ table; a reader selects the comment with the rows (`generation_expression`) and 
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 import threading
@@ -40,6 +41,7 @@ def sql_string(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
+_DUCKDB_UNKNOWN_COLUMN = re.compile(r'Referenced column "([^"]+)" not found in FROM clause!?(?:\s*Candidate bindings:\s*(.*))?$')
 _ERROR_KIND = re.compile(r"^\s*(?:\(\w+(?:\.\w+)*\)\s*)?(?:[A-Za-z ]+ Error:\s*|ERROR:\s*)?")
 
 
@@ -53,11 +55,18 @@ def query_error(database_message: str) -> QueryError:
         if line.strip():
             lines.append(line.strip())
     message = _ERROR_KIND.sub("", " ".join(lines))[:500] or "The query failed."
+    unknown = _DUCKDB_UNKNOWN_COLUMN.match(message)
+    if unknown:  # DuckDB's wording; PostgreSQL says `column "x" does not exist`
+        name, candidates = unknown.group(1), re.findall(r'"([^"]+)"', unknown.group(2) or "")
+        close = ", ".join(difflib.get_close_matches(name, candidates, n=3, cutoff=0.6))  # DuckDB offers some name even when none is close
+        message = f'Column "{name}" does not exist' + (f" (did you mean {close}?)" if close else ".")
     lowered = message.lower()
     if "not found in from clause" in lowered or ("column" in lowered and "does not exist" in lowered):
         hint = "Check the column name; SELECT * FROM <table> LIMIT 0 lists a table's columns."
     elif "function" in lowered and ("does not exist" in lowered or "no function matches" in lowered):
         hint = "Check the function's name and argument types (PostgreSQL functions and DuckDB's)."
+    elif "explicit cast" in lowered or "operator does not exist" in lowered:
+        hint = "Compare values of one type: CAST one side (CAST(label AS TEXT) = '1') or write the value as the column's type (label = 1)."
     elif "conversion" in lowered or "could not convert" in lowered or "invalid input syntax" in lowered:
         hint = "Cast only values of that type, or use TRY_CAST(x AS type), which gives NULL where a cast fails."
     elif "permission" in lowered or "read-only" in lowered or "read only" in lowered:

@@ -243,7 +243,13 @@ def test_an_error_from_a_view_points_into_the_statement_not_the_next_one(scratch
         con.execute("CREATE OR REPLACE TABLE t AS SELECT 5 AS a")
     with pytest.raises(ThanoSQLError) as caught:
         scratch_conn.execute_script("SELECT * FROM v;\nSELECT 1 AS b")
-    assert 'column "b" not found' in str(caught.value) and caught.value.line == 1  # b of the view's text, not line 2's
+    assert 'Column "b" does not exist' in str(caught.value) and caught.value.line == 1  # b of the view's text, not line 2's
+
+
+def test_an_unknown_column_is_named_in_postgresql_words_with_a_close_name_if_any(tutorial_conn):
+    assert 'Column "labl" does not exist (did you mean label?)' in str(refused(tutorial_conn, "SELECT labl FROM mnist_test"))
+    unlike = str(refused(tutorial_conn, "SELECT nosuch FROM mnist_test"))
+    assert 'Column "nosuch" does not exist.' in unlike and "did you mean" not in unlike
 
 
 @pytest.mark.parametrize(
