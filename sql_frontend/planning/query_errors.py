@@ -16,7 +16,7 @@ from thanosql.errors import QueryError
 
 def located(error: QueryError, sql: str, query: exp.Expression, start: int = 0) -> QueryError:
     """The store's `error` pointing into the user's text: at the first name it quotes that the
-    statement (`query`, at offset `start` of `sql`) holds (`Referenced column "foo" not found` points
+    statement (`query`, at offset `start` of `sql`) holds (`Column "foo" does not exist` points
     at foo), else at the first value it quotes that the statement writes as a literal, else at the query."""
     end = node_end(query)
     # Only within the statement: a name the store quotes from a view's definition (a view that no
