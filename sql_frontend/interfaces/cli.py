@@ -30,7 +30,9 @@ def _echo(result, conn) -> None:
         for path, caption in images:
             print(f"{path}    {caption}")
         local = getattr(conn, "settings", None)
-        sheet = contact_sheet(images, local.home / "outputs" if local else Path("thanosql-outputs"))
+        sheet, unshown = contact_sheet(images, local.home / "outputs" if local else Path("thanosql-outputs"))
+        for path, why in unshown:
+            print(f"cannot show {path}: {why}")
         print(f"picture: {sheet}")
         return
     print(format_table(result))

@@ -64,11 +64,13 @@ def printed_images(rows: pd.DataFrame) -> list[tuple[str, str]]:
     return list(zip(info["paths"], captions))
 
 
-def contact_sheet(images: Sequence[tuple[str, str]], out_dir: Path, tile: int = 140) -> Path:
-    """One PNG with the images side by side, each captioned with its file name; returns its path."""
+def contact_sheet(images: Sequence[tuple[str, str]], out_dir: Path, tile: int = 140) -> tuple[Path, list[tuple[str, str]]]:
+    """One PNG with the images side by side, each captioned with its file name; its path, and
+    (path, why) of each image it could not show."""
     from PIL import Image, ImageDraw, ImageOps
 
     caption_height = 30
+    unshown = []
     sheet = Image.new("RGB", (tile * len(images), tile + caption_height), "white")
     draw = ImageDraw.Draw(sheet)
     for index, (path, caption) in enumerate(images):
@@ -78,8 +80,10 @@ def contact_sheet(images: Sequence[tuple[str, str]], out_dir: Path, tile: int = 
                 image.draft("RGB", (tile, tile))  # JPEGs decode at reduced size: a huge one costs little
                 thumb = ImageOps.contain(image.convert("RGB"), (tile - 10, tile - 10), Image.Resampling.NEAREST)
             sheet.paste(thumb, (x + (tile - thumb.width) // 2, (tile - thumb.height) // 2))
-        except (OSError, ValueError, Image.DecompressionBombError):
+        except (OSError, ValueError, Image.DecompressionBombError) as error:
             # A missing or unreadable file is one tile saying so: the other images still show.
+            why = "no such file" if isinstance(error, FileNotFoundError) else "a folder" if isinstance(error, IsADirectoryError) else "not an image"
+            unshown.append((path, why if isinstance(error, OSError) else "too large to show"))
             draw.rectangle((x + 5, 5, x + tile - 5, tile - 5), outline="gray")
             draw.text((x + 12, tile // 2 - 6), "cannot show", fill="gray")
         draw.text((x + 4, tile), Path(path).name, fill="black")
@@ -87,4 +91,4 @@ def contact_sheet(images: Sequence[tuple[str, str]], out_dir: Path, tile: int = 
     out_dir.mkdir(parents=True, exist_ok=True)
     out = out_dir / f"print-image-{dt.datetime.now().strftime('%Y%m%d-%H%M%S-%f')}.png"
     sheet.save(out)
-    return out
+    return out, unshown

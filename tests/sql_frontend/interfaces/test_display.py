@@ -20,3 +20,15 @@ def test_up_to_sixty_rows_are_all_printed_and_more_are_cut_to_the_first_and_last
 def test_embeddings_are_shortened():
     text = format_table(pd.DataFrame({"v": [np.arange(128, dtype=np.float32)]}))
     assert "[0, 1, 2, 3, ...]" in text
+
+
+def test_the_picture_says_which_images_it_could_not_show_and_why(tmp_path):
+    from PIL import Image
+
+    from sql_frontend.interfaces.display import contact_sheet
+
+    Image.new("L", (28, 28), 255).save(tmp_path / "ok.png")
+    (tmp_path / "text.jpg").write_text("not an image")
+    images = [(str(tmp_path / name), "") for name in ("ok.png", "text.jpg", "gone.jpg")]
+    sheet, unshown = contact_sheet(images, tmp_path / "out")
+    assert sheet.is_file() and unshown == [(str(tmp_path / "text.jpg"), "not an image"), (str(tmp_path / "gone.jpg"), "no such file")]
