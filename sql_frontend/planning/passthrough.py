@@ -223,7 +223,7 @@ class PassthroughPlanner:
                 "new rows are embedded the next time the embedding asset materializes (or CONVERT again).",
             )
         if isinstance(node, exp.Update):
-            written = [assignment.this for assignment in node.expressions if isinstance(assignment, exp.EQ)]
+            written = _assigned(node)
         elif isinstance(node, exp.Insert) and isinstance(node.this, exp.Schema):
             written = list(node.this.expressions)
         else:
@@ -242,7 +242,7 @@ class PassthroughPlanner:
         collection alike) until the embedding refreshes and embeds the new image."""
         if not isinstance(node, exp.Update):
             return node
-        assigned = {object_name(a.this if isinstance(a.this, exp.Identifier) else a.this.this) for a in node.expressions if isinstance(a, exp.EQ)}
+        assigned = {object_name(column if isinstance(column, exp.Identifier) else column.this) for column in _assigned(node)}
         stale = [column for column, generation in self._warehouse.table_generations().get(name, {}).items() if generation.image_col in assigned]
         if not stale:
             return node
@@ -276,6 +276,13 @@ class PassthroughPlanner:
         keeps an unquoted name's case, so `CREATE TABLE Eights` would otherwise make "Eights"."""
         folded = node.copy().transform(lambda n: exp.to_identifier(object_name(n), quoted=True) if isinstance(n, exp.Identifier) else n)
         return folded.sql(dialect=self._warehouse.dialect)
+
+
+def _assigned(node: exp.Update) -> list[exp.Expression]:
+    """The columns an UPDATE sets: `SET a = 1` and `SET (a, b) = (1, 2)` alike."""
+    targets = [assignment.this.unnest() for assignment in node.expressions if isinstance(assignment, exp.EQ)]  # (a) is a
+    flat = [column for target in targets for column in (target.expressions if isinstance(target, exp.Tuple) else [target])]
+    return [column for column in flat if isinstance(column, exp.Identifier) or (isinstance(column, exp.Column) and isinstance(column.this, exp.Identifier))]
 
 
 def _target(node: exp.Expression) -> exp.Expression:

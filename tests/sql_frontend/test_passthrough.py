@@ -79,7 +79,7 @@ def test_rows_inserted_into_an_embedded_table_are_embedded_next_time_alone(scrat
 def test_an_updated_image_path_leaves_its_row_unembedded_until_the_embedding_refreshes(scratch_conn):
     conn = scratch_conn
     moved = "thanosql-dataset/mnist_data/test/923.jpg"  # another row's image: the collection holds its vector
-    conn.execute(f"UPDATE mnist_test SET image_path = '{moved}' WHERE filename = '5087.jpg'")
+    conn.execute(f"UPDATE mnist_test SET (image_path, label) = ('{moved}', 4) WHERE filename = '5087.jpg'")
 
     assert conn.execute(f"SELECT {MODEL}_simclr IS NULL AS unembedded FROM mnist_test WHERE filename = '5087.jpg'")["unembedded"].tolist() == [True]
     similarity = f"{MODEL}_simclr_similarity1"
@@ -172,6 +172,8 @@ def test_insert_into_a_table_convert_rewrites_is_refused(scratch_conn):
     "sql, error_type, words",
     [
         pytest.param(f"UPDATE mnist_test SET {MODEL}_simclr = NULL", SQLError, ["holds embeddings", "Qdrant"], id="update-embedding-column"),
+        pytest.param(f"UPDATE mnist_test SET (label, {MODEL}_simclr) = (1, NULL)", SQLError, ["holds embeddings"], id="update-embedding-column-in-a-tuple"),
+        pytest.param(f"UPDATE mnist_test SET ({MODEL}_simclr) = (NULL)", SQLError, ["holds embeddings"], id="update-embedding-column-in-parentheses"),
         pytest.param(f"INSERT INTO mnist_test (image_path, {MODEL}_simclr) VALUES ('a.jpg', NULL)", SQLError, ["holds embeddings"], id="insert-embedding-column"),
         pytest.param(
             "INSERT INTO mnist_test SELECT * FROM mnist_test LIMIT 1", SQLError, ["without a list of columns", "INSERT INTO mnist_test (image_path, filename, label)"], id="insert-every-column"
