@@ -214,6 +214,9 @@ def test_columns_are_typed_as_reading_just_the_rows_returned(scratch_conn, monke
 
 
 def test_a_row_without_an_image_key_is_never_a_candidate(scratch_conn, monkeypatch):
-    scratch_conn.execute("UPDATE mnist_test SET image_path = NULL WHERE label = 3")
-    sql = f"SELECT filename, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC LIMIT 6"
-    assert_same_rows(run(scratch_conn, sql, monkeypatch, in_memory=True), run(scratch_conn, sql, monkeypatch, in_memory=False))
+    scratch_conn.execute("UPDATE mnist_test SET image_path = NULL WHERE label = 3")  # their embeddings go too
+    # NULLS LAST: under DESC the rows without a similarity come first, in no order of their own.
+    sql = f"SELECT filename, label, {SIMILARITY} FROM ({search()}) ORDER BY {SIMILARITY} DESC NULLS LAST LIMIT 6"
+    in_memory = run(scratch_conn, sql, monkeypatch, in_memory=True)
+    assert_same_rows(in_memory, run(scratch_conn, sql, monkeypatch, in_memory=False))
+    assert 3 not in in_memory["label"].tolist() and in_memory[SIMILARITY].notna().all()
