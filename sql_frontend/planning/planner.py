@@ -100,6 +100,7 @@ from thanosql_assets.defs.specs import (
     table_key,
 )
 from thanosql_assets.defs.table_files import INLINE_DIR, SPREADSHEET_SUFFIXES, TABLE_SUFFIXES, read_json_records
+from thanosql_assets.defs.table_refresh import tables_reached
 from thanosql_assets.defs.uploads import MODELS_DIR
 from thanosql_assets.models.algorithms import ALGORITHMS, FAMILIES, Algorithm, algorithm_of, network_family
 from thanosql_assets.models.classifiers.config import OPTION_ALIASES
@@ -754,6 +755,13 @@ class _StatementPlanner:
             )
         self._check_not_view(table, self._option_at(node, "table_name") or self._at(node.args["query"]), "CONVERT")
         query, tables = self._through_views(query, written)  # after the checks of the names as written
+        circle = sorted(set(tables) & tables_reached(self._catalog, table).keys()) if table not in tables else []
+        if circle:
+            raise ObjectExistsError(
+                f"CONVERT would make table {table!r} from {circle[0]!r}, which is made from {table!r}: each would read the other.",
+                **self._at(node.args["query"]),
+                hint=f"Make {table} from the tables it was made from, or give CONVERT a new table_name.",
+            )
         if table not in tables and self._warehouse.table_exists(table) and not self._made_by(table, model):
             raise ObjectExistsError(
                 f"CONVERT would replace table {table!r}, which its query does not read.",
@@ -1136,13 +1144,19 @@ class _StatementPlanner:
                 name = object_name(node.this)
                 defined = sqlglot.parse_one(views[name], read=self._warehouse.dialect)
                 body = defined.expression if isinstance(defined, exp.Create) else defined
-                alias = node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(name))
-                node.replace(exp.Subquery(this=body, alias=alias.copy()))
+                for part in body.walk():  # positions in the view's text, not the statement's: errors point at the view's name
+                    if part._meta:
+                        part._meta.pop("start", None)
+                        part._meta.pop("end", None)
+                alias = (node.args.get("alias") or exp.TableAlias(this=exp.to_identifier(name))).copy()
+                if isinstance(defined, exp.Create) and isinstance(defined.this, exp.Schema) and not alias.columns:
+                    alias.set("columns", [column.copy() for column in defined.this.expressions])  # CREATE VIEW w (x) AS ...
+                node.replace(exp.Subquery(this=body, alias=alias))
         raise InternalError(f"The views read by this CONVERT read each other in a circle: {', '.join(sorted(views))}.")
 
     def _made_by(self, table: str, model: str) -> bool:
-        """Whether a CONVERT with `model` made `table` from a query over other tables (or a folder):
-        running one again makes the table again, with what reads it brought along."""
+        """Whether a CONVERT with `model` made `table` from a query over other tables: running one
+        again makes the table again, with what reads it brought along."""
         entry = self._catalog.get("embedding", embedding_name(table, model))
         if entry is None:
             return False

@@ -130,7 +130,7 @@ def replace_with_embeddings(
 
     try:
         settle(name, data, list(columns))
-        pending = _reached(stores.catalog, name)
+        pending = tables_reached(stores.catalog, name)
         while pending:
             # A table follows what it reads: it is settled once none of that is still to change.
             table = next((table for table, reads in pending.items() if not reads & pending.keys()), None)
@@ -152,7 +152,7 @@ def replace_with_embeddings(
     return ReplacedTables(dict(zip((replacement.name for replacement in replacements), counts)), refreshed)
 
 
-def _reached(catalog: CatalogResource, table: str) -> dict[str, set[str]]:
+def tables_reached(catalog: CatalogResource, table: str) -> dict[str, set[str]]:
     """The tables a change of `table` reaches (made from it, or with embedding columns that read it,
     and so on down), each with the tables it reads (its maker's and its embeddings' queries)."""
     reached: dict[str, set[str]] = {}

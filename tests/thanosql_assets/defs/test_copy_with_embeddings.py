@@ -124,3 +124,10 @@ def test_a_table_convert_made_through_a_view_follows_the_table_the_view_reads(sc
     made = scratch_conn.execute(f"SELECT image_path, {COLUMN} FROM embedded_ones ORDER BY image_path")
     assert made["image_path"].tolist() == sorted(test.iloc[100:].query("label == 1")["image_path"]) and made[COLUMN].notna().all()
     scratch_conn.execute("DROP VIEW ones")  # the embedding reads source itself, not the view
+
+
+def test_a_view_with_a_list_of_columns_is_read_by_its_names(scratch_conn):
+    scratch_conn.execute("CREATE VIEW pictures (picture, digit) AS SELECT image_path, label FROM mnist_test WHERE label = 7")
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='sevens', image_col='picture') AS SELECT * FROM pictures")
+    made = scratch_conn.execute("SELECT * FROM sevens")
+    assert list(made.columns) == ["picture", "digit", COLUMN] and set(made["digit"]) == {7} and made[COLUMN].notna().all()

@@ -86,6 +86,9 @@ def test_the_convert_that_made_a_table_makes_it_again_and_another_model_may_not(
     assert counts.iloc[0].tolist() == [ones] * 3
     with pytest.raises(ObjectExistsError, match="CONVERT would replace table 'ones'"):
         scratch_conn.execute("CONVERT USING second OPTIONS (table_name='ones') AS SELECT image_path, label FROM source WHERE label = 2")
+    scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='from_ones') AS SELECT image_path, label FROM ones")
+    with pytest.raises(ObjectExistsError, match="each would read the other"):
+        scratch_conn.execute(f"CONVERT USING {MODEL} OPTIONS (table_name='ones') AS SELECT image_path, label FROM from_ones")
 
 
 def test_a_convert_in_place_says_how_many_rows_it_left_without_an_embedding(scratch_conn, caplog):
