@@ -12,9 +12,10 @@ def classification_metrics(targets: np.ndarray, probabilities: np.ndarray) -> di
 
     Two classes (the second, index 1, is the positive one): accuracy, ROCAUC, Recall, Precision,
     f1-score, Kappa, MCC. More classes: Accuracy and the macro averages of recall, precision and
-    f1 over the model's classes. A metric undefined for the data is NaN: ROCAUC when the targets
-    hold one class, Kappa when targets and predictions are all one same class, a macro average
-    over classes neither in the targets nor predicted leaves those classes out.
+    f1 over the classes in the targets or the predictions (a class in neither is left out; one
+    never predicted has precision 0, one not in the targets recall 0). A metric undefined for the
+    data is NaN: ROCAUC when the targets hold one class, Kappa when targets and predictions are all
+    one same class.
     """
     from sklearn import metrics
 
@@ -38,8 +39,8 @@ def classification_metrics(targets: np.ndarray, probabilities: np.ndarray) -> di
                 "MCC": metrics.matthews_corrcoef(targets, predictions),
             }
         else:
-            # zero_division=NaN leaves a class out of the average where its score is 0/0.
-            macro = {"labels": labels, "average": "macro", "zero_division": np.nan}
+            present = sorted(set(targets.tolist()) | set(predictions.tolist()))
+            macro = {"labels": present, "average": "macro", "zero_division": 0.0}
             values = {
                 "Accuracy": metrics.accuracy_score(targets, predictions),
                 "macro-Recall": metrics.recall_score(targets, predictions, **macro),

@@ -54,6 +54,10 @@ def test_classes_absent_from_the_data_do_not_break_or_skew_the_metrics():
         assert (values["accuracy"], values["Recall"], values["Precision"], values["MCC"]) == (1.0, 1.0, 1.0, 0.0)
         # No positive prediction: precision 0, not an error.
         assert classification_metrics(np.array([0, 1]), binary([0.1, 0.2]))["Precision"] == 0.0
+        # A class of the targets never predicted counts with precision 0, as recall counts it with 0:
+        # predicting one class everywhere is not precise.
+        values = classification_metrics(np.array([0, 1, 2, 2]), np.eye(3)[[2, 2, 2, 2]])
+        assert values["macro-Precision"] == pytest.approx((0 + 0 + 2 / 4) / 3) and values["macro-Recall"] == pytest.approx(1 / 3)
 
 
 def test_the_confusion_matrix_counts_each_pair():
