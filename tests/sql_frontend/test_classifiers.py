@@ -79,6 +79,16 @@ def test_epochs_is_accepted_as_max_epochs(scratch):
     assert _metadata(scratch, ["model", "quick"])["epochs"].value == 1
 
 
+def test_labels_of_one_row_each_train_without_a_held_out_measure(scratch):
+    # Every label has a single row: none to spare for the held-out rows (before, the measure crashed on none).
+    scratch.execute(
+        "BUILD MODEL by_file USING ResNet18 OPTIONS (epochs=1, base_model='my_image_search_model', self_training=False) "
+        "AS SELECT image_path, filename AS label FROM mnist_test ORDER BY filename LIMIT 60"
+    )
+    metadata = _metadata(scratch, ["model", "by_file"])
+    assert not any(name.startswith("quality/") for name in metadata) and len(metadata["classes"].value) == 60
+
+
 TEN_PER_DIGIT = (
     "SELECT image_path, label FROM (SELECT *, row_number() OVER (PARTITION BY label ORDER BY image_path) AS n FROM mnist_train) AS t WHERE n <= 10"
 )
@@ -223,12 +233,16 @@ def test_fit_continues_a_simclr_model(scratch):
 
 BAD = [
     pytest.param("BUILD MODEL c USING ResNet18 AS SELECT image_path FROM mnist_train", ["label_col 'label'", "not a column"], id="missing-label-col"),
-    pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (label_col='digit') AS SELECT * FROM mnist_train", ["digit"], id="unknown-label-col"),
+    pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (label_col='digit') AS SELECT * FROM mnist_train", ["digit", "column with the labels"], id="unknown-label-col"),
+    pytest.param(
+        "BUILD MODEL c USING ResNet18 OPTIONS (label_col='my_image_search_model_simclr') AS SELECT * FROM mnist_test",
+        ["array values", "labels are integers, text or booleans"], id="array-labels",
+    ),
     pytest.param("BUILD MODEL c USING ResNet18 AS SELECT * FROM mnist_train WHERE label = 3", ["one label", "two or more"], id="one-class"),
     pytest.param("BUILD MODEL c USING ResNet18 AS SELECT image_path, label / 2 AS label FROM mnist_train", ["decimals", "CAST"], id="float-labels"),
     pytest.param(
         "BUILD MODEL c USING ResNet18 AS SELECT image_path, CASE WHEN label = 1 THEN NULL ELSE label END AS label FROM mnist_train",
-        ["NULL", "IS NOT NULL"], id="null-labels",
+        ["has NULL labels", "IS NOT NULL"], id="null-labels",
     ),
     pytest.param("BUILD MODEL c USING ResNet19 AS SELECT * FROM mnist_train", ["ResNet19", "ConvNeXt_Tiny", "ResNet18", "ViT", "SimCLR"], id="unknown-algorithm"),
     pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (base_model='digits') AS SELECT * FROM mnist_train", ["digits", "classifier", "SimCLR"], id="base-model-classifier"),

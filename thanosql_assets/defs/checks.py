@@ -8,6 +8,8 @@ import pandas as pd
 
 from thanosql.errors import ObjectNotFoundError
 
+_WHAT_COLUMNS_HOLD = {"label_col": "the labels"}
+
 
 def require_column(column: str, columns: Sequence[str], *, option: str = "image_col", rows: str = "the query's rows", **where: Any) -> None:
     """Raise unless `column` (named by OPTIONS `option`) is one of `columns`; `where` locates the error."""
@@ -15,7 +17,7 @@ def require_column(column: str, columns: Sequence[str], *, option: str = "image_
         raise ObjectNotFoundError(
             f"{option} {column!r} is not a column of {rows} (columns: {', '.join(map(str, columns))}).",
             **where,
-            hint=f"Set OPTIONS ({option}='<column with image paths>').",
+            hint=f"Set OPTIONS ({option}='<column with {_WHAT_COLUMNS_HOLD.get(option, 'image paths')}>').",
         )
 
 

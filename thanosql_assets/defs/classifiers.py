@@ -85,6 +85,8 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         evaluate = spec.holdout > 0 and len(rows) >= MIN_LABELLED_ROWS
         if evaluate:
             train_index, held_index = holdout_split(targets, spec.holdout, config.seed)
+            evaluate = len(held_index) > 0  # none when no label has rows to spare
+        if evaluate:
             progress(f"holding out {len(held_index)} of {len(rows)} rows to measure accuracy")
         else:
             train_index, held_index = np.arange(len(images)), np.array([], dtype=int)

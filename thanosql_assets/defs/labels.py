@@ -30,10 +30,16 @@ def _shown(values: Sequence[Any], limit: int = 5) -> str:
 def check_labels(values: pd.Series, label_col: str, rows: str) -> list[Any]:
     """The sorted distinct labels of `values` (column `label_col` of `rows`); a DataError for NULLs,
     non-integral numbers or mixed types."""
-    missing = int(values.isna().sum())
-    if missing:
+    nested = next((value for value in values if isinstance(value, (list, tuple, dict, np.ndarray))), None)
+    if nested is not None:
         raise DataError(
-            f"Column {label_col!r} has {missing} NULL label{'s' if missing > 1 else ''} in {rows}.",
+            f"Column {label_col!r} holds {type(nested).__name__ if not isinstance(nested, np.ndarray) else 'array'} values in {rows}; "
+            "labels are integers, text or booleans.",
+            hint="Name the column of labels with OPTIONS (label_col='...').",
+        )
+    if values.isna().any():  # the planner checks the distinct labels: how many rows is not known here
+        raise DataError(
+            f"Column {label_col!r} has NULL labels (rows without a label) in {rows}.",
             hint=f"Leave unlabelled rows out: ... WHERE {label_col} IS NOT NULL.",
         )
     if types.is_float_dtype(values) or types.is_complex_dtype(values):
