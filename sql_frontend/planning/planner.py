@@ -575,6 +575,10 @@ class _StatementPlanner:
             sql=self._sql, aliases=OPTION_ALIASES,
         )
         self._check_model_is_new(name, node, options)
+        # Training options not written keep the values the base model trained with; so do its columns.
+        written = {OPTION_ALIASES.get(key, key) for key in self._written_options(node)}
+        base_spec = spec_from_dict("model", entry.spec)
+        options.update({key: getattr(base_spec, key) for key in ("image_col", "label_col") if key not in written})
         query, tables = self._source_query(node)
         self._check_training_rows(node, query, options)
         if algorithm.kind == "classifier":
@@ -582,9 +586,7 @@ class _StatementPlanner:
             self._located_data_error(
                 node, "label_col", query, lambda: check_known_labels(labels, entry.state["classes"], base, options["label_col"])
             )
-        # Training options not written keep the values the base model trained with.
-        written = {OPTION_ALIASES.get(key, key) for key in self._written_options(node)}
-        base_training = spec_from_dict("model", entry.spec).training
+        base_training = base_spec.training
         training = dataclasses.replace(base_training, **{key: options[key] for key in written if hasattr(base_training, key)})
         spec = self._model_spec(name, algorithm, query, tables, options, training, base, fit=True)
         return Materialize(MaterializationRequest((spec,), (spec.asset_key,)), announce="Training model...")

@@ -208,6 +208,17 @@ def test_the_evaluation_check_runs_the_last_evaluate_again(scratch):
 # -- FIT -------------------------------------------------------------------------------------
 
 
+def test_fit_keeps_the_columns_the_model_was_built_with(scratch):
+    scratch.execute("CREATE TABLE renamed AS SELECT image_path AS img, label AS digit FROM mnist_test")
+    scratch.execute(
+        "BUILD MODEL renamed_digits USING ResNet18 OPTIONS (epochs=1, base_model='my_image_search_model', self_training=False, "
+        "image_col='img', label_col='digit') AS SELECT * FROM renamed"
+    )
+    scratch.execute("FIT MODEL renamed_digits_v2 USING renamed_digits OPTIONS (max_epochs=1) AS SELECT * FROM renamed")
+    options = build_resources(Settings.from_env(scratch.settings.home))["catalog"].get("model", "renamed_digits_v2").spec["options"]
+    assert (options["image_col"], options["label_col"]) == ("img", "digit")
+
+
 def test_fit_trains_a_copy_further_as_a_new_model(scratch):
     scratch.execute("FIT MODEL digits_v2 USING digits OPTIONS (max_epochs=1) AS SELECT * FROM mnist_test")
     metadata = _metadata(scratch, ["model", "digits_v2"])
