@@ -76,9 +76,13 @@ def _query(args) -> int:
 
     if not args.sql.strip():
         raise ThanoSQLError("thanosql query got no statement.", hint='Quote the SQL: thanosql query "SELECT * FROM mnist_train LIMIT 5"')
+    from sql_frontend.language.parser import parse_script
+
     conn = connect(args.home, url=args.url, api_token=args.api_token)
-    for result in conn.execute_script(args.sql):
-        _echo(result, conn)
+    with user_errors(args.sql):
+        statements = parse_script(args.sql)
+    for statement in statements:  # each result as it comes: a later statement's error keeps the earlier ones shown
+        _echo(conn.execute_statement(statement), conn)
     return 0
 
 

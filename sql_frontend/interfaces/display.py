@@ -31,7 +31,7 @@ def format_table(rows: pd.DataFrame, max_rows: int = 60, min_rows: int = 10) -> 
         ellipsis = pd.DataFrame([["..."] * len(shown.columns)], columns=shown.columns, index=["..."])
         shown = pd.concat([shown.head(half).astype(object), ellipsis, shown.tail(half).astype(object)])
     with pd.option_context("display.max_columns", None, "display.width", 200, "display.max_colwidth", 60):
-        text = shown.to_string()
+        text = shown.to_string() if len(shown) else "  ".join(map(str, shown.columns))  # not pandas' "Empty DataFrame"
     return f"{text}\n\n[{len(rows)} rows x {len(rows.columns)} columns]"
 
 

@@ -53,6 +53,11 @@ def test_errors_exit_1_with_the_position(tutorial_home):
     assert snapshot(tutorial_home) == before
 
 
+def test_query_shows_the_results_before_a_failing_statement(tutorial_home):
+    result = thanosql("--home", str(tutorial_home), "query", "SELECT 41 + 1 AS answer; SELECT * FROM missing_table")
+    assert result.returncode == 1 and "42" in result.stdout and "missing_table" in result.stderr
+
+
 def test_the_folder_example_runs_as_readme_says(tmp_path):
     from pathlib import Path
 

@@ -17,6 +17,10 @@ def test_up_to_sixty_rows_are_all_printed_and_more_are_cut_to_the_first_and_last
     assert shown == [0, 1, 2, 3, 4, 56, 57, 58, 59, 60] and "..." in many and "[61 rows x 1 columns]" in many
 
 
+def test_no_rows_print_the_columns():
+    assert format_table(pd.DataFrame({"image_path": [], "label": []})) == "image_path  label\n\n[0 rows x 2 columns]"
+
+
 def test_embeddings_are_shortened():
     text = format_table(pd.DataFrame({"v": [np.arange(128, dtype=np.float32)]}))
     assert "[0, 1, 2, 3, ...]" in text
