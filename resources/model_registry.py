@@ -12,7 +12,7 @@ import json
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -141,15 +141,16 @@ class ModelRegistryResource(dg.ConfigurableResource):
         client.delete_registered_model(name)
         return True
 
-    def load(self, name: str, version: str | int, run_id: str | None = None, *, listed: bool = False) -> Any:
+    def load(self, name: str, version: str | int, run_id: str | None = None, *, listed: bool | Callable[[], bool] = False) -> Any:
         """The logged torch module of one model version, the one the MLflow run `run_id` logged when given.
 
         Cached per process: a version never changes, but a model deleted and built again numbers
         its versions from 1 again, in this process or another, so the cache knows a version by the
         run that logged it, and a version that another run logged since is refused. `listed`: the
         catalog lists the version as the model's, logged by `run_id`
-        (`CatalogResource.lists_model_version`), so a fresh process may load the run's files
-        without asking the registry, where they are local and noted.
+        (`CatalogResource.lists_model_version`; a callable is asked only when the version is not
+        loaded yet), so a fresh process may load the run's files without asking the registry,
+        where they are local and noted.
         """
         uri = self.model_uri(name, version)
         cache_key = f"{self.tracking_uri} {uri} {run_id}"
@@ -157,7 +158,7 @@ class ModelRegistryResource(dg.ConfigurableResource):
             if cache_key not in _loaded:
                 import tempfile
 
-                files = self._noted_files(name, version, run_id) if listed else None
+                files = self._noted_files(name, version, run_id) if (listed() if callable(listed) else listed) else None
                 if files is not None:  # the run's own files: what it logged never changes
                     model = _load_pytorch_flavor(str(files))
                 else:

@@ -220,7 +220,9 @@ class QueryEngine:
             generation = embedding_column(self.tables, target.table, target.model)
         if generation is None:
             unsearchable(node, target, self.sql, self.catalog, self.warehouse)
-        listed = self.catalog.lists_model_version(target.model, generation.model_version, generation.model_run)
+        def listed() -> bool:  # read from the catalog only when the version is not loaded yet
+            return self.catalog.lists_model_version(target.model, generation.model_version, generation.model_run)
+
         embedder = self.model_registry.load(target.model, generation.model_version, generation.model_run, listed=listed)
         images = self._load_query_images(target.images, embedder.geometry, node.args["images"])
         return PreparedSearch(

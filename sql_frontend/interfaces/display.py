@@ -83,7 +83,7 @@ def contact_sheet(images: Sequence[tuple[str, str]], out_dir: Path, tile: int = 
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             # A missing or unreadable file is one tile saying so: the other images still show.
             why = "no such file" if isinstance(error, FileNotFoundError) else "a folder" if isinstance(error, IsADirectoryError) else "not an image"
-            unshown.append((path, why if isinstance(error, OSError) else "too large to show"))
+            unshown.append((path, why if isinstance(error, OSError) else "too large to show" if isinstance(error, Image.DecompressionBombError) else "not an image"))
             draw.rectangle((x + 5, 5, x + tile - 5, tile - 5), outline="gray")
             draw.text((x + 12, tile // 2 - 6), "cannot show", fill="gray")
         draw.text((x + 4, tile), Path(path).name, fill="black")

@@ -2,8 +2,8 @@
 
 It materializes `embedding/<table>/<column>` and `collection/<table>/<column>_vectors` (and
 `table/<table>` when the rows come from a folder): the query's images are embedded
-(`defs.embeddings`), then the table is switched to the new collection together with what reads
-it (`defs.table_refresh`). A partitioned embedding's ops are in `defs.generations`.
+(`defs.embeddings`), then the table is switched to the new collection (`defs.table_refresh`: a
+table the CONVERT makes comes with what reads it). A partitioned embedding's ops are in `defs.generations`.
 """
 
 import time

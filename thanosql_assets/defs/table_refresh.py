@@ -207,7 +207,11 @@ def switch_table(
             raise
         replaced = ReplacedTables({spec.table: count}, [refreshed])
     else:
-        data = refreshed.add_column(rows)
+        try:
+            data = refreshed.add_column(rows)
+        except BaseException:
+            stores.vector_store.drop_collection(refreshed.collection)
+            raise
         replaced = replace_with_embeddings(spec.table, data, warehouse, stores, progress, context.run_id, columns=[refreshed])
     unembedded = data.column(spec.column).null_count
     refreshed.rows = replaced.rows[spec.table]
