@@ -268,9 +268,12 @@ def _conform(file: _CsvFile, schema: pa.Schema, first_source: str) -> pa.Table:
     value that does not fit: its text must read as the table's type (no `true` in an integer
     column, no `007` where the table has numbers); whole numbers may join a float column."""
     table, source = file.typed, file.source
-    # Matched as the table stores the names: "Image Path" appends to image_path.
-    own = dict(zip(column_identifiers(table.column_names)[0], table.column_names))
-    wanted = dict(zip(column_identifiers(schema.names)[0], schema.names))
+    # The same names first, then as the table stores them: "Image Path" appends to image_path.
+    same = [name for name in schema.names if name in table.column_names]
+    rest_own = [name for name in table.column_names if name not in same]
+    rest_wanted = [name for name in schema.names if name not in same]
+    own = {**{name: name for name in same}, **dict(zip(column_identifiers(rest_own)[0], rest_own))}
+    wanted = {**{name: name for name in same}, **dict(zip(column_identifiers(rest_wanted)[0], rest_wanted))}
     if sorted(own) != sorted(wanted):
         missing = [raw for name, raw in wanted.items() if name not in own]
         extra = [raw for name, raw in own.items() if name not in wanted]
@@ -282,7 +285,9 @@ def _conform(file: _CsvFile, schema: pa.Schema, first_source: str) -> pa.Table:
             hint=f"An appended file needs the table's columns: {', '.join(schema.names)} (or use overwrite=True to replace the table).",
         )
     columns = []
-    for field, name in zip(schema, wanted):
+    key_of = {raw: name for name, raw in wanted.items()}
+    for field in schema:
+        name = key_of[field.name]
         column = table.column(own[name])
         if column.type == field.type or pa.types.is_string(field.type) or (pa.types.is_integer(column.type) and pa.types.is_floating(field.type)):
             columns.append(column.cast(field.type))

@@ -80,6 +80,12 @@ def test_an_appended_file_matches_the_tables_columns_by_their_stored_names(tmp_p
     assert table.column("image_path").to_pylist() == ["a/1.jpg", "a/3.jpg"] and table.column("label").to_pylist() == [5, 7]
 
 
+def test_an_appended_file_matches_same_names_before_stored_ones(tmp_path):
+    # "a b" and "a_b" are both stored as a_b at first sight: the file's own "a_b" is the table's "a_b".
+    table = read_csv_files(_files(tmp_path, a="a b,a_b\n1,2\n", b="a_b,a b\n20,10\n"))
+    assert table.column("a b").to_pylist() == [1, 10] and table.column("a_b").to_pylist() == [2, 20]
+
+
 def test_an_appended_value_must_fit_the_tables_type(tmp_path):
     files = _files(tmp_path, a=HEADER + "a/1.jpg,1.jpg,5\n", b=HEADER + "a/3.jpg,3.jpg,7\na/4.jpg,4.jpg,seven\n")
     with pytest.raises(DataError, match=r"b.csv\" line 3: label = 'seven' is not of the table's type int64"):
