@@ -62,30 +62,36 @@ def _replace(con: Any, replacement: TableReplacement) -> None:
 @contextmanager
 def _views_kept(con: Any, tables: Sequence[str]) -> Iterator[None]:
     """Within the caller's transaction: refuse the block's changes of `tables` if a view that read
-    fine before no longer does (DuckDB binds a view when it is read; PostgreSQL refuses such a
-    change itself, and both stores should answer alike)."""
-    before = _unreadable_views(con)
+    fine before no longer does, or lost columns (DuckDB binds a view, `SELECT *` included, when it
+    is read; PostgreSQL binds it when it is made and refuses such a change itself: both stores
+    should answer alike)."""
+    before = _view_shapes(con)
     yield
-    for view, (why, definition) in _unreadable_views(con).items():
-        if view not in before:
+    for view, (columns, why, definition) in _view_shapes(con).items():
+        was = before.get(view)
+        if was is None or was[0] is None:  # new, or unreadable already
+            continue
+        lost = [column for column in was[0] if column not in (columns or [])]
+        if columns is None or lost:
             try:
                 read = {node.name.lower() for node in sqlglot.parse_one(definition, read="duckdb").find_all(exp.Table)}
             except sqlglot.errors.SqlglotError:  # only to name the tables: all of them will do
                 read = set()
-            raise view_no_longer_fits(view, ", ".join(sorted(read & set(tables)) or tables), why)
+            reason = why if columns is None else f"its column{'s' if len(lost) > 1 else ''} {', '.join(lost)} would be gone"
+            raise view_no_longer_fits(view, ", ".join(sorted(read & set(tables)) or tables), reason)
 
 
-def _unreadable_views(con: Any) -> dict[str, tuple[str, str]]:
-    """Each view that does not bind now, with why (its store's message) and its definition."""
+def _view_shapes(con: Any) -> dict[str, tuple[list[str] | None, str, str]]:
+    """Each view's (columns, or None when it does not bind now; why not, its store's message; its definition)."""
     import duckdb
 
-    unreadable = {}
+    shapes = {}
     for view, definition in con.execute("SELECT view_name, sql FROM duckdb_views() WHERE schema_name = 'main' AND NOT internal").fetchall():
         try:
-            con.execute(f"SELECT * FROM {quote(view)} LIMIT 0")
+            shapes[view] = ([column[0] for column in con.execute(f"SELECT * FROM {quote(view)} LIMIT 0").description], "", definition)
         except duckdb.Error as error:
-            unreadable[view] = (query_error(str(error)).message, definition)
-    return unreadable
+            shapes[view] = (None, query_error(str(error)).message, definition)
+    return shapes
 
 
 def _columns(con: Any, select: str, parameters: list) -> list[str]:

@@ -84,6 +84,14 @@ def test_views_survive_a_replaced_table_and_refuse_losing_their_column(warehouse
     assert "m1_simclr" not in warehouse.columns("t")
 
 
+def test_a_view_of_every_column_keeps_its_columns_on_both_stores(warehouse):
+    warehouse.replace_table("t", _rows(), index_on=["image_path"], generations=_generations())
+    warehouse.change('CREATE VIEW "every" AS SELECT * FROM "t"', "every")
+    with pytest.raises(QueryError, match="View 'every' reads what table 't' would no longer have"):
+        warehouse.drop(columns={"t": ["m1_simclr"]})
+    assert list(warehouse.query('SELECT * FROM "every" LIMIT 0').columns) == ["image_path", "label", "m1_simclr", "m2_simclr"]
+
+
 def test_tables_replaced_together_change_all_or_none(warehouse):
     warehouse.replace_table("t", _rows(), index_on=["image_path"], generations=_generations())
     derived = Generation("d", "m1_simclr", "d_collection", "1", "image_path")

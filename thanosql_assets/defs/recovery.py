@@ -91,6 +91,10 @@ def _record_switch(generation: Generation, embedding: dict[str, Any], resources:
     if (spec.table, spec.column) != (generation.table, generation.column):
         return []
     stores = EmbeddingStores.of(resources)
+    # Read again just before recording: a live process may have switched the table since.
+    serving = resources["warehouse"].table_generations(fresh=True).get(spec.table, {}).get(spec.column)
+    if serving is None or serving.collection != generation.collection:
+        return []
     rows = int(resources["warehouse"].query(f"SELECT count(*) AS n FROM {quote(spec.table)}")["n"].iloc[0])
     refreshed = RefreshedEmbedding(
         spec=spec,
