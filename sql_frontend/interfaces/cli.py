@@ -111,10 +111,15 @@ def _token(args) -> int:
     from resources import Settings, build_resources
     from resources.api_tokens import TokenStore
 
-    store = TokenStore(build_resources(Settings.from_env(args.home))["catalog"].url)
+    settings = Settings.from_env(args.home)
+    settings.ensure_dirs()  # tokens may come before the workspace's first statement
+    store = TokenStore(build_resources(settings)["catalog"].url)
     if args.action == "create":
+        replaced = args.name in store.names()
         print(store.create(args.name))
         print(f"(API token for {args.name!r}: shown once, stored only as its SHA-256 digest)", file=sys.stderr)
+        if replaced:
+            print(f"(it replaces {args.name!r}'s previous token, which no longer works)", file=sys.stderr)
     elif args.action == "revoke":
         if not store.revoke(args.name):
             print(f"error: no token named {args.name!r}", file=sys.stderr)

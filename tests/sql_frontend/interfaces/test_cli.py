@@ -75,3 +75,11 @@ def test_list_prints_the_tables(tutorial_home):
     result = thanosql("--home", str(tutorial_home), "query", "LIST TABLE")
     assert result.returncode == 0, result.stderr
     assert "mnist_train" in result.stdout and "my_image_search_model_simclr" in result.stdout and "embedding_columns" in result.stdout
+
+
+def test_a_new_token_for_a_name_says_it_replaces_the_old_one(tmp_path):
+    home = tmp_path / "workspace"
+    first = thanosql("--home", str(home), "token", "create", "carol")
+    second = thanosql("--home", str(home), "token", "create", "carol")
+    assert first.returncode == second.returncode == 0 and first.stdout != second.stdout
+    assert "replaces" not in first.stderr and "'carol''s previous token, which no longer works" in second.stderr
