@@ -42,6 +42,9 @@ def sql_string(value: str) -> str:
 
 
 _DUCKDB_UNKNOWN_COLUMN = re.compile(r'Referenced column "([^"]+)" not found in FROM clause!?(?:\s*Candidate bindings:\s*(.*))?$')
+_DUCKDB_UNKNOWN_QUALIFIED_COLUMN = re.compile(
+    r'Table "([^"]+)" does not have a column (named|with name) "([^"]+)"(?:\s*(?:Candidate bindings|Did you mean):\s*:?\s*(.*))?$'
+)
 _ERROR_KIND = re.compile(r"^\s*(?:\(\w+(?:\.\w+)*\)\s*)?(?:[A-Za-z ]+ Error:\s*|ERROR:\s*)?")
 
 
@@ -50,16 +53,24 @@ def query_error(database_message: str) -> QueryError:
     SQL it ran (the transpiled text, not the user's), with a hint for the usual causes."""
     lines = []
     for line in database_message.strip().splitlines():
-        if line.startswith(("LINE ", "[SQL:", "(Background on this error")):
-            break
+        if line.startswith(("LINE ", "[SQL:", "(Background on this error")) or line.strip().startswith("Candidate functions:"):
+            break  # DuckDB's candidates: every overload of the function, hundreds of characters
         if line.strip():
             lines.append(line.strip())
     message = _ERROR_KIND.sub("", " ".join(lines))[:500] or "The query failed."
     unknown = _DUCKDB_UNKNOWN_COLUMN.match(message)
-    if unknown:  # DuckDB's wording; PostgreSQL says `column "x" does not exist`
-        name, candidates = unknown.group(1), re.findall(r'"([^"]+)"', unknown.group(2) or "")
-        close = ", ".join(difflib.get_close_matches(name, candidates, n=3, cutoff=0.6))  # DuckDB offers some name even when none is close
-        message = f'Column "{name}" does not exist' + (f" (did you mean {close}?)" if close else ".")
+    qualified = _DUCKDB_UNKNOWN_QUALIFIED_COLUMN.match(message)
+    if unknown or qualified:  # DuckDB's wording; PostgreSQL says `column "x" does not exist`
+        if unknown:
+            name, bare, candidates, table = unknown.group(1), unknown.group(1), unknown.group(2), None
+        else:
+            table, bare, candidates = qualified.group(1), qualified.group(3), qualified.group(4)
+            name = f"{table}.{bare}" if qualified.group(2) == "named" else bare  # t.x as written; INSERT's (x) alone
+        close = ", ".join(difflib.get_close_matches(bare, re.findall(r'"([^"]+)"', candidates or ""), n=3, cutoff=0.6))  # DuckDB offers some name even when none is close
+        message = (
+            f'Column "{name}" does not exist' + (f" in table {table}" if table and name == bare else "")
+            + (f" (did you mean {close}?)" if close else ".")
+        )
     lowered = message.lower()
     if "not found in from clause" in lowered or ("column" in lowered and "does not exist" in lowered):
         hint = "Check the column name; SELECT * FROM <table> LIMIT 0 lists a table's columns."

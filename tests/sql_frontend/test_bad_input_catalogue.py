@@ -250,6 +250,11 @@ def test_an_unknown_column_is_named_in_postgresql_words_with_a_close_name_if_any
     assert 'Column "labl" does not exist (did you mean label?)' in str(refused(tutorial_conn, "SELECT labl FROM mnist_test"))
     unlike = str(refused(tutorial_conn, "SELECT nosuch FROM mnist_test"))
     assert 'Column "nosuch" does not exist.' in unlike and "did you mean" not in unlike
+    qualified = refused(tutorial_conn, "SELECT * FROM mnist_test t1, mnist_test t2 WHERE t1.label = t2.lable")
+    assert 'Column "t2.lable" does not exist (did you mean label?)' in str(qualified) and qualified.col == 61
+    inserted = refused(tutorial_conn, "INSERT INTO mnist_train (image_path, nope) VALUES ('a', 1)")
+    assert 'Column "nope" does not exist in table mnist_train.' in str(inserted) and inserted.col == 38
+    assert "Candidate functions" not in str(refused(tutorial_conn, "SELECT avg(filename) FROM mnist_test"))
 
 
 @pytest.mark.parametrize(
