@@ -34,16 +34,17 @@ class OptionSpec:
     choices: tuple[str, ...] | None = None
     minimum: float | None = None
     maximum: float | None = None
+    unset: str = "none"  # what a default of None means, as the hint says it
 
     def describe(self) -> str:
-        default = "depends on the data" if self.default is None else repr(self.default)
+        default = self.unset if self.default is None else repr(self.default)
         return f"{self.name} ({_TYPE_NAMES[self.type]}, default {default}): {self.doc}"
 
 
 OVERWRITE = OptionSpec("overwrite", bool, False, "replace the object if it already exists")
 ON_ERROR = OptionSpec(
     "on_error", str, "raise",
-    "an unreadable image: 'raise' names it and changes nothing; 'skip' leaves it out and lists it",
+    "an unreadable image: 'raise' names it and changes nothing; 'skip' goes on without it and lists it",
     choices=("raise", "skip"),
 )
 SCHEDULE = OptionSpec(
@@ -60,8 +61,8 @@ COPY_OPTIONS = (
 PARTITIONS = OptionSpec(
     "partitions", int, None,
     "embed the images in this many Dagster partition runs, which the run launcher can place on as many machines; "
-    "the table switches to the new embedding once, after the last (default: one per million images)",
-    minimum=1, maximum=1024,
+    "the table switches to the new embedding once, after the last",
+    minimum=1, maximum=1024, unset="one per million images",
 )
 CREATE_TABLE_USING_OPTIONS = (
     OptionSpec("path_type", str, "folder", "where the images are: a folder (searched recursively)", choices=("folder",)),
@@ -136,7 +137,7 @@ MODEL_SHAPE_OPTIONS = frozenset(
 UPLOAD_MODEL_OPTIONS = (
     OptionSpec(
         "framework", str, None, "what the source is: 'huggingface' (a save_pretrained directory) or 'pytorch' (torchvision weights)",
-        choices=("huggingface", "pytorch"),
+        choices=("huggingface", "pytorch"), unset="none: required",
     ),
     OptionSpec("algorithm", str, None, "framework 'pytorch': the architecture of the weights, one of BUILD MODEL's classifiers (e.g. 'ResNet18')"),
     OptionSpec("overwrite", bool, False, "register the source again as a new version of an existing model"),
@@ -165,7 +166,7 @@ def config_options(config: type) -> tuple[OptionSpec, ...]:
         specs.append(
             OptionSpec(
                 item.name, kind, item.default, item.metadata["doc"], choices=choices,
-                minimum=item.metadata.get("minimum"), maximum=item.metadata.get("maximum"),
+                minimum=item.metadata.get("minimum"), maximum=item.metadata.get("maximum"), unset="depends on the data",
             )
         )
     return tuple(specs)

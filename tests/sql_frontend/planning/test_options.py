@@ -59,3 +59,14 @@ def test_every_option_is_documented_in_the_readme():
     readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     for option in SIMCLR_OPTIONS:
         assert f"`{option.name}`" in readme, option.name
+
+
+def test_hints_say_what_an_unset_option_means():
+    from sql_frontend.planning.options import PARTITIONS, PREDICT_OPTIONS, UPLOAD_MODEL_OPTIONS
+
+    top_k = next(spec for spec in PREDICT_OPTIONS if spec.name == "top_k")
+    framework = next(spec for spec in UPLOAD_MODEL_OPTIONS if spec.name == "framework")
+    assert "default none)" in top_k.describe() and "default none: required" in framework.describe()
+    assert "default one per million images" in PARTITIONS.describe()
+    embedding_dim = next(spec for spec in build_model_options(ALGORITHMS["simclr"]) if spec.name == "embedding_dim")
+    assert "default depends on the data" in embedding_dim.describe()
