@@ -245,6 +245,8 @@ def test_fit_continues_a_simclr_model(scratch):
 BAD = [
     pytest.param("BUILD MODEL c USING ResNet18 AS SELECT image_path FROM mnist_train", ["label_col 'label'", "not a column"], id="missing-label-col"),
     pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (label_col='digit') AS SELECT * FROM mnist_train", ["digit", "column with the labels"], id="unknown-label-col"),
+    pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (image_col='label') AS SELECT * FROM mnist_train", ["holds numbers", "not image paths"], id="numbers-as-images"),
+    pytest.param("PREDICT USING digits OPTIONS (image_col='label') AS SELECT * FROM mnist_test", ["holds numbers", "not image paths"], id="predict-numbers-as-images"),
     pytest.param(
         "BUILD MODEL c USING ResNet18 OPTIONS (label_col='my_image_search_model_simclr') AS SELECT * FROM mnist_test",
         ["array values", "labels are integers, text or booleans"], id="array-labels",

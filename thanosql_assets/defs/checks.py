@@ -6,7 +6,7 @@ from typing import Any
 
 import pandas as pd
 
-from thanosql.errors import ObjectNotFoundError
+from thanosql.errors import DataError, ObjectNotFoundError
 
 _WHAT_COLUMNS_HOLD = {"label_col": "the labels"}
 
@@ -24,3 +24,13 @@ def require_column(column: str, columns: Sequence[str], *, option: str = "image_
 def image_path_texts(values: Iterable[Any]) -> list[str | None]:
     """A column's image paths as text; None for a row without one (NULL, NaN or empty)."""
     return [None if pd.isna(value) or str(value) == "" else str(value) for value in values]
+
+
+def require_image_paths(values: pd.Series, column: str) -> None:
+    """Raise unless `column` (OPTIONS image_col) holds text: numbers or booleans are no file paths."""
+    if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+        shown = ", ".join(map(str, values.dropna().unique()[:3]))
+        raise DataError(
+            f"Column {column!r} holds {'booleans' if pd.api.types.is_bool_dtype(values) else 'numbers'} ({shown}...), not image paths.",
+            hint="Name the column of image file paths with OPTIONS (image_col='...').",
+        )

@@ -51,7 +51,7 @@ from resources import (
     WorkspaceResource,
 )
 from thanosql.errors import ObjectNotFoundError
-from thanosql_assets.defs.checks import image_path_texts, require_column
+from thanosql_assets.defs.checks import image_path_texts, require_column, require_image_paths
 from thanosql_assets.defs.folders import folder_rows
 from thanosql_assets.defs.journal import journal_collection
 from thanosql_assets.defs.progress import counted
@@ -382,4 +382,5 @@ def embedding_rows(spec: EmbeddingSpec, workspace: WorkspaceResource, warehouse:
     """The rows whose images the embedding embeds: the query's, or one per image file under the folder."""
     rows = folder_rows(workspace, spec) if spec.folder else warehouse.query_from(spec.query, QUERY_DIALECT)
     require_column(spec.image_col, list(rows.columns), rows="the rows to embed")
+    require_image_paths(rows[spec.image_col], spec.image_col)
     return rows

@@ -19,7 +19,7 @@ import pandas as pd
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
 from resources.warehouse import quote
 from thanosql.errors import DataError, ObjectNotFoundError
-from thanosql_assets.defs.checks import image_path_texts, require_column
+from thanosql_assets.defs.checks import image_path_texts, require_column, require_image_paths
 from thanosql_assets.defs.folders import folder_rows
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
@@ -65,6 +65,7 @@ def predicted_rows(
     on_error='raise': a DataError names the first unusable image. 'skip': its row keeps NULL
     predictions, and it is listed."""
     require_column(image_col, list(rows.columns))
+    require_image_paths(rows[image_col], image_col)
     paths = [None if path is None else workspace.resolve(path) for path in image_path_texts(rows[image_col])]
     predicted = classifier.predict_files_checked(paths, batch_size, column=image_col, on_error=on_error)
     probabilities = np.full((len(rows), classifier.num_classes), np.nan, dtype=np.float32)

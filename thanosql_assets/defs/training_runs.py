@@ -15,7 +15,7 @@ import pandas as pd
 
 from resources import CatalogResource, ModelRegistryResource, WarehouseResource, WorkspaceResource
 from thanosql.errors import DataError, ThanoSQLError
-from thanosql_assets.defs.checks import image_path_texts, require_column
+from thanosql_assets.defs.checks import image_path_texts, require_column, require_image_paths
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, ModelSpec
@@ -72,6 +72,7 @@ def training_images(
     require_column(image_col, list(rows.columns), rows=f"the training rows of {spec.name}")
     for option, column in columns:
         require_column(column, list(rows.columns), option=option, rows=f"the training rows of {spec.name}")
+    require_image_paths(rows[image_col], image_col)
     paths = [None if path is None else workspace.resolve(path) for path in image_path_texts(rows[image_col])]
     if spec.on_error == "raise":
         check_files_exist(paths, image_col)  # every missing file in one message, before any decoding

@@ -166,8 +166,9 @@ def _check_header(data: bytes) -> tuple[str, tuple[int, int]]:
 
 
 def describe_missing(paths: Sequence[Path], shown: int = 3) -> str:
-    listed = ", ".join(f"{path} (a directory)" if path.is_dir() else str(path) for path in paths[:shown])
-    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    distinct = list(dict.fromkeys(paths))  # rows may name one file many times
+    listed = ", ".join(f"{path} (a directory)" if path.is_dir() else str(path) for path in distinct[:shown])
+    more = f" and {len(distinct) - shown} more" if len(distinct) > shown else ""
     return f"{listed}{more}"
 
 
