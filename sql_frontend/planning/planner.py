@@ -900,6 +900,7 @@ class _StatementPlanner:
         options = validate_options(node.args.get("options"), SEARCH_OPTIONS, statement="SEARCH", sql=self._sql)
         table = options["table_name"]
         if table is None:
+            self._check_overwrite_saves(node, "SEARCH", options)
             return None
         self._check_new_name(table, node, "Table", option="table_name")
         where = self._option_at(node, "table_name")
@@ -927,6 +928,7 @@ class _StatementPlanner:
         options, tables = self._check_predict(node)
         table = options["table_name"]
         if table is None:
+            self._check_overwrite_saves(node, "PREDICT", options)
             return Query(node)
         self._check_new_name(table, node, "Table", option="table_name")
         where = self._option_at(node, "table_name")
@@ -1155,6 +1157,15 @@ class _StatementPlanner:
                     alias.set("columns", [column.copy() for column in defined.this.expressions])  # CREATE VIEW w (x) AS ...
                 node.replace(exp.Subquery(this=body, alias=alias))
         raise InternalError(f"The views read by this CONVERT read each other in a circle: {', '.join(sorted(views))}.")
+
+    def _check_overwrite_saves(self, node: exp.Expression, statement: str, options: dict) -> None:
+        """overwrite=True replaces a table the statement saves: without table_name it would do nothing."""
+        if options["overwrite"]:
+            raise OptionError(
+                f"{statement} saves no table without table_name: overwrite=True would replace nothing.",
+                **self._option_at(node, "overwrite"),
+                hint=f"Add table_name='...' to save the rows as a table (overwrite=True replaces one an earlier {statement} saved), or leave overwrite out.",
+            )
 
     def _made_by(self, table: str, model: str) -> bool:
         """Whether a CONVERT with `model` made `table` from a query over other tables: running one

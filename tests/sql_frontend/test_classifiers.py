@@ -274,6 +274,7 @@ BAD = [
     ),
     pytest.param("CONVERT USING digits AS SELECT * FROM mnist_test", ["classifier", "SimCLR"], id="convert-with-classifier"),
     pytest.param("PREDICT USING nothing AS SELECT * FROM mnist_test", ["nothing", "does not exist"], id="predict-missing-model"),
+    pytest.param("PREDICT USING digits OPTIONS (overwrite=True) AS SELECT * FROM mnist_test", ["saves no table without table_name"], id="predict-overwrite-alone"),
     pytest.param("PREDICT USING digits OPTIONS (top_k=11) AS SELECT * FROM mnist_test", ["top_k=11", "10 classes"], id="top-k-too-large"),
     pytest.param("PREDICT USING digits OPTIONS (top_k=0) AS SELECT * FROM mnist_test", ["top_k", "at least 1"], id="top-k-zero"),
     pytest.param("PREDICT USING digits OPTIONS (image_col='img') AS SELECT * FROM mnist_test", ["img", "not a column"], id="predict-image-col"),
