@@ -154,6 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     token.add_argument("name", nargs="?", default="default")
     token.set_defaults(handler=_token)
     args = parser.parse_args(argv)
+    if args.home and args.url and args.command in ("run", "query"):
+        print(f"note: --home is not used with --url: statements run on the server's workspace ({args.url})", file=sys.stderr)
     try:
         with user_errors():
             return args.handler(args)

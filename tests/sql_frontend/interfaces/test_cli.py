@@ -83,3 +83,8 @@ def test_a_new_token_for_a_name_says_it_replaces_the_old_one(tmp_path):
     second = thanosql("--home", str(home), "token", "create", "carol")
     assert first.returncode == second.returncode == 0 and first.stdout != second.stdout
     assert "replaces" not in first.stderr and "'carol''s previous token, which no longer works" in second.stderr
+
+
+def test_home_with_url_says_it_is_not_used(tmp_path):
+    result = thanosql("--home", str(tmp_path / "workspace"), "--url", "http://127.0.0.1:9", "query", "SELECT 1")
+    assert "--home is not used with --url" in result.stderr and not (tmp_path / "workspace").exists()
