@@ -338,6 +338,10 @@ class Parser(Postgres.Parser):
         query = self._parse_select(nested=True)
         if query is None:
             self._fail("Expected a SELECT query after AS")
+        if isinstance(query, exp.Subquery):
+            # `AS (SELECT ...) UNION ALL (SELECT ...) ORDER BY ...`: what follows a parenthesised
+            # query continues it, as in sqlglot's own statement parser.
+            query = self._parse_query_modifiers(self._parse_set_operations(query))
         return query
 
     def _parse_thanosql_options(self) -> Options | None:

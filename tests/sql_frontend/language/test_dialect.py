@@ -144,6 +144,9 @@ CLASSIFIER_STATEMENTS = [
     "BUILD MODEL r USING ResNet18 OPTIONS (pretrained=True, input_size=128) AS SELECT * FROM t",
     "BUILD MODEL v USING ViT OPTIONS (pretrained='vit', self_training=False) AS SELECT * FROM t",
     "GET THANOSQL MODEL 'torchvision/resnet18' AS r",
+    # A parenthesised query after AS goes on as any query does: set operations, ORDER BY, LIMIT.
+    "BUILD MODEL c USING ResNet18 AS (SELECT * FROM t LIMIT 3) UNION ALL (SELECT * FROM u LIMIT 2)",
+    "PREDICT USING c AS (SELECT * FROM t) ORDER BY image_path LIMIT 2",
 ]
 
 LIST_STATEMENTS = [
