@@ -192,10 +192,13 @@ class QueryEngine:
         if top_k is not None:
             return self._select_top_k(query, top_k, relations)
         self.last_plan = "exhaustive"
-        for index, subquery in enumerate([s for s in query.find_all(exp.Subquery) if isinstance(s.this, SearchMedia)]):
+        for index, subquery in enumerate([s for s in query.find_all(exp.Subquery, exp.CTE) if isinstance(s.this, SearchMedia)]):
             name = SEARCH_RELATION.format(index)
             relations[name] = self.search_all(self.prepare(subquery.this))
-            subquery.replace(_relation(name, subquery.args.get("alias")))
+            if isinstance(subquery, exp.CTE):  # WITH hits AS (SEARCH ...): the rows, under the CTE's name
+                subquery.set("this", exp.select("*").from_(name))
+            else:
+                subquery.replace(_relation(name, subquery.args.get("alias")))
         return self.warehouse.query(query.sql(dialect=self.warehouse.dialect), relations)
 
     def list_objects(self, node: ListObjects) -> pd.DataFrame:

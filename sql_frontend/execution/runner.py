@@ -89,11 +89,14 @@ class StatementRunner:
     def query(self, plan: Query, statement: ParsedStatement) -> pd.DataFrame:
         """Evaluate a query plan (once: its CONVERT subqueries are materialized, then read in their place)."""
         relations = {}
-        for index, (subquery, convert) in enumerate(plan.converts):
+        for index, (holder, convert) in enumerate(plan.converts):
             self.materialize(convert, statement)
             name = f"__thanosql_convert_{index}"
             relations[name] = self.result_rows(convert)
-            subquery.replace(exp.Table(this=exp.to_identifier(name), alias=subquery.args.get("alias")))
+            if isinstance(holder, exp.CTE):  # WITH made AS (CONVERT ...): its rows, under the CTE's name
+                holder.set("this", exp.select("*").from_(name))
+            else:
+                holder.replace(exp.Table(this=exp.to_identifier(name), alias=holder.args.get("alias")))
         engine = QueryEngine(sql=statement.sql, start=statement.start, **{key: self.resources[key] for key in QUERY_RESOURCES})
         try:
             rows = engine.run(plan.expression, relations)

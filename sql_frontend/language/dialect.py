@@ -19,7 +19,8 @@ Statements added on top of PostgreSQL (keywords in any case)::
 
 DROP TABLE [IF EXISTS] name [CASCADE] is PostgreSQL's own statement.
 
-SEARCH, CONVERT and PREDICT may also stand where a subquery can, as in ``SELECT ... FROM (SEARCH ...)``.
+SEARCH, CONVERT, PREDICT and LIST may also stand where a subquery can, as in ``SELECT ... FROM (SEARCH ...)``
+or ``WITH hits AS (SEARCH ...)``; the other statements are parsed there too, so planning can refuse them by name.
 Inside OPTIONS and after COPY ... FROM, a double-quoted word is a string, as in the tutorials
 (``image_col="image_path"``); in the SELECT parts it stays a quoted identifier, as in PostgreSQL.
 """
@@ -155,6 +156,11 @@ def option_value(node: exp.Expression) -> t.Any:
 # --------------------------------------------------------------------------------------------
 
 
+# Statements that stand alone only, by their first two words: in a subquery, planning refuses
+# them by name.
+_STATEMENTS_ONLY = {"EVALUATE": "USING", "BUILD": "MODEL", "FIT": "MODEL", "UPLOAD": "MODEL", "GET": "THANOSQL", "PRINT": "IMAGE"}
+
+
 class Parser(Postgres.Parser):
     STATEMENT_PARSERS = {
         **Postgres.Parser.STATEMENT_PARSERS,
@@ -212,6 +218,10 @@ class Parser(Postgres.Parser):
             if word in ("CONVERT", "PREDICT") and self._next and self._next.token_type == TokenType.USING:
                 self._advance()
                 return self._parse_convert_using() if word == "CONVERT" else self._parse_using_query(PredictUsing, "PREDICT")
+            if word in _STATEMENTS_ONLY and self._next and self._next.text.upper() == _STATEMENTS_ONLY[word]:
+                # Parsed, so that planning refuses it by name (read_only) rather than here as a missing ")".
+                self._advance()
+                return self.WORD_STATEMENT_PARSERS[word](self)
         return super()._parse_wrapped_select(table=table)
 
     # -- statements ---------------------------------------------------------------------------

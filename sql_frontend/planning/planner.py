@@ -114,6 +114,7 @@ _STATEMENTS = (
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # organization/model, as the Hugging Face Hub names models
 _KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
+_KINDS_OF_MODEL = {"simclr": "an image-embedding model", "classifier": "a classifier"}  # followed by the algorithm's name
 _KIND_USES = {
     "simclr": "SimCLR models embed and search images: CONVERT, CREATE TABLE ... USING and SEARCH.",
     "classifier": "Classifiers label images: PREDICT, EVALUATE, and CREATE TABLE ... USING for a folder of images.",
@@ -189,7 +190,7 @@ def check_model_kind(entry: CatalogEntry, kind: str, use: str, where: dict) -> N
     actual = algorithm_of(entry.spec["algorithm"])
     if actual.kind != kind:
         raise SQLError(
-            f"Model {entry.name!r} is {_KIND_NAMES[actual.kind]} ({actual.name}); {use} needs {_KIND_NAMES[kind]}.",
+            f"Model {entry.name!r} is {_KINDS_OF_MODEL[actual.kind]} ({actual.name}); {use} needs {_KIND_NAMES[kind]}.",
             **where,
             hint=_KIND_USES[actual.kind],
         )
@@ -877,7 +878,7 @@ class _StatementPlanner:
         """SELECT, SEARCH and PRINT: CONVERT subqueries, then every SEARCH's target and the similarity
         a top-k plan ranks by, then every other table read."""
         converts = [
-            (subquery, self._convert(subquery.this)) for subquery in node.find_all(exp.Subquery) if isinstance(subquery.this, ConvertUsing)
+            (holder, self._convert(holder.this)) for holder in node.find_all(exp.Subquery, exp.CTE) if isinstance(holder.this, ConvertUsing)
         ]
         searches = list(node.find_all(SearchMedia))
         for search in searches:

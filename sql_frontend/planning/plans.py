@@ -24,12 +24,12 @@ class Materialize:
 
 @dataclass(frozen=True)
 class Query:
-    """A query (SELECT, SEARCH, PRINT), checked; CONVERT subqueries in it are materialized first
-    and read as their result rows."""
+    """A query (SELECT, SEARCH, PRINT), checked; CONVERT subqueries and WITH entries in it are
+    materialized first and read as their result rows."""
 
     expression: exp.Expression
     announce: str | None = None
-    converts: list[tuple[exp.Subquery, Materialize]] = field(default_factory=list)
+    converts: list[tuple[exp.Subquery | exp.CTE, Materialize]] = field(default_factory=list)
     save_as: SavedTableSpec | None = None  # SEARCH ... OPTIONS (table_name=...): the table its rows are saved as
 
 

@@ -13,7 +13,19 @@ import re
 
 from sqlglot import exp
 
-from sql_frontend.language.positions import locate
+from sql_frontend.language.dialect import (
+    BuildModel,
+    CopyFrom,
+    CreateTableUsing,
+    DeleteModel,
+    EvaluateUsing,
+    FitModel,
+    GetDataset,
+    GetModel,
+    PrintMedia,
+    UploadModel,
+)
+from sql_frontend.language.positions import locate, node_span, span_location
 from thanosql.errors import SQLError
 
 # Functions that reach past the tables: run SQL given as text, change settings or the session
@@ -34,11 +46,23 @@ _STATEMENTS = (
     exp.Analyze, exp.Grant, exp.Revoke, exp.Comment, exp.Refresh, exp.Cache, exp.Uncache, exp.LoadData, exp.Kill,
     exp.Lock, exp.Command, exp.Set, exp.Transaction, exp.Commit, exp.Rollback, exp.Use, exp.Pragma,
 )  # fmt: skip
+# ThanoSQL statements that stand alone only (SEARCH, CONVERT, PREDICT and LIST may stand in a query).
+_STANDALONE = {
+    GetDataset: "GET THANOSQL DATASET", GetModel: "GET THANOSQL MODEL", CopyFrom: "COPY", UploadModel: "UPLOAD MODEL",
+    BuildModel: "BUILD MODEL", FitModel: "FIT MODEL", EvaluateUsing: "EVALUATE", PrintMedia: "PRINT IMAGE",
+    CreateTableUsing: "CREATE TABLE ... USING", DeleteModel: "DELETE MODEL",
+}  # fmt: skip
 
 
 def check_read_only(query: exp.Expression, sql: str) -> None:
     """Raise SQLError (at the offending text of `sql`) if `query` could change data or read files."""
     for node in query.walk():
+        if node is not query and type(node) in _STANDALONE:
+            raise SQLError(
+                f"{_STANDALONE[type(node)]} is a statement of its own: it cannot stand inside a query.",
+                **_keyword_location(sql, node, _STANDALONE[type(node)].split()[0]),
+                hint="Run it as a statement of its own. SEARCH, CONVERT, PREDICT and LIST may stand where a subquery can.",
+            )
         if isinstance(node, exp.Select) and node.args.get("into"):
             raise SQLError(
                 "SELECT ... INTO creates a table; a query only reads tables.",
@@ -65,6 +89,16 @@ def check_read_only(query: exp.Expression, sql: str) -> None:
                 **locate(sql, node),
                 hint="Query the workspace's tables (FROM table_name); to load a file, COPY <table> FROM 'file.csv' first.",
             )
+
+
+def _keyword_location(sql: str, node: exp.Expression, keyword: str) -> dict:
+    """Where `node`'s first word `keyword` stands: before the first name or value under it (the
+    positions sqlglot keeps)."""
+    span = node_span(node)
+    if span is None:
+        return {}
+    start = sql.upper().rfind(keyword, 0, span[0])
+    return span_location(sql, start, start + len(keyword) - 1) if start >= 0 else span_location(sql, *span)
 
 
 def _function_name(function: exp.Func) -> str:

@@ -46,6 +46,12 @@ CASES = [
     pytest.param("BUILD MODEL m2 USING SimCLR AS WITH d AS (DELETE FROM mnist_train RETURNING *) SELECT * FROM d", ["DELETE"], id="build-over-delete"),
     pytest.param("CONVERT USING my_image_search_model AS SELECT * FROM read_csv('/etc/passwd')", ["read_csv"], id="convert-over-file"),
     pytest.param("SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS WITH d AS (DELETE FROM mnist_test RETURNING *) SELECT * FROM d", ["DELETE"], id="search-over-delete"),
+    # ThanoSQL's own statements that stand alone only, named as such wherever a query holds them.
+    pytest.param("WITH m AS (BUILD MODEL m2 USING SimCLR AS SELECT * FROM mnist_train) SELECT * FROM m", ["BUILD MODEL", "statement of its own"], id="build-in-with"),
+    pytest.param("WITH c AS (COPY t2 FROM 'thanosql-dataset/mnist_data/mnist_test.csv') SELECT 1", ["COPY", "statement of its own"], id="copy-in-with"),
+    pytest.param("SELECT * FROM (EVALUATE USING my_image_search_model AS SELECT * FROM mnist_test) AS e", ["EVALUATE", "statement of its own"], id="evaluate-in-from"),
+    pytest.param("SELECT * FROM (GET THANOSQL DATASET mnist_data)", ["GET THANOSQL DATASET", "statement of its own"], id="get-in-from"),
+    pytest.param("CONVERT USING my_image_search_model AS WITH d AS (DELETE MODEL my_image_search_model) SELECT * FROM mnist_test", ["DELETE MODEL", "statement of its own"], id="delete-model-in-convert"),
     pytest.param("SELECT * FROM mnist_train; DELETE FROM mnist_train", ["one statement"], id="two-statements"),
     pytest.param("DELETE FROM mnist_train RETURNING *", ["RETURNING"], id="delete-returning"),
     pytest.param("DROP TABLE mnist_train", ["needed by model my_image_search_model", "CASCADE"], id="drop-table-a-model-needs"),

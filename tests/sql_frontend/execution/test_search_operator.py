@@ -53,6 +53,15 @@ def test_top_k_reads_a_fraction_of_the_collection(tutorial_conn):
     assert tutorial_conn.last_plan == "top-k (32 of 200 images), rows held in memory"
 
 
+def test_a_search_named_by_with_gives_the_subquerys_rows(tutorial_conn):
+    ranked = exhaustive(tutorial_conn).sort_values(SIMILARITY, ascending=False, kind="stable").head(4)
+    rows = tutorial_conn.execute(
+        f"WITH hits AS ({search(repr(QUERY))}) SELECT image_path, {SIMILARITY} FROM hits ORDER BY {SIMILARITY} DESC LIMIT 4"
+    )
+    assert rows["image_path"].tolist() == ranked["image_path"].tolist()
+    np.testing.assert_allclose(rows[SIMILARITY].to_numpy(), ranked[SIMILARITY].to_numpy(), atol=1e-5)
+
+
 def test_without_order_by_and_limit_search_scores_every_row(tutorial_conn):
     rows = tutorial_conn.execute(f"SELECT image_path, {SIMILARITY} FROM ({search(repr(QUERY))}) WHERE label = 8")
     assert tutorial_conn.last_plan == "exhaustive"

@@ -75,6 +75,15 @@ AS SELECT * FROM mnist_embds)"""
     assert len(top) == 4 and top[SIMILARITY].is_monotonic_decreasing
 
 
+def test_a_convert_named_by_with_is_made_then_read_under_its_name(scratch_conn):
+    rows = scratch_conn.execute(
+        f"WITH made AS (CONVERT USING {MODEL} OPTIONS (table_name='five') AS SELECT * FROM mnist_test ORDER BY image_path LIMIT 5) "
+        f"SELECT count(*) AS n, count({COLUMN}) AS embedded FROM made"
+    )
+    assert rows.iloc[0].tolist() == [5, 5]
+    assert len(scratch_conn.execute(f"SELECT * FROM five WHERE {COLUMN} IS NOT NULL")) == 5
+
+
 def test_new_files_in_a_folder_embed_only_the_new_images(scratch_conn):
     home = scratch_conn.settings.home
     folder = home / "pictures"
