@@ -230,7 +230,11 @@ class DuckDBWarehouseResource(WarehouseResource):
             try:
                 # Queries read tables only: no file, extension or other database can be reached
                 # from SQL, and no query can turn that back on. COPY reads its CSV files itself.
-                return duckdb.connect(self.path, config={"enable_external_access": False, "lock_configuration": True})
+                # `/` of two integers is PostgreSQL's integer division (7 / 2 = 3), so a query
+                # answers as it does in production mode.
+                return duckdb.connect(
+                    self.path, config={"enable_external_access": False, "integer_division": True, "lock_configuration": True}
+                )
             except duckdb.IOException as error:
                 if "lock" not in str(error).lower():
                     raise

@@ -45,6 +45,7 @@ _DUCKDB_UNKNOWN_COLUMN = re.compile(r'Referenced column "([^"]+)" not found in F
 _DUCKDB_UNKNOWN_QUALIFIED_COLUMN = re.compile(
     r'Table "([^"]+)" does not have a column (named|with name) "([^"]+)"(?:\s*(?:Candidate bindings|Did you mean):\s*:?\s*(.*))?$'
 )
+_DUCKDB_DIVISION_BY_ZERO = re.compile(r"^Division by zero in expression \((.*)\)\. Use TRY")
 _ERROR_KIND = re.compile(r"^\s*(?:\(\w+(?:\.\w+)*\)\s*)?(?:[A-Za-z ]+ Error:\s*|ERROR:\s*)?")
 
 
@@ -71,8 +72,13 @@ def query_error(database_message: str) -> QueryError:
             f'Column "{name}" does not exist' + (f" in table {table}" if table and name == bare else "")
             + (f" (did you mean {close}?)" if close else ".")
         )
+    zero = _DUCKDB_DIVISION_BY_ZERO.match(message)
+    if zero:  # DuckDB names its own operator (// for /) and suggests settings a query cannot change
+        message = f'Division by zero in "{zero.group(1).replace(" // ", " / ")}".'
     lowered = message.lower()
-    if "not found in from clause" in lowered or ("column" in lowered and "does not exist" in lowered):
+    if "division by zero" in lowered:
+        hint = "Guard the divisor: a / NULLIF(b, 0) gives NULL where b is 0."
+    elif "not found in from clause" in lowered or ("column" in lowered and "does not exist" in lowered):
         hint = "Check the column name; SELECT * FROM <table> LIMIT 0 lists a table's columns."
     elif "function" in lowered and ("does not exist" in lowered or "no function matches" in lowered):
         hint = "Check the function's name and argument types (PostgreSQL functions and DuckDB's)."

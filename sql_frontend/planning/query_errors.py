@@ -22,7 +22,7 @@ def located(error: QueryError, sql: str, query: exp.Expression, start: int = 0) 
     # Only within the statement: a name the store quotes from a view's definition (a view that no
     # longer fits its table) is not the user's text, nor is the next statement of the script.
     stop = len(sql) if end is None else end + 1
-    names = [rf"(?<![\w.]){re.escape(name)}(?!\w)" for name in re.findall(r'"([^"]+)"', error.bare_message)]
+    names = [rf"(?<![\w.]){_spaced(name)}(?!\w)" for name in re.findall(r'"([^"]+)"', error.bare_message)]
     # A value the store quotes ('abc' could not be converted) stands in the statement as that literal.
     literals = [re.escape(f"'{value}'") for value in re.findall(r"'([^']+)'", error.bare_message)]
     for pattern in (*names, *literals):
@@ -30,3 +30,8 @@ def located(error: QueryError, sql: str, query: exp.Expression, start: int = 0) 
         if match:
             return QueryError(error.bare_message, **span_location(sql, match.start(), match.end() - 1), hint=error.hint)
     return QueryError(error.bare_message, **locate(sql, query), hint=error.hint)
+
+
+def _spaced(text: str) -> str:
+    """A pattern for `text` however it is spaced: a quoted expression "7 % 0" matches 7%0."""
+    return r"\s*".join(re.escape(part) for part in text.split())

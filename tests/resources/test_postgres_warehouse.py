@@ -48,6 +48,40 @@ def test_the_tutorial_on_postgres_tables_gives_the_duckdb_results(pg_conn, tutor
     np.testing.assert_allclose(results[7][SIMILARITY], tutorial_results[7][SIMILARITY], atol=1e-5)
 
 
+ARITHMETIC = "SELECT label / 2 AS half, -7 / 2 AS negative, 7.0 / 2 AS exact, label % 3 AS rest, count(*) AS n FROM mnist_test GROUP BY 1, 2, 3, 4 ORDER BY 1, 4"
+
+
+@pytest.fixture
+def duckdb_conn(tutorial_home, monkeypatch):
+    """The tutorial workspace on its DuckDB tables (pg_conn's environment points elsewhere)."""
+    import thanosql
+    from resources.duckdb_warehouse import DuckDBWarehouseResource
+
+    monkeypatch.delenv("THANOSQL_WAREHOUSE_URL")
+    conn = thanosql.connect(tutorial_home, progress=False)
+    assert isinstance(conn._runner.resources["warehouse"], DuckDBWarehouseResource)
+    return conn
+
+
+def test_arithmetic_on_postgres_tables_gives_the_duckdb_results(pg_conn, duckdb_conn):
+    # PostgreSQL's integer division (7 / 2 = 3) in both stores: five buckets of labels, not ten.
+    on_postgres, on_duckdb = pg_conn.execute(ARITHMETIC), duckdb_conn.execute(ARITHMETIC)
+    pd.testing.assert_frame_equal(on_postgres, on_duckdb, check_dtype=False)
+    assert sorted(set(on_duckdb["half"])) == [0, 1, 2, 3, 4] and set(on_duckdb["negative"]) == {-3}
+
+
+@pytest.mark.parametrize("conn_name", ["pg_conn", "duckdb_conn"])
+def test_division_by_zero_is_an_error_at_the_division(conn_name, request):
+    from thanosql.errors import QueryError
+
+    with pytest.raises(QueryError) as caught:
+        request.getfixturevalue(conn_name).execute("SELECT\n  label,\n  label / (label - label) AS e FROM mnist_test")
+    assert "division by zero" in caught.value.message.lower() and "NULLIF" in caught.value.hint
+    assert "SET" not in str(caught.value)
+    if conn_name == "duckdb_conn":  # DuckDB quotes the expression, so the caret finds it; PostgreSQL does not
+        assert (caught.value.line, caught.value.col) == (3, 3)
+
+
 def test_top_k_on_postgres_equals_the_exhaustive_plan(pg_conn):
     search = "SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model AS SELECT * FROM mnist_test"
     every = pg_conn.execute(search).sort_values(SIMILARITY, ascending=False, kind="stable")
