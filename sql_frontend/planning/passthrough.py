@@ -210,6 +210,14 @@ class PassthroughPlanner:
                     **locate(self._sql, table),
                     hint=f"Change the source instead, or make a table of your own: CREATE TABLE my_{name} AS SELECT * FROM {name}.",
                 )
+        classified = self._catalog.get("prediction", name)
+        folder = classified and spec_from_dict("prediction", classified.spec).folder
+        if folder:  # a classifier's table of a folder (CREATE TABLE ... USING classifier FROM 'folder')
+            raise SQLError(
+                f"The rows of table {name!r} are the image files under '{folder}': they are rewritten from it whenever it changes.",
+                **locate(self._sql, table),
+                hint=f"Change the folder instead, or make a table of your own: CREATE TABLE my_{name} AS SELECT * FROM {name}.",
+            )
 
     def _check_embedding_columns_untouched(self, node: exp.Expression, name: str) -> None:
         embedding_columns = set(self._warehouse.table_generations().get(name, {}))

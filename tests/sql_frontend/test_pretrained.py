@@ -178,6 +178,21 @@ def test_a_rescan_classifies_only_new_files_and_drops_removed_ones(scratch):
     assert (kept["predicted"].to_numpy() == first.set_index("image_path").loc[first["image_path"][1:], "predicted"].to_numpy()).all()
 
 
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "INSERT INTO labels VALUES ('x.png', 'x.png', 'red', 1.0)",
+        "DELETE FROM labels WHERE filename = '0.png'",
+        "UPDATE labels SET predicted = 'red'",
+    ],
+)
+def test_the_rows_of_a_folders_table_are_its_files_not_sql_changes(scratch, sql):
+    scratch.execute("CREATE TABLE labels USING colours FROM 'colours'")
+    refused_naming(scratch, sql, ["image files under 'colours'", "CREATE TABLE my_labels"])
+    again = scratch.execute("CREATE TABLE labels USING colours OPTIONS (overwrite=True) FROM 'colours'")  # the rescan still runs
+    assert len(again) == 12
+
+
 def test_unreadable_files_under_a_folder_are_named_or_skipped_aloud(scratch, capsys):
     home = scratch.settings.home
     (home / "colours" / "broken.png").write_bytes(b"not an image")
