@@ -224,6 +224,20 @@ class Parser(Postgres.Parser):
                 return self.WORD_STATEMENT_PARSERS[word](self)
         return super()._parse_wrapped_select(table=table)
 
+    def _parse_join(self, skip_join_token=False, parse_bracket=False, alias_tokens=None):
+        comma = self._curr is not None and self._curr.token_type == TokenType.COMMA
+        join = super()._parse_join(skip_join_token, parse_bracket, alias_tokens)
+        if comma and join is None:  # sqlglot drops a comma no table follows (`FROM t,`); PostgreSQL refuses it
+            self._fail('Expected a table after ","')
+        return join
+
+    def _parse_table_alias(self, alias_tokens=None):
+        # `FROM t GROUP` is GROUP BY cut short, not t's alias (sqlglot would take it as one)
+        if self._curr and self._curr.token_type == TokenType.VAR and self._curr.text.upper() in ("GROUP", "ORDER"):
+            self._advance()
+            self._fail(f"Expected BY after {self._prev.text.upper()}")
+        return super()._parse_table_alias(alias_tokens)
+
     # -- statements ---------------------------------------------------------------------------
 
     def _parse_get(self) -> GetDataset | GetModel:

@@ -42,6 +42,11 @@ def caret_text(error: ThanoSQLSyntaxError) -> str:
         ("SELECT count(a\nFROM t", 2, 1, "Expected ) to close the ( at line 1:13, found FROM"),
         ("WITH x AS (SELECT 1) INTO", 1, 22, "Expected a query after the WITH clause, found INTO"),
         ("BUILD MODL m USING SimCLR AS SELECT 1", 1, 7, 'Expected MODEL after BUILD, found "MODL"'),
+        # What sqlglot would drop or read as an alias, and PostgreSQL refuses.
+        ("SELECT count(*) FROM t,", 1, 24, 'Expected a table after ",", but the statement ends here'),
+        ("SELECT * FROM t,\nWHERE a = 1", 2, 1, 'Expected a table after ",", found WHERE'),
+        ("SELECT count(*) FROM t GROUP", 1, 29, "Expected BY after GROUP, but the statement ends here"),
+        ("SELECT * FROM t order label", 1, 23, 'Expected BY after ORDER, found "label"'),
     ],
 )
 def test_parse_errors_say_what_was_expected_or_found_in_sql_terms(sql, line, col, message):
