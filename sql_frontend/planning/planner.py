@@ -698,6 +698,12 @@ class _StatementPlanner:
     def _check_labels(self, node: exp.Expression, query: exp.Expression, options: dict) -> list:
         """The distinct labels of the query's `label_col` (checked: no NULLs, not floats, one type)."""
         label_col = options["label_col"]
+        if label_col == options.get("image_col"):
+            raise OptionError(
+                f"label_col and image_col both name column {label_col!r}: the labels would be the image paths.",
+                **self._option_at(node, "label_col"),
+                hint="label_col names the column of classes, e.g. label_col='label'.",
+            )
         self._check_column(node, query, "label_col", label_col)
         dialect = self._warehouse.dialect
         distinct = self._warehouse.query(f"SELECT {quote(label_col)} FROM ({query.sql(dialect=dialect)}) AS q GROUP BY 1")

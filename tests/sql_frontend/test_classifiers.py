@@ -79,14 +79,16 @@ def test_epochs_is_accepted_as_max_epochs(scratch):
     assert _metadata(scratch, ["model", "quick"])["epochs"].value == 1
 
 
-def test_labels_of_one_row_each_train_without_a_held_out_measure(scratch):
+def test_labels_of_one_row_each_train_without_a_held_out_measure(scratch, caplog):
     # Every label has a single row: none to spare for the held-out rows (before, the measure crashed on none).
+    caplog.set_level("INFO", logger="thanosql.progress")
     scratch.execute(
         "BUILD MODEL by_file USING ResNet18 OPTIONS (epochs=1, base_model='my_image_search_model', self_training=False) "
         "AS SELECT image_path, filename AS label FROM mnist_test ORDER BY filename LIMIT 60"
     )
     metadata = _metadata(scratch, ["model", "by_file"])
     assert not any(name.startswith("quality/") for name in metadata) and len(metadata["classes"].value) == 60
+    assert "holding out no rows (no label has rows to spare): the model's accuracy is not measured" in caplog.messages
 
 
 TEN_PER_DIGIT = (
@@ -266,6 +268,7 @@ BAD = [
     pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (epochs=2, max_epochs=3) AS SELECT * FROM mnist_train", ["twice", "epochs"], id="epochs-twice"),
     pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (temperature=0.5) AS SELECT * FROM mnist_train", ["temperature", "max_epochs"], id="simclr-option-on-classifier"),
     pytest.param("BUILD MODEL digits USING ResNet18 AS SELECT * FROM mnist_train", ["already exists"], id="classifier-exists"),
+    pytest.param("BUILD MODEL c USING ResNet18 OPTIONS (label_col='image_path') AS SELECT * FROM mnist_train", ["both name column 'image_path'"], id="label-col-is-image-col"),
     pytest.param("PREDICT USING my_image_search_model AS SELECT * FROM mnist_test", ["SimCLR", "PREDICT needs a classifier"], id="predict-with-simclr"),
     pytest.param("EVALUATE USING my_image_search_model AS SELECT * FROM mnist_test", ["SimCLR", "classifier"], id="evaluate-with-simclr"),
     pytest.param(

@@ -90,6 +90,9 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
             progress(f"holding out {len(held_index)} of {len(rows)} rows to measure accuracy")
         else:
             train_index, held_index = np.arange(len(images)), np.array([], dtype=int)
+            if spec.holdout > 0:
+                why = f"only {len(rows)} rows" if len(rows) < MIN_LABELLED_ROWS else "no label has rows to spare"
+                progress(f"holding out no rows ({why}): the model's accuracy is not measured")
 
         with model_registry.start_run(run_name=spec.name, tags={"thanosql.model": spec.name, "dagster.run_id": context.run_id}) as run:
             mlflow.log_params({"algorithm": spec.algorithm, "query": spec.query[:500], **spec.options})
