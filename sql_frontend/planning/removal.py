@@ -79,7 +79,8 @@ class _Removal:
     embeddings: list[str] = field(default_factory=list)
     predictions: list[str] = field(default_factory=list)
     made_by_removed: dict[str, SavedTableSpec] = field(default_factory=dict)  # tables whose maker goes
-    objections: list[tuple[str, str | None]] = field(default_factory=list)  # dependents found without CASCADE, and the table each lives in
+    # Dependents found without CASCADE: (description, the table each lives in, what it needs that goes)
+    objections: list[tuple[str, str | None, str]] = field(default_factory=list)
     objecting_models: list[str] = field(default_factory=list)  # the models among them
 
     def remove_model(self, name: str) -> None:
@@ -88,7 +89,7 @@ class _Removal:
         self.models.append(name)
         for other, spec in self.workspace.models.items():
             if isinstance(spec, ModelSpec) and spec.start_model == name and other != name:
-                self._dependent(f"model {other} (it starts from {name})", lambda other=other: self.remove_model(other), model=other)
+                self._dependent(f"model {other} (it starts from {name})", name, lambda other=other: self.remove_model(other), model=other)
         for catalog_name, embedding in self.workspace.embeddings.items():
             if embedding.model == name:
                 self._remove_embedding(catalog_name, embedding)
@@ -104,16 +105,17 @@ class _Removal:
         dropped.append(name)
         for view, spec in self.workspace.saved.items():
             if spec.view and name in spec.tables and view != name:
-                self._dependent(f"view {view} (it reads {name})", lambda view=view: self.drop_table(view), table=view)
+                self._dependent(f"view {view} (it reads {name})", name, lambda view=view: self.drop_table(view), table=view)
         for model, spec in self.workspace.models.items():
             if isinstance(spec, ModelSpec) and name in spec.tables:
-                self._dependent(f"model {model} (trained on {name})", lambda model=model: self.remove_model(model), model=model)
+                self._dependent(f"model {model} (trained on {name})", name, lambda model=model: self.remove_model(model), model=model)
         for catalog_name, embedding in self.workspace.embeddings.items():
             if embedding.table == name:
                 self._remove_embedding(catalog_name, embedding)
             elif name in embedding.tables:
                 self._dependent(
                     f"column {embedding.column} of table {embedding.table} (CONVERT read {name})",
+                    name,
                     lambda catalog_name=catalog_name, embedding=embedding: self._remove_embedding(catalog_name, embedding),
                     table=embedding.table,
                 )
@@ -123,22 +125,23 @@ class _Removal:
             elif name in prediction.tables:
                 self._dependent(
                     f"table {table} (PREDICT read {name})",
+                    name,
                     lambda table=table, prediction=prediction: self._remove_prediction(table, prediction),
                     table=table,
                 )
 
-    def _dependent(self, description: str, remove: Callable[[], None], model: str | None = None, table: str | None = None) -> None:
+    def _dependent(self, description: str, needs: str, remove: Callable[[], None], model: str | None = None, table: str | None = None) -> None:
         if self.cascade:
             remove()
-        elif description not in [known for known, _ in self.objections]:
-            self.objections.append((description, table))
+        elif description not in [known for known, _, _ in self.objections]:
+            self.objections.append((description, table, needs))
             if model is not None:
                 self.objecting_models.append(model)
 
-    def remaining_objections(self) -> list[str]:
-        """The dependents that stay: those in a table or view the statement drops anyway go with it."""
+    def remaining_objections(self) -> list[tuple[str, str]]:
+        """The dependents that stay, and what each needs: those in a table or view the statement drops anyway go with it."""
         gone = set(self.tables) | set(self.views)
-        return [description for description, table in self.objections if table is None or table not in gone]
+        return [(description, needs) for description, table, needs in self.objections if table is None or table not in gone]
 
     def _remove_embedding(self, catalog_name: str, embedding: EmbeddingSpec) -> None:
         if catalog_name in self.embeddings:
@@ -180,7 +183,7 @@ def dependents_of(workspace: Workspace, table: str) -> list[str]:
     removal = _Removal(workspace, cascade=False)
     removal.drop_table(table)
     columns = [f"its embedding column {workspace.embeddings[name].column}" for name in removal.embeddings]
-    return [description for description, _ in removal.objections] + columns
+    return [description for description, _, _ in removal.objections] + columns
 
 
 def plan_delete_model(node: DeleteModel, sql: str, catalog: CatalogResource, warehouse: WarehouseResource) -> Remove:
@@ -198,7 +201,7 @@ def plan_delete_model(node: DeleteModel, sql: str, catalog: CatalogResource, war
     removal.remove_model(name)
     if removal.objections:
         raise DependentObjectsError(
-            f"Model {name!r} is needed by {_listed([description for description, _ in removal.objections])}.",
+            f"Model {name!r} is needed by {_listed([description for description, _, _ in removal.objections])}.",
             **locate(sql, node.this),
             hint="Delete those models first: "
             + "; ".join(f"DELETE MODEL {model}" for model in removal.objecting_models)
@@ -247,13 +250,16 @@ def plan_drop_table(node: exp.Drop, sql: str, catalog: CatalogResource, warehous
         removal.drop_table(name)
     objections = removal.remaining_objections()
     if objections:
-        first = object_name(tables[0].this)
+        needed = [needs for _, needs in objections]
+        first = next((table for table in tables if object_name(table.this) == needed[0]), tables[0])  # the caret: where the first is needed
+        name = object_name(first.this)
+        descriptions = [description for description, _ in objections]
         raise DependentObjectsError(
-            f"{what.capitalize()} {first!r} is needed by {_listed(objections)}."
-            if len(tables) == 1
-            else f"Those {what}s are needed by {_listed(objections)}.",
-            **locate(sql, tables[0]),
-            hint=f"Add CASCADE to remove them too (models are deleted, embedding columns dropped, tables made from {first} keep "
+            f"{what.capitalize()} {name!r} is needed by {_listed(descriptions)}."
+            if set(needed) == {name}
+            else f"Those {what}s are needed by {_listed(descriptions)}.",
+            **locate(sql, first),
+            hint=f"Add CASCADE to remove them too (models are deleted, embedding columns dropped, tables made from {name} keep "
             "their rows as plain data)"
             + (f", or delete the models first: {'; '.join(f'DELETE MODEL {model}' for model in removal.objecting_models)}." if removal.objecting_models else "."),
         )

@@ -111,6 +111,13 @@ def test_bad_removals_are_refused_cleanly(tutorial_conn, sql, error_type, words)
         assert word in message, message
 
 
+def test_dropping_several_tables_points_at_the_one_that_is_needed(tutorial_conn):
+    error = refused(tutorial_conn, "DROP TABLE mnist_test, mnist_train", DependentObjectsError)
+    assert (error.line, error.col) == (1, 24)
+    assert error.bare_message == f"Table 'mnist_train' is needed by model {MODEL} (trained on mnist_train)."
+    assert "tables made from mnist_train keep their rows" in error.hint
+
+
 def test_a_model_others_start_from_is_not_deleted(classifier_home):
     import thanosql
 
