@@ -28,7 +28,7 @@ import pandas as pd
 import sqlglot
 from sqlglot import exp
 
-from thanosql.errors import QueryError
+from thanosql.errors import DependentObjectsError, QueryError
 
 _RECORD_KEY = "thanosql_embeddings"
 
@@ -93,9 +93,9 @@ def query_error(database_message: str) -> QueryError:
     return QueryError(message, hint=hint)
 
 
-def view_no_longer_fits(view: str, table: str, why: str) -> QueryError:
+def view_no_longer_fits(view: str, table: str, why: str) -> DependentObjectsError:
     """A change of `table` refused because view `view` reads what the table would no longer have."""
-    return QueryError(
+    return DependentObjectsError(
         f"View {view!r} reads what table {table!r} would no longer have: {why}",
         hint=f"DROP VIEW {view} first (or CREATE OR REPLACE VIEW {view} without it), then run the statement again.",
     )

@@ -21,9 +21,10 @@ from sqlglot import exp
 
 from sql_frontend.execution.queries import QueryEngine
 from sql_frontend.language.parser import ParsedStatement
+from sql_frontend.language.positions import locate
 from sql_frontend.planning.plans import ChangeTable, Evaluate, Materialize, Plan, Query, Remove
 from sql_frontend.planning.query_errors import located
-from thanosql.errors import QueryError
+from thanosql.errors import DependentObjectsError, QueryError
 from thanosql_assets.defs.evaluations import check_evaluation, evaluate, record
 from thanosql_assets.defs.materialize import materialize
 from thanosql_assets.defs.removal import remove
@@ -60,13 +61,16 @@ class StatementRunner:
             return self.evaluate(plan)
         if isinstance(plan, Remove):
             if plan.request is not None:
-                remove(plan.request, self.resources, self.instance, statement=statement.text)
+                try:
+                    remove(plan.request, self.resources, self.instance, statement=statement.text)
+                except DependentObjectsError as error:  # the store's (a view that would break): at what goes
+                    raise DependentObjectsError(error.bare_message, **locate(statement.sql, statement.expression), hint=error.hint) from None
             return None
         if isinstance(plan, ChangeTable):
             if plan.request is not None:
                 try:
                     change_table(plan.request, self.resources, self.instance, statement=statement.text)
-                except QueryError as error:  # the store's: pointed into the statement
+                except (QueryError, DependentObjectsError) as error:  # the store's: pointed into the statement
                     raise located(error, statement.sql, statement.expression, statement.start) from None
             return None
         return self.query(plan, statement)

@@ -11,10 +11,10 @@ import re
 from sqlglot import exp
 
 from sql_frontend.language.positions import locate, node_end, span_location
-from thanosql.errors import QueryError
+from thanosql.errors import SQLError
 
 
-def located(error: QueryError, sql: str, query: exp.Expression, start: int = 0) -> QueryError:
+def located(error: SQLError, sql: str, query: exp.Expression, start: int = 0) -> SQLError:
     """The store's `error` pointing into the user's text: at the first name it quotes that the
     statement (`query`, at offset `start` of `sql`) holds (`Column "foo" does not exist` points
     at foo), else at the first value it quotes that the statement writes as a literal, else at the query."""
@@ -28,8 +28,8 @@ def located(error: QueryError, sql: str, query: exp.Expression, start: int = 0) 
     for pattern in (*names, *literals):
         match = re.compile(pattern, flags=re.IGNORECASE).search(sql, start, stop)
         if match:
-            return QueryError(error.bare_message, **span_location(sql, match.start(), match.end() - 1), hint=error.hint)
-    return QueryError(error.bare_message, **locate(sql, query), hint=error.hint)
+            return type(error)(error.bare_message, **span_location(sql, match.start(), match.end() - 1), hint=error.hint)
+    return type(error)(error.bare_message, **locate(sql, query), hint=error.hint)
 
 
 def _spaced(text: str) -> str:

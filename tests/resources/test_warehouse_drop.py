@@ -12,7 +12,7 @@ import pytest
 
 from resources.warehouse import Generation, TableReplacement
 from tests.production_stack import PG, create_database, drop_database, postgres_available
-from thanosql.errors import QueryError
+from thanosql.errors import DependentObjectsError
 
 
 def _rows() -> pd.DataFrame:
@@ -74,9 +74,9 @@ def test_views_survive_a_replaced_table_and_refuse_losing_their_column(warehouse
     warehouse.replace_table("t", _rows().iloc[:1], index_on=["image_path"], generations=_generations())
     assert warehouse.query('SELECT image_path FROM "v"')["image_path"].tolist() == ["a.jpg"]
     # Both stores refuse (DuckDB binds a view when it is read: the store checks its views after the change).
-    with pytest.raises(QueryError, match="View 'v' reads what table 't' would no longer have"):
+    with pytest.raises(DependentObjectsError, match="View 'v' reads what table 't' would no longer have"):
         warehouse.drop(columns={"t": ["m1_simclr"]})
-    with pytest.raises(QueryError, match="View 'v' reads what table 't' would no longer have"):
+    with pytest.raises(DependentObjectsError, match="View 'v' reads what table 't' would no longer have"):
         warehouse.replace_table("t", _rows().drop(columns=["m1_simclr"]), index_on=["image_path"])
     assert "m1_simclr" in warehouse.columns("t") and len(warehouse.query('SELECT * FROM "t"')) == 1
     warehouse.drop(views=["v"])
@@ -87,7 +87,7 @@ def test_views_survive_a_replaced_table_and_refuse_losing_their_column(warehouse
 def test_a_view_of_every_column_keeps_its_columns_on_both_stores(warehouse):
     warehouse.replace_table("t", _rows(), index_on=["image_path"], generations=_generations())
     warehouse.change('CREATE VIEW "every" AS SELECT * FROM "t"', "every")
-    with pytest.raises(QueryError, match="View 'every' reads what table 't' would no longer have"):
+    with pytest.raises(DependentObjectsError, match="View 'every' reads what table 't' would no longer have"):
         warehouse.drop(columns={"t": ["m1_simclr"]})
     assert list(warehouse.query('SELECT * FROM "every" LIMIT 0').columns) == ["image_path", "label", "m1_simclr", "m2_simclr"]
 

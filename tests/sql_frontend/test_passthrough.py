@@ -140,6 +140,15 @@ def test_views_are_read_like_tables_and_needed_by_what_they_read(scratch_conn):
     conn.execute("DROP TABLE IF EXISTS sevens")
 
 
+def test_a_model_whose_embedding_column_a_view_reads_is_not_deleted(scratch_conn):
+    conn = scratch_conn
+    conn.execute(f"CREATE VIEW embedded AS SELECT image_path, {MODEL}_simclr FROM mnist_test")
+    error = refused(conn, f"DELETE MODEL\n  {MODEL}", DependentObjectsError)
+    assert (error.line, error.col) == (2, 3) and "View 'embedded' reads what table 'mnist_test' would no longer have" in error.bare_message
+    assert error.hint.startswith("DROP VIEW embedded first")
+    assert MODEL in set(conn.execute("LIST MODEL")["name"])
+
+
 def test_names_fold_to_lower_case_as_in_postgresql(scratch_conn):
     conn = scratch_conn
     conn.execute("CREATE TABLE Eights AS SELECT * FROM mnist_train WHERE label = 8")
