@@ -254,7 +254,7 @@ BAD = [
         ["array values", "labels are integers, text or booleans"], id="array-labels",
     ),
     pytest.param("BUILD MODEL c USING ResNet18 AS SELECT * FROM mnist_train WHERE label = 3", ["one label", "two or more"], id="one-class"),
-    pytest.param("BUILD MODEL c USING ResNet18 AS SELECT image_path, label / 2 AS label FROM mnist_train", ["decimals", "CAST"], id="float-labels"),
+    pytest.param("BUILD MODEL c USING ResNet18 AS SELECT image_path, label / 2.0 AS label FROM mnist_train", ["decimals", "CAST"], id="float-labels"),
     pytest.param(
         "BUILD MODEL c USING ResNet18 AS SELECT image_path, CASE WHEN label = 1 THEN NULL ELSE label END AS label FROM mnist_train",
         ["has NULL labels", "IS NOT NULL"], id="null-labels",
