@@ -22,7 +22,7 @@ from sql_frontend.language.names import object_name, referenced_tables
 from sql_frontend.language.positions import locate
 from sql_frontend.planning.plans import ChangeTable
 from sql_frontend.planning.read_only import check_read_only
-from sql_frontend.planning.removal import Workspace, check_not_protected, dependents_of
+from sql_frontend.planning.removal import Workspace, check_not_protected, dependents_of, existing_hint
 from thanosql.errors import DependentObjectsError, ObjectExistsError, ObjectNotFoundError, SQLError
 from thanosql_assets.defs.specs import SavedTableSpec, spec_from_dict
 from thanosql_assets.defs.table_changes import TableChange
@@ -99,6 +99,8 @@ class PassthroughPlanner:
         return ChangeTable(TableChange(self._store_sql(node), name, "created", spec=spec))
 
     def _alter(self, node: exp.Alter, table: exp.Table, name: str) -> ChangeTable:
+        if name not in self._warehouse.relations():
+            raise self._missing(name, table)
         if (node.args.get("kind") or "").upper() != "TABLE" or name in self._warehouse.views():
             raise SQLError("Only ALTER TABLE passes through.", **locate(self._sql, node), hint="Alter a table; CREATE OR REPLACE VIEW changes a view.")
         actions = node.args.get("actions") or []
@@ -196,11 +198,7 @@ class PassthroughPlanner:
                 hint="Change the tables it reads, or CREATE OR REPLACE VIEW with another query.",
             )
         if name not in self._warehouse.table_generations(fresh=True):
-            raise ObjectNotFoundError(
-                f"Table {name!r} does not exist.",
-                **locate(self._sql, table),
-                hint="CREATE TABLE makes one; COPY makes one from a file.",
-            )
+            raise self._missing(name, table)
         for entry in self._catalog.list("embedding"):
             embedding = spec_from_dict("embedding", entry.spec)
             if embedding.table == name and (embedding.folder or name not in embedding.tables):
@@ -218,6 +216,13 @@ class PassthroughPlanner:
                 **locate(self._sql, table),
                 hint=f"Change the folder instead, or make a table of your own: CREATE TABLE my_{name} AS SELECT * FROM {name}.",
             )
+
+    def _missing(self, name: str, table: exp.Expression) -> ObjectNotFoundError:
+        return ObjectNotFoundError(
+            f"Table {name!r} does not exist.",
+            **locate(self._sql, table),
+            hint=existing_hint("tables", sorted(self._warehouse.table_generations())) + " CREATE TABLE makes one; COPY makes one from a file.",
+        )
 
     def _check_embedding_columns_untouched(self, node: exp.Expression, name: str) -> None:
         embedding_columns = set(self._warehouse.table_generations().get(name, {}))
