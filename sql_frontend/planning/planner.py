@@ -303,7 +303,7 @@ class _StatementPlanner:
         name = object_name(alias) if alias else re.sub(r"\W+", "_", model_id.rsplit("/", 1)[-1]).strip("_").lower()
         self._check_new_name(name, alias or node.this, "Model")
         options = validate_options(node.args.get("options"), GET_MODEL_OPTIONS, statement="GET THANOSQL MODEL", sql=self._sql)
-        self._check_model_is_new(name, node, options)
+        self._check_model_is_new(name, node, options, again="fetch it again")
         entry = self._catalog.get("model", name)
         if entry is not None and entry.spec.get("origin") != model_id:
             raise ObjectExistsError(
@@ -596,7 +596,7 @@ class _StatementPlanner:
         name = object_name(node.this)
         self._check_new_name(name, node.this, "Model")
         options = validate_options(node.args.get("options"), UPLOAD_MODEL_OPTIONS, statement="UPLOAD MODEL", sql=self._sql)
-        self._check_model_is_new(name, node, options)
+        self._check_model_is_new(name, node, options, again="register it again")
         framework = options["framework"]
         if framework is None:
             raise OptionError(
@@ -678,12 +678,12 @@ class _StatementPlanner:
         fields = {item.name for item in dataclasses.fields(algorithm.config)}
         return {key: value for key, value in options.items() if key in fields}
 
-    def _check_model_is_new(self, name: str, node: exp.Expression, options: dict) -> None:
+    def _check_model_is_new(self, name: str, node: exp.Expression, options: dict, again: str = "train it again") -> None:
         if self._catalog.get("model", name) is not None and not options["overwrite"]:
             raise ObjectExistsError(
                 f"Model {name!r} already exists.",
                 **self._at(node.this),
-                hint="Add overwrite=True to its OPTIONS to train it again as a new version, or choose another name.",
+                hint=f"Add overwrite=True to its OPTIONS to {again} as a new version, or choose another name.",
             )
 
     def _check_training_rows(self, node: exp.Expression, query: exp.Expression, options: dict) -> None:

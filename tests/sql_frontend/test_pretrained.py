@@ -125,7 +125,7 @@ def test_torchvision_weights_upload_as_a_classifier_of_their_architecture(scratc
         pytest.param("UPLOAD MODEL m OPTIONS (framework='huggingface') FROM 'colours.csv'", ObjectNotFoundError, ["directory"], id="hf-file"),
         pytest.param("UPLOAD MODEL m OPTIONS (framework='huggingface') FROM 'colours'", DataError, ["config.json"], id="not-a-model-dir"),
         pytest.param("UPLOAD MODEL m OPTIONS (framework='pytorch', algorithm='ResNet18') FROM 'colours.csv'", DataError, ["colours.csv"], id="not-weights"),
-        pytest.param(UPLOAD_VIT, SQLError, ["already exists", "overwrite"], id="exists"),
+        pytest.param(UPLOAD_VIT, SQLError, ["already exists", "overwrite=True to its OPTIONS to register it again"], id="exists"),
         pytest.param("UPLOAD MODEL my_image_search_model OPTIONS (framework='huggingface', overwrite=True) FROM 'models/colour-vit'", SQLError, ["BUILD MODEL"], id="replaces-a-trained-model"),
         pytest.param("CONVERT USING colours AS SELECT * FROM colours", SQLError, ["classifier", "User_HuggingFace"], id="convert-with-classifier"),
         pytest.param("FIT MODEL more USING colours AS SELECT * FROM colours", SQLError, ["uploaded"], id="fit-uploaded"),
