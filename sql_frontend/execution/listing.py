@@ -64,12 +64,14 @@ def list_datasets(dataset_source: DatasetSourceResource) -> pd.DataFrame:
 
 
 def list_tables(warehouse: WarehouseResource) -> pd.DataFrame:
+    """Tables and views, as information_schema types them (BASE TABLE, VIEW)."""
     tables = warehouse.table_generations(fresh=True)
+    listed = [(name, "BASE TABLE") for name in tables] + [(name, "VIEW") for name in warehouse.views()]
     rows = []
-    for name in sorted(tables):
+    for name, kind in sorted(listed):
         count = warehouse.query(f"SELECT count(*) AS n FROM {quote(name)}")["n"].iloc[0]
-        rows.append([name, int(count), ", ".join(sorted(tables[name]))])
-    return pd.DataFrame(rows, columns=["table_name", "rows", "embedding_columns"]).astype({"rows": "int64"})
+        rows.append([name, int(count), ", ".join(sorted(tables.get(name, {}))), kind])
+    return pd.DataFrame(rows, columns=["table_name", "rows", "embedding_columns", "table_type"]).astype({"rows": "int64"})
 
 
 def _models_frame(rows: list[list]) -> pd.DataFrame:

@@ -41,11 +41,18 @@ def test_a_list_is_a_common_table_expression_too(tutorial_conn):
 
 def test_list_table_counts_rows_and_names_embedding_columns(tutorial_conn):
     tables = tutorial_conn.execute("LIST TABLE").set_index("table_name")
-    assert list(tables.columns) == ["rows", "embedding_columns"]
+    assert list(tables.columns) == ["rows", "embedding_columns", "table_type"]
+    assert set(tables["table_type"]) == {"BASE TABLE"}
     for name in ("mnist_train", "mnist_test"):
         assert tables.loc[name, "rows"] == tutorial_conn.execute(f"SELECT count(*) AS n FROM {name}")["n"][0]
     assert tables.loc["mnist_test", "embedding_columns"] == "my_image_search_model_simclr"
     assert tables.loc["mnist_train", "embedding_columns"] == ""
+
+
+def test_list_table_lists_views_too(scratch_conn):
+    scratch_conn.execute("CREATE VIEW sevens AS SELECT * FROM mnist_train WHERE label = 7")
+    sevens = scratch_conn.execute("LIST TABLE").set_index("table_name").loc["sevens"]
+    assert sevens.tolist() == [100, "", "VIEW"]
 
 
 def test_list_thanosql_dataset_says_what_can_be_had_offline(tutorial_conn):
