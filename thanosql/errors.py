@@ -66,8 +66,9 @@ class PathNotAllowedError(SQLError):
     """A statement names a file outside the workspace of a server that confines paths to it."""
 
 
-class DataError(ThanoSQLError):
-    """The data a statement reads is unusable (missing or corrupt image files, empty tables)."""
+class DataError(SQLError):
+    """The data a statement reads is unusable (missing or corrupt image files, empty tables); the
+    statement places it, where it can, at what chose that data (its image_col, its query)."""
 
 
 class WorkspaceBusyError(ThanoSQLError):

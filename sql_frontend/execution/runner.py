@@ -20,11 +20,21 @@ import pandas as pd
 from sqlglot import exp
 
 from sql_frontend.execution.queries import QueryEngine
+from sql_frontend.language.dialect import (
+    BuildModel,
+    ConvertUsing,
+    CopyFrom,
+    CreateTableUsing,
+    EvaluateUsing,
+    FitModel,
+    PredictUsing,
+    SearchMedia,
+)
 from sql_frontend.language.parser import ParsedStatement
-from sql_frontend.language.positions import locate
+from sql_frontend.language.positions import keyword_location, locate
 from sql_frontend.planning.plans import ChangeTable, Evaluate, Materialize, Plan, Query, Remove
 from sql_frontend.planning.query_errors import located
-from thanosql.errors import DependentObjectsError, QueryError
+from thanosql.errors import DataError, DependentObjectsError, QueryError
 from thanosql_assets.defs.evaluations import check_evaluation, evaluate, record
 from thanosql_assets.defs.materialize import materialize
 from thanosql_assets.defs.removal import remove
@@ -54,6 +64,16 @@ class StatementRunner:
         """Run the plan of `statement`: its result rows, or None for statements without rows."""
         if plan.announce:
             progress_log.info(plan.announce)
+        try:
+            return self._run(plan, statement)
+        except DataError as error:  # found while running (an image file, the rows): placed at what chose the data
+            if error.line is not None:
+                raise
+            source = _data_source(statement.expression)
+            where = keyword_location(statement.sql, source, source.sql().split()[0]) if isinstance(source, exp.Query) else locate(statement.sql, source)
+            raise DataError(error.bare_message, **where, hint=error.hint) from None
+
+    def _run(self, plan: Plan, statement: ParsedStatement) -> pd.DataFrame | None:
         if isinstance(plan, Materialize):
             self.materialize(plan, statement)
             return self.result_rows(plan)
@@ -109,3 +129,15 @@ class StatementRunner:
         if plan.save_as is not None:
             save_rows(plan.save_as, rows, self.resources, self.instance, statement=statement.text)
         return rows
+
+
+_READING_DATA = (BuildModel, FitModel, ConvertUsing, PredictUsing, EvaluateUsing, SearchMedia, CreateTableUsing, CopyFrom)
+
+
+def _data_source(statement: exp.Expression) -> exp.Expression:
+    """What chose the data of `statement`, or of the first SEARCH, CONVERT or PREDICT in it: its
+    image_col option where written, else its query or folder."""
+    node = next(statement.find_all(*_READING_DATA), statement)
+    options = node.args.get("options")
+    image_col = next((entry for entry in options.entries() if entry.this.this.lower() == "image_col"), None) if options else None
+    return image_col or node.args.get("query") or node.args.get("source") or statement

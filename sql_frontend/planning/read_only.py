@@ -25,7 +25,7 @@ from sql_frontend.language.dialect import (
     PrintMedia,
     UploadModel,
 )
-from sql_frontend.language.positions import locate, node_span, span_location
+from sql_frontend.language.positions import keyword_location, locate
 from thanosql.errors import SQLError
 
 # Functions that reach past the tables: run SQL given as text, change settings or the session
@@ -60,7 +60,7 @@ def check_read_only(query: exp.Expression, sql: str) -> None:
         if node is not query and type(node) in _STANDALONE:
             raise SQLError(
                 f"{_STANDALONE[type(node)]} is a statement of its own: it cannot stand inside a query.",
-                **_keyword_location(sql, node, _STANDALONE[type(node)].split()[0]),
+                **keyword_location(sql, node, _STANDALONE[type(node)].split()[0]),
                 hint="Run it as a statement of its own. SEARCH, CONVERT, PREDICT and LIST may stand where a subquery can.",
             )
         if isinstance(node, exp.Select) and node.args.get("into"):
@@ -89,16 +89,6 @@ def check_read_only(query: exp.Expression, sql: str) -> None:
                 **locate(sql, node),
                 hint="Query the workspace's tables (FROM table_name); to load a file, COPY <table> FROM 'file.csv' first.",
             )
-
-
-def _keyword_location(sql: str, node: exp.Expression, keyword: str) -> dict:
-    """Where `node`'s first word `keyword` stands: before the first name or value under it (the
-    positions sqlglot keeps)."""
-    span = node_span(node)
-    if span is None:
-        return {}
-    start = sql.upper().rfind(keyword, 0, span[0])
-    return span_location(sql, start, start + len(keyword) - 1) if start >= 0 else span_location(sql, *span)
 
 
 def _function_name(function: exp.Func) -> str:

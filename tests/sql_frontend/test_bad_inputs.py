@@ -162,10 +162,11 @@ def test_missing_image_file_fails_build_model_and_leaves_no_model(scratch_conn):
         "thanosql-dataset/mnist_data/train/gone.jpg,gone.jpg,1\n"
     )
     scratch_conn.execute("COPY broken FROM 'broken.csv'")
-    assert_fails_cleanly(
-        scratch_conn, "BUILD MODEL broken_model USING SimCLR OPTIONS (max_epochs=1) AS SELECT * FROM broken", DataError,
-        words=["1 of 3 image paths", "gone.jpg", "name no file"],
+    error = assert_fails_cleanly(
+        scratch_conn, "BUILD MODEL broken_model USING SimCLR OPTIONS (max_epochs=1)\nAS SELECT * FROM broken", DataError,
+        words=["1 of 3 image paths", "gone.jpg", "name no file"], line=2,
     )
+    assert error.col == 4 and error.snippet.endswith("^^^^^^")  # found while training, placed at the query that chose the images
 
 
 def test_missing_image_file_fails_convert_and_keeps_the_old_embeddings(scratch_conn):
@@ -173,9 +174,9 @@ def test_missing_image_file_fails_convert_and_keeps_the_old_embeddings(scratch_c
     (home / "thanosql-dataset/mnist_data/test/5099.jpg").unlink()
     assert_fails_cleanly(
         scratch_conn,
-        "CONVERT USING my_image_search_model OPTIONS (table_name='mnist_test') AS SELECT * FROM mnist_test",
-        DataError, words=["5099.jpg", "name no file"],
-    )
+        "CONVERT USING my_image_search_model OPTIONS (table_name='mnist_test', image_col='image_path') AS SELECT * FROM mnist_test",
+        DataError, words=["5099.jpg", "name no file"], line=1,
+    ).col == 73  # at image_col, where written
 
 
 def test_corrupt_image_file_fails_convert_cleanly(scratch_conn):
