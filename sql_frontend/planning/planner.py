@@ -1234,13 +1234,24 @@ class _StatementPlanner:
             )
 
     def _check_new_name(self, name: str, node: exp.Expression, what: str, option: str | None = None) -> None:
-        """Names of objects a statement creates become asset keys, file and collection names: plain ones only."""
+        """Names of objects a statement creates become asset keys, file and collection names: plain
+        ones only; a table's (or view's) may not differ from another's only in case."""
+        where = (self._option_at(node, option) if option else {}) or self._at(node)
         if _PLAIN_NAME.fullmatch(name) and len(name) <= MAX_NAME_LENGTH:
+            if what in ("Table", "View"):
+                # DuckDB takes "Quoted" and quoted for one table; the catalog and Dagster would not.
+                twin = next((other for other in self._warehouse.relations() if other != name and other.lower() == name.lower()), None)
+                if twin is not None:
+                    raise ObjectExistsError(
+                        f"{what} name {name!r} differs from existing {twin!r} only in case; the table store takes them for one.",
+                        **where,
+                        hint=f"Use the name {twin!r} as written, or choose another name.",
+                    )
             return
         problem = f"is longer than {MAX_NAME_LENGTH} characters" if _PLAIN_NAME.fullmatch(name) else "may hold only letters, digits and underscores"
         raise SQLError(
             f"{what} name {name[:80]!r}{'...' if len(name) > 80 else ''} {problem}.",
-            **((self._option_at(node, option) if option else {}) or self._at(node)),
+            **where,
             hint=f"Name it like my_{what.lower()}_2: a letter or underscore first, then letters, digits or underscores, at most {MAX_NAME_LENGTH} characters.",
         )
 

@@ -71,6 +71,8 @@ CASES = [
     pytest.param("CONVERT USING my_image_search_model OPTIONS (table_name='bad name') AS SELECT * FROM mnist_test", ["letters"], id="convert-table-name"),
     pytest.param("CREATE TABLE \"x y\" USING my_image_search_model FROM 'thanosql-dataset/mnist_data/test'", ["letters"], id="create-table-name"),
     # Every object kind's overwrite collision.
+    pytest.param('COPY "MNIST_test" FROM "thanosql-dataset/mnist_data/mnist_test.csv"', ["differs from existing 'mnist_test' only in case"], id="table-name-in-other-case"),
+    pytest.param("CREATE VIEW \"Mnist_Train\" AS SELECT 1 AS a", ["differs from existing 'mnist_train' only in case"], id="view-name-in-other-case"),
     pytest.param("GET THANOSQL DATASET mnist_data", ["already exists", "overwrite=True"], id="dataset-exists"),
     pytest.param('COPY mnist_train FROM "thanosql-dataset/mnist_data/mnist_train.csv"', ["already exists", "overwrite=True"], id="table-exists"),
     pytest.param("BUILD MODEL my_image_search_model USING SimCLR AS SELECT * FROM mnist_train", ["already exists", "overwrite=True"], id="model-exists"),
