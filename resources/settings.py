@@ -31,6 +31,7 @@ from resources.catalog import CatalogResource
 from resources.dataset_source import DatasetSourceResource
 from resources.model_registry import ModelRegistryResource
 from resources.model_source import ModelSourceResource
+from resources.relocation import relocate
 from resources.vector_store import VectorStoreResource
 from resources.warehouse import WarehouseResource
 from resources.workspace import WorkspaceResource
@@ -106,6 +107,7 @@ class Settings:
         dagster_yaml = self.dagster_home / "dagster.yaml"
         if not dagster_yaml.exists():
             dagster_yaml.write_text(_DAGSTER_YAML)
+        relocate(self.home)  # a copied or moved workspace: its stores' paths point here first
 
     def dagster_instance(self) -> dg.DagsterInstance:
         self.ensure_dirs()
