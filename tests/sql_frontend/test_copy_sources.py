@@ -134,7 +134,20 @@ def test_an_empty_folder_or_other_columns_on_append_are_refused(scratch_conn):
     scratch_conn.execute("COPY rows FROM 'rows.parquet'")
     ROWS.drop(columns="score").to_json(home / "fewer.json", orient="records")
     message = str(refused(scratch_conn, "COPY rows OPTIONS (append=True) FROM 'fewer.json'", DataError))
-    assert "same columns" in message and "image_path, label" in message
+    assert "the table's columns" in message and "image_path, label" in message
+
+
+def test_appended_sources_of_any_format_match_columns_by_name_and_read_empty_fields_as_null(scratch_conn):
+    home = scratch_conn.settings.home
+    (home / "ab.csv").write_text("a,b\n1,2\n")
+    (home / "ba.csv").write_text("b,a\n3,4\n")
+    (home / "ba.json").write_text('[{"b": 5, "a": 6}]')
+    (home / "gaps.csv").write_text("a,b\n,7\n")
+    scratch_conn.execute("COPY ab FROM 'ab.csv'")
+    for source in ("ba.csv", "ba.json", "gaps.csv"):  # the CSV files alone, then with a JSON file among them
+        scratch_conn.execute(f"COPY ab OPTIONS (append=True) FROM '{source}'")
+    rows = scratch_conn.execute("SELECT a, b FROM ab")
+    assert rows.astype(object).where(rows.notna(), None).values.tolist() == [[1, 2], [4, 3], [6, 5], [None, 7]]
 
 
 def _workbook(path, **sheets: pd.DataFrame):

@@ -293,9 +293,12 @@ def _conform(file: _CsvFile, schema: pa.Schema, first_source: str) -> pa.Table:
             columns.append(column.cast(field.type))
             continue
         values = file.text_column(own[name])
-        row = next((i for i, value in enumerate(values) if not _reads_as(value, field.type)), 0)
+        row = next((i for i, value in enumerate(values) if value != "" and not _reads_as(value, field.type)), None)
+        if row is None:  # only its empty fields held it back: NULLs, as the first COPY reads them
+            columns.append(pa.array([None if value == "" else value for value in values], pa.string()).cast(field.type))
+            continue
         raise DataError(
-            f'COPY ... append: "{source}" line {file.line_of_row(row) if values else 2}: {field.name} = {values[row] if values else None!r} '
+            f'COPY ... append: "{source}" line {file.line_of_row(row)}: {field.name} = {values[row]!r} '
             f"is not of the table's type {field.type}.",
             hint=f"Fix that value, or replace the table with overwrite=True if {field.name} should hold {column.type} values.",
         )

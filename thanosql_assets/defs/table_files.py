@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from thanosql.errors import DataError
 from thanosql_assets.defs.csv_files import StreamedCsv, column_identifiers, read_csv_files, stream_csv_file
@@ -295,12 +296,20 @@ def _read_folder(source: str, folder: Path, workspace_path) -> pa.Table:
 
 
 def _conform(source: str, table: pa.Table, schema: pa.Schema, first_source: str) -> pa.Table:
-    """`table` with `schema`'s columns and types; a DataError when it has other columns or values that do not fit."""
-    if table.column_names != schema.names:
+    """`table` with `schema`'s columns, matched by name, and types; a DataError when it has other
+    columns or values that do not fit."""
+    if sorted(table.column_names) != sorted(schema.names):
         raise DataError(
             f'COPY: "{source}" has columns {", ".join(table.column_names)}; the table has {", ".join(schema.names)} (from "{first_source}").',
-            hint="Appended sources must have the same columns, in the same order.",
+            hint="Appended sources must have the table's columns (in any order).",
         )
+    table = table.select(schema.names)
+    # Empty text where the table has another type is NULL, as a first COPY reads an empty CSV field.
+    table = pa.table(
+        [_empty_as_null(table.column(field.name)) if pa.types.is_string(table.column(field.name).type) and not pa.types.is_string(field.type)
+         else table.column(field.name) for field in schema],
+        names=schema.names,
+    )
     try:
         return table.cast(schema)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as error:
@@ -308,3 +317,7 @@ def _conform(source: str, table: pa.Table, schema: pa.Schema, first_source: str)
             f'COPY: "{source}" has values that do not fit the types of "{first_source}" ({str(error).splitlines()[0][:200]}).',
             hint="Give every source the same types per column.",
         ) from None
+
+
+def _empty_as_null(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.if_else(pc.equal(column, ""), pa.scalar(None, column.type), column)

@@ -98,6 +98,11 @@ def test_appended_values_are_converted_to_the_tables_types(tmp_path):
     assert table.column("x").to_pylist() == [1.5, 2.0]
 
 
+def test_appended_empty_fields_are_null_in_a_column_of_numbers(tmp_path):
+    table = read_csv_files(_files(tmp_path, a="x,y\n1,a\n", b="x,y\n,b\n"))
+    assert table.column("x").to_pylist() == [1, None] and str(table.schema.field("x").type) == "int64"
+
+
 def test_numbers_keep_their_text_when_a_number_type_would_change_it(tmp_path):
     table = read_csv_files(_files(tmp_path, a="id,big,n,x\n00123,12345678901234567890123,7,0.5\n042,1,8,1.25\n"))
     assert table.column("id").to_pylist() == ["00123", "042"]  # leading zeros kept
