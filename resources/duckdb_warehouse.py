@@ -375,6 +375,8 @@ class DuckDBWarehouseResource(WarehouseResource):
                     ).fetchall():
                         con.execute(f"DROP INDEX {quote(index)}")
                 result = con.execute(sql).fetchall()
+                if con.execute("SELECT count(*) FROM duckdb_views() WHERE schema_name = 'main' AND view_name = ?", [table]).fetchone()[0]:
+                    con.execute(f"SELECT count(*) FROM {quote(table)}").fetchall()  # a view its rows cannot be read from is not made
                 con.execute("COMMIT")
             except duckdb.Error as error:
                 _roll_back(con)

@@ -250,8 +250,11 @@ class PostgresWarehouseResource(WarehouseResource):
                     changed = raw.rowcount
                 finally:
                     raw.close()
-                if conn.execute(sa.text("SELECT to_regclass(:name)"), {"name": self._qualified(table)}).scalar():
+                kind = conn.execute(sa.text("SELECT relkind FROM pg_class WHERE oid = to_regclass(:name)"), {"name": self._qualified(table)}).scalar()
+                if kind is not None:
                     conn.execute(sa.text(f"GRANT SELECT ON {self._qualified(table)} TO {quote(self.reader_role)}"))
+                if kind == "v":
+                    conn.execute(sa.text(f"SELECT count(*) FROM {self._qualified(table)}"))  # a view its rows cannot be read from is not made
         except sa.exc.OperationalError as error:
             raise _unavailable(self.url, error) from None
         except sa.exc.DBAPIError as error:

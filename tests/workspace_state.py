@@ -25,6 +25,7 @@ def snapshot(home: Path) -> dict:
     for name in warehouse.tables():
         rows = warehouse.query(f'SELECT * FROM "{name}"')
         tables[name] = (list(rows.columns), len(rows), hashlib.md5(rows.to_csv().encode()).hexdigest())
+    tables.update({name: ("view", definition) for name, definition in warehouse.views().items()})
     client = resources["model_registry"].client()
     versions = sorted((v.name, str(v.version)) for v in client.search_model_versions())
     aliases = {m.name: dict(m.aliases) for m in client.search_registered_models()}
