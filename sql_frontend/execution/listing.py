@@ -20,9 +20,15 @@ import datetime as dt
 
 import pandas as pd
 
-from resources import CatalogResource, DatasetSourceResource, ModelSourceResource, WarehouseResource
+from resources import (
+    CatalogResource,
+    DatasetSourceResource,
+    ModelSourceResource,
+    WarehouseResource,
+)
 from resources.model_source import TORCHVISION
 from resources.warehouse import quote
+from thanosql.errors import QueryError
 from thanosql_assets.defs.datasets import DATASETS
 
 MODEL_COLUMNS = ["name", "class_name", "last_updated_utc", "version", "trained_on", "quality"]
@@ -69,9 +75,12 @@ def list_tables(warehouse: WarehouseResource) -> pd.DataFrame:
     listed = [(name, "BASE TABLE") for name in tables] + [(name, "VIEW") for name in warehouse.views()]
     rows = []
     for name, kind in sorted(listed):
-        count = warehouse.query(f"SELECT count(*) AS n FROM {quote(name)}")["n"].iloc[0]
-        rows.append([name, int(count), ", ".join(sorted(tables.get(name, {}))), kind])
-    return pd.DataFrame(rows, columns=["table_name", "rows", "embedding_columns", "table_type"]).astype({"rows": "int64"})
+        try:
+            count = int(warehouse.query(f"SELECT count(*) AS n FROM {quote(name)}")["n"].iloc[0])
+        except QueryError:  # a view whose rows cannot be read now (a division by zero since): listed, uncounted
+            count = None
+        rows.append([name, count, ", ".join(sorted(tables.get(name, {}))), kind])
+    return pd.DataFrame(rows, columns=["table_name", "rows", "embedding_columns", "table_type"]).astype({"rows": "Int64"})
 
 
 def _models_frame(rows: list[list]) -> pd.DataFrame:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 
+import pandas as pd
 import pytest
 
 from resources import build_resources
@@ -53,6 +54,11 @@ def test_list_table_lists_views_too(scratch_conn):
     scratch_conn.execute("CREATE VIEW sevens AS SELECT * FROM mnist_train WHERE label = 7")
     sevens = scratch_conn.execute("LIST TABLE").set_index("table_name").loc["sevens"]
     assert sevens.tolist() == [100, "", "VIEW"]
+    scratch_conn.execute("CREATE TABLE nums AS SELECT 7 AS a, 2 AS b")
+    scratch_conn.execute("CREATE VIEW ratios AS SELECT * FROM nums WHERE a / b > 0")
+    scratch_conn.execute("INSERT INTO nums VALUES (1, 0)")  # the view's rows cannot be read any more
+    listed = scratch_conn.execute("LIST TABLE").set_index("table_name")
+    assert listed.loc["ratios", "table_type"] == "VIEW" and pd.isna(listed.loc["ratios", "rows"]) and listed.loc["nums", "rows"] == 2
 
 
 def test_list_thanosql_dataset_says_what_can_be_had_offline(tutorial_conn):
