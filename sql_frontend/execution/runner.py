@@ -70,7 +70,12 @@ class StatementRunner:
             if error.line is not None:
                 raise
             source = _data_source(statement.expression)
-            where = keyword_location(statement.sql, source, source.sql().split()[0]) if isinstance(source, exp.Query) else locate(statement.sql, source)
+            if isinstance(source, exp.Query):
+                source = source.unnest()
+                keyword = "WITH" if source.args.get("with_") else "SELECT"
+                where = keyword_location(statement.sql, source, keyword, statement.start)
+            else:
+                where = locate(statement.sql, source)
             raise DataError(error.bare_message, **where, hint=error.hint) from None
 
     def _run(self, plan: Plan, statement: ParsedStatement) -> pd.DataFrame | None:

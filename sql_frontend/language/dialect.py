@@ -232,10 +232,10 @@ class Parser(Postgres.Parser):
         return join
 
     def _parse_table_alias(self, alias_tokens=None):
-        # `FROM t GROUP` is GROUP BY cut short, not t's alias (sqlglot would take it as one)
+        # `FROM t GROUP` is GROUP BY cut short, not t's alias (sqlglot would take it as one): left
+        # for the statement's end to report as unexpected, with a GROUP BY hint
         if self._curr and self._curr.token_type == TokenType.VAR and self._curr.text.upper() in ("GROUP", "ORDER"):
-            self._advance()
-            self._fail(f"Expected BY after {self._prev.text.upper()}")
+            return None
         return super()._parse_table_alias(alias_tokens)
 
     # -- statements ---------------------------------------------------------------------------

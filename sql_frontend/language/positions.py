@@ -67,12 +67,12 @@ def locate(sql: str, node: exp.Expression | None) -> dict:
     return span_location(sql, *span) if span else {}
 
 
-def keyword_location(sql: str, node: exp.Expression, keyword: str) -> dict:
+def keyword_location(sql: str, node: exp.Expression, keyword: str, statement_start: int = 0) -> dict:
     """Keyword arguments (line, col, snippet) for an SQLError pointing at `keyword`, the first word
     of `node`: sqlglot keeps positions of names and values only, so it is the last `keyword`
-    before the first of those under `node` (else the node itself)."""
+    before the first of those under `node`, within the statement (else the node itself)."""
     span = node_span(node)
     if span is None:
         return {}
-    start = sql.upper().rfind(keyword.upper(), 0, span[0])
+    start = sql.upper().rfind(keyword.upper(), statement_start, span[0])
     return span_location(sql, start, start + len(keyword) - 1) if start >= 0 else span_location(sql, *span)

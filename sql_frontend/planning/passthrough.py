@@ -100,6 +100,8 @@ class PassthroughPlanner:
 
     def _alter(self, node: exp.Alter, table: exp.Table, name: str) -> ChangeTable:
         if name not in self._warehouse.relations():
+            if node.args.get("exists"):
+                return ChangeTable(None, announce=f"Table {name!r} does not exist; nothing altered.")
             raise self._missing(name, table)
         if (node.args.get("kind") or "").upper() != "TABLE" or name in self._warehouse.views():
             raise SQLError("Only ALTER TABLE passes through.", **locate(self._sql, node), hint="Alter a table; CREATE OR REPLACE VIEW changes a view.")

@@ -47,7 +47,7 @@ from sql_frontend.language.dialect import (
 )
 from sql_frontend.language.names import object_name, referenced_tables
 from sql_frontend.language.parser import ParsedStatement
-from sql_frontend.language.positions import locate, span_location
+from sql_frontend.language.positions import keyword_location, locate, span_location
 from sql_frontend.planning.options import (
     CONVERT_OPTIONS,
     COPY_OPTIONS,
@@ -113,6 +113,7 @@ _STATEMENTS = (
     "CREATE TABLE [AS], CREATE VIEW and ALTER TABLE"
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # organization/model, as the Hugging Face Hub names models
+_NESTED_KEYWORDS = {SearchMedia: "SEARCH", ConvertUsing: "CONVERT", PredictUsing: "PREDICT", ListObjects: "LIST"}
 _KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
 _KINDS_OF_MODEL = {"simclr": "an image-embedding model", "classifier": "a classifier"}  # followed by the algorithm's name
 _KIND_USES = {
@@ -889,6 +890,13 @@ class _StatementPlanner:
         searches = list(node.find_all(SearchMedia))
         for search in searches:
             self._check_search(search)
+            nested = next(search.args["query"].find_all(SearchMedia, ConvertUsing, PredictUsing, ListObjects), None)
+            if nested is not None:
+                raise SQLError(
+                    "The AS query of SEARCH reads a table; it cannot hold SEARCH, CONVERT, PREDICT or LIST.",
+                    **keyword_location(self._sql, nested, _NESTED_KEYWORDS[type(nested)]),
+                    hint="Save those rows first (OPTIONS (table_name=...)), then SEARCH that table.",
+                )
             if search is not node and search.args.get("options"):
                 raise SQLError(
                     "OPTIONS belong to a SEARCH that is a statement of its own, not one inside a query.",

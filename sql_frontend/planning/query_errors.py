@@ -22,7 +22,8 @@ def located(error: SQLError, sql: str, query: exp.Expression, start: int = 0) ->
     # Only within the statement: a name the store quotes from a view's definition (a view that no
     # longer fits its table) is not the user's text, nor is the next statement of the script.
     stop = len(sql) if end is None else end + 1
-    names = [rf"(?<![\w.]){_spaced(name)}(?!\w)" for name in re.findall(r'"([^"]+)"', error.bare_message)]
+    # A quoted expression ("label / 0") ends where a number would not go on (not "label / 0.5").
+    names = [rf"(?<![\w.]){_spaced(name)}" + (r"(?![\w.])" if " " in name else r"(?!\w)") for name in re.findall(r'"([^"]+)"', error.bare_message)]
     # A value the store quotes ('abc' could not be converted) stands in the statement as that literal.
     literals = [re.escape(f"'{value}'") for value in re.findall(r"'([^']+)'", error.bare_message)]
     for pattern in (*names, *literals):

@@ -53,6 +53,9 @@ CASES = [
     pytest.param("SELECT * FROM (GET THANOSQL DATASET mnist_data)", ["GET THANOSQL DATASET", "statement of its own"], id="get-in-from"),
     pytest.param("CONVERT USING my_image_search_model AS WITH d AS (DELETE MODEL my_image_search_model) SELECT * FROM mnist_test", ["DELETE MODEL", "statement of its own"], id="delete-model-in-convert"),
     pytest.param("CREATE VIEW unreadable AS SELECT * FROM mnist_test WHERE filename::int > 1", ["TRY_CAST"], id="view-whose-rows-cannot-be-read"),
+    pytest.param(
+        SEARCH.replace("AS SELECT", f"AS WITH near AS ({SEARCH}) SELECT"), ["cannot hold SEARCH, CONVERT, PREDICT or LIST"], id="search-in-a-searchs-with"
+    ),
     pytest.param("SELECT * FROM mnist_train; DELETE FROM mnist_train", ["one statement"], id="two-statements"),
     pytest.param("DELETE FROM mnist_train RETURNING *", ["RETURNING"], id="delete-returning"),
     pytest.param("DROP TABLE mnist_train", ["needed by model my_image_search_model", "CASCADE"], id="drop-table-a-model-needs"),

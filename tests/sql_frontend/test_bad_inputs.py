@@ -179,6 +179,16 @@ def test_missing_image_file_fails_convert_and_keeps_the_old_embeddings(scratch_c
     ).col == 73  # at image_col, where written
 
 
+def test_an_image_error_points_into_its_own_statement_of_a_script(scratch_conn):
+    (scratch_conn.settings.home / "thanosql-dataset/mnist_data/test/5099.jpg").unlink()
+    with pytest.raises(DataError) as caught:
+        scratch_conn.execute_script(
+            "SELECT count(*) FROM (SELECT * FROM mnist_train) AS t;\n"
+            "CONVERT USING my_image_search_model OPTIONS (table_name='mnist_test') AS (\n  SELECT * FROM mnist_test\n)"
+        )
+    assert (caught.value.line, caught.value.col) == (3, 3), str(caught.value)
+
+
 def test_corrupt_image_file_fails_convert_cleanly(scratch_conn):
     home = scratch_conn.settings.home
     (home / "thanosql-dataset/mnist_data/test/5099.jpg").write_bytes(b"not a jpeg at all")

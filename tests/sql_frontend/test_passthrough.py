@@ -11,6 +11,7 @@ import pytest
 from resources import Settings, build_resources
 from tests.sql_frontend.interfaces.test_cli import thanosql as thanosql_cli
 from tests.sql_frontend.test_bad_input_catalogue import refused, refused_naming
+from tests.workspace_state import snapshot
 from thanosql.errors import DependentObjectsError, ObjectExistsError, ObjectNotFoundError, SQLError
 from thanosql_assets.defs.objects import build_definitions, catalog_specs
 
@@ -147,6 +148,12 @@ def test_a_model_whose_embedding_column_a_view_reads_is_not_deleted(scratch_conn
     assert (error.line, error.col) == (2, 3) and "View 'embedded' reads what table 'mnist_test' would no longer have" in error.bare_message
     assert error.hint.startswith("DROP VIEW embedded first")
     assert MODEL in set(conn.execute("LIST MODEL")["name"])
+
+
+def test_alter_table_if_exists_of_no_table_changes_nothing(tutorial_conn):
+    before = snapshot(tutorial_conn.settings.home)
+    assert tutorial_conn.execute("ALTER TABLE IF EXISTS nowhere ADD COLUMN x INT") is None
+    assert snapshot(tutorial_conn.settings.home) == before
 
 
 def test_names_fold_to_lower_case_as_in_postgresql(scratch_conn):

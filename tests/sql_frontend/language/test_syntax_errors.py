@@ -45,8 +45,9 @@ def caret_text(error: ThanoSQLSyntaxError) -> str:
         # What sqlglot would drop or read as an alias, and PostgreSQL refuses.
         ("SELECT count(*) FROM t,", 1, 24, 'Expected a table after ",", but the statement ends here'),
         ("SELECT * FROM t,\nWHERE a = 1", 2, 1, 'Expected a table after ",", found WHERE'),
-        ("SELECT count(*) FROM t GROUP", 1, 29, "Expected BY after GROUP, but the statement ends here"),
-        ("SELECT * FROM t order label", 1, 23, 'Expected BY after ORDER, found "label"'),
+        ("SELECT count(*) FROM t GROUP", 1, 24, 'Unexpected "GROUP" after ") FROM t"'),
+        ("SELECT * FROM t order label", 1, 17, 'Unexpected "order" after "* FROM t"'),
+        ("SELECT * FROM a, b GROUP x", 1, 20, 'Unexpected "GROUP" after "a, b"'),
     ],
 )
 def test_parse_errors_say_what_was_expected_or_found_in_sql_terms(sql, line, col, message):
@@ -55,6 +56,11 @@ def test_parse_errors_say_what_was_expected_or_found_in_sql_terms(sql, line, col
     assert error.bare_message == message
     assert not any(word in str(error) for word in SQLGLOT_WORDS), str(error)
     assert error.hint
+
+
+def test_group_or_order_without_by_is_not_taken_for_an_alias():
+    assert syntax_error("SELECT count(*) FROM t GROUP").hint.startswith('Did you mean GROUP BY instead of "GROUP"?')
+    assert syntax_error("SELECT * FROM a, b ORDER x").hint.startswith('Did you mean ORDER BY instead of "ORDER"?')
 
 
 def test_the_caret_stands_under_the_offending_token():
