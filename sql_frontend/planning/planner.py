@@ -428,6 +428,7 @@ class _StatementPlanner:
         except ValueError as error:
             raise DataError(
                 f"COPY: the JSON string is not a list of records ({str(error).strip().splitlines()[0][:200]}).",
+                **self._at(node),
                 hint='Pass DataFrame.to_json(orient="records"): [{"column": value, ...}, ...], one object per row.',
             ) from None
         return f"{INLINE_DIR}/{hashlib.sha256(text.encode()).hexdigest()[:24]}.json"

@@ -124,6 +124,8 @@ def test_copy_from_a_json_string_of_records(scratch_conn):
     assert len(scratch_conn.execute("SELECT * FROM rows")) == 6
     error = refused(scratch_conn, """COPY other FROM '[{"a": 1}, {"a": "one"}]'""", DataError)
     assert "not a list of records" in str(error) and "mixes values" in str(error) and "orient" in error.hint
+    error = refused(scratch_conn, """COPY other FROM '{"a": 1}'""", DataError)  # an object, not a list of them
+    assert "it starts with '{', not with [" in error.bare_message and (error.line, error.col) == (1, 17)
 
 
 def test_an_empty_folder_or_other_columns_on_append_are_refused(scratch_conn):

@@ -20,13 +20,19 @@ from __future__ import annotations
 import io
 import pickle
 from collections.abc import Sequence
+from contextlib import nullcontext
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from thanosql.errors import DataError
-from thanosql_assets.defs.csv_files import StreamedCsv, column_identifiers, read_csv_files, stream_csv_file
+from thanosql_assets.defs.csv_files import (
+    StreamedCsv,
+    column_identifiers,
+    read_csv_files,
+    stream_csv_file,
+)
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xls")
 PICKLE_SUFFIXES = (".pkl", ".pickle")
@@ -111,6 +117,12 @@ _FORMAT_HINTS = {
 def _read_json(path: Path | io.StringIO, lines: bool) -> pa.Table:
     import pandas as pd
 
+    if not lines:  # pandas reads an object ({...}) too, and says "you must pass an index"
+        with (nullcontext(path) if isinstance(path, io.StringIO) else path.open(encoding="utf-8-sig")) as text:
+            start = text.read(4096).lstrip()[:1]
+            text.seek(0)
+        if start and start != "[":
+            raise ValueError(f"it starts with {start!r}, not with [: a list of records is [{{...}}, {{...}}]")
     frame = pd.read_json(path, orient="records", lines=lines, dtype=False, convert_dates=False)
     if not isinstance(frame, pd.DataFrame) or frame.empty or len(frame.columns) == 0:
         raise ValueError("no rows of named values")
