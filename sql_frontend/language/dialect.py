@@ -363,9 +363,11 @@ class Parser(Postgres.Parser):
         if query is None:
             self._fail("Expected a SELECT query after AS")
         if isinstance(query, exp.Subquery):
-            # `AS (SELECT ...) UNION ALL (SELECT ...) ORDER BY ...`: what follows a parenthesised
-            # query continues it, as in sqlglot's own statement parser.
-            query = self._parse_query_modifiers(self._parse_set_operations(query))
+            # `AS (SELECT ...) UNION ALL (SELECT ...) ORDER BY ...`: a set operation, ORDER BY or
+            # LIMIT after a parenthesised query continues it (a WHERE or a join is left unexpected).
+            query = self._parse_set_operations(query)
+            if self._curr and self._curr.token_type in (TokenType.ORDER_BY, TokenType.LIMIT, TokenType.OFFSET, TokenType.FETCH):
+                query = self._parse_query_modifiers(query)
         return query
 
     def _parse_thanosql_options(self) -> Options | None:

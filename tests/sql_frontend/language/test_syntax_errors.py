@@ -48,6 +48,7 @@ def caret_text(error: ThanoSQLSyntaxError) -> str:
         ("SELECT count(*) FROM t GROUP", 1, 24, 'Unexpected "GROUP" after ") FROM t"'),
         ("SELECT * FROM t order label", 1, 17, 'Unexpected "order" after "* FROM t"'),
         ("SELECT * FROM a, b GROUP x", 1, 20, 'Unexpected "GROUP" after "a, b"'),
+        ("CONVERT USING m AS (SELECT a FROM t) WHERE a > 1", 1, 38, 'Unexpected WHERE after "FROM t)"'),
     ],
 )
 def test_parse_errors_say_what_was_expected_or_found_in_sql_terms(sql, line, col, message):
