@@ -700,7 +700,7 @@ class _StatementPlanner:
     def _check_labels(self, node: exp.Expression, query: exp.Expression, options: dict) -> list:
         """The distinct labels of the query's `label_col` (checked: no NULLs, not floats, one type)."""
         label_col = options["label_col"]
-        if label_col == options.get("image_col"):
+        if label_col == options.get("image_col") and "label_col" in self._written_options(node):  # else image_col is the mistake: checked with the images
             raise OptionError(
                 f"label_col and image_col both name column {label_col!r}: the labels would be the image paths.",
                 **self._option_at(node, "label_col"),
