@@ -151,6 +151,16 @@ def option_value(node: exp.Expression) -> t.Any:
     raise TypeError(f"not an option value: {node!r}")
 
 
+# ThanoSQL's statements that may stand where a subquery can, and those that stand alone only, by
+# how they are named in messages.
+NESTED_STATEMENTS = {SearchMedia: "SEARCH", ConvertUsing: "CONVERT", PredictUsing: "PREDICT", ListObjects: "LIST"}
+STANDALONE_STATEMENTS = {
+    GetDataset: "GET THANOSQL DATASET", GetModel: "GET THANOSQL MODEL", CopyFrom: "COPY", UploadModel: "UPLOAD MODEL",
+    BuildModel: "BUILD MODEL", FitModel: "FIT MODEL", EvaluateUsing: "EVALUATE", PrintMedia: "PRINT IMAGE",
+    CreateTableUsing: "CREATE TABLE ... USING", DeleteModel: "DELETE MODEL",
+}  # fmt: skip
+
+
 # --------------------------------------------------------------------------------------------
 # Parser
 # --------------------------------------------------------------------------------------------

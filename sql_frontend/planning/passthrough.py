@@ -17,7 +17,7 @@ from collections.abc import Callable
 from sqlglot import exp
 
 from resources import CatalogResource, WarehouseResource
-from sql_frontend.language.dialect import ConvertUsing, ListObjects, PredictUsing, SearchMedia
+from sql_frontend.language.dialect import NESTED_STATEMENTS, ConvertUsing, ListObjects, PredictUsing, SearchMedia
 from sql_frontend.language.names import object_name, referenced_tables
 from sql_frontend.language.positions import locate
 from sql_frontend.planning.plans import ChangeTable
@@ -30,7 +30,6 @@ from thanosql_assets.defs.table_changes import TableChange
 PASSTHROUGH_TYPES = (exp.Insert, exp.Update, exp.Delete, exp.Alter, exp.Create)
 _VERBS = {exp.Insert: "inserted", exp.Update: "updated", exp.Delete: "deleted"}
 _PROTECTED_HINT = "Statements change and read the tables that COPY, CONVERT, PREDICT or CREATE TABLE made."
-_NESTED = {SearchMedia: "SEARCH", ConvertUsing: "CONVERT", PredictUsing: "PREDICT", ListObjects: "LIST"}
 _ALTER_ACTIONS = (exp.AlterRename, exp.RenameColumn, exp.ColumnDef, exp.Drop)
 
 
@@ -141,7 +140,7 @@ class PassthroughPlanner:
         """Its queries read existing tables and only read; ThanoSQL's own statements stay out of it."""
         nested = next(iter(node.find_all(SearchMedia, ConvertUsing, PredictUsing, ListObjects)), None)
         if nested is not None:
-            statement = _NESTED[type(nested)]
+            statement = NESTED_STATEMENTS[type(nested)]
             raise SQLError(
                 f"{statement} cannot stand inside {node.key.upper()}.",
                 **(locate(self._sql, nested) or locate(self._sql, node)),

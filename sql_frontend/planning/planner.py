@@ -28,6 +28,7 @@ from resources.model_source import TORCHVISION
 from resources.warehouse import Generation, quote
 from resources.workspace import suffix_set
 from sql_frontend.language.dialect import (
+    NESTED_STATEMENTS,
     BuildModel,
     ConvertUsing,
     CopyFrom,
@@ -113,7 +114,6 @@ _STATEMENTS = (
     "CREATE TABLE [AS], CREATE VIEW and ALTER TABLE"
 )
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # organization/model, as the Hugging Face Hub names models
-_NESTED_KEYWORDS = {SearchMedia: "SEARCH", ConvertUsing: "CONVERT", PredictUsing: "PREDICT", ListObjects: "LIST"}
 _KIND_NAMES = {"simclr": "a SimCLR model (image embeddings)", "classifier": "a classifier"}
 _KINDS_OF_MODEL = {"simclr": "an image-embedding model", "classifier": "a classifier"}  # followed by the algorithm's name
 _KIND_USES = {
@@ -895,7 +895,7 @@ class _StatementPlanner:
             if nested is not None:
                 raise SQLError(
                     "The AS query of SEARCH reads a table; it cannot hold SEARCH, CONVERT, PREDICT or LIST.",
-                    **keyword_location(self._sql, nested, _NESTED_KEYWORDS[type(nested)]),
+                    **keyword_location(self._sql, nested, NESTED_STATEMENTS[type(nested)]),
                     hint="Save those rows first (OPTIONS (table_name=...)), then SEARCH that table.",
                 )
             if search is not node and search.args.get("options"):

@@ -13,18 +13,7 @@ import re
 
 from sqlglot import exp
 
-from sql_frontend.language.dialect import (
-    BuildModel,
-    CopyFrom,
-    CreateTableUsing,
-    DeleteModel,
-    EvaluateUsing,
-    FitModel,
-    GetDataset,
-    GetModel,
-    PrintMedia,
-    UploadModel,
-)
+from sql_frontend.language.dialect import STANDALONE_STATEMENTS
 from sql_frontend.language.positions import keyword_location, locate
 from thanosql.errors import SQLError
 
@@ -46,21 +35,15 @@ _STATEMENTS = (
     exp.Analyze, exp.Grant, exp.Revoke, exp.Comment, exp.Refresh, exp.Cache, exp.Uncache, exp.LoadData, exp.Kill,
     exp.Lock, exp.Command, exp.Set, exp.Transaction, exp.Commit, exp.Rollback, exp.Use, exp.Pragma,
 )  # fmt: skip
-# ThanoSQL statements that stand alone only (SEARCH, CONVERT, PREDICT and LIST may stand in a query).
-_STANDALONE = {
-    GetDataset: "GET THANOSQL DATASET", GetModel: "GET THANOSQL MODEL", CopyFrom: "COPY", UploadModel: "UPLOAD MODEL",
-    BuildModel: "BUILD MODEL", FitModel: "FIT MODEL", EvaluateUsing: "EVALUATE", PrintMedia: "PRINT IMAGE",
-    CreateTableUsing: "CREATE TABLE ... USING", DeleteModel: "DELETE MODEL",
-}  # fmt: skip
 
 
 def check_read_only(query: exp.Expression, sql: str) -> None:
     """Raise SQLError (at the offending text of `sql`) if `query` could change data or read files."""
     for node in query.walk():
-        if node is not query and type(node) in _STANDALONE:
+        if node is not query and type(node) in STANDALONE_STATEMENTS:
             raise SQLError(
-                f"{_STANDALONE[type(node)]} is a statement of its own: it cannot stand inside a query.",
-                **keyword_location(sql, node, _STANDALONE[type(node)].split()[0]),
+                f"{STANDALONE_STATEMENTS[type(node)]} is a statement of its own: it cannot stand inside a query.",
+                **keyword_location(sql, node, STANDALONE_STATEMENTS[type(node)].split()[0]),
                 hint="Run it as a statement of its own. SEARCH, CONVERT, PREDICT and LIST may stand where a subquery can.",
             )
         if isinstance(node, exp.Select) and node.args.get("into"):
