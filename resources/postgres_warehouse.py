@@ -25,11 +25,13 @@ from resources.warehouse import (
     Generation,
     TableReplacement,
     WarehouseResource,
+    array_columns,
     generations_comment,
     query_error,
     quote,
     recorded_generations,
     sql_string,
+    unique_column_names,
     vector_columns,
     view_no_longer_fits,
 )
@@ -70,17 +72,34 @@ def _to_sql_frame(data: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
 
     frame = data.to_pandas() if hasattr(data, "to_pandas") else data.copy()
     types = {}
-    for column in vector_columns(frame):
-        # Rows without an embedding (NULL, or NaN after a pandas join) stay NULL.
-        frame[column] = [[float(x) for x in v] if isinstance(v, (list, np.ndarray)) else None for v in frame[column]]
-        types[column] = ARRAY(REAL)
+    vectors = vector_columns(frame)
+    for column in array_columns(frame):
+        # Rows without an array (NULL, or NaN after a pandas join) stay NULL.
+        if column in vectors:
+            frame[column] = [[float(x) for x in v] if isinstance(v, (list, np.ndarray)) else None for v in frame[column]]
+            types[column] = ARRAY(REAL)
+        else:  # psycopg2 sends lists (not numpy arrays) as arrays of their elements' type
+            frame[column] = [np.asarray(v).tolist() if isinstance(v, (list, np.ndarray)) else None for v in frame[column]]
     return frame, types
 
 
-def _from_sql_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    for column in frame.columns:
-        if frame[column].dtype == object and frame[column].map(lambda v: isinstance(v, list)).any():
-            frame[column] = [None if v is None else np.asarray(v, dtype=np.float32) for v in frame[column]]
+# PostgreSQL type OIDs of result columns that pandas would not type as DuckDB does: arrays (the
+# numpy dtype of their elements; object for text and the rest) and dates and timestamps.
+_ARRAY_ELEMENTS = {1000: np.bool_, 1005: np.int16, 1007: np.int32, 1016: np.int64, 1021: np.float32, 1022: np.float64}
+_ARRAY_TYPES = {*_ARRAY_ELEMENTS, 1009, 1015, 1014, 1231, 1182, 1115, 1185}
+_DATETIMES = {1082, 1114, 1184}
+
+
+def _from_sql_frame(rows: list[tuple], description: Sequence[Any]) -> pd.DataFrame:
+    """A query's rows as DuckDB gives them: duplicate column names made unique, arrays as numpy
+    arrays of their elements' type (real[] embeddings as float32), dates as datetime64."""
+    frame = pd.DataFrame(rows, columns=unique_column_names([column[0] for column in description]))
+    for column, (_, type_code, *_rest) in zip(frame.columns, description):
+        if type_code in _ARRAY_TYPES:
+            dtype = _ARRAY_ELEMENTS.get(type_code, object)
+            frame[column] = [None if v is None else np.asarray(v, dtype=dtype) for v in frame[column]]
+        elif type_code in _DATETIMES and len(frame):
+            frame[column] = pd.to_datetime(frame[column], utc=type_code == 1184)
     return frame
 
 
@@ -159,7 +178,7 @@ class PostgresWarehouseResource(WarehouseResource):
                 raw = conn.connection.cursor()
                 try:
                     raw.execute(_pyformat(sql, list(parameters)) if parameters else sql, dict(parameters) if parameters else None)
-                    columns = [column[0] for column in raw.description]
+                    description = raw.description
                     rows = raw.fetchall()
                 finally:
                     raw.close()
@@ -172,7 +191,7 @@ class PostgresWarehouseResource(WarehouseResource):
                 raise query_error(str(error)) from None
             finally:
                 _end(conn, transaction)
-        return _from_sql_frame(pd.DataFrame(rows, columns=columns))
+        return _from_sql_frame(rows, description)
 
     def _ensure_reader(self, engine: sa.Engine) -> None:
         """Give the reader role SELECT on every table (once per process), creating it when missing

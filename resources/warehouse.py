@@ -310,11 +310,37 @@ class WarehouseResource(dg.ConfigurableResource):
         return self.query(f"SELECT * FROM {quote(name)} LIMIT {int(limit)}")
 
 
-def vector_columns(frame: pd.DataFrame) -> list[str]:
-    """Columns whose values are vectors (numpy arrays or lists), judged by their first non-null value."""
-    vectors = []
-    for column in frame.columns:
-        values = frame[column].dropna() if frame[column].dtype == object else ()
+def array_columns(frame: pd.DataFrame) -> dict[str, np.dtype]:
+    """Columns whose values are arrays (numpy arrays or lists), with the dtype of their elements
+    (object for text), judged by their first non-null value."""
+    arrays = {}
+    for position, column in enumerate(frame.columns):
+        series = frame.iloc[:, position]
+        values = series.dropna() if series.dtype == object else ()
         if len(values) and isinstance(values.iloc[0], (np.ndarray, list)):
-            vectors.append(column)
-    return vectors
+            first = values.iloc[0]
+            arrays[column] = first.dtype if isinstance(first, np.ndarray) else np.asarray(first).dtype
+    return arrays
+
+
+def vector_columns(frame: pd.DataFrame) -> list[str]:
+    """Columns whose values are vectors of numbers (embeddings): arrays of floats."""
+    return [column for column, dtype in array_columns(frame).items() if dtype.kind == "f"]
+
+
+def unique_column_names(names: Sequence[str]) -> list[str]:
+    """Result column names made unique as DuckDB makes them (`count, count` -> `count, count_1`;
+    case-insensitively), so that both stores answer `SELECT count(*), count(x)` alike."""
+    taken: dict[str, int] = {}
+    unique = []
+    for name in names:
+        lowered = name.lower()
+        if lowered in taken:
+            candidate = f"{name}_{taken[lowered]}"
+            while candidate.lower() in taken:
+                taken[lowered] += 1
+                candidate = f"{name}_{taken[lowered]}"
+            name = candidate
+        taken[name.lower()] = taken.get(name.lower(), 0) + 1
+        unique.append(name)
+    return unique

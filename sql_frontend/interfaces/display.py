@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from resources.warehouse import vector_columns
+from resources.warehouse import array_columns, vector_columns
 from sql_frontend.execution.results import PRINT_ATTR
 
 
@@ -20,12 +20,20 @@ def _short_vector(value) -> str:
     return f"[{items}, ...]" if len(value) > 4 else f"[{items}]"
 
 
+def _short_list(value) -> str:
+    """An array of text, integers, ... as the list it is: ['a', 'b']."""
+    if value is None or (isinstance(value, float) and np.isnan(value)):
+        return "NULL"
+    return str(np.asarray(value).tolist())
+
+
 def format_table(rows: pd.DataFrame, max_rows: int = 60, min_rows: int = 10) -> str:
     """Like Jupyter shows a DataFrame (pandas' display.max_rows and min_rows): every row up to
     `max_rows`, else the first and last of `min_rows`; vectors shortened, the shape below."""
     shown = rows.copy()
-    for name in vector_columns(shown):
-        shown[name] = shown[name].map(_short_vector)
+    vectors = vector_columns(shown)
+    for name in array_columns(shown):
+        shown[name] = shown[name].map(_short_vector if name in vectors else _short_list)
     if len(shown) > max_rows:
         half = min_rows // 2
         ellipsis = pd.DataFrame([["..."] * len(shown.columns)], columns=shown.columns, index=["..."])

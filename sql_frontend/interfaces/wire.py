@@ -9,6 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from resources.warehouse import array_columns
 from sql_frontend.execution.results import PRINT_ATTR
 from thanosql import errors
 
@@ -32,6 +33,9 @@ def _value(value: Any) -> Any:
 def header(rows: pd.DataFrame) -> dict[str, Any]:
     """Everything about a result but its rows."""
     head: dict[str, Any] = {"columns": [str(c) for c in rows.columns], "types": [str(t) for t in rows.dtypes], "row_count": len(rows)}
+    arrays = array_columns(rows)
+    if arrays:  # JSON lists lose their numpy element type (float32 embeddings, int32, text ...)
+        head["array_types"] = {str(column): str(dtype) for column, dtype in arrays.items()}
     if PRINT_ATTR in rows.attrs:
         head["print_image"] = {"column": rows.attrs[PRINT_ATTR]["column"]}
     return head
@@ -58,14 +62,15 @@ def decode(result: dict[str, Any] | None, rows: list[list[Any]] | None = None) -
     if result is None:
         return None
     frame = pd.DataFrame(rows if rows is not None else result["rows"], columns=result["columns"])
+    arrays = result.get("array_types", {})
     for column, dtype in zip(result["columns"], result["types"]):
         if dtype != "object" and len(frame):
             try:
                 frame[column] = frame[column].astype(dtype)
             except (TypeError, ValueError):
                 pass
-        elif dtype == "object" and len(frame) and isinstance(frame[column].iloc[0], list):
-            frame[column] = [np.asarray(v, dtype=np.float32) if v is not None else None for v in frame[column]]
+        elif column in arrays:
+            frame[column] = [np.asarray(v, dtype=arrays[column]) if v is not None else None for v in frame[column]]
     if "print_image" in result:
         frame.attrs[PRINT_ATTR] = {"column": result["print_image"]["column"]}
     return frame

@@ -70,6 +70,24 @@ def test_arithmetic_on_postgres_tables_gives_the_duckdb_results(pg_conn, duckdb_
     assert sorted(set(on_duckdb["half"])) == [0, 1, 2, 3, 4] and set(on_duckdb["negative"]) == {-3}
 
 
+SHAPES = (
+    "SELECT count(*), count(label), label, label, ARRAY['a', 'b'] AS texts, ARRAY[16777217, 5] AS numbers, "
+    "DATE '2024-01-02' AS day FROM mnist_test GROUP BY label ORDER BY label LIMIT 2"
+)
+
+
+def test_result_shapes_on_postgres_are_the_duckdb_ones(pg_conn, duckdb_conn):
+    # Repeated column names made unique alike, arrays of their elements' type (not float32), dates as dates.
+    on_postgres, on_duckdb = pg_conn.execute(SHAPES), duckdb_conn.execute(SHAPES)
+    assert on_postgres.columns.tolist() == on_duckdb.columns.tolist() == ["count", "count_1", "label", "label_1", "texts", "numbers", "day"]
+    for frame in on_postgres, on_duckdb:
+        assert frame["texts"].iloc[0].tolist() == ["a", "b"] and frame["numbers"].iloc[0].tolist() == [16777217, 5]
+        assert frame["numbers"].iloc[0].dtype.kind == "i" and frame["day"].dtype.kind == "M"
+    pd.testing.assert_frame_equal(
+        on_postgres.drop(columns=["texts", "numbers"]), on_duckdb.drop(columns=["texts", "numbers"]), check_dtype=False
+    )
+
+
 @pytest.mark.parametrize("conn_name", ["pg_conn", "duckdb_conn"])
 def test_division_by_zero_is_an_error_at_the_division(conn_name, request):
     from thanosql.errors import QueryError

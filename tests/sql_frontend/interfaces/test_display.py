@@ -26,6 +26,24 @@ def test_embeddings_are_shortened():
     assert "[0, 1, 2, 3, ...]" in text
 
 
+def test_arrays_of_text_and_integers_print_as_lists_not_as_embeddings():
+    text = format_table(pd.DataFrame({"names": [np.array(["a", "b"], dtype=object)], "ids": [np.array([16777217, 5], dtype=np.int32)]}))
+    assert "['a', 'b']" in text and "[16777217, 5]" in text
+
+
+def test_arrays_keep_their_element_types_over_the_wire():
+    import json
+
+    from sql_frontend.interfaces import wire
+
+    rows = pd.DataFrame(
+        {"names": [np.array(["a", "b"], dtype=object)], "ids": [np.array([16777217, 5], dtype=np.int32)], "v": [np.array([0.5], np.float32)]}
+    )
+    back = wire.decode(json.loads(json.dumps(wire.encode(rows)))["result"])
+    assert back["names"][0].tolist() == ["a", "b"] and back["ids"][0].tolist() == [16777217, 5]
+    assert back["ids"][0].dtype == np.int32 and back["v"][0].dtype == np.float32
+
+
 def test_the_picture_says_which_images_it_could_not_show_and_why(tmp_path):
     from PIL import Image
 
