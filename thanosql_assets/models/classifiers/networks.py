@@ -6,9 +6,9 @@ inputs the stem downsamples less (`stem_stride`), so the last feature map keeps 
 per side; the Vision Transformer gets smaller patches instead. The rest of each architecture
 is torchvision's.
 
-Two changes make these networks learn within a few short epochs from scratch (BUILD MODEL's
+Three changes make these networks learn within a few short epochs from scratch (BUILD MODEL's
 default is 3 epochs of batch 16): stochastic depth is off (it regularizes long trainings and
-slows short ones), and ConvNeXt is built as in its paper's ImageNet recipe minus what only
+slows short ones), BatchNorm statistics follow recent steps (`_short_training_batch_norm`), and ConvNeXt is built as in its paper's ImageNet recipe minus what only
 pays off over hundreds of epochs (see `_convnext`).
 
 A network comes as (encoder, head): the encoder maps normalized images B x C x H x W to
@@ -113,11 +113,23 @@ def build_network(name: str, in_channels: int, num_classes: int, input_size: int
     elif name.startswith(("efficientnet", "mobilenet")):
         model = getattr(torchvision.models, name)(weights=None, num_classes=num_classes, **_no_stochastic_depth(name))
         model.features[0][0] = _replace_conv(model.features[0][0], in_channels, stride)
+        _short_training_batch_norm(model)
     else:
         raise ValueError(f"no classifier network named {name!r}")
     head = detach_last_linear(model)
     model.output_dim = head.in_features
     return model, head
+
+
+def _short_training_batch_norm(model: nn.Module) -> None:
+    """BatchNorm running statistics that follow the last ~10 steps (PyTorch's momentum 0.1).
+
+    MobileNetV3's ImageNet recipe averages them over ~100 steps (momentum 0.01): after a few
+    hundred steps from scratch they still mix in the statistics of early, very different
+    weights, and in eval mode the network gave every image the same class."""
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.momentum = 0.1
 
 
 def _no_stochastic_depth(name: str) -> dict:

@@ -23,6 +23,14 @@ def test_every_network_maps_images_to_features_and_logits(name, channels, size):
     assert torch.isfinite(logits).all()
 
 
+@pytest.mark.parametrize("name", NETWORKS)
+def test_batch_norm_statistics_follow_the_last_steps_of_a_short_training(name):
+    # MobileNetV3's stock momentum of 0.01 left statistics of the first steps in the running
+    # averages after a default BUILD, and in eval mode every image got the same class.
+    encoder, _ = build_network(name, 1, num_classes=3, input_size=28)
+    assert {module.momentum for module in encoder.modules() if isinstance(module, torch.nn.BatchNorm2d)} <= {0.1}
+
+
 def test_small_images_get_stems_that_keep_a_few_cells_per_side():
     assert [stem_stride("resnet18", size) for size in (28, 64, 224)] == [1, 2, 4]  # last map 4x4, 4x4, 7x7
     assert [stem_stride("efficientnet_v2_s", size) for size in (28, 64, 224)] == [1, 1, 2]
