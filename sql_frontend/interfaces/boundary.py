@@ -9,6 +9,7 @@ torch exception.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -35,6 +36,13 @@ def user_errors(statement: str = "") -> Iterator[None]:
             hint="This is a bug in ThanoSQL; please report it with the statement. Statements switch their results "
             "in last, in one step, so the workspace holds either the previous state or the statement's whole result.",
         ) from error
+    except BaseException as error:
+        # Dagster turns Ctrl+C (a notebook's stop button) inside a run into its own exception:
+        # it is the user's interrupt, and stays one.
+        dagster = sys.modules.get("dagster")  # not imported here: no run, no such exception
+        if dagster is not None and isinstance(error, dagster.DagsterExecutionInterruptedError):
+            raise KeyboardInterrupt(f"interrupted{_quoted(statement)}") from None
+        raise
 
 
 def _foreseen_cause(error: BaseException) -> ThanoSQLError | None:

@@ -20,12 +20,15 @@ from thanosql.errors import ThanoSQLError
 
 
 def _echo(result, conn) -> None:
-    from sql_frontend.interfaces.display import contact_sheet, format_table, printed_images
+    from sql_frontend.interfaces.display import NO_IMAGES, contact_sheet, format_table, printed_images
 
     if result is None:
         print("Success")
         return
     images = printed_images(result)
+    if images == []:
+        print(NO_IMAGES)
+        return
     if images:
         for path, caption in images:
             print(f"{path}    {caption}")
@@ -163,6 +166,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
+        if getattr(args, "url", None):
+            print("interrupted: this client stopped waiting; a statement the SQL server had begun runs on there "
+                  "(its Dagster run shows how it ends)", file=sys.stderr)
+        else:
+            print("interrupted: the statement stopped, and the workspace holds what it held before it", file=sys.stderr)
         return 130
 
 

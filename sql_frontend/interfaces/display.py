@@ -58,12 +58,12 @@ def prediction_captions(rows: pd.DataFrame) -> list[str] | None:
     ]
 
 
-def printed_images(rows: pd.DataFrame) -> list[tuple[str, str]]:
-    """(absolute path, caption) for each row of a PRINT IMAGE result; [] for other results.
+def printed_images(rows: pd.DataFrame) -> list[tuple[str, str]] | None:
+    """(absolute path, caption) for each row of a PRINT IMAGE result; None for other results.
     The caption is the prediction when the rows have one (PREDICT's columns), else the other columns."""
     info = rows.attrs.get(PRINT_ATTR)
     if not info:
-        return []
+        return None
     captions = prediction_captions(rows)
     if captions is None:
         vectors = set(vector_columns(rows))
@@ -72,10 +72,61 @@ def printed_images(rows: pd.DataFrame) -> list[tuple[str, str]]:
     return list(zip(info["paths"], captions))
 
 
+def _fitted(path: str, side: int):
+    """The image at `path` as RGB, fitted within side x side px: small images (digits) enlarged
+    by a whole factor, pixel for pixel; large ones reduced (JPEGs decode at reduced size, so a
+    huge photo costs little). Raises OSError, ValueError or DecompressionBombError."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as image:
+        image.draft("RGB", (side, side))
+        if image.mode in ("RGBA", "LA", "P"):  # transparency shows on white, as a browser shows it
+            rgba = image.convert("RGBA")
+            image = Image.new("RGBA", rgba.size, "white")
+            image.alpha_composite(rgba)
+        image = image.convert("RGB")
+        factor = side // max(image.size)
+        if factor >= 1:
+            return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+        return ImageOps.contain(image, (side, side), Image.Resampling.LANCZOS)
+
+
+def _unshowable(error: Exception) -> str:
+    from PIL import Image
+
+    if isinstance(error, FileNotFoundError):
+        return "no such file"
+    if isinstance(error, IsADirectoryError):
+        return "a folder"
+    if isinstance(error, Image.DecompressionBombError):
+        return "too large to show"
+    return "not an image"
+
+
+def jpeg_thumbnail(path: str, side: int = 224) -> tuple[bytes | None, str | None]:
+    """(JPEG bytes of the image at `path` fitted within side x side px, None), or (None, why it
+    cannot be shown). A notebook embeds the thumbnail, not the file: a 12-megapixel photo would
+    grow the .ipynb by its whole size, and browsers show neither BMP nor TIFF."""
+    import io
+
+    from PIL import Image
+
+    try:
+        image = _fitted(path, side)
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        return None, _unshowable(error)
+    out = io.BytesIO()
+    image.save(out, format="JPEG", quality=90)
+    return out.getvalue(), None
+
+
+NO_IMAGES = "(no images: the query returned no rows)"
+
+
 def contact_sheet(images: Sequence[tuple[str, str]], out_dir: Path, tile: int = 140) -> tuple[Path, list[tuple[str, str]]]:
     """One PNG with the images side by side, each captioned with its file name; its path, and
     (path, why) of each image it could not show."""
-    from PIL import Image, ImageDraw, ImageOps
+    from PIL import Image, ImageDraw
 
     caption_height = 30
     unshown = []
@@ -84,14 +135,11 @@ def contact_sheet(images: Sequence[tuple[str, str]], out_dir: Path, tile: int = 
     for index, (path, caption) in enumerate(images):
         x = index * tile
         try:
-            with Image.open(path) as image:
-                image.draft("RGB", (tile, tile))  # JPEGs decode at reduced size: a huge one costs little
-                thumb = ImageOps.contain(image.convert("RGB"), (tile - 10, tile - 10), Image.Resampling.NEAREST)
+            thumb = _fitted(path, tile - 10)
             sheet.paste(thumb, (x + (tile - thumb.width) // 2, (tile - thumb.height) // 2))
         except (OSError, ValueError, Image.DecompressionBombError) as error:
             # A missing or unreadable file is one tile saying so: the other images still show.
-            why = "no such file" if isinstance(error, FileNotFoundError) else "a folder" if isinstance(error, IsADirectoryError) else "not an image"
-            unshown.append((path, why if isinstance(error, OSError) else "too large to show" if isinstance(error, Image.DecompressionBombError) else "not an image"))
+            unshown.append((path, _unshowable(error)))
             draw.rectangle((x + 5, 5, x + tile - 5, tile - 5), outline="gray")
             draw.text((x + 12, tile // 2 - 6), "cannot show", fill="gray")
         draw.text((x + 4, tile), Path(path).name, fill="black")

@@ -7,7 +7,7 @@
     SELECT * FROM mnist_train LIMIT 5
 
 A cell's last result is its output (a DataFrame); statements without rows print "Success";
-PRINT IMAGE shows each image inline under its path. A failing statement fails its cell, which
+PRINT IMAGE shows each image inline under its path (a thumbnail, not the file). A failing statement fails its cell, which
 shows "ThanoSQL error: <message>" (IPython prints an exception's `_render_traceback_()`
 instead of its traceback), so "Run All" stops there.
 """
@@ -85,22 +85,33 @@ class ThanoSQLMagics(Magics):
             # Raised, so the cell fails and "Run All" stops here.
             _show_as_message(error)
             raise
+        except KeyboardInterrupt:
+            interrupted = ThanoSQLError(
+                "Interrupted: the statement stopped, and the workspace holds what it held before it.",
+                hint="Statements before it in the cell ran; run the cell again to run the rest.",
+            )
+            _show_as_message(interrupted)
+            raise interrupted from None
 
     def _show(self, result, is_last: bool):
-        from sql_frontend.interfaces.display import prediction_captions, printed_images
+        from sql_frontend.interfaces.display import NO_IMAGES, jpeg_thumbnail, prediction_captions, printed_images
 
         if result is None:
             print("Success")
             return None
         images = printed_images(result)
+        if images == []:
+            print(NO_IMAGES)
+            return None
         if images:
             predicted = prediction_captions(result) is not None
             for path, caption in images:
                 print(path)
-                try:
-                    display(Image(filename=path, width=112))
-                except (OSError, ValueError):
-                    print("(cannot show this image: the file is missing or unreadable)")
+                thumbnail, why = jpeg_thumbnail(path)
+                if thumbnail is None:
+                    print(f"(cannot show this image: {why})")
+                else:
+                    display(Image(data=thumbnail, format="jpeg", width=112))
                 if predicted:
                     print(caption)
             return None

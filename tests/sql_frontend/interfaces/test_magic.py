@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pandas as pd
 import pytest
 from IPython import get_ipython
@@ -45,6 +47,50 @@ def test_print_image_shows_images_inline_under_their_paths(ipython, tutorial_hom
     images = [output for output in captured.outputs if "image/jpeg" in output.data]
     assert len(images) == 4
     assert "Searching..." in captured.stdout
+
+
+def test_print_image_embeds_thumbnails_and_says_what_it_cannot_show(ipython, scratch_conn):
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    home = Path(scratch_conn.home)
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 255, (1500, 2000, 3), dtype=np.uint8)).save(home / "photo.jpg", quality=95)
+    Image.fromarray(rng.integers(0, 255, (40, 30), dtype=np.uint8)).save(home / "scan.bmp")
+    (home / "broken.jpg").write_text("not a picture")
+    ipython.run_line_magic("thanosql", f"home={home}")
+    cell = "PRINT IMAGE AS (SELECT * FROM (VALUES ('photo.jpg'), ('scan.bmp'), ('broken.jpg'), ('gone.jpg')) AS t(image_path))"
+    with capture_output() as captured:
+        ipython.run_cell_magic("thanosql", "", cell)
+    pictures = [output.data["image/jpeg"] for output in captured.outputs if "image/jpeg" in output.data]
+    assert len(pictures) == 2  # the photo and the BMP, which a browser could not show as the file
+    sizes = [Image.open(io.BytesIO(picture if isinstance(picture, bytes) else __import__("base64").b64decode(picture))).size for picture in pictures]
+    assert sizes == [(224, 168), (150, 200)]  # the photo reduced; the small scan enlarged 5x, pixel for pixel
+    assert "(cannot show this image: not an image)" in captured.stdout
+    assert "(cannot show this image: no such file)" in captured.stdout
+    with capture_output() as captured:
+        ipython.run_cell_magic("thanosql", "", "PRINT IMAGE AS (SELECT image_path FROM mnist_train WHERE false)")
+    assert captured.stdout.strip() == "(no images: the query returned no rows)"
+
+
+def test_an_interrupted_cell_says_so_in_one_line_and_changes_nothing(ipython, scratch_conn):
+    import os
+    import signal
+    import threading
+
+    from thanosql.errors import ThanoSQLError
+
+    ipython.run_line_magic("thanosql", f"home={scratch_conn.home}")
+    threading.Timer(4.0, os.kill, (os.getpid(), signal.SIGINT)).start()  # the notebook's stop button, while training
+    with pytest.raises(ThanoSQLError) as caught:
+        ipython.run_cell_magic("thanosql", "", "BUILD MODEL stopped USING SimCLR OPTIONS (max_epochs=500) AS SELECT * FROM mnist_train")
+    assert caught.value._render_traceback_() == [
+        "ThanoSQL error: Interrupted: the statement stopped, and the workspace holds what it held before it.",
+        "  hint: Statements before it in the cell ran; run the cell again to run the rest.",
+    ]
+    assert "stopped" not in set(ipython.run_cell_magic("thanosql", "", "LIST MODEL")["name"])
 
 
 def test_a_failing_cell_raises_and_shows_only_the_message(ipython, tutorial_home):
