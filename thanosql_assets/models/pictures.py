@@ -1,6 +1,11 @@
 """Pictures logged with each model: augmented pairs (what the model learned to match), the loss curve,
 and a classifier's confusion matrix."""
 
+import warnings
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from functools import lru_cache
+
 import numpy as np
 import torch
 
@@ -49,8 +54,9 @@ def confusion_matrix_figure(targets, predictions, classes: list, title: str):
     figure, axes = _figure(side, side)
     axes.imshow(counts, cmap="Blues")
     names = [str(label) for label in classes]
-    axes.set_xticks(range(size), names, rotation=90 if max(map(len, names), default=0) > 3 else 0)
-    axes.set_yticks(range(size), names)
+    fonts = label_fonts(names)
+    axes.set_xticks(range(size), names, rotation=90 if max(map(len, names), default=0) > 3 else 0, fontfamily=fonts)
+    axes.set_yticks(range(size), names, fontfamily=fonts)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
     axes.set_title(title)
@@ -62,6 +68,56 @@ def confusion_matrix_figure(targets, predictions, classes: list, title: str):
                 axes.text(column, row, str(counts[row, column]), ha="center", va="center", color=colour, fontsize=8)
     figure.tight_layout()
     return figure
+
+
+def label_fonts(texts: Sequence[str]) -> list[str]:
+    """Font families to draw `texts` in: matplotlib's default, then installed fonts that have the
+    characters it lacks (Hangul, kana, Han, ...), which matplotlib falls back to glyph by glyph."""
+    family, characters = _default_font()
+    missing = {ord(character) for text in texts for character in text} - characters
+    families = [family]
+    for family, characters in _installed_fonts() if missing else ():
+        if missing & characters and family not in families:
+            families.append(family)
+            missing -= characters
+    return families
+
+
+def _charmap(path: str) -> frozenset[int]:
+    from matplotlib.ft2font import FT2Font
+
+    try:
+        return frozenset(FT2Font(path).get_charmap())
+    except (OSError, RuntimeError, ValueError):
+        return frozenset()
+
+
+@lru_cache(maxsize=1)
+def _default_font() -> tuple[str, frozenset[int]]:
+    """(family, code points it draws) of matplotlib's default font."""
+    from matplotlib import font_manager
+
+    path = font_manager.findfont(font_manager.FontProperties())
+    return font_manager.get_font(path).family_name, _charmap(path)
+
+
+@lru_cache(maxsize=1)
+def _installed_fonts() -> list[tuple[str, frozenset[int]]]:
+    """(family, code points it draws) of every font matplotlib knows; Last Resort (a box for any
+    character, naming its script) after the fonts that draw characters."""
+    from matplotlib import font_manager
+
+    fonts = [(entry.name, _charmap(entry.fname)) for entry in font_manager.fontManager.ttflist]
+    return sorted(fonts, key=lambda font: font[0].startswith("Last Resort"))
+
+
+@contextmanager
+def missing_glyphs_quiet() -> Iterator[None]:
+    """While a figure is drawn: characters no installed font has show as boxes without a warning
+    each (the labels are the user's data; a statement that succeeds writes nothing to stderr)."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
+        yield
 
 
 def _figure(width: float, height: float):
