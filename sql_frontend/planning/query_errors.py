@@ -29,7 +29,13 @@ def located(error: SQLError, sql: str, query: exp.Expression, start: int = 0) ->
     for pattern in (*names, *literals):
         match = re.compile(pattern, flags=re.IGNORECASE).search(sql, start, stop)
         if match:
-            return type(error)(error.bare_message, **span_location(sql, match.start(), match.end() - 1), hint=error.hint)
+            hint = error.hint
+            quoted = sql[match.start() - 1 : match.start()] == '"' == sql[match.end() : match.end() + 1]
+            if quoted and "column" in error.bare_message.lower() and pattern in names:
+                # ThanoSQL's tutorials write strings in double quotes where SQL reads a column name.
+                word = match.group(0).replace("'", "''")
+                hint = f"In a query, \"{match.group(0)}\" in double quotes is a column name; write a string in single quotes: '{word}'."
+            return type(error)(error.bare_message, **span_location(sql, match.start(), match.end() - 1), hint=hint)
     return type(error)(error.bare_message, **locate(sql, query), hint=error.hint)
 
 

@@ -269,6 +269,13 @@ def test_an_unknown_column_is_named_in_postgresql_words_with_a_close_name_if_any
     assert "Candidate functions" not in str(refused(tutorial_conn, "SELECT avg(filename) FROM mnist_test"))
 
 
+def test_a_string_in_double_quotes_is_told_to_take_single_quotes(tutorial_conn):
+    quoted = refused(tutorial_conn, 'SELECT * FROM mnist_test WHERE filename = "923.jpg"')
+    assert 'Column "923.jpg" does not exist' in str(quoted) and quoted.col == 44
+    assert quoted.hint == "In a query, \"923.jpg\" in double quotes is a column name; write a string in single quotes: '923.jpg'."
+    assert "single quotes" not in refused(tutorial_conn, "SELECT labl FROM mnist_test").hint  # an unquoted name: a typo
+
+
 @pytest.mark.parametrize(
     "sql, at",
     [
