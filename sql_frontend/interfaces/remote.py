@@ -104,9 +104,11 @@ class RemoteConnection(ConnectionBase):
 
     def _checked(self, response: httpx.Response) -> dict:
         if response.status_code == 401:
+            said = "refused the API token" if self.api_token else "needs an API token, and none was sent"
             raise ThanoSQLError(
-                "The SQL server refused the API token (401).",
-                hint="Pass api_token= to thanosql.connect (or %thanosql API_TOKEN=...); `thanosql token create NAME` on the server issues one.",
+                f"The SQL server {said} (401).",
+                hint="Give one: api_token= to thanosql.connect, %thanosql API_TOKEN=... in a notebook, or --api-token "
+                "(or $THANOSQL_API_TOKEN) to the thanosql command; `thanosql token create NAME` on the server issues one.",
             )
         try:
             body = response.json()

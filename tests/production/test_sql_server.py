@@ -87,6 +87,8 @@ def test_statements_ran_as_dagster_runs_heavy_ones_launched_by_the_daemon(stack,
 
 
 def test_without_a_valid_token_nothing_runs(stack, remote_results):
+    import thanosql
+
     instance = stack.instance()
     runs_before = len(instance.get_runs())
     body = {"sql": "COPY intruder FROM 'thanosql-dataset/mnist_data/mnist_test.csv'"}
@@ -95,6 +97,10 @@ def test_without_a_valid_token_nothing_runs(stack, remote_results):
         assert response.status_code == 401, response.text
         assert response.headers["www-authenticate"] == "Bearer"
     assert httpx.get(f"{stack.sql_url}/v1/images", params={"path": "thanosql-dataset/mnist_data/test/923.jpg"}).status_code == 401
+    for api_token, said in ((None, "needs an API token, and none was sent"), ("not-a-token", "refused the API token")):
+        with pytest.raises(ThanoSQLError) as caught:
+            thanosql.connect(url=stack.sql_url, api_token=api_token, progress=False).execute(body["sql"])
+        assert said in caught.value.message and "--api-token" in caught.value.hint
     assert len(instance.get_runs()) == runs_before
 
 
