@@ -193,10 +193,17 @@ def _option_type(annotation: Any) -> tuple[type, tuple[str, ...] | None]:
 
 
 def validate_options(
-    node: Options | None, specs: Sequence[OptionSpec], *, statement: str, sql: str, aliases: dict[str, str] | None = None
+    node: Options | None,
+    specs: Sequence[OptionSpec],
+    *,
+    statement: str,
+    sql: str,
+    aliases: dict[str, str] | None = None,
+    fixed: tuple[frozenset[str], str] | None = None,
 ) -> dict[str, Any]:
     """Option values by name, defaults filled in; raises OptionError pointing at the first bad one.
-    `aliases` maps older option names (ThanoSQL's `epochs`) to the current ones."""
+    `aliases` maps older option names (ThanoSQL's `epochs`) to the current ones. `fixed`: options
+    this statement cannot take because the object it starts from fixed them, and that object's name."""
     by_name = {spec.name: spec for spec in specs}
     values: dict[str, Any] = {}
     for entry in node.entries() if node else []:
@@ -204,6 +211,12 @@ def validate_options(
         name = key_node.this.lower()
         name = (aliases or {}).get(name, name) if (aliases or {}).get(name) in by_name else name
         spec = by_name.get(name)
+        if spec is None and fixed and name in fixed[0]:
+            raise OptionError(
+                f"Option {name!r} cannot change in {statement}: model {fixed[1]!r} fixed it when it was built.",
+                **locate(sql, key_node),
+                hint=f"Leave it out (FIT MODEL keeps what {fixed[1]} was built with), or BUILD MODEL a new model to choose {name}.",
+            )
         if spec is None:
             close = difflib.get_close_matches(name, by_name, n=1)
             raise OptionError(

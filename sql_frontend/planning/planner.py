@@ -575,7 +575,7 @@ class _StatementPlanner:
             )
         options = validate_options(
             node.args.get("options"), fit_model_options(algorithm), statement=f"FIT MODEL (a {algorithm.name} model)",
-            sql=self._sql, aliases=OPTION_ALIASES,
+            sql=self._sql, aliases=OPTION_ALIASES, fixed=(frozenset(spec.name for spec in build_model_options(algorithm)), base),
         )
         self._check_model_is_new(name, node, options)
         # Training options not written keep the values the base model trained with; so do its columns.
