@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,6 +32,10 @@ _objects = sa.Table(
     sa.Column("state", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
+
+# The PostgreSQL advisory lock that statements changing objects take in turn (any bigint that
+# nothing else on the server uses).
+_CHANGES_LOCK = zlib.crc32(b"thanosql: statements that change objects")
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,26 @@ class CatalogResource(dg.ConfigurableResource):
     @property
     def _engine(self) -> sa.Engine:
         return sql_engine(self.url)
+
+    @contextmanager
+    def changes_in_turn(self) -> Iterator[None]:
+        """Held while a statement that changes objects is planned and run, so that what its plan
+        checked (no such table yet, ...) still holds when it runs. On PostgreSQL, a session
+        advisory lock: SQL servers that share this catalog take turns as the threads of one
+        server do, and a server that dies releases its turn with its connection. A SQLite
+        catalog belongs to one workspace on one machine, where DuckDB's file lock does this."""
+        if self._engine.dialect.name != "postgresql":
+            yield
+            return
+        with self._engine.connect() as conn:
+            conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _CHANGES_LOCK})
+            try:
+                yield
+            finally:
+                try:
+                    conn.execute(sa.text("SELECT pg_advisory_unlock(:key)"), {"key": _CHANGES_LOCK})
+                except sa.exc.DBAPIError:
+                    conn.invalidate()  # closed rather than pooled: closing its session releases the lock
 
     def get(self, kind: str, name: str) -> CatalogEntry | None:
         with self._engine.connect() as conn:

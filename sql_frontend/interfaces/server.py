@@ -240,7 +240,8 @@ class StatementService:
         self.limits = Limits(max_bytes=settings.server_max_bytes, max_images=settings.server_max_images)
         self.running: dict[str, Running] = {}
         # Statements that change objects take turns, planned and run under this lock, so what
-        # their plan checked still holds when it runs (and DuckDB lets one process write at a time).
+        # their plan checked still holds when it runs (and DuckDB lets one process write at a time);
+        # with other SQL servers on the same PostgreSQL catalog, under its lock too.
         self._write_lock = threading.Lock()
 
     def execute(self, statement: ParsedStatement, statement_id: str) -> pd.DataFrame | None:
@@ -251,7 +252,7 @@ class StatementService:
         if not changes_objects(statement.expression):
             return self.runner.run(self.planner.plan(statement), statement)
         running = self.running.setdefault(statement_id, Running())
-        with self._write_lock:
+        with self._write_lock, self.resources["catalog"].changes_in_turn():
             plan = self.planner.plan(statement)
             running.status = "RUNNING"
             if self.submitter is None or not isinstance(plan, Materialize):

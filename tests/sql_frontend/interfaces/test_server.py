@@ -119,3 +119,65 @@ def test_a_server_limit_that_is_not_a_count_is_refused(monkeypatch, tmp_path, va
     monkeypatch.setenv("THANOSQL_SERVER_MAX_IMAGES", value)
     with pytest.raises(ThanoSQLError, match=f"THANOSQL_SERVER_MAX_IMAGES={value!r} is not a whole number >= 0"):
         Settings.from_env(tmp_path)
+
+
+@pytest.fixture
+def two_servers(scratch_conn, monkeypatch):
+    """Two statement services (two SQL servers) on one workspace whose catalog and tables are in PostgreSQL."""
+    import uuid
+
+    from tests.production_stack import PG, create_database, drop_database, postgres_available
+
+    if not postgres_available():
+        pytest.skip("no PostgreSQL server")
+    database = f"thanosql_two_servers_{uuid.uuid4().hex[:10]}"
+    create_database(database)
+    url = f"postgresql+psycopg2://{PG}/{database}"
+    monkeypatch.setenv("THANOSQL_CATALOG_URL", url)
+    monkeypatch.setenv("THANOSQL_WAREHOUSE_URL", url)
+    home = scratch_conn.settings.home
+    try:
+        yield home, [StatementService(Settings.from_env(home), dagster_url=None) for _ in range(2)]
+    finally:
+        from resources.sql_database import sql_engine
+
+        sql_engine(url).dispose()
+        drop_database(database)
+
+
+def test_sql_servers_on_one_postgresql_catalog_change_objects_in_turn(two_servers):
+    from thanosql.errors import ObjectExistsError
+
+    home, servers = two_servers
+    train = pd.read_csv(home / "thanosql-dataset/mnist_data/mnist_train.csv")
+    train.iloc[:30].to_csv(home / "thirty.csv", index=False)
+    train.iloc[:20].to_csv(home / "twenty.csv", index=False)
+    outcomes: dict[str, object] = {}
+
+    def copy(server: StatementService, name: str) -> None:
+        try:
+            server.execute(parse_statement(f"COPY shared FROM '{name}'"), name)
+            outcomes[name] = "copied"
+        except Exception as error:  # noqa: BLE001 - the test looks at what each got
+            outcomes[name] = error
+
+    # While one server's statement holds the turn, the other's waits for it...
+    with servers[0].resources["catalog"].changes_in_turn():
+        waiting = threading.Thread(target=copy, args=(servers[1], "twenty.csv"))
+        waiting.start()
+        waiting.join(timeout=3)
+        assert waiting.is_alive() and not outcomes
+    waiting.join()
+    assert outcomes == {"twenty.csv": "copied"}
+    # ... so a second COPY of the same new table is refused, not let through to replace the first's rows.
+    racing = [threading.Thread(target=copy, args=(server, name)) for server, name in zip(servers, ("thirty.csv", "twenty.csv"))]
+    outcomes.clear()
+    servers[0].execute(parse_statement("DROP TABLE shared"), "drop")
+    for thread in racing:
+        thread.start()
+    for thread in racing:
+        thread.join()
+    refused = [outcome for outcome in outcomes.values() if isinstance(outcome, ObjectExistsError)]
+    assert len(refused) == 1 and list(outcomes.values()).count("copied") == 1, outcomes
+    kept = len(servers[1].execute(parse_statement("SELECT * FROM shared"), "read"))
+    assert kept == (30 if outcomes["thirty.csv"] == "copied" else 20)
