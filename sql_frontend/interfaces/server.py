@@ -222,6 +222,20 @@ def _run_level_reason(logs) -> str:
     return f": {' '.join(reasons[-2:])}" if reasons else "."
 
 
+def _run_script(service: StatementService, statements: list[ParsedStatement], statement_id: str) -> list[pd.DataFrame | None]:
+    """Each statement's result, in order; a failing statement's error says which before it ran."""
+    results = []
+    for number, statement in enumerate(statements):
+        try:
+            results.append(service.execute(statement, statement_id))
+        except ThanoSQLError as error:
+            if number:  # the response carries only the error: say what the script did change
+                ran = f"the script's first {number} statements" if number > 1 else "the script's first statement"
+                error.hint = f"{error.hint + ' ' if error.hint else ''}({ran.capitalize()} ran before this one, which changed nothing; the rest did not run.)"
+            raise
+    return results
+
+
 class StatementService:
     """Plans each statement once, then runs its plan: queries here, statements that create or change
     objects as `statement` runs (or here, without Dagster)."""
@@ -356,11 +370,11 @@ def create_app(settings: Settings | None = None, dagster_url: str | None = None)
             parsed = parse_script(body.sql)
         log.info("%s runs %d statement(s) as %s", holder, len(parsed), statement_id)
         try:
+            # Statements run before the response starts, so an error is still a clean 400.
+            results = _run_script(service, parsed, statement_id)
             if "application/x-ndjson" in request.headers.get("accept", ""):
-                # Statements run before the response starts, so an error is still a clean 400.
-                results = [service.execute(statement, statement_id) for statement in parsed]
                 return StreamingResponse(_ndjson(results), media_type="application/x-ndjson")
-            return {"statement_id": statement_id, "results": [wire.encode(service.execute(s, statement_id)) for s in parsed]}
+            return {"statement_id": statement_id, "results": [wire.encode(result) for result in results]}
         finally:
             service.running.pop(statement_id, None)
 

@@ -181,3 +181,17 @@ def test_sql_servers_on_one_postgresql_catalog_change_objects_in_turn(two_server
     assert len(refused) == 1 and list(outcomes.values()).count("copied") == 1, outcomes
     kept = len(servers[1].execute(parse_statement("SELECT * FROM shared"), "read"))
     assert kept == (30 if outcomes["thirty.csv"] == "copied" else 20)
+
+
+def test_a_script_that_fails_part_way_says_which_statements_ran(scratch_conn):
+    from sql_frontend.interfaces.server import _run_script
+    from sql_frontend.language.parser import parse_script
+    from thanosql.errors import ObjectNotFoundError
+
+    service = StatementService(Settings.from_env(scratch_conn.settings.home), dagster_url=None)
+    script = "CREATE TABLE made AS SELECT 1 AS a;\nCREATE TABLE also AS SELECT 2 AS b;\nSELECT * FROM nope;\nCREATE TABLE never AS SELECT 3 AS c"
+    with pytest.raises(ObjectNotFoundError) as caught:
+        _run_script(service, parse_script(script), "script")
+    assert caught.value.line == 3
+    assert caught.value.hint.endswith("(The script's first 2 statements ran before this one, which changed nothing; the rest did not run.)")
+    assert {"made", "also"} <= set(scratch_conn.execute("LIST TABLE")["table_name"]) and "never" not in set(scratch_conn.execute("LIST TABLE")["table_name"])
