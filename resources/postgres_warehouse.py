@@ -88,11 +88,12 @@ def _to_sql_frame(data: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
 _ARRAY_ELEMENTS = {1000: np.bool_, 1005: np.int16, 1007: np.int32, 1016: np.int64, 1021: np.float32, 1022: np.float64}
 _ARRAY_TYPES = {*_ARRAY_ELEMENTS, 1009, 1015, 1014, 1231, 1182, 1115, 1185}
 _DATETIMES = {1082, 1114, 1184}
+_NUMERIC = 1700  # sum() of a bigint, avg(), decimal arithmetic: Decimal objects, where DuckDB gives floats
 
 
 def _from_sql_frame(rows: list[tuple], description: Sequence[Any]) -> pd.DataFrame:
     """A query's rows as DuckDB gives them: duplicate column names made unique, arrays as numpy
-    arrays of their elements' type (real[] embeddings as float32), dates as datetime64."""
+    arrays of their elements' type (real[] embeddings as float32), dates as datetime64, numerics as floats."""
     frame = pd.DataFrame(rows, columns=unique_column_names([column[0] for column in description]))
     for column, (_, type_code, *_rest) in zip(frame.columns, description):
         if type_code in _ARRAY_TYPES:
@@ -100,6 +101,8 @@ def _from_sql_frame(rows: list[tuple], description: Sequence[Any]) -> pd.DataFra
             frame[column] = [None if v is None else np.asarray(v, dtype=dtype) for v in frame[column]]
         elif type_code in _DATETIMES and len(frame):
             frame[column] = pd.to_datetime(frame[column], utc=type_code == 1184)
+        elif type_code == _NUMERIC:
+            frame[column] = np.array([np.nan if v is None else float(v) for v in frame[column]], dtype=np.float64)
     return frame
 
 

@@ -72,14 +72,17 @@ def test_arithmetic_on_postgres_tables_gives_the_duckdb_results(pg_conn, duckdb_
 
 SHAPES = (
     "SELECT count(*), count(label), label, label, ARRAY['a', 'b'] AS texts, ARRAY[16777217, 5] AS numbers, "
-    "DATE '2024-01-02' AS day FROM mnist_test GROUP BY label ORDER BY label LIMIT 2"
+    "DATE '2024-01-02' AS day, sum(label) AS total, avg(label) AS mean FROM mnist_test GROUP BY label ORDER BY label LIMIT 2"
 )
 
 
 def test_result_shapes_on_postgres_are_the_duckdb_ones(pg_conn, duckdb_conn):
     # Repeated column names made unique alike, arrays of their elements' type (not float32), dates as dates.
     on_postgres, on_duckdb = pg_conn.execute(SHAPES), duckdb_conn.execute(SHAPES)
-    assert on_postgres.columns.tolist() == on_duckdb.columns.tolist() == ["count", "count_1", "label", "label_1", "texts", "numbers", "day"]
+    assert on_postgres.columns.tolist() == on_duckdb.columns.tolist() == [
+        "count", "count_1", "label", "label_1", "texts", "numbers", "day", "total", "mean"
+    ]
+    assert on_postgres["total"].dtype == on_duckdb["total"].dtype == on_postgres["mean"].dtype == np.float64  # not Decimal objects
     for frame in on_postgres, on_duckdb:
         assert frame["texts"].iloc[0].tolist() == ["a", "b"] and frame["numbers"].iloc[0].tolist() == [16777217, 5]
         assert frame["numbers"].iloc[0].dtype.kind == "i" and frame["day"].dtype.kind == "M"
