@@ -31,8 +31,8 @@ from resources.warehouse import (
     quote,
     recorded_generations,
     sql_string,
+    typed_array,
     unique_column_names,
-    vector_columns,
     view_no_longer_fits,
 )
 from thanosql.errors import ThanoSQLError
@@ -68,18 +68,17 @@ def _unavailable(url: str, error: sa.exc.OperationalError) -> ThanoSQLError:
 
 def _to_sql_frame(data: Any) -> tuple[pd.DataFrame, dict[str, Any]]:
     """A DataFrame ready for to_sql: vectors as lists of floats typed real[]."""
-    from sqlalchemy.dialects.postgresql import ARRAY, REAL
+    from sqlalchemy.dialects.postgresql import ARRAY, BIGINT, BOOLEAN, REAL, TEXT
 
     frame = data.to_pandas() if hasattr(data, "to_pandas") else data.copy()
     types = {}
-    vectors = vector_columns(frame)
-    for column in array_columns(frame):
-        # Rows without an array (NULL, or NaN after a pandas join) stay NULL.
-        if column in vectors:
+    for column, dtype in array_columns(frame).items():
+        # Rows without an array (NULL, or NaN after a pandas join) stay NULL; psycopg2 sends lists, not numpy arrays.
+        if dtype.kind == "f":  # embeddings
             frame[column] = [[float(x) for x in v] if isinstance(v, (list, np.ndarray)) else None for v in frame[column]]
-            types[column] = ARRAY(REAL)
-        else:  # psycopg2 sends lists (not numpy arrays) as arrays of their elements' type
-            frame[column] = [np.asarray(v).tolist() if isinstance(v, (list, np.ndarray)) else None for v in frame[column]]
+        else:
+            frame[column] = [v.tolist() if isinstance(v, np.ndarray) else v if isinstance(v, list) else None for v in frame[column]]
+        types[column] = ARRAY({"f": REAL, "i": BIGINT, "u": BIGINT, "b": BOOLEAN}.get(dtype.kind, TEXT))
     return frame, types
 
 
@@ -98,7 +97,7 @@ def _from_sql_frame(rows: list[tuple], description: Sequence[Any]) -> pd.DataFra
     for column, (_, type_code, *_rest) in zip(frame.columns, description):
         if type_code in _ARRAY_TYPES:
             dtype = _ARRAY_ELEMENTS.get(type_code, object)
-            frame[column] = [None if v is None else np.asarray(v, dtype=dtype) for v in frame[column]]
+            frame[column] = [None if v is None else typed_array(v, dtype) for v in frame[column]]
         elif type_code in _DATETIMES and len(frame):
             frame[column] = pd.to_datetime(frame[column], utc=type_code == 1184)
         elif type_code == _NUMERIC:

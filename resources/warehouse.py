@@ -318,9 +318,35 @@ def array_columns(frame: pd.DataFrame) -> dict[str, np.dtype]:
         series = frame.iloc[:, position]
         values = series.dropna() if series.dtype == object else ()
         if len(values) and isinstance(values.iloc[0], (np.ndarray, list)):
-            first = values.iloc[0]
-            arrays[column] = first.dtype if isinstance(first, np.ndarray) else np.asarray(first).dtype
+            arrays[column] = _element_dtype(values.iloc[0])
     return arrays
+
+
+def typed_array(values: Sequence[Any], dtype: Any) -> np.ndarray:
+    """`values` (a list of array elements) as a numpy array of `dtype`; NULL (None) elements
+    become NaN in float arrays, and make integer, boolean and text arrays arrays of objects
+    (integers cannot hold a NULL, and numpy would read it as False)."""
+    dtype = np.dtype(dtype)
+    if dtype.kind in "US":  # text, of any length
+        dtype = np.dtype(object)
+    if dtype.kind != "f" and any(value is None for value in values):
+        return np.array(list(values), dtype=object)
+    return np.asarray(values, dtype=dtype)
+
+
+def _element_dtype(array: np.ndarray | list) -> np.dtype:
+    """The numpy dtype of an array's elements; for an array of objects (one with NULL elements),
+    that of its other elements when they are all integers, booleans or floats."""
+    dtype = array.dtype if isinstance(array, np.ndarray) else np.asarray(array).dtype
+    if dtype.kind in "US":  # text of any length
+        return np.dtype(object)
+    if dtype.kind != "O":
+        return dtype
+    present = [value for value in array if value is not None]
+    for kind, types in ((np.bool_, (bool, np.bool_)), (np.int64, (int, np.integer)), (np.float64, (float, np.floating))):
+        if present and all(isinstance(value, types) for value in present):
+            return np.dtype(kind)
+    return np.dtype(object)
 
 
 def vector_columns(frame: pd.DataFrame) -> list[str]:

@@ -21,10 +21,10 @@ def _short_vector(value) -> str:
 
 
 def _short_list(value) -> str:
-    """An array of text, integers, ... as the list it is: ['a', 'b']."""
+    """An array of text, integers, ... as the list it is: ['a', 'b']; NULL elements as None."""
     if value is None or (isinstance(value, float) and np.isnan(value)):
         return "NULL"
-    return str(np.asarray(value).tolist())
+    return str(value.tolist() if hasattr(value, "tolist") else list(value))  # a masked array's tolist() keeps its NULLs
 
 
 def format_table(rows: pd.DataFrame, max_rows: int = 60, min_rows: int = 10) -> str:
@@ -73,22 +73,41 @@ def printed_images(rows: pd.DataFrame) -> list[tuple[str, str]] | None:
 
 
 def _fitted(path: str, side: int):
-    """The image at `path` as RGB, fitted within side x side px: small images (digits) enlarged
-    by a whole factor, pixel for pixel; large ones reduced (JPEGs decode at reduced size, so a
-    huge photo costs little). Raises OSError, ValueError or DecompressionBombError."""
+    """The image at `path` as RGB, upright (its EXIF orientation applied), fitted within side x
+    side px: small images (digits) enlarged by a whole factor, pixel for pixel; large ones
+    reduced (JPEGs decode at reduced size, so a huge photo costs little). Raises OSError,
+    ValueError or DecompressionBombError."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as image:
         image.draft("RGB", (side, side))
-        if image.mode in ("RGBA", "LA", "P"):  # transparency shows on white, as a browser shows it
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
+            image = _eight_bit(image)
+        if image.mode in ("RGBA", "LA", "P", "PA"):  # transparency shows on white, as a browser shows it
             rgba = image.convert("RGBA")
             image = Image.new("RGBA", rgba.size, "white")
             image.alpha_composite(rgba)
         image = image.convert("RGB")
-        factor = side // max(image.size)
-        if factor >= 1:
-            return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
-        return ImageOps.contain(image, (side, side), Image.Resampling.LANCZOS)
+    factor = side // max(image.size)
+    if factor >= 1:
+        return image.resize((image.width * factor, image.height * factor), Image.Resampling.NEAREST)
+    scale = side / max(image.size)  # a very long strip keeps at least one pixel across
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _eight_bit(image):
+    """A 16-bit, 32-bit or float grayscale image as 8-bit (Pillow's convert would clip it to white)."""
+    from PIL import Image
+
+    pixels = np.asarray(image, dtype=np.float32)
+    top = float(pixels.max()) if pixels.size else 0.0
+    if image.mode.startswith("I;16") or top > 255:
+        pixels = pixels * (255 / 65535)
+    elif image.mode == "F" and top <= 1:
+        pixels = pixels * 255
+    return Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8))
 
 
 def _unshowable(error: Exception) -> str:

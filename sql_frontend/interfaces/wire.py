@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from resources.warehouse import array_columns
+from resources.warehouse import array_columns, typed_array
 from sql_frontend.execution.results import PRINT_ATTR
 from thanosql import errors
 
@@ -62,15 +62,18 @@ def decode(result: dict[str, Any] | None, rows: list[list[Any]] | None = None) -
     if result is None:
         return None
     frame = pd.DataFrame(rows if rows is not None else result["rows"], columns=result["columns"])
-    arrays = result.get("array_types", {})
+    arrays = result.get("array_types")
     for column, dtype in zip(result["columns"], result["types"]):
         if dtype != "object" and len(frame):
             try:
                 frame[column] = frame[column].astype(dtype)
             except (TypeError, ValueError):
                 pass
-        elif column in arrays:
-            frame[column] = [np.asarray(v, dtype=arrays[column]) if v is not None else None for v in frame[column]]
+        elif arrays is not None and column in arrays:
+            frame[column] = [typed_array(v, arrays[column]) if v is not None else None for v in frame[column]]
+        elif arrays is None and len(frame) and isinstance(frame[column].iloc[0], list):
+            # A server from before array_types sent only embeddings as lists.
+            frame[column] = [np.asarray(v, dtype=np.float32) if v is not None else None for v in frame[column]]
     if "print_image" in result:
         frame.attrs[PRINT_ATTR] = {"column": result["print_image"]["column"]}
     return frame

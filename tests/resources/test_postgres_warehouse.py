@@ -71,7 +71,7 @@ def test_arithmetic_on_postgres_tables_gives_the_duckdb_results(pg_conn, duckdb_
 
 
 SHAPES = (
-    "SELECT count(*), count(label), label, label, ARRAY['a', 'b'] AS texts, ARRAY[16777217, 5] AS numbers, "
+    "SELECT count(*), count(label), label, label, ARRAY['a', 'b'] AS texts, ARRAY[16777217, 5] AS numbers, ARRAY[1, NULL] AS holes, "
     "DATE '2024-01-02' AS day, sum(label) AS total, avg(label) AS mean FROM mnist_test GROUP BY label ORDER BY label LIMIT 2"
 )
 
@@ -80,15 +80,27 @@ def test_result_shapes_on_postgres_are_the_duckdb_ones(pg_conn, duckdb_conn):
     # Repeated column names made unique alike, arrays of their elements' type (not float32), dates as dates.
     on_postgres, on_duckdb = pg_conn.execute(SHAPES), duckdb_conn.execute(SHAPES)
     assert on_postgres.columns.tolist() == on_duckdb.columns.tolist() == [
-        "count", "count_1", "label", "label_1", "texts", "numbers", "day", "total", "mean"
+        "count", "count_1", "label", "label_1", "texts", "numbers", "holes", "day", "total", "mean"
     ]
     assert on_postgres["total"].dtype == on_duckdb["total"].dtype == on_postgres["mean"].dtype == np.float64  # not Decimal objects
     for frame in on_postgres, on_duckdb:
         assert frame["texts"].iloc[0].tolist() == ["a", "b"] and frame["numbers"].iloc[0].tolist() == [16777217, 5]
         assert frame["numbers"].iloc[0].dtype.kind == "i" and frame["day"].dtype.kind == "M"
+        assert frame["holes"].iloc[0].tolist() == [1, None]  # a NULL element stays NULL
     pd.testing.assert_frame_equal(
-        on_postgres.drop(columns=["texts", "numbers"]), on_duckdb.drop(columns=["texts", "numbers"]), check_dtype=False
+        on_postgres.drop(columns=["texts", "numbers", "holes"]), on_duckdb.drop(columns=["texts", "numbers", "holes"]), check_dtype=False
     )
+
+
+def test_arrays_of_a_search_result_keep_their_types_in_postgresql(pg_conn):
+    # A query over a result the store holds as a temporary table (SEARCH's) reads its arrays back as they were.
+    search = (
+        "SEARCH IMAGE images='thanosql-dataset/mnist_data/test/923.jpg' USING my_image_search_model "
+        "AS SELECT *, ARRAY[label, NULL] AS holes, ARRAY[filename] AS names, ARRAY[label > 4] AS big FROM mnist_test"
+    )
+    rows = pg_conn.execute(f"SELECT holes, names, big, holes[1] + 1 AS next FROM ({search}) ORDER BY label LIMIT 1")
+    assert rows["holes"].iloc[0].tolist() == [0, None] and rows["names"].iloc[0].tolist()[0].endswith(".jpg")
+    assert rows["big"].iloc[0].tolist() == [False] and rows["next"].iloc[0] == 1  # integers, not text
 
 
 @pytest.mark.parametrize("conn_name", ["pg_conn", "duckdb_conn"])

@@ -37,11 +37,18 @@ def test_arrays_keep_their_element_types_over_the_wire():
     from sql_frontend.interfaces import wire
 
     rows = pd.DataFrame(
-        {"names": [np.array(["a", "b"], dtype=object)], "ids": [np.array([16777217, 5], dtype=np.int32)], "v": [np.array([0.5], np.float32)]}
+        {
+            "names": [np.array(["a", "b"], dtype=object), ["image_path"]],
+            "ids": [np.array([16777217, 5], dtype=np.int32), np.ma.masked_array([7, 0], mask=[False, True], dtype=np.int32)],
+            "v": [np.array([0.5], np.float32), None],
+        }
     )
     back = wire.decode(json.loads(json.dumps(wire.encode(rows)))["result"])
-    assert back["names"][0].tolist() == ["a", "b"] and back["ids"][0].tolist() == [16777217, 5]
-    assert back["ids"][0].dtype == np.int32 and back["v"][0].dtype == np.float32
+    assert back["names"].map(list).tolist() == [["a", "b"], ["image_path"]]  # text of any length
+    assert back["ids"][0].tolist() == [16777217, 5] and back["ids"][0].dtype == np.int32
+    assert back["ids"][1].tolist() == [7, None]  # a NULL element (DuckDB's masked arrays) stays NULL
+    assert back["v"][0].dtype == np.float32 and back["v"][1] is None
+    assert "[7, None]" in format_table(rows)
 
 
 def test_the_picture_says_which_images_it_could_not_show_and_why(tmp_path):
