@@ -61,3 +61,26 @@ def test_the_picture_says_which_images_it_could_not_show_and_why(tmp_path):
     images = [(str(tmp_path / name), "") for name in ("ok.png", "text.jpg", "gone.jpg")]
     sheet, unshown = contact_sheet(images, tmp_path / "out")
     assert sheet.is_file() and unshown == [(str(tmp_path / "text.jpg"), "not an image"), (str(tmp_path / "gone.jpg"), "no such file")]
+
+
+def test_thumbnails_are_upright_scaled_and_never_empty(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from sql_frontend.interfaces.display import jpeg_thumbnail
+
+    def thumbnail(path) -> Image.Image:
+        data, why = jpeg_thumbnail(str(path))
+        assert why is None
+        return Image.open(io.BytesIO(data))
+
+    photo = Image.new("RGB", (300, 100), "red")
+    exif = photo.getexif()
+    exif[0x0112] = 6  # taken with the phone turned: shown rotated a quarter turn
+    photo.save(tmp_path / "turned.jpg", exif=exif)
+    assert thumbnail(tmp_path / "turned.jpg").size == (75, 224)
+    Image.fromarray(np.zeros((1400, 3), np.uint8)).save(tmp_path / "strip.png")
+    assert thumbnail(tmp_path / "strip.png").size == (1, 224)
+    Image.fromarray((np.arange(100, dtype=np.uint16).reshape(10, 10) * 600)).save(tmp_path / "deep.png")  # 16-bit grayscale
+    assert 80 < np.asarray(thumbnail(tmp_path / "deep.png")).mean() < 160  # its range, not clipped to white
