@@ -66,7 +66,9 @@ class CatalogResource(dg.ConfigurableResource):
         if self._engine.dialect.name != "postgresql":
             yield
             return
-        with self._engine.connect() as conn:
+        # Autocommit: a session idle in an open transaction for the whole statement (hours of a
+        # launched BUILD) could meet idle_in_transaction_session_timeout and lose the lock with it.
+        with self._engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("SELECT pg_advisory_lock(:key)"), {"key": _CHANGES_LOCK})
             try:
                 yield

@@ -45,6 +45,14 @@ def user_errors(statement: str = "") -> Iterator[None]:
         raise
 
 
+def interrupted_statement(server_url: str | None) -> str:
+    """What an interrupt (Ctrl+C, a notebook's stop button) left: statements run here stop and
+    change nothing; a SQL server goes on with a statement it had begun."""
+    if server_url:
+        return "this client stopped waiting; a statement the SQL server had begun goes on there (its Dagster run shows how it ends)."
+    return "the statement stopped, and the workspace holds what it held before it."
+
+
 def _foreseen_cause(error: BaseException) -> ThanoSQLError | None:
     """A ThanoSQLError that a library (Dagster's run, a thread pool) wrapped on its way out."""
     seen = set()

@@ -15,7 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from sql_frontend.interfaces.boundary import user_errors
+from sql_frontend.interfaces.boundary import interrupted_statement, user_errors
 from thanosql.errors import ThanoSQLError
 
 
@@ -166,11 +166,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        if getattr(args, "url", None):
-            print("interrupted: this client stopped waiting; a statement the SQL server had begun runs on there "
-                  "(its Dagster run shows how it ends)", file=sys.stderr)
-        else:
-            print("interrupted: the statement stopped, and the workspace holds what it held before it", file=sys.stderr)
+        if args.command in ("run", "query"):
+            server = args.url or (os.environ.get("THANOSQL_URL") if args.home is None else None)  # as connect() picks
+            print(f"interrupted: {interrupted_statement(server)}", file=sys.stderr)
         return 130
 
 

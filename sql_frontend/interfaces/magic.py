@@ -20,6 +20,7 @@ from IPython.core.magic import Magics, cell_magic, line_magic, magics_class
 from IPython.display import Image, display
 
 from sql_frontend.interfaces.api import Connection, show_progress
+from sql_frontend.interfaces.boundary import interrupted_statement
 from sql_frontend.language.dialect import SearchMedia
 from thanosql.errors import ThanoSQLError
 
@@ -87,7 +88,7 @@ class ThanoSQLMagics(Magics):
             raise
         except KeyboardInterrupt:
             interrupted = ThanoSQLError(
-                "Interrupted: the statement stopped, and the workspace holds what it held before it.",
+                f"Interrupted: {interrupted_statement(self.url)}",
                 hint="Statements before it in the cell ran; run the cell again to run the rest.",
             )
             _show_as_message(interrupted)

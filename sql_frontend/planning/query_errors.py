@@ -31,7 +31,8 @@ def located(error: SQLError, sql: str, query: exp.Expression, start: int = 0) ->
         if match:
             hint = error.hint
             quoted = sql[match.start() - 1 : match.start()] == '"' == sql[match.end() : match.end() + 1]
-            if quoted and "column" in error.bare_message.lower() and pattern in names:
+            # Not where the store offers a close column name: "Label" in quotes may be a column meant.
+            if quoted and "column" in error.bare_message.lower() and "did you mean" not in error.bare_message and pattern in names:
                 # ThanoSQL's tutorials write strings in double quotes where SQL reads a column name.
                 word = match.group(0).replace("'", "''")
                 hint = f"In a query, \"{match.group(0)}\" in double quotes is a column name; write a string in single quotes: '{word}'."

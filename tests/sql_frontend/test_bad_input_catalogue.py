@@ -274,6 +274,8 @@ def test_a_string_in_double_quotes_is_told_to_take_single_quotes(tutorial_conn):
     assert 'Column "923.jpg" does not exist' in str(quoted) and quoted.col == 44
     assert quoted.hint == "In a query, \"923.jpg\" in double quotes is a column name; write a string in single quotes: '923.jpg'."
     assert "single quotes" not in refused(tutorial_conn, "SELECT labl FROM mnist_test").hint  # an unquoted name: a typo
+    meant = refused(tutorial_conn, 'SELECT "lable" FROM mnist_test')  # a column meant, misspelt
+    assert "did you mean label?" in str(meant) and "single quotes" not in meant.hint
 
 
 @pytest.mark.parametrize(
