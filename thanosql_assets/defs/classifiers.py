@@ -58,7 +58,7 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         from thanosql_assets.models.classifiers.metrics import classification_metrics
         from thanosql_assets.models.classifiers.trainer import train_classifier
         from thanosql_assets.models.evaluation import holdout_split
-        from thanosql_assets.models.pictures import confusion_matrix_figure, loss_curve, missing_glyphs_quiet
+        from thanosql_assets.models.pictures import confusion_matrix_figure, loss_curve
 
         progress = Progress(context)
         config = spec.training
@@ -117,11 +117,10 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
                 accuracy_name, accuracy = next(iter(metrics.items()))  # "Accuracy", or "accuracy" for two classes
                 quality = {"holdout_accuracy": accuracy, **{f"holdout_{name}": value for name, value in metrics.items() if name != accuracy_name}}
                 mlflow.log_metrics({**quality, "holdout_images": len(held_index)})
-                with missing_glyphs_quiet():
-                    mlflow.log_figure(
-                        confusion_matrix_figure(targets[held_index], probabilities.argmax(axis=1), classes, f"{spec.name}: held-out rows"),
-                        "holdout_confusion_matrix.png",
-                    )
+                mlflow.log_figure(
+                    confusion_matrix_figure(targets[held_index], probabilities.argmax(axis=1), classes, f"{spec.name}: held-out rows"),
+                    "holdout_confusion_matrix.png",
+                )
                 progress(f"held-out accuracy on {len(held_index)} rows: {quality['holdout_accuracy']:.4f}")
             progress("logging the model to MLflow")
             info = mlflow.pytorch.log_model(

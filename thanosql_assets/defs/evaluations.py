@@ -105,7 +105,7 @@ def record(evaluation: Evaluation, catalog: CatalogResource, model_registry: Mod
     """Log `evaluation` to MLflow against its model version and remember its request; MLflow links."""
     import mlflow
 
-    from thanosql_assets.models.pictures import confusion_matrix_figure, missing_glyphs_quiet
+    from thanosql_assets.models.pictures import confusion_matrix_figure
 
     request = evaluation.request
     tags = {"thanosql.model": request.model, "thanosql.model_version": evaluation.version, "thanosql.evaluation": "true"}
@@ -114,11 +114,10 @@ def record(evaluation: Evaluation, catalog: CatalogResource, model_registry: Mod
     with model_registry.start_run(run_name=f"{request.model} v{evaluation.version} evaluation", tags=tags) as run:
         mlflow.log_params({"statement": request.statement[:500], "rows": len(evaluation.targets)})
         mlflow.log_metrics(evaluation.metrics)
-        with missing_glyphs_quiet():
-            mlflow.log_figure(
-                confusion_matrix_figure(evaluation.targets, evaluation.predictions, evaluation.classes, f"{request.model} v{evaluation.version}"),
-                "confusion_matrix.png",
-            )
+        mlflow.log_figure(
+            confusion_matrix_figure(evaluation.targets, evaluation.predictions, evaluation.classes, f"{request.model} v{evaluation.version}"),
+            "confusion_matrix.png",
+        )
     client = model_registry.client()
     for name, value in evaluation.metrics.items():
         client.set_model_version_tag(request.model, evaluation.version, f"evaluation.{name}", f"{value:.4f}")

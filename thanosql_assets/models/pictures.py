@@ -1,9 +1,7 @@
 """Pictures logged with each model: augmented pairs (what the model learned to match), the loss curve,
 and a classifier's confusion matrix."""
 
-import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -38,7 +36,7 @@ def loss_curve(losses: list[float], title: str, ylabel: str = "NT-Xent loss"):
     axes.plot(range(1, len(losses) + 1), losses, marker="o" if len(losses) < 40 else None)
     axes.set_xlabel("epoch")
     axes.set_ylabel(ylabel)
-    axes.set_title(title)
+    axes.set_title(title, fontfamily=label_fonts([title]))  # the model's name, in any script
     axes.grid(alpha=0.3)
     figure.tight_layout()
     return figure
@@ -59,7 +57,7 @@ def confusion_matrix_figure(targets, predictions, classes: list, title: str):
     axes.set_yticks(range(size), names, fontfamily=fonts)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_title(title)
+    axes.set_title(title, fontfamily=label_fonts([title]))
     if size <= 30:  # beyond that the numbers would not fit their cells
         threshold = counts.max() / 2
         for row in range(size):
@@ -109,15 +107,6 @@ def _installed_fonts() -> list[tuple[str, frozenset[int]]]:
 
     fonts = [(entry.name, _charmap(entry.fname)) for entry in font_manager.fontManager.ttflist]
     return sorted(fonts, key=lambda font: font[0].startswith("Last Resort"))
-
-
-@contextmanager
-def missing_glyphs_quiet() -> Iterator[None]:
-    """While a figure is drawn: characters no installed font has show as boxes without a warning
-    each (the labels are the user's data; a statement that succeeds writes nothing to stderr)."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Glyph .* missing from", category=UserWarning)
-        yield
 
 
 def _figure(width: float, height: float):
