@@ -6,9 +6,10 @@ inputs the stem downsamples less (`stem_stride`), so the last feature map keeps 
 per side; the Vision Transformer gets smaller patches instead. The rest of each architecture
 is torchvision's.
 
-Three changes make these networks learn within a few short epochs from scratch (BUILD MODEL's
+These changes make these networks learn within a few short epochs from scratch (BUILD MODEL's
 default is 3 epochs of batch 16): stochastic depth is off (it regularizes long trainings and
-slows short ones), BatchNorm statistics follow recent steps (`_short_training_batch_norm`), and ConvNeXt is built as in its paper's ImageNet recipe minus what only
+slows short ones), BatchNorm statistics follow recent steps (`_short_training_batch_norm`),
+EfficientNet's last layer starts at PyTorch's scale rather than ImageNet's, and ConvNeXt is built as in its paper's ImageNet recipe minus what only
 pays off over hundreds of epochs (see `_convnext`).
 
 A network comes as (encoder, head): the encoder maps normalized images B x C x H x W to
@@ -117,6 +118,12 @@ def build_network(name: str, in_channels: int, num_classes: int, input_size: int
     else:
         raise ValueError(f"no classifier network named {name!r}")
     head = detach_last_linear(model)
+    if name.startswith("efficientnet"):
+        # torchvision draws EfficientNet's last layer from ±1/sqrt(classes): small for ImageNet's
+        # 1,000 classes, but for 10 it starts with logits so large that a default BUILD's loss
+        # began above chance and ended at half of ResNet18's accuracy. PyTorch's default scales
+        # with the features instead.
+        head.reset_parameters()
     model.output_dim = head.in_features
     return model, head
 

@@ -31,6 +31,15 @@ def test_batch_norm_statistics_follow_the_last_steps_of_a_short_training(name):
     assert {module.momentum for module in encoder.modules() if isinstance(module, torch.nn.BatchNorm2d)} <= {0.1}
 
 
+@pytest.mark.parametrize("name", NETWORKS)
+def test_a_new_network_starts_with_small_logits_for_few_classes(name):
+    # EfficientNet's stock head, drawn for 1,000 classes, gave 10 classes logits large enough that
+    # a default BUILD began above chance loss and reached half of ResNet18's accuracy.
+    torch.manual_seed(0)
+    encoder, head = build_network(name, 1, num_classes=10, input_size=28)
+    assert head.weight.std() <= 1 / head.in_features**0.5
+
+
 def test_small_images_get_stems_that_keep_a_few_cells_per_side():
     assert [stem_stride("resnet18", size) for size in (28, 64, 224)] == [1, 2, 4]  # last map 4x4, 4x4, 7x7
     assert [stem_stride("efficientnet_v2_s", size) for size in (28, 64, 224)] == [1, 1, 2]
