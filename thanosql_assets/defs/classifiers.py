@@ -138,7 +138,18 @@ def classifier_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         links = mlflow_links(model_registry, run, spec.name, version)
         quality_metadata = {f"quality/{name}": round(value, 4) for name, value in quality.items()}
         previous = catalog.get(spec.kind, spec.catalog_name)
-        verdict = promotion(context.run.tags, previous.state if previous else None, quality, "holdout_accuracy", "held-out accuracy")
+
+        def serving_accuracy() -> float | None:
+            """The serving version's accuracy on this training's held-out rows, if it sees images as this one does."""
+            serving = model_registry.load(spec.name, previous.state["version"])
+            if not evaluate or not hasattr(serving, "predict_proba") or getattr(serving, "geometry", None) != result.classifier.geometry:
+                return None
+            predicted = np.asarray(serving.classes, dtype=object)[serving.predict_proba(images[held_index]).argmax(axis=1)]
+            return float(np.mean(predicted == np.asarray(classes, dtype=object)[targets[held_index]]))
+
+        verdict = promotion(
+            context.run.tags, previous.state if previous else None, quality, "holdout_accuracy", "held-out accuracy", rescore=serving_accuracy
+        )
         if verdict is not None:
             return not_promoted(model_registry, spec, version, previous.state, verdict, progress, {**links, **quality_metadata})
         model_registry.set_serving(spec.name, version)

@@ -134,7 +134,17 @@ def simclr_asset(spec: ModelSpec) -> dg.AssetsDefinition:
         links = mlflow_links(model_registry, run, spec.name, version)
         quality_metadata = {f"quality/{name}": round(value, 4) for name, value in quality.items()}
         previous = catalog.get(spec.kind, spec.catalog_name)
-        verdict = promotion(context.run.tags, previous.state if previous else None, quality, "holdout_p_at_4", "held-out P@4")
+
+        def serving_p_at_4() -> float | None:
+            """The serving version's P@4 on this training's split, if it sees images as this one does."""
+            serving = model_registry.load(spec.name, previous.state["version"])
+            if not evaluate or not hasattr(serving, "embed") or getattr(serving, "geometry", None) != data.geometry:
+                return None
+            return precision_at_k(serving.embed(train_images), labels[train_index], serving.embed(images[held_index]), labels[held_index])[4]
+
+        verdict = promotion(
+            context.run.tags, previous.state if previous else None, quality, "holdout_p_at_4", "held-out P@4", rescore=serving_p_at_4
+        )
         if verdict is not None:
             # A scheduled retraining must not make search worse.
             return not_promoted(model_registry, spec, version, previous.state, verdict, progress, {**links, **quality_metadata})

@@ -4,6 +4,7 @@ version replaces the serving one."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
@@ -141,19 +142,34 @@ def _artifact_location(uri: str) -> dg.MetadataValue:
     return dg.MetadataValue.path(url2pathname(parsed.path) if parsed.scheme == "file" else uri)
 
 
-def promotion(run_tags: dict[str, str], serving: dict | None, quality: dict[str, float], metric: str, label: str) -> str | None:
+def promotion(
+    run_tags: dict[str, str],
+    serving: dict | None,
+    quality: dict[str, float],
+    metric: str,
+    label: str,
+    rescore: Callable[[], float | None] | None = None,
+) -> str | None:
     """Why a newly trained version must not replace the serving one, or None to promote it.
 
     A BUILD MODEL statement always promotes (the user asked for this model). Retraining that no
     statement asked for — a schedule's tick, a materialization from the UI — promotes only if the
-    held-out quality (`metric` of the state, shown as `label`) does not drop below the serving version's.
+    held-out quality (`metric` of the state, shown as `label`) does not drop below the serving
+    version's, measured again on the same held-out rows (`rescore`): the rows, or their labels,
+    may have changed since the serving version was measured, and then its recorded figure says
+    nothing of the new version. The recorded figure serves where it cannot be measured again.
     """
     if STATEMENT_TAG in run_tags or serving is None:
         return None
-    before, after = serving.get(metric), quality.get(metric)
-    if before is None or after is None or after >= before:
+    after = quality.get(metric)
+    if after is None:
         return None
-    return f"{label} {after:.4f} is below the serving version's {before:.4f}"
+    before = rescore() if rescore is not None else None
+    same_rows = before is not None
+    before = before if same_rows else serving.get(metric)
+    if before is None or after >= before:
+        return None
+    return f"{label} {after:.4f} is below the serving version's {before:.4f}" + (" on the same held-out rows" if same_rows else "")
 
 
 def not_promoted(
