@@ -28,7 +28,6 @@ from resources import (
     WorkspaceResource,
     build_resources,
 )
-from resources.warehouse import vector_columns
 from sql_frontend.execution.runner import StatementRunner
 from sql_frontend.language.parser import parse_statement
 from sql_frontend.planning.planner import Planner
@@ -37,17 +36,13 @@ from thanosql.errors import ThanoSQLError
 from thanosql_assets.defs.objects import build_definitions, catalog_specs
 from thanosql_assets.defs.partition_job import partition_job
 from thanosql_assets.defs.statement_job import statement_job
+from thanosql_assets.defs.table_metadata import preview_markdown
 
 RESULTS_IO_MANAGER = "search_results_io_manager"
 
 
 class SearchConfig(dg.Config):
     sql: str = Field(description="A SEARCH, PREDICT, PRINT IMAGE, LIST or SELECT statement")
-
-
-def result_preview(rows: pd.DataFrame, limit: int = 10) -> str:
-    """Markdown preview without the (long) embedding vectors."""
-    return rows.drop(columns=vector_columns(rows)).head(limit).to_markdown(index=False)
 
 
 @dg.op(out=dg.Out(pd.DataFrame, io_manager_key=RESULTS_IO_MANAGER), tags={"kind": "thanosql"})
@@ -74,7 +69,7 @@ def run_statement(
         "vector_store": vector_store, "model_source": model_source, "dataset_source": dataset_source,
     }
     rows = StatementRunner(resources, instance=lambda: context.instance).run(plan, statement)
-    context.add_output_metadata({"rows": len(rows), "preview": dg.MetadataValue.md(result_preview(rows))})
+    context.add_output_metadata({"rows": len(rows), "preview": dg.MetadataValue.md(preview_markdown(rows))})
     return rows
 
 

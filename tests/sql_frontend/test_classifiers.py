@@ -151,6 +151,9 @@ def test_predict_table_name_saves_an_asset_downstream_of_table_and_model(scratch
     assert saved["n"].sum() == 200
     assert _upstream(scratch, ["table", "test_predictions"]) == {("table", "mnist_test"), ("model", "digits")}
     assert _metadata(scratch, ["table", "test_predictions"])["dagster/row_count"].value == 200
+    (vector,) = [column for column in rows.columns if column.endswith("_simclr")]  # the tutorial's embedding, carried along
+    preview = _metadata(scratch, ["table", "test_predictions"])["preview"].value
+    assert "predicted" in preview and vector not in preview  # 128 numbers a row would fill the asset's page
     error = refused(scratch, "PREDICT USING digits OPTIONS (table_name='test_predictions') AS SELECT * FROM mnist_test")
     assert "overwrite" in error.hint
     scratch.execute("PREDICT USING digits OPTIONS (table_name='test_predictions', overwrite=True) AS SELECT * FROM mnist_test LIMIT 10")

@@ -24,7 +24,7 @@ from thanosql_assets.defs.folders import folder_rows
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.skipped import skipped_markdown, skipped_summary
 from thanosql_assets.defs.specs import QUERY_DIALECT, PredictionSpec, model_key, table_key
-from thanosql_assets.defs.table_metadata import table_metadata
+from thanosql_assets.defs.table_metadata import preview_markdown, table_metadata
 
 PREDICTED, CONFIDENCE = "predicted", "confidence"
 
@@ -139,7 +139,7 @@ def prediction_asset(spec: PredictionSpec) -> dg.AssetsDefinition:
             metadata={
                 **table_metadata(warehouse, spec.table, count),
                 "model_version": int(version),
-                "preview": dg.MetadataValue.md(warehouse.preview(spec.table).to_markdown(index=False)),
+                "preview": dg.MetadataValue.md(preview_markdown(warehouse.preview(spec.table))),
                 "classified": len(new) - len(skipped),
                 "images_per_second": round(len(new) / seconds, 1) if seconds > 0 else None,
                 "seconds": round(seconds, 2),

@@ -36,3 +36,9 @@ def column_schema(preview: pd.DataFrame) -> dg.TableSchema:
             for name, dtype in preview.dtypes.items()
         ]
     )
+
+
+def preview_markdown(rows: pd.DataFrame, limit: int = 10) -> str:
+    """The first rows as a Markdown table, without embedding columns (a vector of hundreds of
+    numbers per row would fill the page; the column schema lists them)."""
+    return rows.drop(columns=vector_columns(rows)).head(limit).to_markdown(index=False)

@@ -24,7 +24,7 @@ from thanosql_assets.defs.embeddings import EmbeddingStores
 from thanosql_assets.defs.progress import Progress
 from thanosql_assets.defs.specs import SavedTableSpec, TableSpec, table_key
 from thanosql_assets.defs.table_files import read_table_files, streamed_table_file
-from thanosql_assets.defs.table_metadata import column_schema
+from thanosql_assets.defs.table_metadata import column_schema, preview_markdown
 from thanosql_assets.defs.table_refresh import publish_replaced, reading_embeddings, replace_with_embeddings
 
 
@@ -96,7 +96,7 @@ def _copied(spec: TableSpec, warehouse, catalog, progress, paths, rows: int, ren
             "dagster/row_count": rows,
             "dagster/column_schema": column_schema(preview),
             "sources": dg.MetadataValue.json([str(path) for path in paths]),
-            "preview": dg.MetadataValue.md(preview.to_markdown(index=False)),
+            "preview": dg.MetadataValue.md(preview_markdown(preview)),
             **({"renamed_columns": dg.MetadataValue.json(renamed)} if renamed else {}),
             "seconds": round(time.perf_counter() - started, 2),
         }
