@@ -327,8 +327,6 @@ def typed_array(values: Sequence[Any], dtype: Any) -> np.ndarray:
     become NaN in float arrays, and make integer, boolean and text arrays arrays of objects
     (integers cannot hold a NULL, and numpy would read it as False)."""
     dtype = np.dtype(dtype)
-    if dtype.kind in "US":  # text, of any length
-        dtype = np.dtype(object)
     if dtype.kind != "f" and any(value is None for value in values):
         return np.array(list(values), dtype=object)
     return np.asarray(values, dtype=dtype)

@@ -27,12 +27,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from thanosql.errors import DataError
-from thanosql_assets.defs.csv_files import (
-    StreamedCsv,
-    column_identifiers,
-    read_csv_files,
-    stream_csv_file,
-)
+from thanosql_assets.defs.csv_files import StreamedCsv, column_identifiers, read_csv_files, stream_csv_file
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xls")
 PICKLE_SUFFIXES = (".pkl", ".pickle")

@@ -36,8 +36,9 @@ def loss_curve(losses: list[float], title: str, ylabel: str = "NT-Xent loss"):
     axes.plot(range(1, len(losses) + 1), losses, marker="o" if len(losses) < 40 else None)
     axes.set_xlabel("epoch")
     axes.set_ylabel(ylabel)
-    axes.set_title(title, fontfamily=label_fonts([title]))  # the model's name, in any script
+    axes.set_title(title)
     axes.grid(alpha=0.3)
+    _fonts_for_its_text(figure)
     figure.tight_layout()
     return figure
 
@@ -52,20 +53,32 @@ def confusion_matrix_figure(targets, predictions, classes: list, title: str):
     figure, axes = _figure(side, side)
     axes.imshow(counts, cmap="Blues")
     names = [str(label) for label in classes]
-    fonts = label_fonts(names)
-    axes.set_xticks(range(size), names, rotation=90 if max(map(len, names), default=0) > 3 else 0, fontfamily=fonts)
-    axes.set_yticks(range(size), names, fontfamily=fonts)
+    axes.set_xticks(range(size), names, rotation=90 if max(map(len, names), default=0) > 3 else 0)
+    axes.set_yticks(range(size), names)
     axes.set_xlabel("predicted")
     axes.set_ylabel("true")
-    axes.set_title(title, fontfamily=label_fonts([title]))
+    axes.set_title(title)
     if size <= 30:  # beyond that the numbers would not fit their cells
         threshold = counts.max() / 2
         for row in range(size):
             for column in range(size):
                 colour = "white" if counts[row, column] > threshold else "black"
                 axes.text(column, row, str(counts[row, column]), ha="center", va="center", color=colour, fontsize=8)
+    _fonts_for_its_text(figure)
     figure.tight_layout()
     return figure
+
+
+def _fonts_for_its_text(figure) -> None:
+    """Every text of `figure` (titles naming models, labels the user's data) in fonts that draw
+    its characters (`label_fonts`), rather than boxes and a matplotlib warning per character."""
+    from matplotlib.text import Text
+
+    texts = figure.findobj(Text)
+    fonts = label_fonts([text.get_text() for text in texts])
+    if len(fonts) > 1:
+        for text in texts:
+            text.set_fontfamily(fonts)
 
 
 def label_fonts(texts: Sequence[str]) -> list[str]:
